@@ -1,0 +1,75 @@
+/* nio: common types, error codes and version.
+ *
+ * Error convention: every function that can fail returns an int (or ssize_t)
+ * that is >= 0 on success and a negative value on failure.  A failure is
+ * either a negative errno value (-EINVAL, -ENOMEM, -ECONNREFUSED, ...) or one
+ * of the NIO_E* codes below, which lie outside the errno range and are used
+ * where no errno value fits (DNS answers, mostly).  There is no global error
+ * state.  nio_strerror() names every code the library returns. */
+#ifndef NIO_COMMON_H
+#define NIO_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define NIO_EXTERN __attribute__((visibility("default")))
+#else
+#define NIO_EXTERN
+#endif
+
+#define NIO_VERSION_MAJOR 0
+#define NIO_VERSION_MINOR 1
+#define NIO_VERSION_PATCH 0
+#define NIO_VERSION_STRING "0.1.0"
+
+/* The caller's tag for an event source.  Any value from 0 to NIO_TOKEN_MAX;
+ * the top bit is reserved for the library's own sources (see
+ * src/poll/internal.h), so registering a larger token fails with -EINVAL. */
+typedef uint64_t nio_token;
+#define NIO_TOKEN_MAX ((nio_token)INT64_MAX)
+
+/* Library error codes outside the errno range (errno values stay below
+ * 4096 on every supported system).  The list macro keeps the enum and
+ * nio_strerror()/nio_err_name() in step. */
+#define NIO_ERRNO_MAP(X)                                                      \
+    X(NIO_ENOTFOUND, 5001, "host name not found (NXDOMAIN)")                  \
+    X(NIO_ENODATA, 5002, "host name has no address of the requested family")  \
+    X(NIO_ETIMEOUT_DNS, 5003, "DNS query timed out")                          \
+    X(NIO_EREFUSED, 5004, "DNS server refused the query")                     \
+    X(NIO_ESERVFAIL, 5005, "DNS server failure (SERVFAIL)")                   \
+    X(NIO_EFORMERR, 5006, "DNS server could not parse the query (FORMERR)")   \
+    X(NIO_ENOTIMP, 5007, "DNS server does not implement the query (NOTIMP)")  \
+    X(NIO_EBADNAME, 5008, "malformed host name")                              \
+    X(NIO_EBADRESP, 5009, "malformed DNS reply")                              \
+    X(NIO_ECONNDNS, 5010, "could not contact any DNS server")                 \
+    X(NIO_EDNS, 5011, "DNS resolution failed")                                \
+    X(NIO_ECANCELLED_DNS, 5012, "DNS query cancelled")
+
+enum nio_errcode {
+#define NIO_ERR_ENUM_(name, val, msg) name = -(val),
+    NIO_ERRNO_MAP(NIO_ERR_ENUM_)
+#undef NIO_ERR_ENUM_
+    NIO_E_LAST_ = -5999
+};
+
+/* A static, human-readable description of any code returned by nio (a
+ * negative errno value or a NIO_E* code); also accepts positive errno
+ * values.  Never returns NULL.  Thread-safe. */
+NIO_EXTERN const char *nio_strerror(int err);
+
+/* The symbolic name of a code ("ECONNREFUSED", "NIO_ENOTFOUND", ...), or
+ * "UNKNOWN" for a value nio does not know.  Never returns NULL. */
+NIO_EXTERN const char *nio_err_name(int err);
+
+/* The library's version string, e.g. "0.1.0". */
+NIO_EXTERN const char *nio_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

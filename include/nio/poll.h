@@ -1,0 +1,164 @@
+/* nio: the event queue.
+ *
+ * A nio_poll carries registrations of file descriptors, wakers and timers.
+ * Everything completes as an event on the poll, tagged with the caller's
+ * token.  One thread owns the loop:
+ *
+ *     nio_event ev[256];
+ *     for (;;) {
+ *         int n = nio_poll_wait(poll, ev, 256, timeout_ms);
+ *         if (n == -ECANCELED) break;          // closed by another thread
+ *         for (int i = 0; i < n; i++) dispatch(ev[i].token, ev[i].flags);
+ *     }
+ *
+ * Threads: every function here except nio_poll_wait() and nio_poll_free()
+ * may be called from any thread at any time, including while another thread
+ * is blocked in nio_poll_wait().  nio_poll_wait() is called by one thread at
+ * a time (a second concurrent caller gets -EBUSY).  nio_poll_free() is
+ * called once, after every other thread has stopped using the poll.
+ *
+ * Modes: registrations are edge-triggered unless NIO_LEVEL or NIO_ONESHOT is
+ * given.  In edge mode an event is reported when the fd becomes ready; read
+ * (or write) until the call fails with EAGAIN, and the next event comes when
+ * new readiness arrives.  The epoll backend gets this from the kernel.  The
+ * portable poll(2) backend emulates it: after reporting, it stops watching
+ * the reported condition until the fd is found not ready at the start of a
+ * later wait, or until nio_rearm() is called.  nio's own socket calls rearm
+ * by themselves on EAGAIN; a program that reads a raw fd registered in edge
+ * mode should call nio_rearm() after EAGAIN so that readiness arriving
+ * between its last read and the next wait is not missed (a no-op on epoll).
+ */
+#ifndef NIO_POLL_H
+#define NIO_POLL_H
+
+#include <nio/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct nio_poll nio_poll;
+typedef struct nio_waker nio_waker;
+
+/* One event.  A plain struct: fill an array of them with nio_poll_wait(). */
+typedef struct nio_event {
+    nio_token token; /* the token given at registration */
+    uint32_t flags;  /* NIO_EV_* */
+    uint32_t reserved_;
+} nio_event;
+
+/* Interest (what to watch) and mode, for nio_register()/nio_reregister(). */
+#define NIO_READABLE 0x01u
+#define NIO_WRITABLE 0x02u
+#define NIO_PRIORITY 0x04u /* out-of-band / urgent data (EPOLLPRI) */
+#define NIO_LEVEL 0x100u   /* level-triggered: report while ready */
+#define NIO_ONESHOT 0x200u /* report once, then silent until nio_reregister() */
+
+/* Event flags. */
+#define NIO_EV_READABLE 0x01u
+#define NIO_EV_WRITABLE 0x02u
+#define NIO_EV_PRIORITY 0x04u
+#define NIO_EV_ERROR 0x08u        /* error pending on the fd (read SO_ERROR) */
+#define NIO_EV_READ_CLOSED 0x10u  /* peer shut its write side (EOF ahead) */
+#define NIO_EV_WRITE_CLOSED 0x20u /* hang-up: writing is no longer possible */
+#define NIO_EV_TIMER 0x40u        /* a timer expired */
+#define NIO_EV_DONE 0x80u         /* an operation (connect, DNS query) completed */
+#define NIO_EV_WAKE 0x100u        /* a waker was woken */
+
+/* Create a poll on the best backend for this system (epoll on Linux), or
+ * the one named by the environment variable NIO_BACKEND when it is set.
+ * Returns 0 and *out, or -errno (-ENOMEM, -EMFILE, ...); -EINVAL when
+ * NIO_BACKEND names no backend built into this library. */
+NIO_EXTERN int nio_poll_new(nio_poll **out);
+
+/* Create a poll on a named backend: "epoll" or "poll".  NULL means the
+ * default (as nio_poll_new(), ignoring NIO_BACKEND).  -EINVAL for an unknown
+ * name, -ENOTSUP for a backend not built on this system. */
+NIO_EXTERN int nio_poll_new_with(nio_poll **out, const char *backend);
+
+/* The backend's name ("epoll", "poll").  Never NULL. */
+NIO_EXTERN const char *nio_poll_backend(const nio_poll *poll);
+
+/* Wait for events: up to cap of them are written to ev.  timeout_ms < 0
+ * waits without limit, 0 returns at once.  Returns the number of events
+ * (0 when the timeout passed), never more than cap; ready events beyond cap
+ * stay queued for the next call.  -ECANCELED once the poll is closed (also
+ * when closed during the wait), -EBUSY when another thread is waiting,
+ * -EINVAL for ev == NULL or cap < 1.  A signal never interrupts the wait:
+ * it is resumed with the time that is left.  Library-internal sources (DNS
+ * sockets, connect timeouts) are serviced here and never appear in ev. */
+NIO_EXTERN int nio_poll_wait(nio_poll *poll, nio_event *ev, int cap, int timeout_ms);
+
+/* Close the poll from any thread: a thread blocked in nio_poll_wait()
+ * returns -ECANCELED, and every later call on the poll (except
+ * nio_poll_free) returns -ECANCELED.  A registration that races the close
+ * either completed before it (returned 0) or returns -ECANCELED.  Returns 0,
+ * or -ECANCELED when already closed. */
+NIO_EXTERN int nio_poll_close(nio_poll *poll);
+
+/* Free the poll and everything the library allocated for it (wakers and
+ * timers included; the caller's own fds are not closed).  Call once no other
+ * thread uses it.  NULL is ignored. */
+NIO_EXTERN void nio_poll_free(nio_poll *poll);
+
+/* Register fd with a token (0..NIO_TOKEN_MAX) and an interest made of
+ * NIO_READABLE, NIO_WRITABLE, NIO_PRIORITY and optionally NIO_LEVEL or
+ * NIO_ONESHOT.  Read-closed, hang-up and error are always reported.
+ * Returns 0; -EEXIST when fd is already registered; -EINVAL for a bad
+ * token, an empty interest, both modes at once, or a negative fd; -EBADF;
+ * -EPERM for a regular file on the epoll backend; -ECANCELED once closed. */
+NIO_EXTERN int nio_register(nio_poll *poll, int fd, nio_token token, unsigned interest);
+
+/* Replace both the token and the interest of a registered fd; also the way
+ * to arm a NIO_ONESHOT registration again.  -ENOENT when fd is not
+ * registered; otherwise as nio_register(). */
+NIO_EXTERN int nio_reregister(nio_poll *poll, int fd, nio_token token, unsigned interest);
+
+/* Remove fd from the poll.  Call it before closing the fd.  After it
+ * returns, no event for this registration is reported by a later
+ * nio_poll_wait() call.  -ENOENT when fd is not registered. */
+NIO_EXTERN int nio_deregister(nio_poll *poll, int fd);
+
+/* Edge mode on the poll(2) backend: watch fd again for the conditions in
+ * `what` (NIO_READABLE/NIO_WRITABLE) after an I/O call failed with EAGAIN.
+ * A no-op on epoll.  0, -ENOENT when fd is not registered. */
+NIO_EXTERN int nio_rearm(nio_poll *poll, int fd, unsigned what);
+
+/* Create a waker: nio_wake() from any thread delivers one NIO_EV_WAKE event
+ * on token; wakes that happen before the waiting thread collects the event
+ * coalesce into one.  The waker is owned by the caller: free it with
+ * nio_waker_free() before the poll is freed.  0 and *out; -EINVAL;
+ * -ENOMEM; -ECANCELED once closed.  Any thread. */
+NIO_EXTERN int nio_waker_new(nio_poll *poll, nio_token token, nio_waker **out);
+
+/* Wake: 0, or -ECANCELED when the poll is closed.  Any thread. */
+NIO_EXTERN int nio_wake(nio_waker *waker);
+
+/* Free a waker; a pending, uncollected wake is discarded.  Any thread, but
+ * not concurrently with nio_wake() on the same waker.  NULL is ignored. */
+NIO_EXTERN void nio_waker_free(nio_waker *waker);
+
+/* Timers.  A timer fires once, ms milliseconds from now (CLOCK_MONOTONIC),
+ * as one NIO_EV_TIMER event on token.  Timer slots are recycled, so
+ * starting a timer allocates nothing once the poll has held that many
+ * timers before.  The id names the timer until it fires or is cancelled;
+ * ids are never reused within a poll's life in practice (32-bit generation
+ * per slot). */
+typedef uint64_t nio_timer_id;
+
+/* Start a timer.  0 and *id; -EINVAL for a bad token or id == NULL;
+ * -ENOMEM; -ECANCELED once closed.  Any thread. */
+NIO_EXTERN int nio_timer_start(nio_poll *poll, uint64_t ms, nio_token token, nio_timer_id *id);
+
+/* Cancel a timer: after 0 is returned its event is never reported.
+ * -ENOENT when it already fired (its event was handed to the caller),
+ * was cancelled, or never existed.  Any thread. */
+NIO_EXTERN int nio_timer_cancel(nio_poll *poll, nio_timer_id id);
+
+/* Milliseconds of CLOCK_MONOTONIC as the poll's timers see it. */
+NIO_EXTERN uint64_t nio_now_ms(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,64 @@
+/* Completions queued for the caller: an intrusive list, so posting never
+ * allocates and nothing is lost when the caller's array is small. */
+#include <errno.h>
+
+#include "internal.h"
+
+void nio__pending_init(nio__pending *n)
+{
+    n->next = n->prev = NULL;
+    n->token = 0;
+    n->flags = 0;
+    n->queued = false;
+}
+
+static void unlink_node(nio__pending *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->next = n->prev = NULL;
+    n->queued = false;
+}
+
+int nio__pending_post(nio_poll *p, nio__pending *n, nio_token token, uint32_t flags)
+{
+    int err = nio__poll_lock(p);
+    if (err < 0)
+        return err;
+    if (n->queued) {
+        n->flags |= flags; /* coalesce with the undelivered event */
+    } else {
+        n->token = token;
+        n->flags = flags;
+        n->queued = true;
+        n->prev = p->pending.prev;
+        n->next = &p->pending;
+        p->pending.prev->next = n;
+        p->pending.prev = n;
+        nio__poll_kick_locked(p);
+    }
+    nio__poll_unlock(p);
+    return 0;
+}
+
+void nio__pending_cancel(nio_poll *p, nio__pending *n)
+{
+    pthread_mutex_lock(&p->lock);
+    if (n->queued)
+        unlink_node(n);
+    pthread_mutex_unlock(&p->lock);
+}
+
+int nio__pending_drain_locked(nio_poll *p, nio_event *ev, int cap)
+{
+    int n = 0;
+    while (n < cap && p->pending.next != &p->pending) {
+        nio__pending *node = p->pending.next;
+        ev[n].token = node->token;
+        ev[n].flags = node->flags;
+        ev[n].reserved_ = 0;
+        n++;
+        unlink_node(node);
+    }
+    return n;
+}

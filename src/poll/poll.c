@@ -1,0 +1,244 @@
+/* The poll core: creation, the wait loop, close and free.  Backends do the
+ * system calls; this file decides timeouts, runs timers and internal
+ * sources, and hands completions to the caller. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+uint64_t nio_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static const nio__backend_ops *backend_by_name(const char *name, int *err)
+{
+    *err = 0;
+    if (name == NULL || strcmp(name, "epoll") == 0) {
+#ifdef NIO_HAVE_EPOLL
+        return &nio__epoll_ops;
+#else
+        if (name != NULL) {
+            *err = -ENOTSUP;
+            return NULL;
+        }
+#endif
+    }
+    if (name == NULL || strcmp(name, "poll") == 0)
+        return &nio__pollfd_ops;
+    *err = -EINVAL;
+    return NULL;
+}
+
+int nio_poll_new_with(nio_poll **out, const char *backend)
+{
+    int err;
+    const nio__backend_ops *ops;
+    nio_poll *p;
+
+    if (out == NULL)
+        return -EINVAL;
+    *out = NULL;
+    ops = backend_by_name(backend, &err);
+    if (ops == NULL)
+        return err;
+    p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return -ENOMEM;
+    p->ops = ops;
+    p->timers.free_head = UINT32_MAX;
+    p->wake.rfd = p->wake.wfd = -1;
+    nio__pending_init(&p->pending);
+    p->pending.next = p->pending.prev = &p->pending;
+    err = pthread_mutex_init(&p->lock, NULL);
+    if (err != 0) {
+        free(p);
+        return -err;
+    }
+    err = ops->init(p);
+    if (err < 0)
+        goto fail_lock;
+    err = nio__wakefd_open(p);
+    if (err < 0)
+        goto fail_backend;
+    *out = p;
+    return 0;
+
+fail_backend:
+    ops->destroy(p);
+fail_lock:
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+    return err;
+}
+
+int nio_poll_new(nio_poll **out)
+{
+    const char *env = getenv("NIO_BACKEND");
+    return nio_poll_new_with(out, (env != NULL && *env != '\0') ? env : NULL);
+}
+
+const char *nio_poll_backend(const nio_poll *p)
+{
+    return p != NULL ? p->ops->name : "none";
+}
+
+int nio__poll_lock(nio_poll *p)
+{
+    pthread_mutex_lock(&p->lock);
+    if (p->closed) {
+        pthread_mutex_unlock(&p->lock);
+        return -ECANCELED;
+    }
+    return 0;
+}
+
+void nio__poll_unlock(nio_poll *p)
+{
+    pthread_mutex_unlock(&p->lock);
+}
+
+void nio__poll_kick_locked(nio_poll *p)
+{
+    if (p->blocked)
+        nio__wakefd_signal(p);
+}
+
+int nio_poll_close(nio_poll *p)
+{
+    if (p == NULL)
+        return -EINVAL;
+    if (nio__poll_lock(p) < 0)
+        return -ECANCELED;
+    p->closed = true;
+    /* Always signal: a waiter may be between taking its timeout and
+     * entering the backend; the signal makes that wait return at once. */
+    nio__wakefd_signal(p);
+    nio__poll_unlock(p);
+    return 0;
+}
+
+void nio_poll_free(nio_poll *p)
+{
+    if (p == NULL)
+        return;
+    pthread_mutex_lock(&p->lock);
+    p->closed = true;
+    nio__source_free_garbage_locked(p);
+    pthread_mutex_unlock(&p->lock);
+    nio__wakefd_close(p);
+    p->ops->destroy(p);
+    nio__timers_free(&p->timers);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+/* Call internal sources' callbacks for tagged entries in ev[from, to) and
+ * compact the caller's entries down.  Returns the new count. */
+static int dispatch_batch(nio_event *ev, int from, int to)
+{
+    int n = from;
+    for (int i = from; i < to; i++) {
+        if (ev[i].token & NIO__TAG) {
+            nio__source *src = (nio__source *)(uintptr_t)(ev[i].token & ~NIO__TAG);
+            if (!src->dead)
+                src->cb(src, ev[i].flags);
+        } else {
+            ev[n++] = ev[i];
+        }
+    }
+    return n;
+}
+
+/* Expired timers into ev (callbacks for internal ones).  Lock held on entry
+ * and exit; released around callbacks. */
+static int run_timers_locked(nio_poll *p, nio_event *ev, int cap)
+{
+    int n = 0;
+    uint64_t now = nio_now_ms();
+    while (n < cap && !p->closed) {
+        nio__timer_cb cb = NULL;
+        void *arg = NULL;
+        if (!nio__timers_pop_expired_locked(p, now, &ev[n], &cb, &arg))
+            break;
+        if (cb == NULL) {
+            n++;
+            continue;
+        }
+        nio__poll_unlock(p);
+        cb(arg);
+        pthread_mutex_lock(&p->lock);
+    }
+    return n;
+}
+
+/* Milliseconds to block: 0 when something is ready now. */
+static int block_ms_locked(nio_poll *p, uint64_t deadline)
+{
+    uint64_t next = nio__timers_next_locked(p), now;
+    if (p->pending.next != &p->pending)
+        return 0;
+    if (next > deadline)
+        next = deadline;
+    if (next == UINT64_MAX)
+        return -1;
+    now = nio_now_ms();
+    if (next <= now)
+        return 0;
+    return next - now > INT32_MAX ? INT32_MAX : (int)(next - now);
+}
+
+static int wait_once_locked(nio_poll *p, nio_event *ev, int cap, uint64_t deadline)
+{
+    int n, t = block_ms_locked(p, deadline);
+
+    p->blocked = t != 0;
+    p->wait_deadline = t < 0 ? UINT64_MAX : nio_now_ms() + (uint64_t)t;
+    nio__poll_unlock(p);
+    n = p->ops->wait(p, ev, cap, t);
+    if (n > 0)
+        n = dispatch_batch(ev, 0, n);
+    pthread_mutex_lock(&p->lock);
+    p->blocked = false;
+    if (n == -EINTR)
+        n = 0; /* resumed by the caller's loop with the time left */
+    if (n < 0)
+        return n;
+    n += run_timers_locked(p, ev + n, cap - n);
+    n += nio__pending_drain_locked(p, ev + n, cap - n);
+    return n;
+}
+
+int nio_poll_wait(nio_poll *p, nio_event *ev, int cap, int timeout_ms)
+{
+    int n;
+    uint64_t deadline;
+
+    if (p == NULL || ev == NULL || cap < 1)
+        return -EINVAL;
+    if (nio__poll_lock(p) < 0)
+        return -ECANCELED;
+    if (p->waiting) {
+        nio__poll_unlock(p);
+        return -EBUSY;
+    }
+    p->waiting = true;
+    nio__source_free_garbage_locked(p);
+    deadline = timeout_ms < 0 ? UINT64_MAX : nio_now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        n = wait_once_locked(p, ev, cap, deadline);
+        if (p->closed) {
+            n = -ECANCELED;
+            break;
+        }
+        if (n != 0 || (deadline != UINT64_MAX && nio_now_ms() >= deadline))
+            break;
+    }
+    p->waiting = false;
+    nio__poll_unlock(p);
+    return n;
+}

@@ -1,0 +1,70 @@
+/* The caller's registry: register, reregister, deregister, rearm.  The
+ * backend applies each call; this file validates it and serialises it
+ * against nio_poll_close(). */
+#include <errno.h>
+
+#include "internal.h"
+
+#define INTEREST_BITS (NIO_READABLE | NIO_WRITABLE | NIO_PRIORITY)
+#define MODE_BITS (NIO_LEVEL | NIO_ONESHOT)
+
+static int check_args(nio_poll *p, int fd, nio_token token, unsigned interest)
+{
+    if (p == NULL || fd < 0 || token > NIO_TOKEN_MAX)
+        return -EINVAL;
+    if ((interest & ~(INTEREST_BITS | MODE_BITS)) != 0 || (interest & INTEREST_BITS) == 0)
+        return -EINVAL;
+    if ((interest & MODE_BITS) == MODE_BITS)
+        return -EINVAL;
+    return 0;
+}
+
+int nio_register(nio_poll *p, int fd, nio_token token, unsigned interest)
+{
+    int err = check_args(p, fd, token, interest);
+    if (err < 0)
+        return err;
+    if ((err = nio__poll_lock(p)) < 0)
+        return err;
+    err = p->ops->add(p, fd, token, interest);
+    nio__poll_unlock(p);
+    return err;
+}
+
+int nio_reregister(nio_poll *p, int fd, nio_token token, unsigned interest)
+{
+    int err = check_args(p, fd, token, interest);
+    if (err < 0)
+        return err;
+    if ((err = nio__poll_lock(p)) < 0)
+        return err;
+    err = p->ops->mod(p, fd, token, interest);
+    nio__poll_unlock(p);
+    return err;
+}
+
+int nio_deregister(nio_poll *p, int fd)
+{
+    int err;
+    if (p == NULL || fd < 0)
+        return -EINVAL;
+    if ((err = nio__poll_lock(p)) < 0)
+        return err;
+    err = p->ops->del(p, fd);
+    nio__poll_unlock(p);
+    return err;
+}
+
+int nio_rearm(nio_poll *p, int fd, unsigned what)
+{
+    int err;
+    if (p == NULL || fd < 0 || (what & ~(unsigned)INTEREST_BITS) != 0)
+        return -EINVAL;
+    if (p->ops->rearm == NULL)
+        return 0; /* the kernel keeps edge state itself */
+    if ((err = nio__poll_lock(p)) < 0)
+        return err;
+    err = p->ops->rearm(p, fd, what);
+    nio__poll_unlock(p);
+    return err;
+}

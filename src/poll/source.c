@@ -1,0 +1,63 @@
+/* Internal fd sources: the library's own registrations (see internal.h). */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+int nio__source_new(nio_poll *p, int fd, unsigned interest, nio__source_cb cb, void *arg,
+                    nio__source **out)
+{
+    int err;
+    nio__source *src = calloc(1, sizeof *src);
+    if (src == NULL)
+        return -ENOMEM;
+    src->cb = cb;
+    src->arg = arg;
+    src->fd = fd;
+    if ((err = nio__poll_lock(p)) < 0)
+        goto fail;
+    err = p->ops->add(p, fd, NIO__TAG | (uint64_t)(uintptr_t)src, interest);
+    nio__poll_unlock(p);
+    if (err < 0)
+        goto fail;
+    *out = src;
+    return 0;
+fail:
+    free(src);
+    return err;
+}
+
+int nio__source_mod(nio_poll *p, nio__source *src, unsigned interest)
+{
+    int err;
+    if ((err = nio__poll_lock(p)) < 0)
+        return err;
+    err = p->ops->mod(p, src->fd, NIO__TAG | (uint64_t)(uintptr_t)src, interest);
+    nio__poll_unlock(p);
+    return err;
+}
+
+void nio__source_del(nio_poll *p, nio__source *src)
+{
+    if (src == NULL)
+        return;
+    pthread_mutex_lock(&p->lock);
+    /* Owners call this before closing the fd (c-ares reports a socket's
+     * end before closing it), so the fd cannot have been reused yet.  An
+     * error only means the backend no longer holds it: nothing to undo. */
+    (void)p->ops->del(p, src->fd);
+    src->dead = true;
+    src->next_garbage = p->garbage;
+    p->garbage = src;
+    pthread_mutex_unlock(&p->lock);
+}
+
+void nio__source_free_garbage_locked(nio_poll *p)
+{
+    while (p->garbage != NULL) {
+        nio__source *s = p->garbage;
+        p->garbage = s->next_garbage;
+        free(s);
+    }
+}

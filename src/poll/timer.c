@@ -1,0 +1,196 @@
+/* Timers: a binary min-heap of {deadline, slot} over a slot array with a
+ * free list.  The heap entry caches the deadline so sifting never follows a
+ * pointer; a slot knows its heap position so cancel is O(log n).  Slots and
+ * heap grow by doubling and are never shrunk, so once warm a start
+ * allocates nothing.  An id is (generation << 32 | slot + 1): a stale id
+ * (fired, cancelled) no longer matches its slot's generation. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+static int grow(void **mem, uint32_t *cap, size_t elem)
+{
+    uint32_t ncap = *cap ? *cap * 2 : 64;
+    void *m;
+    if (ncap <= *cap || (size_t)ncap > SIZE_MAX / elem)
+        return -ENOMEM;
+    m = realloc(*mem, (size_t)ncap * elem);
+    if (m == NULL)
+        return -ENOMEM;
+    *mem = m;
+    *cap = ncap;
+    return 0;
+}
+
+static void heap_set(nio__timers *t, uint32_t i, nio__heapent e)
+{
+    t->heap[i] = e;
+    t->slots[e.slot].heap_idx = (int32_t)i;
+}
+
+static void sift_up(nio__timers *t, uint32_t i)
+{
+    nio__heapent e = t->heap[i];
+    while (i > 0) {
+        uint32_t parent = (i - 1) / 2;
+        if (t->heap[parent].deadline <= e.deadline)
+            break;
+        heap_set(t, i, t->heap[parent]);
+        i = parent;
+    }
+    heap_set(t, i, e);
+}
+
+static void sift_down(nio__timers *t, uint32_t i)
+{
+    nio__heapent e = t->heap[i];
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= t->nheap)
+            break;
+        if (c + 1 < t->nheap && t->heap[c + 1].deadline < t->heap[c].deadline)
+            c++;
+        if (t->heap[c].deadline >= e.deadline)
+            break;
+        heap_set(t, i, t->heap[c]);
+        i = c;
+    }
+    heap_set(t, i, e);
+}
+
+static void heap_remove(nio__timers *t, uint32_t i)
+{
+    uint32_t last = --t->nheap;
+    if (i != last) {
+        uint64_t old = t->heap[i].deadline;
+        heap_set(t, i, t->heap[last]);
+        if (t->heap[i].deadline < old)
+            sift_up(t, i);
+        else
+            sift_down(t, i);
+    }
+}
+
+static void slot_release(nio__timers *t, uint32_t s)
+{
+    t->slots[s].heap_idx = -1;
+    t->slots[s].gen++;
+    t->slots[s].cb = NULL;
+    t->slots[s].next_free = t->free_head;
+    t->free_head = s;
+}
+
+static int slot_take(nio__timers *t, uint32_t *out)
+{
+    if (t->free_head == UINT32_MAX) {
+        if (t->nslots == UINT32_MAX - 1)
+            return -ENOMEM;
+        if (t->nslots == t->capslots && grow((void **)&t->slots, &t->capslots, sizeof *t->slots) < 0)
+            return -ENOMEM;
+        t->slots[t->nslots].gen = 1;
+        t->slots[t->nslots].heap_idx = -1;
+        *out = t->nslots++;
+        return 0;
+    }
+    *out = t->free_head;
+    t->free_head = t->slots[*out].next_free;
+    return 0;
+}
+
+static int start_locked(nio_poll *p, uint64_t ms, nio_token token, nio__timer_cb cb, void *arg,
+                        nio_timer_id *id)
+{
+    nio__timers *t = &p->timers;
+    uint32_t s;
+    uint64_t deadline = nio_now_ms() + ms;
+    if (deadline < ms)
+        deadline = UINT64_MAX - 1; /* saturate: "never", in practice */
+    if (t->nheap == t->capheap && grow((void **)&t->heap, &t->capheap, sizeof *t->heap) < 0)
+        return -ENOMEM;
+    if (slot_take(t, &s) < 0)
+        return -ENOMEM;
+    t->slots[s].token = token;
+    t->slots[s].cb = cb;
+    t->slots[s].arg = arg;
+    t->heap[t->nheap] = (nio__heapent){deadline, s};
+    sift_up(t, t->nheap++);
+    *id = ((uint64_t)t->slots[s].gen << 32) | (s + 1u);
+    if (p->blocked && deadline < p->wait_deadline)
+        nio__poll_kick_locked(p);
+    return 0;
+}
+
+int nio_timer_start(nio_poll *p, uint64_t ms, nio_token token, nio_timer_id *id)
+{
+    int err;
+    if (p == NULL || id == NULL || token > NIO_TOKEN_MAX)
+        return -EINVAL;
+    if ((err = nio__poll_lock(p)) < 0)
+        return err;
+    err = start_locked(p, ms, token, NULL, NULL, id);
+    nio__poll_unlock(p);
+    return err;
+}
+
+int nio__timer_start_cb(nio_poll *p, uint64_t ms, nio__timer_cb cb, void *arg, nio_timer_id *id)
+{
+    int err;
+    if ((err = nio__poll_lock(p)) < 0)
+        return err;
+    err = start_locked(p, ms, 0, cb, arg, id);
+    nio__poll_unlock(p);
+    return err;
+}
+
+int nio_timer_cancel(nio_poll *p, nio_timer_id id)
+{
+    int err;
+    uint32_t s = (uint32_t)id - 1u, gen = (uint32_t)(id >> 32);
+    nio__timers *t;
+    if (p == NULL)
+        return -EINVAL;
+    if ((err = nio__poll_lock(p)) < 0)
+        return err;
+    t = &p->timers;
+    if ((uint32_t)id == 0 || s >= t->nslots || t->slots[s].gen != gen || t->slots[s].heap_idx < 0) {
+        err = -ENOENT;
+    } else {
+        heap_remove(t, (uint32_t)t->slots[s].heap_idx);
+        slot_release(t, s);
+    }
+    nio__poll_unlock(p);
+    return err;
+}
+
+uint64_t nio__timers_next_locked(nio_poll *p)
+{
+    return p->timers.nheap ? p->timers.heap[0].deadline : UINT64_MAX;
+}
+
+int nio__timers_pop_expired_locked(nio_poll *p, uint64_t now, nio_event *ev, nio__timer_cb *cb,
+                                   void **arg)
+{
+    nio__timers *t = &p->timers;
+    uint32_t s;
+    if (t->nheap == 0 || t->heap[0].deadline > now)
+        return 0;
+    s = t->heap[0].slot;
+    heap_remove(t, 0);
+    *cb = t->slots[s].cb;
+    *arg = t->slots[s].arg;
+    ev->token = t->slots[s].token;
+    ev->flags = NIO_EV_TIMER;
+    ev->reserved_ = 0;
+    slot_release(t, s);
+    return 1;
+}
+
+void nio__timers_free(nio__timers *t)
+{
+    free(t->slots);
+    free(t->heap);
+    t->slots = NULL;
+    t->heap = NULL;
+    t->nslots = t->capslots = t->nheap = t->capheap = 0;
+}

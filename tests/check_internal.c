@@ -1,0 +1,149 @@
+/* The internal-source machinery (src/poll/internal.h): library sources and
+ * callback timers are serviced inside nio_poll_wait and never reach the
+ * caller's array; completions posted from them do, on the caller's token. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "poll/internal.h"
+#include "testutil.h"
+
+struct echo_src {
+    nio_poll *p;
+    int fd;
+    int calls;
+    nio__source *src;
+    nio__pending done;
+    nio_token token;
+};
+
+static void on_ready(nio__source *src, unsigned flags)
+{
+    struct echo_src *e = src->arg;
+    ck_assert(flags & NIO_EV_READABLE);
+    e->calls++;
+    tu_drain(e->p, e->fd);
+    nio__pending_post(e->p, &e->done, e->token, NIO_EV_DONE);
+}
+
+START_TEST(internal_source_is_invisible)
+{
+    nio_poll *p = tu_poll(_i);
+    struct echo_src e = {p, -1, 0, NULL, {0}, 31};
+    int sv[2], others = 0;
+    nio_event ev[8];
+    tu_socketpair(sv);
+    e.fd = sv[0];
+    nio__pending_init(&e.done);
+    ck_assert_int_eq(nio__source_new(p, sv[0], NIO_READABLE, on_ready, &e, &e.src), 0);
+    tu_write_all(sv[1], "i", 1);
+    /* the caller sees only the completion, on its own token */
+    ck_assert_int_eq(nio_poll_wait(p, ev, 8, 5000), 1);
+    ck_assert_uint_eq(ev[0].token, 31);
+    ck_assert_uint_eq(ev[0].flags, NIO_EV_DONE);
+    ck_assert_int_eq(e.calls, 1);
+    /* deleted: its fd's readiness is no longer serviced */
+    nio__source_del(p, e.src);
+    tu_write_all(sv[1], "j", 1);
+    ck_assert_int_eq(tu_collect(p, ev, 8, 30), 0);
+    ck_assert_int_eq(e.calls, 1);
+    (void)others;
+    close(sv[0]);
+    close(sv[1]);
+    nio_poll_free(p);
+}
+END_TEST
+
+struct tcb {
+    nio_poll *p;
+    int fired;
+    nio__pending done;
+};
+
+static void on_timer(void *arg)
+{
+    struct tcb *t = arg;
+    t->fired++;
+    nio__pending_post(t->p, &t->done, 64, NIO_EV_DONE | NIO_EV_ERROR);
+}
+
+START_TEST(internal_timer_runs_callback)
+{
+    nio_poll *p = tu_poll(_i);
+    struct tcb t = {p, 0, {0}};
+    nio_timer_id id, id2;
+    nio_event ev[4];
+    nio__pending_init(&t.done);
+    ck_assert_int_eq(nio__timer_start_cb(p, 10, on_timer, &t, &id), 0);
+    ck_assert_int_eq(nio__timer_start_cb(p, 20, on_timer, &t, &id2), 0);
+    ck_assert_int_eq(nio_timer_cancel(p, id2), 0);
+    ck_assert_int_eq(nio_poll_wait(p, ev, 4, 5000), 1);
+    ck_assert_uint_eq(ev[0].token, 64);
+    ck_assert_uint_eq(ev[0].flags, NIO_EV_DONE | NIO_EV_ERROR);
+    ck_assert_int_eq(tu_collect(p, ev, 4, 40), 0);
+    ck_assert_int_eq(t.fired, 1);
+    nio_poll_free(p);
+}
+END_TEST
+
+/* A source whose callback deletes another source that is ready in the same
+ * batch: the second callback must not run (and nothing is used after free:
+ * the sanitizer and valgrind runs check that). */
+struct pair {
+    nio_poll *p;
+    nio__source *a, *b;
+    int fa, fb;
+    int calls;
+};
+
+static void kill_other(nio__source *src, unsigned flags)
+{
+    struct pair *pr = src->arg;
+    (void)flags;
+    pr->calls++;
+    nio__source_del(pr->p, src == pr->a ? pr->b : pr->a);
+    nio__source_del(pr->p, src);
+    pr->a = pr->b = NULL;
+}
+
+START_TEST(delete_from_callback)
+{
+    nio_poll *p = tu_poll(_i);
+    struct pair pr = {p, NULL, NULL, -1, -1, 0};
+    int a[2], b[2];
+    nio_event ev[4];
+    tu_socketpair(a);
+    tu_socketpair(b);
+    ck_assert_int_eq(nio__source_new(p, a[0], NIO_READABLE, kill_other, &pr, &pr.a), 0);
+    ck_assert_int_eq(nio__source_new(p, b[0], NIO_READABLE, kill_other, &pr, &pr.b), 0);
+    tu_write_all(a[1], "a", 1);
+    tu_write_all(b[1], "b", 1);
+    usleep(10000);
+    ck_assert_int_eq(tu_collect(p, ev, 4, 50), 0);
+    ck_assert_int_eq(pr.calls, 1);
+    close(a[0]);
+    close(a[1]);
+    close(b[0]);
+    close(b[1]);
+    nio_poll_free(p);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("internal");
+    TCase *tc = tcase_create("sources");
+    SRunner *sr;
+    int failed;
+    tcase_add_loop_test(tc, internal_source_is_invisible, 0, 2);
+    tcase_add_loop_test(tc, internal_timer_runs_callback, 0, 2);
+    tcase_add_loop_test(tc, delete_from_callback, 0, 2);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,791 @@
+/* The event queue suite.  Every case runs once per backend (the loop index
+ * _i picks it); tests/pipe-waker.sh runs it all again with the pipe waker. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define LONG_WAIT 5000 /* generous: a loaded machine must not fail a test */
+
+static void expect_quiet(nio_poll *p, int ms)
+{
+    nio_event ev[8];
+    int n = nio_poll_wait(p, ev, 8, ms);
+    ck_assert_msg(n == 0, "expected no event, got %d (token %llu flags %#x)", n,
+                  n > 0 ? (unsigned long long)ev[0].token : 0ULL, n > 0 ? ev[0].flags : 0u);
+}
+
+START_TEST(edge_does_not_repeat)
+{
+    nio_poll *p = tu_poll(_i);
+    int sv[2];
+    tu_socketpair(sv);
+    ck_assert_int_eq(nio_register(p, sv[0], 7, NIO_READABLE), 0);
+    tu_write_all(sv[1], "abc", 3);
+    ck_assert(tu_wait_token(p, 7, LONG_WAIT, NULL) & NIO_EV_READABLE);
+    /* not read yet: edge mode stays quiet */
+    expect_quiet(p, 50);
+    ck_assert_uint_eq(tu_drain(p, sv[0]), 3);
+    expect_quiet(p, 50);
+    tu_write_all(sv[1], "d", 1);
+    ck_assert(tu_wait_token(p, 7, LONG_WAIT, NULL) & NIO_EV_READABLE);
+    expect_quiet(p, 20);
+    close(sv[0]);
+    close(sv[1]);
+    nio_poll_free(p);
+}
+END_TEST
+
+START_TEST(edge_rearms_after_drain_without_rearm_call)
+{
+    /* A raw-fd user who forgets nio_rearm still gets the next edge when the
+     * data arrives after the next wait has started. */
+    nio_poll *p = tu_poll(_i);
+    int sv[2];
+    tu_socketpair(sv);
+    ck_assert_int_eq(nio_register(p, sv[0], 1, NIO_READABLE), 0);
+    tu_write_all(sv[1], "x", 1);
+    ck_assert(tu_wait_token(p, 1, LONG_WAIT, NULL) & NIO_EV_READABLE);
+    ck_assert_uint_eq(tu_drain(NULL, sv[0]), 1);
+    expect_quiet(p, 20);
+    tu_write_all(sv[1], "y", 1);
+    ck_assert(tu_wait_token(p, 1, LONG_WAIT, NULL) & NIO_EV_READABLE);
+    close(sv[0]);
+    close(sv[1]);
+    nio_poll_free(p);
+}
+END_TEST
+
+START_TEST(level_repeats)
+{
+    nio_poll *p = tu_poll(_i);
+    int sv[2];
+    tu_socketpair(sv);
+    ck_assert_int_eq(nio_register(p, sv[0], 3, NIO_READABLE | NIO_LEVEL), 0);
+    tu_write_all(sv[1], "abc", 3);
+    for (int k = 0; k < 3; k++)
+        ck_assert(tu_wait_token(p, 3, LONG_WAIT, NULL) & NIO_EV_READABLE);
+    tu_drain(p, sv[0]);
+    expect_quiet(p, 50);
+    close(sv[0]);
+    close(sv[1]);
+    nio_poll_free(p);
+}
+END_TEST
+
+START_TEST(oneshot_needs_reregister)
+{
+    nio_poll *p = tu_poll(_i);
+    int sv[2];
+    tu_socketpair(sv);
+    ck_assert_int_eq(nio_register(p, sv[0], 4, NIO_READABLE | NIO_ONESHOT), 0);
+    tu_write_all(sv[1], "a", 1);
+    ck_assert(tu_wait_token(p, 4, LONG_WAIT, NULL) & NIO_EV_READABLE);
+    tu_drain(p, sv[0]);
+    tu_write_all(sv[1], "b", 1);
+    expect_quiet(p, 50);
+    ck_assert_int_eq(nio_reregister(p, sv[0], 5, NIO_READABLE | NIO_ONESHOT), 0);
+    ck_assert(tu_wait_token(p, 5, LONG_WAIT, NULL) & NIO_EV_READABLE);
+    expect_quiet(p, 20);
+    close(sv[0]);
+    close(sv[1]);
+    nio_poll_free(p);
+}
+END_TEST
+
+START_TEST(writable_reported)
+{
+    nio_poll *p = tu_poll(_i);
+    int sv[2];
+    tu_socketpair(sv);
+    ck_assert_int_eq(nio_register(p, sv[0], 9, NIO_WRITABLE), 0);
+    ck_assert(tu_wait_token(p, 9, LONG_WAIT, NULL) & NIO_EV_WRITABLE);
+    expect_quiet(p, 20);
+    close(sv[0]);
+    close(sv[1]);
+    nio_poll_free(p);
+}
+END_TEST
+
+START_TEST(deregister_stops_events)
+{
+    nio_poll *p = tu_poll(_i);
+    int a[2], b[2];
+    nio_event ev[8];
+    tu_socketpair(a);
+    tu_socketpair(b);
+    ck_assert_int_eq(nio_register(p, a[0], 1, NIO_READABLE | NIO_LEVEL), 0);
+    ck_assert_int_eq(nio_register(p, b[0], 2, NIO_READABLE | NIO_LEVEL), 0);
+    ck_assert_int_eq(nio_deregister(p, a[0]), 0);
+    tu_write_all(a[1], "a", 1);
+    tu_write_all(b[1], "b", 1);
+    for (int k = 0; k < 3; k++) {
+        int n = nio_poll_wait(p, ev, 8, LONG_WAIT);
+        ck_assert_int_eq(n, 1);
+        ck_assert_uint_eq(ev[0].token, 2);
+    }
+    ck_assert_int_eq(nio_deregister(p, b[0]), 0);
+    expect_quiet(p, 30);
+    close(a[0]);
+    close(a[1]);
+    close(b[0]);
+    close(b[1]);
+    nio_poll_free(p);
+}
+END_TEST
+
+START_TEST(read_closed_and_hangup)
+{
+    nio_poll *p = tu_poll(_i);
+    int sv[2];
+    unsigned f;
+    tu_socketpair(sv);
+    ck_assert_int_eq(nio_register(p, sv[0], 1, NIO_READABLE | NIO_WRITABLE), 0);
+    ck_assert(tu_wait_token(p, 1, LONG_WAIT, NULL) & NIO_EV_WRITABLE);
+    ck_assert_int_eq(shutdown(sv[1], SHUT_WR), 0);
+    f = tu_wait_token(p, 1, LONG_WAIT, NULL);
+    ck_assert_msg(f & NIO_EV_READ_CLOSED, "flags %#x", f);
+    ck_assert(!(f & NIO_EV_WRITE_CLOSED));
+    close(sv[1]);
+    f = tu_wait_token(p, 1, LONG_WAIT, NULL);
+    ck_assert_msg(f & NIO_EV_WRITE_CLOSED, "flags %#x", f);
+    /* edge mode: the hang-up is reported once, not in a loop */
+    expect_quiet(p, 30);
+    close(sv[0]);
+    nio_poll_free(p);
+}
+END_TEST
+
+START_TEST(capacity_one_loses_nothing)
+{
+    nio_poll *p = tu_poll(_i);
+    int sv[10][2], seen[10] = {0};
+    nio_event ev[2];
+    for (int k = 0; k < 10; k++) {
+        tu_socketpair(sv[k]);
+        ck_assert_int_eq(nio_register(p, sv[k][0], (nio_token)k, NIO_READABLE), 0);
+        tu_write_all(sv[k][1], "z", 1);
+    }
+    for (int k = 0; k < 10; k++) {
+        ev[1].token = 999; /* canary: never written past cap */
+        ck_assert_int_eq(nio_poll_wait(p, ev, 1, LONG_WAIT), 1);
+        ck_assert_uint_eq(ev[1].token, 999);
+        ck_assert_uint_lt(ev[0].token, 10);
+        seen[ev[0].token]++;
+    }
+    for (int k = 0; k < 10; k++)
+        ck_assert_int_eq(seen[k], 1);
+    expect_quiet(p, 30);
+    for (int k = 0; k < 10; k++) {
+        close(sv[k][0]);
+        close(sv[k][1]);
+    }
+    nio_poll_free(p);
+}
+END_TEST
+
+START_TEST(misuse_is_an_error)
+{
+    nio_poll *p = tu_poll(_i);
+    int sv[2];
+    nio_event ev[1];
+    nio_timer_id id;
+    tu_socketpair(sv);
+    ck_assert_int_eq(nio_register(p, sv[0], 1, NIO_READABLE), 0);
+    ck_assert_int_eq(nio_register(p, sv[0], 1, NIO_READABLE), -EEXIST);
+    ck_assert_int_eq(nio_reregister(p, sv[1], 1, NIO_READABLE), -ENOENT);
+    ck_assert_int_eq(nio_deregister(p, sv[1]), -ENOENT);
+    ck_assert_int_eq(nio_register(p, sv[1], NIO_TOKEN_MAX + 1, NIO_READABLE), -EINVAL);
+    ck_assert_int_eq(nio_register(p, sv[1], 1, 0), -EINVAL);
+    ck_assert_int_eq(nio_register(p, sv[1], 1, NIO_READABLE | NIO_LEVEL | NIO_ONESHOT), -EINVAL);
+    ck_assert_int_eq(nio_register(p, -1, 1, NIO_READABLE), -EINVAL);
+    ck_assert_int_eq(nio_register(p, 1000000, 1, NIO_READABLE), -EBADF);
+    ck_assert_int_eq(nio_register(NULL, sv[1], 1, NIO_READABLE), -EINVAL);
+    ck_assert_int_eq(nio_poll_wait(p, NULL, 1, 0), -EINVAL);
+    ck_assert_int_eq(nio_poll_wait(p, ev, 0, 0), -EINVAL);
+    ck_assert_int_eq(nio_timer_start(p, 1, NIO_TOKEN_MAX + 1, &id), -EINVAL);
+    ck_assert_int_eq(nio_timer_cancel(p, 0), -ENOENT);
+    ck_assert_int_eq(nio_timer_cancel(p, 12345678901ULL), -ENOENT);
+    /* reregister replaces both interest and token */
+    ck_assert_int_eq(nio_reregister(p, sv[0], 42, NIO_WRITABLE), 0);
+    ck_assert(tu_wait_token(p, 42, LONG_WAIT, NULL) & NIO_EV_WRITABLE);
+    tu_write_all(sv[1], "r", 1);
+    expect_quiet(p, 30); /* readable no longer wanted */
+    ck_assert_int_eq(nio_poll_new_with(&p, "kqueue-nope") , -EINVAL);
+    close(sv[0]);
+    close(sv[1]);
+    nio_poll_free(p);
+}
+END_TEST
+
+START_TEST(zero_timeout_returns_ready)
+{
+    nio_poll *p = tu_poll(_i);
+    int sv[2];
+    nio_event ev[4];
+    tu_socketpair(sv);
+    ck_assert_int_eq(nio_register(p, sv[0], 8, NIO_READABLE), 0);
+    tu_write_all(sv[1], "q", 1);
+    ck_assert_int_eq(nio_poll_wait(p, ev, 4, 0), 1);
+    ck_assert_uint_eq(ev[0].token, 8);
+    ck_assert_int_eq(nio_poll_wait(p, ev, 4, 0), 0);
+    close(sv[0]);
+    close(sv[1]);
+    nio_poll_free(p);
+}
+END_TEST
+
+START_TEST(create_free_no_leak)
+{
+    int before = tu_count_fds();
+    nio_event ev[4];
+    for (int k = 0; k < 2000; k++) {
+        nio_poll *p = tu_poll(_i);
+        ck_assert_int_eq(nio_poll_wait(p, ev, 4, 0), 0);
+        nio_poll_free(p);
+    }
+    ck_assert_int_eq(tu_count_fds(), before);
+}
+END_TEST
+
+struct closer {
+    nio_poll *p;
+    int delay_ms;
+};
+
+static void *close_later(void *arg)
+{
+    struct closer *c = arg;
+    usleep((useconds_t)c->delay_ms * 1000);
+    ck_assert_int_eq(nio_poll_close(c->p), 0);
+    return NULL;
+}
+
+START_TEST(close_wakes_waiter)
+{
+    nio_poll *p = tu_poll(_i);
+    struct closer c = {p, 50};
+    pthread_t t;
+    nio_event ev[4];
+    nio_timer_id id;
+    nio_waker *w = NULL;
+    int sv[2];
+    tu_socketpair(sv);
+    ck_assert_int_eq(pthread_create(&t, NULL, close_later, &c), 0);
+    ck_assert_int_eq(nio_poll_wait(p, ev, 4, -1), -ECANCELED);
+    pthread_join(t, NULL);
+    /* every later call says so */
+    ck_assert_int_eq(nio_poll_wait(p, ev, 4, 0), -ECANCELED);
+    ck_assert_int_eq(nio_register(p, sv[0], 1, NIO_READABLE), -ECANCELED);
+    ck_assert_int_eq(nio_reregister(p, sv[0], 1, NIO_READABLE), -ECANCELED);
+    ck_assert_int_eq(nio_deregister(p, sv[0]), -ECANCELED);
+    ck_assert_int_eq(nio_timer_start(p, 1, 1, &id), -ECANCELED);
+    ck_assert_int_eq(nio_waker_new(p, 1, &w), -ECANCELED);
+    ck_assert_int_eq(nio_poll_close(p), -ECANCELED);
+    close(sv[0]);
+    close(sv[1]);
+    nio_poll_free(p);
+}
+END_TEST
+
+/* 8 threads register and deregister while one waits and another closes.
+ * Every registration that returned 0 must have been made before the close:
+ * after the waiter has seen -ECANCELED, no call returns 0. */
+#define STRESS_THREADS 8
+struct stress {
+    nio_poll *p;
+    int closed_seen; /* set by the waiter after -ECANCELED, atomically */
+    int ok_after_close;
+    long ops;
+};
+
+static void *stress_registrar(void *arg)
+{
+    struct stress *s = arg;
+    int sv[2];
+    tu_socketpair(sv);
+    for (long k = 0;; k++) {
+        int closed_before = __atomic_load_n(&s->closed_seen, __ATOMIC_ACQUIRE);
+        int rc = nio_register(s->p, sv[0], (nio_token)k, NIO_READABLE | NIO_WRITABLE);
+        if (rc == -ECANCELED)
+            break;
+        ck_assert_msg(rc == 0, "register: %s", nio_strerror(rc));
+        if (closed_before)
+            __atomic_add_fetch(&s->ok_after_close, 1, __ATOMIC_RELAXED);
+        rc = nio_deregister(s->p, sv[0]);
+        if (rc == -ECANCELED) /* landed before the close; the poll is now closed */
+            break;
+        ck_assert_int_eq(rc, 0);
+        __atomic_add_fetch(&s->ops, 1, __ATOMIC_RELAXED);
+    }
+    close(sv[0]);
+    close(sv[1]);
+    return NULL;
+}
+
+static void *stress_waiter(void *arg)
+{
+    struct stress *s = arg;
+    nio_event ev[64];
+    for (;;) {
+        int n = nio_poll_wait(s->p, ev, 64, -1);
+        if (n == -ECANCELED)
+            break;
+        ck_assert_int_ge(n, 0);
+    }
+    __atomic_store_n(&s->closed_seen, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+START_TEST(register_vs_close_stress)
+{
+    for (int round = 0; round < 20; round++) {
+        struct stress s = {tu_poll(_i), 0, 0, 0};
+        struct closer c = {s.p, 5 + round % 7};
+        pthread_t reg[STRESS_THREADS], waiter, closer;
+        ck_assert_int_eq(pthread_create(&waiter, NULL, stress_waiter, &s), 0);
+        for (int k = 0; k < STRESS_THREADS; k++)
+            ck_assert_int_eq(pthread_create(&reg[k], NULL, stress_registrar, &s), 0);
+        ck_assert_int_eq(pthread_create(&closer, NULL, close_later, &c), 0);
+        pthread_join(closer, NULL);
+        pthread_join(waiter, NULL);
+        for (int k = 0; k < STRESS_THREADS; k++)
+            pthread_join(reg[k], NULL);
+        ck_assert_int_eq(s.ok_after_close, 0);
+        nio_poll_free(s.p);
+    }
+}
+END_TEST
+
+/* Registrations from other threads while one waits: exactly the registered
+ * events arrive. */
+struct regthread {
+    nio_poll *p;
+    int fds[4][2];
+    nio_token base;
+};
+
+static void *register_and_write(void *arg)
+{
+    struct regthread *r = arg;
+    for (int k = 0; k < 4; k++) {
+        ck_assert_int_eq(nio_register(r->p, r->fds[k][0], r->base + (nio_token)k, NIO_READABLE), 0);
+        tu_write_all(r->fds[k][1], "w", 1);
+    }
+    return NULL;
+}
+
+START_TEST(register_during_wait)
+{
+    nio_poll *p = tu_poll(_i);
+    struct regthread r[4];
+    pthread_t t[4];
+    int seen[16] = {0}, total = 0;
+    nio_event ev[8];
+    for (int k = 0; k < 4; k++) {
+        r[k].p = p;
+        r[k].base = (nio_token)(4 * k);
+        for (int j = 0; j < 4; j++)
+            tu_socketpair(r[k].fds[j]);
+        ck_assert_int_eq(pthread_create(&t[k], NULL, register_and_write, &r[k]), 0);
+    }
+    while (total < 16) {
+        int n = nio_poll_wait(p, ev, 8, LONG_WAIT);
+        ck_assert_int_gt(n, 0);
+        for (int k = 0; k < n; k++) {
+            ck_assert_uint_lt(ev[k].token, 16);
+            seen[ev[k].token]++;
+            total++;
+        }
+    }
+    for (int k = 0; k < 16; k++)
+        ck_assert_int_eq(seen[k], 1);
+    expect_quiet(p, 30);
+    for (int k = 0; k < 4; k++) {
+        pthread_join(t[k], NULL);
+        for (int j = 0; j < 4; j++) {
+            close(r[k].fds[j][0]);
+            close(r[k].fds[j][1]);
+        }
+    }
+    nio_poll_free(p);
+}
+END_TEST
+
+START_TEST(wakers_coalesce)
+{
+    nio_poll *p = tu_poll(_i);
+    nio_waker *w;
+    nio_event ev[8];
+    ck_assert_int_eq(nio_waker_new(p, 77, &w), 0);
+    for (int k = 0; k < 100; k++)
+        ck_assert_int_eq(nio_wake(w), 0);
+    ck_assert_int_eq(nio_poll_wait(p, ev, 8, LONG_WAIT), 1);
+    ck_assert_uint_eq(ev[0].token, 77);
+    ck_assert_uint_eq(ev[0].flags, NIO_EV_WAKE);
+    expect_quiet(p, 30);
+    ck_assert_int_eq(nio_wake(w), 0);
+    ck_assert_int_eq(nio_poll_wait(p, ev, 8, LONG_WAIT), 1);
+    nio_waker_free(w);
+    nio_poll_free(p);
+}
+END_TEST
+
+struct busy {
+    nio_waker *w;
+    int stop;
+    long wakes;
+};
+
+static void *busy_waker(void *arg)
+{
+    struct busy *b = arg;
+    while (!__atomic_load_n(&b->stop, __ATOMIC_ACQUIRE)) {
+        ck_assert_int_eq(nio_wake(b->w), 0);
+        b->wakes++;
+    }
+    return NULL;
+}
+
+START_TEST(wake_from_busy_thread)
+{
+    nio_poll *p = tu_poll(_i);
+    struct busy b = {NULL, 0, 0};
+    pthread_t t;
+    nio_event ev[4];
+    int got = 0;
+    ck_assert_int_eq(nio_waker_new(p, 5, &b.w), 0);
+    ck_assert_int_eq(pthread_create(&t, NULL, busy_waker, &b), 0);
+    for (int k = 0; k < 200; k++) {
+        int n = nio_poll_wait(p, ev, 4, LONG_WAIT);
+        ck_assert_int_eq(n, 1); /* coalesced: never more than one */
+        ck_assert_uint_eq(ev[0].token, 5);
+        got++;
+    }
+    __atomic_store_n(&b.stop, 1, __ATOMIC_RELEASE);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(got, 200);
+    ck_assert_int_ge(b.wakes, 200);
+    nio_waker_free(b.w);
+    nio_poll_free(p);
+}
+END_TEST
+
+/* Deadlines are absolute: a timer started 1 ms later with the same delay is
+ * due 1 ms later.  The test reads the clock just before each start, so the
+ * library's deadline is that reading + delay, or 1 ms more at a tick. */
+START_TEST(timers_fire_in_deadline_order)
+{
+    nio_poll *p = tu_poll(_i);
+    uint64_t due[100], last = 0;
+    nio_timer_id id;
+    nio_event ev[16];
+    int fired = 0;
+    srand(1234 + _i);
+    for (int k = 0; k < 100; k++) {
+        uint64_t ms = (uint64_t)(rand() % 300);
+        due[k] = nio_now_ms() + ms;
+        ck_assert_int_eq(nio_timer_start(p, ms, (nio_token)k, &id), 0);
+    }
+    while (fired < 100) {
+        int n = nio_poll_wait(p, ev, 16, LONG_WAIT);
+        ck_assert_int_gt(n, 0);
+        for (int k = 0; k < n; k++) {
+            ck_assert_uint_eq(ev[k].flags, NIO_EV_TIMER);
+            ck_assert_uint_lt(ev[k].token, 100);
+            ck_assert_uint_ge(due[ev[k].token] + 1, last); /* deadline order */
+            if (due[ev[k].token] > last)
+                last = due[ev[k].token];
+            ck_assert_uint_ge(nio_now_ms(), due[ev[k].token]); /* never early */
+            fired++;
+        }
+    }
+    expect_quiet(p, 20);
+    nio_poll_free(p);
+}
+END_TEST
+
+START_TEST(cancelled_timer_never_fires)
+{
+    nio_poll *p = tu_poll(_i);
+    nio_timer_id a, b, c;
+    nio_event ev[4];
+    ck_assert_int_eq(nio_timer_start(p, 30, 1, &a), 0);
+    ck_assert_int_eq(nio_timer_start(p, 10, 2, &b), 0);
+    ck_assert_int_eq(nio_timer_start(p, 60, 3, &c), 0);
+    ck_assert_int_eq(nio_timer_cancel(p, a), 0);
+    ck_assert_int_eq(nio_timer_cancel(p, a), -ENOENT);
+    ck_assert_int_eq(nio_poll_wait(p, ev, 4, LONG_WAIT), 1);
+    ck_assert_uint_eq(ev[0].token, 2);
+    ck_assert_int_eq(nio_timer_cancel(p, b), -ENOENT); /* already fired */
+    ck_assert_int_eq(nio_poll_wait(p, ev, 4, LONG_WAIT), 1);
+    ck_assert_uint_eq(ev[0].token, 3);
+    expect_quiet(p, 60);
+    nio_poll_free(p);
+}
+END_TEST
+
+struct timer_from_thread {
+    nio_poll *p;
+};
+
+static void *start_timer_later(void *arg)
+{
+    struct timer_from_thread *t = arg;
+    nio_timer_id id;
+    usleep(30000);
+    ck_assert_int_eq(nio_timer_start(t->p, 10, 55, &id), 0);
+    return NULL;
+}
+
+START_TEST(timer_from_other_thread_wakes_waiter)
+{
+    nio_poll *p = tu_poll(_i);
+    struct timer_from_thread arg = {p};
+    pthread_t t;
+    nio_event ev[4];
+    ck_assert_int_eq(pthread_create(&t, NULL, start_timer_later, &arg), 0);
+    ck_assert_int_eq(nio_poll_wait(p, ev, 4, 60000), 1);
+    ck_assert_uint_eq(ev[0].token, 55);
+    pthread_join(t, NULL);
+    nio_poll_free(p);
+}
+END_TEST
+
+START_TEST(million_timers)
+{
+    nio_poll *p = tu_poll(_i);
+    enum { N = 1000000 };
+    nio_timer_id id, keep = 0;
+    static nio_event ev[4096];
+    static uint64_t due[N];
+    long fired = 0;
+    uint64_t last = 0;
+    for (int k = 0; k < N; k++) {
+        uint64_t ms = (uint64_t)(k % 1000);
+        due[k] = nio_now_ms() + ms;
+        ck_assert_int_eq(nio_timer_start(p, ms, (nio_token)k, &id), 0);
+        if (k == N / 2)
+            keep = id;
+    }
+    ck_assert_int_eq(nio_timer_cancel(p, keep), 0);
+    while (fired < N - 1) {
+        int n = nio_poll_wait(p, ev, 4096, LONG_WAIT);
+        ck_assert_int_gt(n, 0);
+        for (int k = 0; k < n; k++) {
+            ck_assert_uint_ne(ev[k].token, N / 2);
+            ck_assert_uint_ge(due[ev[k].token] + 1, last);
+            if (due[ev[k].token] > last)
+                last = due[ev[k].token];
+        }
+        fired += n;
+    }
+    ck_assert_int_eq(fired, N - 1);
+    expect_quiet(p, 10);
+    nio_poll_free(p);
+}
+END_TEST
+
+/* A fd that is deregistered and closed, and whose number is reused at once
+ * by a new registration, never reports the old token. */
+START_TEST(reused_fd_gets_no_stale_event)
+{
+    nio_poll *p = tu_poll(_i);
+    for (int round = 0; round < 50; round++) {
+        int a[2], b[2], reused;
+        nio_event ev[8];
+        tu_socketpair(a);
+        ck_assert_int_eq(nio_register(p, a[0], 1000 + (nio_token)round, NIO_READABLE | NIO_LEVEL), 0);
+        tu_write_all(a[1], "old", 3);
+        ck_assert_int_eq(nio_deregister(p, a[0]), 0);
+        reused = a[0];
+        close(a[0]);
+        close(a[1]);
+        tu_socketpair(b);
+        ck_assert_int_eq(b[0], reused);
+        ck_assert_int_eq(nio_register(p, b[0], 2000 + (nio_token)round, NIO_READABLE), 0);
+        tu_write_all(b[1], "new", 3);
+        int n = tu_collect(p, ev, 8, 20);
+        ck_assert_int_eq(n, 1);
+        ck_assert_uint_eq(ev[0].token, 2000 + (nio_token)round);
+        ck_assert_int_eq(nio_deregister(p, b[0]), 0);
+        close(b[0]);
+        close(b[1]);
+    }
+    nio_poll_free(p);
+}
+END_TEST
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+}
+
+struct signaller {
+    pthread_t target;
+    int fd;
+};
+
+static void *signal_then_write(void *arg)
+{
+    struct signaller *s = arg;
+    for (int k = 0; k < 5; k++) {
+        usleep(10000);
+        pthread_kill(s->target, SIGUSR1);
+    }
+    usleep(10000);
+    tu_write_all(s->fd, "s", 1);
+    return NULL;
+}
+
+START_TEST(signal_during_wait)
+{
+    nio_poll *p = tu_poll(_i);
+    struct sigaction sa;
+    struct signaller s;
+    pthread_t t;
+    nio_event ev[4];
+    int sv[2];
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm; /* no SA_RESTART: the wait sees EINTR */
+    ck_assert_int_eq(sigaction(SIGUSR1, &sa, NULL), 0);
+    tu_socketpair(sv);
+    ck_assert_int_eq(nio_register(p, sv[0], 6, NIO_READABLE), 0);
+    s.target = pthread_self();
+    s.fd = sv[1];
+    ck_assert_int_eq(pthread_create(&t, NULL, signal_then_write, &s), 0);
+    ck_assert_int_eq(nio_poll_wait(p, ev, 4, 60000), 1);
+    ck_assert_uint_eq(ev[0].token, 6);
+    pthread_join(t, NULL);
+    /* a timeout interrupted by signals still ends, with 0 */
+    ck_assert_int_eq(nio_poll_wait(p, ev, 4, 20), 0);
+    close(sv[0]);
+    close(sv[1]);
+    nio_poll_free(p);
+}
+END_TEST
+
+START_TEST(wait_timeout_elapses)
+{
+    nio_poll *p = tu_poll(_i);
+    nio_event ev[4];
+    uint64_t t0 = nio_now_ms();
+    ck_assert_int_eq(nio_poll_wait(p, ev, 4, 100), 0);
+    ck_assert_uint_ge(nio_now_ms() - t0, 100);
+    nio_poll_free(p);
+}
+END_TEST
+
+struct busywait {
+    nio_poll *p;
+    nio_waker *w;
+    int rc;
+};
+
+static void *second_waiter(void *arg)
+{
+    struct busywait *b = arg;
+    nio_event ev[1];
+    usleep(50000); /* the main thread is blocked in its wait by now */
+    b->rc = nio_poll_wait(b->p, ev, 1, 0);
+    nio_wake(b->w);
+    return NULL;
+}
+
+START_TEST(second_waiter_is_busy)
+{
+    struct busywait b = {tu_poll(_i), NULL, 1};
+    pthread_t t;
+    nio_event ev[1];
+    ck_assert_int_eq(nio_waker_new(b.p, 1, &b.w), 0);
+    ck_assert_int_eq(pthread_create(&t, NULL, second_waiter, &b), 0);
+    ck_assert_int_eq(nio_poll_wait(b.p, ev, 1, 60000), 1);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(b.rc, -EBUSY);
+    nio_waker_free(b.w);
+    nio_poll_free(b.p);
+}
+END_TEST
+
+START_TEST(error_names)
+{
+    ck_assert_str_eq(nio_err_name(-ECONNREFUSED), "ECONNREFUSED");
+    ck_assert_str_eq(nio_err_name(NIO_ENOTFOUND), "NIO_ENOTFOUND");
+    ck_assert_str_eq(nio_err_name(-4999), "UNKNOWN");
+    ck_assert_str_eq(nio_strerror(-ECANCELED), strerror(ECANCELED));
+    ck_assert_str_eq(nio_strerror(NIO_ESERVFAIL), "DNS server failure (SERVFAIL)");
+    ck_assert_str_eq(nio_strerror(-4999), "unknown error");
+    for (int e = 5001; e <= 5012; e++)
+        ck_assert_str_ne(nio_err_name(-e), "UNKNOWN");
+    ck_assert_str_eq(nio_version(), NIO_VERSION_STRING);
+}
+END_TEST
+
+START_TEST(env_selects_backend)
+{
+    nio_poll *p;
+    setenv("NIO_BACKEND", tu_backend(_i), 1);
+    ck_assert_int_eq(nio_poll_new(&p), 0);
+    ck_assert_str_eq(nio_poll_backend(p), tu_backend(_i));
+    nio_poll_free(p);
+    setenv("NIO_BACKEND", "nonsense", 1);
+    ck_assert_int_eq(nio_poll_new(&p), -EINVAL);
+    unsetenv("NIO_BACKEND");
+}
+END_TEST
+
+static Suite *poll_suite(void)
+{
+    Suite *s = suite_create("poll");
+    TCase *tc = tcase_create("core");
+    TCase *heavy = tcase_create("heavy");
+    tcase_set_timeout(tc, 60);
+    tcase_set_timeout(heavy, 300);
+    tcase_add_loop_test(tc, edge_does_not_repeat, 0, 2);
+    tcase_add_loop_test(tc, edge_rearms_after_drain_without_rearm_call, 0, 2);
+    tcase_add_loop_test(tc, level_repeats, 0, 2);
+    tcase_add_loop_test(tc, oneshot_needs_reregister, 0, 2);
+    tcase_add_loop_test(tc, writable_reported, 0, 2);
+    tcase_add_loop_test(tc, deregister_stops_events, 0, 2);
+    tcase_add_loop_test(tc, read_closed_and_hangup, 0, 2);
+    tcase_add_loop_test(tc, capacity_one_loses_nothing, 0, 2);
+    tcase_add_loop_test(tc, misuse_is_an_error, 0, 2);
+    tcase_add_loop_test(tc, zero_timeout_returns_ready, 0, 2);
+    tcase_add_loop_test(tc, close_wakes_waiter, 0, 2);
+    tcase_add_loop_test(tc, register_during_wait, 0, 2);
+    tcase_add_loop_test(tc, wakers_coalesce, 0, 2);
+    tcase_add_loop_test(tc, wake_from_busy_thread, 0, 2);
+    tcase_add_loop_test(tc, timers_fire_in_deadline_order, 0, 2);
+    tcase_add_loop_test(tc, cancelled_timer_never_fires, 0, 2);
+    tcase_add_loop_test(tc, timer_from_other_thread_wakes_waiter, 0, 2);
+    tcase_add_loop_test(tc, reused_fd_gets_no_stale_event, 0, 2);
+    tcase_add_loop_test(tc, signal_during_wait, 0, 2);
+    tcase_add_loop_test(tc, wait_timeout_elapses, 0, 2);
+    tcase_add_loop_test(tc, second_waiter_is_busy, 0, 2);
+    tcase_add_loop_test(tc, env_selects_backend, 0, 2);
+    tcase_add_test(tc, error_names);
+    tcase_add_loop_test(heavy, create_free_no_leak, 0, 2);
+    tcase_add_loop_test(heavy, register_vs_close_stress, 0, 2);
+    tcase_add_loop_test(heavy, million_timers, 0, 2);
+    suite_add_tcase(s, tc);
+    suite_add_tcase(s, heavy);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(poll_suite());
+    int failed;
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
