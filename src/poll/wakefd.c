@@ -1,9 +1,10 @@
 /* The poll's wake-up channel, used by close, by wakers and by timers
  * started from other threads.  An eventfd where the system has one; a
  * nonblocking pipe otherwise, or when NIO_WAKER=pipe asks for it (so the
- * fallback is tested on Linux too).  It is an internal source in edge mode
- * whose callback drains it: a full pipe then still has its edge pending,
- * so a signal is never lost. */
+ * fallback is tested on Linux too).  It is an internal source in level
+ * mode whose callback drains it: level, because with the poll(2) backend's
+ * edge emulation a signal landing between a report and the next wait would
+ * leave the channel readable but disarmed, and a close would be lost. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -66,7 +67,8 @@ int nio__wakefd_open(nio_poll *p)
     p->wake.src.arg = p;
     p->wake.src.fd = fds[0];
     p->wake.src.dead = false;
-    err = p->ops->add(p, fds[0], NIO__TAG | (uint64_t)(uintptr_t)&p->wake.src, NIO_READABLE);
+    err = p->ops->add(p, fds[0], NIO__TAG | (uint64_t)(uintptr_t)&p->wake.src,
+                     NIO_READABLE | NIO_LEVEL);
     if (err < 0) {
         nio__wakefd_close(p);
         return err;
