@@ -8,6 +8,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -111,6 +113,35 @@ START_TEST(writable_reported)
     expect_quiet(p, 20);
     close(sv[0]);
     close(sv[1]);
+    nio_poll_free(p);
+}
+END_TEST
+
+/* Out-of-band TCP data is the priority condition (EPOLLPRI / POLLPRI). */
+START_TEST(priority_reported)
+{
+    nio_poll *p = tu_poll(_i);
+    int l, c, a;
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sin;
+    unsigned f;
+    l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(l, 0);
+    ck_assert_int_eq(bind(l, (struct sockaddr *)&sin, sizeof sin), 0);
+    ck_assert_int_eq(listen(l, 1), 0);
+    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sin, &len), 0);
+    c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_eq(connect(c, (struct sockaddr *)&sin, sizeof sin), 0);
+    a = accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    ck_assert_int_ge(a, 0);
+    ck_assert_int_eq(nio_register(p, a, 12, NIO_PRIORITY), 0);
+    expect_quiet(p, 20);
+    ck_assert_int_eq(send(c, "!", 1, MSG_OOB), 1);
+    f = tu_wait_token(p, 12, LONG_WAIT, NULL);
+    ck_assert_msg(f & NIO_EV_PRIORITY, "flags %#x", f);
+    close(a);
+    close(c);
+    close(l);
     nio_poll_free(p);
 }
 END_TEST
@@ -772,6 +803,7 @@ static Suite *poll_suite(void)
     tcase_add_loop_test(tc, level_repeats, 0, 2);
     tcase_add_loop_test(tc, oneshot_needs_reregister, 0, 2);
     tcase_add_loop_test(tc, writable_reported, 0, 2);
+    tcase_add_loop_test(tc, priority_reported, 0, 2);
     tcase_add_loop_test(tc, deregister_stops_events, 0, 2);
     tcase_add_loop_test(tc, read_closed_and_hangup, 0, 2);
     tcase_add_loop_test(tc, capacity_one_loses_nothing, 0, 2);
