@@ -5,5 +5,6 @@
 
 #include <nio/common.h>
 #include <nio/poll.h>
+#include <nio/net.h>
 
 #endif

@@ -1,0 +1,351 @@
+/* TCP streams: nonblocking connect completed through the poll, with an
+ * optional timeout; reads and writes that re-arm on EAGAIN; options; close.
+ * The write queue and read helper live in buffer.c. */
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "net/net.h"
+
+/* The first published nio_tcp_opts ends after rcvbuf; size == 0 means it. */
+#define TCP_OPTS_V1_SIZE (offsetof(nio_tcp_opts, rcvbuf) + sizeof(int))
+
+int nio__stream_new(nio_poll *p, int fd, int state, nio_token token, nio_tcp_stream **out)
+{
+    int err;
+    nio_tcp_stream *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return -ENOMEM;
+    s->poll = p;
+    s->fd = fd;
+    s->state = state;
+    s->token = token;
+    s->wq_high = NIO_WQ_DEFAULT_HIGH;
+    atomic_init(&s->tstate, NIO__T_NONE);
+    nio__pending_init(&s->done);
+    if ((err = nio_register(p, fd, token, NIO__STREAM_INTEREST)) < 0) {
+        free(s);
+        return err;
+    }
+    *out = s;
+    return 0;
+}
+
+/* Runs on the thread in nio_poll_wait().  A connect still pending is
+ * aborted: shutdown() on a SYN_SENT socket disconnects it, so the kernel
+ * stops retrying, and the caller hears of it through the posted node. */
+static void connect_timeout_cb(void *arg)
+{
+    nio_tcp_stream *s = arg;
+    struct sockaddr_storage peer;
+    socklen_t plen = sizeof peer;
+    int expect = NIO__T_ARMED;
+
+    if (!atomic_compare_exchange_strong(&s->tstate, &expect, NIO__T_FIRING)) {
+        free(s); /* NIO__T_ORPHAN: closed while we were due; fd already gone */
+        return;
+    }
+    if (getpeername(s->fd, (struct sockaddr *)&peer, &plen) == 0) {
+        atomic_store(&s->tstate, NIO__T_MOOT); /* connected in time */
+        return;
+    }
+    (void)shutdown(s->fd, SHUT_RDWR); /* best effort: the state says it all */
+    (void)nio__pending_post(s->poll, &s->done, s->token, NIO_EV_WRITABLE | NIO_EV_ERROR);
+    atomic_store(&s->tstate, NIO__T_FIRED);
+}
+
+/* Bring the connect timer to rest and return its final state.  In one
+ * thread the cancel either succeeds or the callback already ran.  When the
+ * poll runs on another thread, the cancel can miss a timer that was just
+ * popped: the callback is then due or running, and we wait for it, or, when
+ * closing, hand the stream's memory over to it (NIO__T_ORPHAN).  After
+ * nio_poll_close() the cancel cannot tell whether the timer was popped; a
+ * callback that is due at that instant is the one case not covered
+ * (closing a stream concurrently with closing its poll). */
+static int timer_settle(nio_tcp_stream *s, bool closing)
+{
+    int st = atomic_load(&s->tstate), err, expect = NIO__T_ARMED;
+    if (st != NIO__T_ARMED && st != NIO__T_FIRING)
+        return st;
+    err = nio_timer_cancel(s->poll, s->timer);
+    if (err == 0) {
+        atomic_store(&s->tstate, NIO__T_NONE);
+        return NIO__T_NONE;
+    }
+    if (err == -ENOENT && closing &&
+        atomic_compare_exchange_strong(&s->tstate, &expect, NIO__T_ORPHAN))
+        return NIO__T_ORPHAN;
+    for (;;) {
+        st = atomic_load(&s->tstate);
+        if (st == NIO__T_FIRING || (st == NIO__T_ARMED && err == -ENOENT))
+            sched_yield(); /* the callback is a few syscalls long */
+        else
+            return st;
+    }
+}
+
+static int finish_connect(nio_tcp_stream *s, int result)
+{
+    if (timer_settle(s, false) == NIO__T_FIRED)
+        result = -ETIMEDOUT;
+    s->state = result == 0 ? NIO__CONNECTED : NIO__FAILED;
+    s->connect_err = result;
+    return result;
+}
+
+int nio_tcp_connect_result(nio_tcp_stream *s)
+{
+    int soerr = 0;
+    socklen_t slen = sizeof soerr;
+    nio_addr peer;
+
+    if (s == NULL)
+        return -EINVAL;
+    if (s->state != NIO__CONNECTING)
+        return s->connect_err;
+    if (atomic_load(&s->tstate) == NIO__T_FIRED)
+        return finish_connect(s, -ETIMEDOUT);
+    if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &soerr, &slen) < 0)
+        return finish_connect(s, -errno);
+    if (soerr != 0)
+        return finish_connect(s, -soerr);
+    if (nio__sockname(s->fd, &peer, true) == 0)
+        return finish_connect(s, 0);
+    return errno == ENOTCONN ? -EINPROGRESS : finish_connect(s, -errno);
+}
+
+static int check_opts(const nio_tcp_opts *o)
+{
+    if (o == NULL)
+        return 0;
+    if (o->size != 0 && o->size < TCP_OPTS_V1_SIZE)
+        return -EINVAL;
+    if (o->size > sizeof *o)
+        return -EINVAL; /* a newer caller's fields we would ignore */
+    return o->sndbuf < 0 || o->rcvbuf < 0 ? -EINVAL : 0;
+}
+
+/* Options that must be set before connect(2): buffer sizes fix the
+ * window scale in the SYN. */
+static int apply_opts(int fd, const nio_tcp_opts *o)
+{
+    int one = 1, err;
+    if (o == NULL)
+        return 0;
+    if ((err = nio__set_bufsizes(fd, o->sndbuf, o->rcvbuf)) < 0)
+        return err;
+    if (o->nodelay && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
+        return -errno;
+    return 0;
+}
+
+/* connect(2): 0 done, -EINPROGRESS, or the failure.  EINTR leaves the
+ * connect running in the background (POSIX), so it is EINPROGRESS too. */
+static int start_connect(int fd, const struct sockaddr *sa, socklen_t len)
+{
+    if (connect(fd, sa, len) == 0)
+        return 0;
+    return errno == EINTR ? -EINPROGRESS : -errno;
+}
+
+static int arm_timer(nio_tcp_stream *s, uint32_t ms)
+{
+    int err;
+    atomic_store(&s->tstate, NIO__T_ARMED);
+    if ((err = nio__timer_start_cb(s->poll, ms, connect_timeout_cb, s, &s->timer)) < 0)
+        atomic_store(&s->tstate, NIO__T_NONE);
+    return err;
+}
+
+int nio_tcp_connect_ex(nio_poll *p, const struct sockaddr *sa, socklen_t len,
+                       const nio_tcp_opts *opts, nio_token token, nio_tcp_stream **out)
+{
+    nio_tcp_stream *s = NULL;
+    int fd = -1, err, rc;
+
+    if (out != NULL)
+        *out = NULL;
+    if (p == NULL || out == NULL || token > NIO_TOKEN_MAX || nio__check_sockaddr(sa, len) < 0)
+        return -EINVAL;
+    if ((err = check_opts(opts)) < 0)
+        return err;
+    if ((err = fd = nio__socket(sa->sa_family, SOCK_STREAM)) < 0)
+        goto done;
+    if ((err = apply_opts(fd, opts)) < 0)
+        goto done;
+    rc = start_connect(fd, sa, len);
+    if (rc < 0 && rc != -EINPROGRESS) {
+        err = rc;
+        goto done;
+    }
+    if ((err = nio__stream_new(p, fd, rc == 0 ? NIO__CONNECTED : NIO__CONNECTING, token, &s)) < 0)
+        goto done;
+    fd = -1; /* the stream's now */
+    if (rc != 0 && opts != NULL && opts->connect_timeout_ms > 0 &&
+        (err = arm_timer(s, opts->connect_timeout_ms)) < 0)
+        goto done;
+    *out = s;
+    s = NULL;
+    err = rc;
+done:
+    if (s != NULL)
+        (void)nio_tcp_close(s); /* only after a failed timer start: nothing queued */
+    if (fd >= 0)
+        close(fd);
+    return err;
+}
+
+int nio_tcp_connect(nio_poll *p, const struct sockaddr *sa, socklen_t len, nio_token token,
+                    nio_tcp_stream **out)
+{
+    return nio_tcp_connect_ex(p, sa, len, NULL, token, out);
+}
+
+/* The tail of every I/O call: EAGAIN re-arms the poll(2) backend's edge
+ * emulation for `what` (a no-op on epoll). */
+static ssize_t io_fail(nio_tcp_stream *s, unsigned what)
+{
+    int e = errno;
+    if (e == EAGAIN || e == EWOULDBLOCK) {
+        (void)nio_rearm(s->poll, s->fd, what); /* only fails if the poll is closed */
+        return -EAGAIN;
+    }
+    return -e;
+}
+
+ssize_t nio_tcp_read(nio_tcp_stream *s, void *buf, size_t len)
+{
+    ssize_t r;
+    if (s == NULL || buf == NULL || len == 0)
+        return -EINVAL;
+    do
+        r = recv(s->fd, buf, len, 0);
+    while (r < 0 && errno == EINTR);
+    return r >= 0 ? r : io_fail(s, NIO_READABLE);
+}
+
+ssize_t nio_tcp_write(nio_tcp_stream *s, const void *buf, size_t len)
+{
+    ssize_t r;
+    if (s == NULL || (buf == NULL && len > 0))
+        return -EINVAL;
+    if (s->wq_len > s->wq_off)
+        return -EBUSY;
+    if (len == 0)
+        return 0;
+    do
+        r = send(s->fd, buf, len, MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    return r >= 0 ? r : io_fail(s, NIO_WRITABLE);
+}
+
+/* Validate a vector; *total gets the byte count. */
+static int check_iov(const struct iovec *iov, int iovcnt, size_t *total)
+{
+    size_t sum = 0;
+    if (iov == NULL || iovcnt <= 0 || iovcnt > IOV_MAX)
+        return -EINVAL;
+    for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_base == NULL && iov[i].iov_len > 0)
+            return -EINVAL;
+        if (iov[i].iov_len > SSIZE_MAX - sum)
+            return -EINVAL;
+        sum += iov[i].iov_len;
+    }
+    *total = sum;
+    return 0;
+}
+
+ssize_t nio_tcp_readv(nio_tcp_stream *s, const struct iovec *iov, int iovcnt)
+{
+    struct msghdr m = {0};
+    size_t total;
+    ssize_t r;
+    if (s == NULL || check_iov(iov, iovcnt, &total) < 0 || total == 0)
+        return -EINVAL;
+    m.msg_iov = nio__unconst(iov);
+    m.msg_iovlen = (size_t)iovcnt;
+    do
+        r = recvmsg(s->fd, &m, 0);
+    while (r < 0 && errno == EINTR);
+    return r >= 0 ? r : io_fail(s, NIO_READABLE);
+}
+
+ssize_t nio__stream_sendmsg(nio_tcp_stream *s, const struct iovec *iov, int iovcnt)
+{
+    struct msghdr m = {0};
+    ssize_t r;
+    m.msg_iov = nio__unconst(iov);
+    m.msg_iovlen = (size_t)iovcnt;
+    do
+        r = sendmsg(s->fd, &m, MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    return r >= 0 ? r : io_fail(s, NIO_WRITABLE);
+}
+
+ssize_t nio_tcp_writev(nio_tcp_stream *s, const struct iovec *iov, int iovcnt)
+{
+    size_t total;
+    if (s == NULL || check_iov(iov, iovcnt, &total) < 0)
+        return -EINVAL;
+    if (s->wq_len > s->wq_off)
+        return -EBUSY;
+    if (total == 0)
+        return 0;
+    return nio__stream_sendmsg(s, iov, iovcnt);
+}
+
+int nio_tcp_shutdown(nio_tcp_stream *s, int how)
+{
+    if (s == NULL || (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR))
+        return -EINVAL;
+    return shutdown(s->fd, how) < 0 ? -errno : 0;
+}
+
+int nio_tcp_local_addr(const nio_tcp_stream *s, nio_addr *out)
+{
+    return s == NULL ? -EINVAL : nio__sockname(s->fd, out, false);
+}
+
+int nio_tcp_peer_addr(const nio_tcp_stream *s, nio_addr *out)
+{
+    return s == NULL ? -EINVAL : nio__sockname(s->fd, out, true);
+}
+
+int nio_tcp_fd(const nio_tcp_stream *s)
+{
+    return s == NULL ? -EINVAL : s->fd;
+}
+
+int nio_tcp_reregister(nio_tcp_stream *s, nio_token token, unsigned interest)
+{
+    int err;
+    if (s == NULL)
+        return -EINVAL;
+    if ((err = nio_reregister(s->poll, s->fd, token, interest)) == 0)
+        s->token = token;
+    return err;
+}
+
+size_t nio_tcp_close(nio_tcp_stream *s)
+{
+    size_t unsent;
+    int st;
+    if (s == NULL)
+        return 0;
+    st = timer_settle(s, true);
+    nio__pending_cancel(s->poll, &s->done);
+    (void)nio_deregister(s->poll, s->fd); /* -ECANCELED after poll close: fine */
+    close(s->fd);
+    unsent = nio__wq_release(s);
+    if (st != NIO__T_ORPHAN)
+        free(s);
+    return unsent;
+}

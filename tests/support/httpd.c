@@ -1,0 +1,386 @@
+/* The delayed HTTP server (see httpd.h).  One thread, one poll, edge-
+ * triggered: every handler reads or writes until -EAGAIN.  A connection's
+ * token is its own address; the listeners' are 1 and 2. */
+#define _GNU_SOURCE
+#include "httpd.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <nio.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define TOK_L4 1
+#define TOK_L6 2
+#define REQ_MAX 4096
+#define MAX_DELAY_MS 600000
+
+enum kind { K_TEXT, K_BYTES, K_RESET, K_HALFCLOSE, K_STATUS };
+enum state { READING, DELAYING, WRITING, HALF };
+
+typedef struct conn {
+    struct conn *prev, *next;
+    nio_tcp_stream *s;
+    enum state state;
+    enum kind kind;
+    int status;
+    uint64_t delay_ms, body_len, body_sent, stop_at;
+    nio_timer_id timer;
+    bool timer_on;
+    char head[192];
+    size_t head_len, head_sent;
+    char text[64];
+    size_t req_len;
+    char req[REQ_MAX];
+} conn;
+
+struct httpd {
+    nio_poll *poll;
+    nio_tcp_listener *l4, *l6;
+    pthread_t thread;
+    uint16_t port;
+    conn list; /* sentinel */
+    uint64_t accepted, answered;
+};
+
+static void conn_close(httpd *h, conn *c)
+{
+    if (c->timer_on)
+        nio_timer_cancel(h->poll, c->timer);
+    nio_tcp_close(c->s);
+    c->prev->next = c->next;
+    c->next->prev = c->prev;
+    free(c);
+}
+
+static bool parse_u64(const char **p, uint64_t *out, uint64_t max)
+{
+    uint64_t v = 0;
+    const char *s = *p;
+    if (*s < '0' || *s > '9')
+        return false;
+    while (*s >= '0' && *s <= '9') {
+        v = v * 10 + (uint64_t)(*s - '0');
+        if (v > max)
+            return false;
+        s++;
+    }
+    *p = s;
+    *out = v;
+    return true;
+}
+
+/* Route a request target; sets kind, delay and lengths.  false: 404. */
+static bool route(conn *c, const char *path)
+{
+    uint64_t n;
+    if (strncmp(path, "/delay/", 7) != 0)
+        return false;
+    path += 7;
+    if (!parse_u64(&path, &c->delay_ms, MAX_DELAY_MS))
+        return false;
+    c->kind = K_TEXT;
+    if (strncmp(path, "/bytes/", 7) == 0 || strncmp(path, "/reset/", 7) == 0) {
+        c->kind = path[1] == 'b' ? K_BYTES : K_RESET;
+        path += 7;
+        if (!parse_u64(&path, &n, (uint64_t)1 << 40))
+            return false;
+        c->body_len = c->kind == K_BYTES ? n : 2 * n;
+        c->stop_at = n;
+    } else if (strcmp(path, "/halfclose") == 0) {
+        c->kind = K_HALFCLOSE;
+    } else if (*path != '\0' && *path != '/') {
+        return false;
+    }
+    if (c->kind == K_TEXT || c->kind == K_HALFCLOSE) {
+        int len = snprintf(c->text, sizeof c->text, "delayed %" PRIu64 " ms\n", c->delay_ms);
+        c->body_len = (uint64_t)len;
+    }
+    return true;
+}
+
+/* Parse "GET <target> HTTP/1.x\r\n...\r\n\r\n".  Returns the status to
+ * answer with at once (400, 404), or 0 to answer after the delay. */
+static int parse_request(conn *c)
+{
+    char *line_end = strstr(c->req, "\r\n"), *sp1, *sp2;
+    if (line_end == NULL)
+        return 400;
+    *line_end = '\0';
+    sp1 = strchr(c->req, ' ');
+    if (sp1 == NULL || (size_t)(sp1 - c->req) != 3 || memcmp(c->req, "GET", 3) != 0)
+        return 400;
+    sp2 = strchr(sp1 + 1, ' ');
+    if (sp2 == NULL || sp2 == sp1 + 1 || strncmp(sp2 + 1, "HTTP/1.", 7) != 0 ||
+        (sp2[8] != '0' && sp2[8] != '1') || sp2[9] != '\0' || sp1[1] != '/')
+        return 400;
+    *sp2 = '\0';
+    return route(c, sp1 + 1) ? 0 : 404;
+}
+
+static void start_response(httpd *h, conn *c)
+{
+    const char *reason = c->status == 200 ? "OK" : c->status == 404 ? "Not Found" : "Bad Request";
+    if (c->status != 200) {
+        c->kind = K_STATUS;
+        c->body_len = (uint64_t)snprintf(c->text, sizeof c->text, "%d %s\n", c->status, reason);
+    }
+    c->head_len = (size_t)snprintf(c->head, sizeof c->head,
+                                   "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %" PRIu64
+                                   "\r\nConnection: close\r\n\r\n",
+                                   c->status, reason,
+                                   c->kind == K_BYTES || c->kind == K_RESET
+                                       ? "application/octet-stream"
+                                       : "text/plain",
+                                   c->body_len);
+    c->state = WRITING;
+    __atomic_add_fetch(&h->answered, 1, __ATOMIC_RELAXED);
+}
+
+/* Fill buf with the body from offset off; returns the count. */
+static size_t body_chunk(conn *c, char *buf, size_t cap)
+{
+    uint64_t end = c->kind == K_RESET ? c->stop_at : c->body_len;
+    size_t n = (size_t)(end - c->body_sent < cap ? end - c->body_sent : cap);
+    if (c->kind == K_BYTES || c->kind == K_RESET) {
+        for (size_t i = 0; i < n; i++)
+            buf[i] = (char)httpd_body_byte(c->body_sent + i);
+    } else {
+        memcpy(buf, c->text + c->body_sent, n);
+    }
+    return n;
+}
+
+/* Write head and body until done or -EAGAIN.  false: the connection ended. */
+static bool write_some(httpd *h, conn *c)
+{
+    char buf[16384];
+    uint64_t end = c->kind == K_RESET ? c->stop_at : c->body_len;
+    while (c->head_sent < c->head_len) {
+        ssize_t w = nio_tcp_write(c->s, c->head + c->head_sent, c->head_len - c->head_sent);
+        if (w == -EAGAIN)
+            return true;
+        if (w < 0)
+            goto gone;
+        c->head_sent += (size_t)w;
+    }
+    while (c->body_sent < end) {
+        size_t n = body_chunk(c, buf, sizeof buf);
+        ssize_t w = nio_tcp_write(c->s, buf, n);
+        if (w == -EAGAIN)
+            return true;
+        if (w < 0)
+            goto gone;
+        c->body_sent += (uint64_t)w;
+    }
+    if (c->kind == K_RESET) {
+        nio_tcp_set_linger0(c->s, true);
+        goto gone;
+    }
+    if (c->kind == K_HALFCLOSE) {
+        nio_tcp_shutdown(c->s, SHUT_WR);
+        c->state = HALF;
+        return true;
+    }
+gone:
+    conn_close(h, c);
+    return false;
+}
+
+/* Read (and in later states discard) until -EAGAIN.  false: ended. */
+static bool read_some(httpd *h, conn *c)
+{
+    for (;;) {
+        char sink[512];
+        bool reading = c->state == READING;
+        ssize_t r = reading ? nio_tcp_read(c->s, c->req + c->req_len, REQ_MAX - 1 - c->req_len)
+                            : nio_tcp_read(c->s, sink, sizeof sink);
+        if (r == -EAGAIN)
+            return true;
+        if (r <= 0) { /* end of stream or error: the client is gone */
+            conn_close(h, c);
+            return false;
+        }
+        if (!reading)
+            continue;
+        c->req_len += (size_t)r;
+        c->req[c->req_len] = '\0';
+        if (strstr(c->req, "\r\n\r\n") != NULL) {
+            c->status = parse_request(c);
+            if (c->status != 0)
+                start_response(h, c);
+            else if (nio_timer_start(h->poll, c->delay_ms, (nio_token)(uintptr_t)c, &c->timer) == 0)
+                c->timer_on = true, c->state = DELAYING, c->status = 200;
+            else
+                c->status = 500, start_response(h, c);
+        } else if (c->req_len == REQ_MAX - 1) {
+            c->status = 400;
+            start_response(h, c);
+        }
+        if (c->state == WRITING && !write_some(h, c))
+            return false;
+    }
+}
+
+static void on_conn(httpd *h, conn *c, unsigned flags)
+{
+    if (flags & NIO_EV_TIMER) {
+        c->timer_on = false;
+        start_response(h, c);
+        if (!write_some(h, c))
+            return;
+    }
+    if ((flags & (NIO_EV_READABLE | NIO_EV_READ_CLOSED | NIO_EV_ERROR)) && !read_some(h, c))
+        return;
+    if ((flags & NIO_EV_WRITABLE) && c->state == WRITING)
+        write_some(h, c);
+}
+
+static void on_listener(httpd *h, nio_tcp_listener *l)
+{
+    for (;;) {
+        conn *c = calloc(1, sizeof *c);
+        int rc;
+        if (c == NULL)
+            return; /* the listener's next edge retries */
+        rc = nio_tcp_accept(l, (nio_token)(uintptr_t)c, &c->s);
+        if (rc < 0) {
+            free(c);
+            if (rc == -EAGAIN || rc == -EMFILE || rc == -ENFILE)
+                return;
+            continue;
+        }
+        c->state = READING;
+        c->next = h->list.next;
+        c->prev = &h->list;
+        h->list.next->prev = c;
+        h->list.next = c;
+        __atomic_add_fetch(&h->accepted, 1, __ATOMIC_RELAXED);
+        /* the request may be there already: its edge came before registration */
+        read_some(h, c);
+    }
+}
+
+static void *serve(void *arg)
+{
+    httpd *h = arg;
+    nio_event ev[256];
+    for (;;) {
+        int n = nio_poll_wait(h->poll, ev, 256, -1);
+        if (n < 0) {
+            if (n != -ECANCELED)
+                fprintf(stderr, "httpd: nio_poll_wait: %s\n", nio_strerror(n));
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            if (ev[i].token == TOK_L4 || ev[i].token == TOK_L6)
+                on_listener(h, ev[i].token == TOK_L4 ? h->l4 : h->l6);
+            else
+                on_conn(h, (conn *)(uintptr_t)ev[i].token, ev[i].flags);
+        }
+    }
+    while (h->list.next != &h->list)
+        conn_close(h, h->list.next);
+    return NULL;
+}
+
+static int listen_on(httpd *h, int family, uint16_t port, nio_tcp_listener **out, nio_token tok)
+{
+    nio_addr a;
+    nio_tcp_listen_opts o = {.size = sizeof o, .v6only = family == AF_INET6 ? 1 : 0};
+    int rc = nio_addr_from_ip(family == AF_INET ? "127.0.0.1" : "::1", port, &a);
+    if (rc < 0)
+        return rc;
+    return nio_tcp_listen_ex(h->poll, (struct sockaddr *)&a.ss, a.len, 4096, &o, tok, out);
+}
+
+static int open_listeners(httpd *h, int families, uint16_t port)
+{
+    nio_addr a;
+    int rc;
+    if (families & HTTPD_V4) {
+        if ((rc = listen_on(h, AF_INET, port, &h->l4, TOK_L4)) < 0)
+            return rc;
+        if ((rc = nio_tcp_listener_addr(h->l4, &a)) < 0)
+            return rc;
+        port = (uint16_t)nio_addr_port((struct sockaddr *)&a.ss, a.len);
+    }
+    if (families & HTTPD_V6) {
+        if ((rc = listen_on(h, AF_INET6, port, &h->l6, TOK_L6)) < 0)
+            return rc;
+        if ((rc = nio_tcp_listener_addr(h->l6, &a)) < 0)
+            return rc;
+        port = (uint16_t)nio_addr_port((struct sockaddr *)&a.ss, a.len);
+    }
+    h->port = port;
+    return 0;
+}
+
+static void free_listeners(httpd *h)
+{
+    nio_tcp_listener_close(h->l4);
+    nio_tcp_listener_close(h->l6);
+    h->l4 = h->l6 = NULL;
+}
+
+int httpd_start(httpd **out, int families, uint16_t port, const char *backend)
+{
+    httpd *h;
+    int rc;
+    if (out == NULL || (families & (HTTPD_V4 | HTTPD_V6)) == 0)
+        return -EINVAL;
+    h = calloc(1, sizeof *h);
+    if (h == NULL)
+        return -ENOMEM;
+    h->list.next = h->list.prev = &h->list;
+    if ((rc = nio_poll_new_with(&h->poll, backend)) < 0)
+        goto fail;
+    /* An ephemeral IPv4 port may be taken on ::1: try a few. */
+    for (int tries = 0; tries < 20; tries++) {
+        rc = open_listeners(h, families, port);
+        if (rc != -EADDRINUSE || port != 0)
+            break;
+        free_listeners(h);
+    }
+    if (rc < 0)
+        goto fail;
+    if ((rc = -pthread_create(&h->thread, NULL, serve, h)) < 0)
+        goto fail;
+    *out = h;
+    return 0;
+fail:
+    free_listeners(h);
+    nio_poll_free(h->poll);
+    free(h);
+    return rc;
+}
+
+uint16_t httpd_port(const httpd *h)
+{
+    return h->port;
+}
+
+uint64_t httpd_accepted(const httpd *h)
+{
+    return __atomic_load_n(&h->accepted, __ATOMIC_RELAXED);
+}
+
+uint64_t httpd_answered(const httpd *h)
+{
+    return __atomic_load_n(&h->answered, __ATOMIC_RELAXED);
+}
+
+void httpd_stop(httpd *h)
+{
+    if (h == NULL)
+        return;
+    nio_poll_close(h->poll);
+    pthread_join(h->thread, NULL);
+    free_listeners(h);
+    nio_poll_free(h->poll);
+    free(h);
+}

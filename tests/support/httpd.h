@@ -1,0 +1,44 @@
+/* The delayed HTTP/1.1 server of nio's tests and demo, built on nio.
+ *
+ *   GET /delay/<ms>[/anything]     200 after <ms>, a short text body
+ *   GET /delay/<ms>/bytes/<n>      200 after <ms>, an n-byte body whose
+ *                                  byte i is httpd_body_byte(i)
+ *   GET /delay/<ms>/reset/<n>      after <ms>, headers promising 2n bytes,
+ *                                  n bytes, then a reset (SO_LINGER 0)
+ *   GET /delay/<ms>/halfclose      after <ms>, a complete response, then
+ *                                  shutdown(write) while the connection
+ *                                  stays open until the client closes
+ *   anything else well-formed      404; a malformed request: 400
+ *
+ * Every response carries Connection: close.  The server runs on its own
+ * thread and its own nio poll, listening on loopback (IPv4, IPv6 or both on
+ * one ephemeral port), and serves many thousands of connections at once. */
+#ifndef NIO_TEST_HTTPD_H
+#define NIO_TEST_HTTPD_H
+
+#include <stdint.h>
+
+typedef struct httpd httpd;
+
+#define HTTPD_V4 1
+#define HTTPD_V6 2
+
+/* Start on 127.0.0.1 and/or [::1] (HTTPD_V4 | HTTPD_V6) with the named poll
+ * backend (NULL: default); port 0 picks a free one.  0 or -errno. */
+int httpd_start(httpd **out, int families, uint16_t port, const char *backend);
+
+uint16_t httpd_port(const httpd *h);
+
+/* Connections accepted and requests answered so far (any thread). */
+uint64_t httpd_accepted(const httpd *h);
+uint64_t httpd_answered(const httpd *h);
+
+/* Stop the thread, close every connection, free.  NULL is ignored. */
+void httpd_stop(httpd *h);
+
+static inline unsigned char httpd_body_byte(uint64_t i)
+{
+    return (unsigned char)('a' + (i * 7 + i / 26) % 26);
+}
+
+#endif

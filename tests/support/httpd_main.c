@@ -1,0 +1,61 @@
+/* The delayed HTTP server as a program:
+ *   nio-test-httpd [-p PORT] [-4|-6]
+ * serves on 127.0.0.1 and [::1] until interrupted. */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <nio.h>
+
+#include "httpd.h"
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
+
+int main(int argc, char **argv)
+{
+    int families = HTTPD_V4 | HTTPD_V6, opt, rc;
+    long port = 0;
+    httpd *h;
+    while ((opt = getopt(argc, argv, "p:46h")) != -1) {
+        switch (opt) {
+        case 'p':
+            port = strtol(optarg, NULL, 10);
+            if (port < 0 || port > 65535) {
+                fprintf(stderr, "nio-test-httpd: bad port '%s' (0..65535)\n", optarg);
+                return 2;
+            }
+            break;
+        case '4':
+            families = HTTPD_V4;
+            break;
+        case '6':
+            families = HTTPD_V6;
+            break;
+        default:
+            fprintf(stderr, "usage: nio-test-httpd [-p PORT] [-4|-6]\n");
+            return opt == 'h' ? 0 : 2;
+        }
+    }
+    rc = httpd_start(&h, families, (uint16_t)port, NULL);
+    if (rc < 0) {
+        fprintf(stderr, "nio-test-httpd: cannot start: %s\n", nio_strerror(rc));
+        return 1;
+    }
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    printf("listening on port %u (GET /delay/<ms>, /delay/<ms>/bytes/<n>)\n", httpd_port(h));
+    fflush(stdout);
+    while (!stop)
+        pause();
+    httpd_stop(h);
+    return 0;
+}
