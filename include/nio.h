@@ -5,6 +5,7 @@
 
 #include <nio/common.h>
 #include <nio/poll.h>
+#include <nio/dns.h>
 #include <nio/net.h>
 
 #endif

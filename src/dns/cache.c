@@ -1,0 +1,105 @@
+/* The answer cache: a (name, type) hash table for lookup and a doubly
+ * linked LRU list for eviction, both O(1).  Expiry uses the monotonic clock
+ * (nio_now_ms) so that a wall-clock jump neither keeps nor drops answers. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dns_internal.h"
+
+static void lru_unlink(nio__cache *c, nio__centry *e)
+{
+    if (e->prev != NULL)
+        e->prev->next = e->next;
+    else
+        c->head = e->next;
+    if (e->next != NULL)
+        e->next->prev = e->prev;
+    else
+        c->tail = e->prev;
+    e->prev = e->next = NULL;
+}
+
+static void lru_push_front(nio__cache *c, nio__centry *e)
+{
+    e->prev = NULL;
+    e->next = c->head;
+    if (c->head != NULL)
+        c->head->prev = e;
+    c->head = e;
+    if (c->tail == NULL)
+        c->tail = e;
+}
+
+static void entry_drop(nio__cache *c, nio__centry *e)
+{
+    nio__htab_remove(&c->tab, &e->node);
+    lru_unlink(c, e);
+    free(e->node.name);
+    free(e);
+}
+
+int nio__cache_init(nio__cache *c, size_t max)
+{
+    c->head = c->tail = NULL;
+    c->max = max;
+    return nio__htab_init(&c->tab, 256);
+}
+
+void nio__cache_fini(nio__cache *c)
+{
+    while (c->head != NULL)
+        entry_drop(c, c->head);
+    nio__htab_fini(&c->tab);
+}
+
+const nio__centry *nio__cache_get(nio__cache *c, const char *name, int type, uint64_t now)
+{
+    nio__centry *e;
+    if (c->max == 0)
+        return NULL;
+    e = (nio__centry *)nio__htab_find(&c->tab, nio__hash(name, type), name, type);
+    if (e == NULL)
+        return NULL;
+    if (now >= e->expires) {
+        entry_drop(c, e);
+        return NULL;
+    }
+    lru_unlink(c, e);
+    lru_push_front(c, e);
+    return e;
+}
+
+int nio__cache_put(nio__cache *c, const char *name, int type, int err, const nio__ip *ips,
+                   size_t n, uint64_t ttl_ms, uint64_t now)
+{
+    uint64_t h = nio__hash(name, type);
+    nio__centry *e = (nio__centry *)nio__htab_find(&c->tab, h, name, type);
+
+    if (e != NULL)
+        entry_drop(c, e);
+    if (c->max == 0 || ttl_ms == 0)
+        return 0; /* TTL 0: use once, never cache (RFC 1035 section 3.2.1) */
+    e = malloc(sizeof *e + n * sizeof e->ips[0]);
+    if (e == NULL || (e->node.name = strdup(name)) == NULL) {
+        free(e);
+        return -ENOMEM;
+    }
+    e->node.hash = h;
+    e->node.type = type;
+    e->expires = now + ttl_ms;
+    e->err = err;
+    e->n = n;
+    if (n > 0)
+        memcpy(e->ips, ips, n * sizeof *ips);
+    while (c->tab.n >= c->max && c->tail != NULL)
+        entry_drop(c, c->tail);
+    nio__htab_insert(&c->tab, &e->node);
+    lru_push_front(c, e);
+    return 0;
+}
+
+size_t nio__cache_count(const nio__cache *c)
+{
+    return c->tab.n;
+}

@@ -1,0 +1,126 @@
+/* Private to src/dns: the pieces of the resolver that need no c-ares (name
+ * checks and literals, the hosts file, the cache, address lists), kept
+ * apart so that white-box tests can drive them directly.
+ *
+ * Nothing here locks: the resolver calls it all under its own mutex. */
+#ifndef NIO_DNS_INTERNAL_H
+#define NIO_DNS_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "nio/dns.h"
+
+#define NIO__T_A 1     /* RFC 1035 section 3.2.2 */
+#define NIO__T_AAAA 28 /* RFC 3596 section 2.1 */
+#define NIO__NAME_MAX 254 /* 253 octets of text (RFC 1035 section 2.3.4) + NUL */
+
+/* One address: family AF_INET (first 4 bytes of b) or AF_INET6. */
+typedef struct nio__ip {
+    int family;
+    uint32_t scope; /* IPv6 scope id (fe80::1%lo), else 0 */
+    uint8_t b[16];
+} nio__ip;
+
+/* ---------------------------------------------------------- hash table
+ * Intrusive chained table keyed by (name, type); the node is the first
+ * member of the cache entry, hosts entry or in-flight query. */
+typedef struct nio__hnode {
+    struct nio__hnode *next;
+    uint64_t hash;
+    int type;
+    char *name; /* owned by the containing object */
+} nio__hnode;
+
+typedef struct nio__htab {
+    nio__hnode **b;
+    size_t nb, n;
+} nio__htab;
+
+int nio__htab_init(nio__htab *t, size_t nbuckets); /* 0 or -ENOMEM */
+void nio__htab_fini(nio__htab *t);                  /* frees buckets, not nodes */
+uint64_t nio__hash(const char *name, int type);
+nio__hnode *nio__htab_find(const nio__htab *t, uint64_t hash, const char *name, int type);
+void nio__htab_insert(nio__htab *t, nio__hnode *node); /* node->hash set; never fails */
+void nio__htab_remove(nio__htab *t, nio__hnode *node);
+
+/* ---------------------------------------------------------- names (fastpath.c) */
+/* 0, or NIO_EBADNAME for what no DNS name can be. */
+int nio__check_name(const char *name);
+/* Lowercase name into dst (NIO__NAME_MAX), dropping one trailing dot when
+ * strip_dot. */
+void nio__lower_name(char *dst, const char *name, bool strip_dot);
+/* true and *ip for an IPv4 dotted quad or an IPv6 literal (with %scope). */
+bool nio__parse_literal(const char *s, nio__ip *ip);
+/* "localhost", "*.localhost", with or without the trailing dot; lname is
+ * lowercased.  RFC 6761 section 6.3. */
+bool nio__is_localhost(const char *lname);
+
+/* ---------------------------------------------------------- address lists (addrlist.c) */
+/* A list of the addresses of a and b (a first) whose family is wanted
+ * (AF_INET, AF_INET6 or AF_UNSPEC).  NULL on ENOMEM or when empty (*err
+ * then says which: -ENOMEM, or 0). */
+nio_addrlist *nio__addrlist_new(const nio__ip *a, size_t na, const nio__ip *b, size_t nb,
+                                int want, int *err);
+
+/* ---------------------------------------------------------- hosts file (hosts.c) */
+typedef struct nio__hostent {
+    nio__hnode node; /* type 0, name lowercased without trailing dot */
+    nio__ip *ips;
+    size_t n, cap;
+} nio__hostent;
+
+typedef struct nio__hosts {
+    char *path; /* NULL: no hosts file */
+    nio__htab tab;
+    bool checked;     /* stat done at least once */
+    uint64_t checked_ms;
+    bool have_stamp;  /* the loaded table matches stamp_* */
+    struct timespec stamp_mtime;
+    off_t stamp_size;
+    ino_t stamp_ino;
+} nio__hosts;
+
+int nio__hosts_init(nio__hosts *h, const char *path); /* 0 or -ENOMEM; loads nothing yet */
+void nio__hosts_fini(nio__hosts *h);
+/* Reload when the file changed; stats at most once a second (now in ms). */
+void nio__hosts_refresh(nio__hosts *h, uint64_t now);
+/* Parse text (hosts(5) syntax) into t.  0 or -ENOMEM (t then holds a part). */
+int nio__hosts_parse(nio__htab *t, const char *text, size_t len);
+void nio__hosts_clear(nio__htab *t); /* free every entry, keep the table */
+/* The entry for a lowercased name, or NULL. */
+const nio__hostent *nio__hosts_find(const nio__hosts *h, const char *lname);
+const nio__hostent *nio__hosts_find_tab(const nio__htab *t, const char *lname);
+
+/* ---------------------------------------------------------- cache (cache.c)
+ * One entry per (name, record type): addresses, or a negative answer
+ * (err NIO_ENOTFOUND / NIO_ENODATA).  Bounded; least recently used out. */
+typedef struct nio__centry {
+    nio__hnode node;
+    struct nio__centry *prev, *next; /* LRU: head most recent */
+    uint64_t expires;                /* ms, nio_now_ms() clock */
+    int err;
+    size_t n;
+    nio__ip ips[];
+} nio__centry;
+
+typedef struct nio__cache {
+    nio__htab tab;
+    nio__centry *head, *tail;
+    size_t max;
+} nio__cache;
+
+int nio__cache_init(nio__cache *c, size_t max); /* 0 or -ENOMEM */
+void nio__cache_fini(nio__cache *c);
+/* A fresh entry (made most recent), or NULL; an expired one is dropped. */
+const nio__centry *nio__cache_get(nio__cache *c, const char *name, int type, uint64_t now);
+/* Store (replacing any entry for the key).  0 or -ENOMEM (cache unchanged
+ * but for the removal of the replaced entry). */
+int nio__cache_put(nio__cache *c, const char *name, int type, int err, const nio__ip *ips,
+                   size_t n, uint64_t ttl_ms, uint64_t now);
+size_t nio__cache_count(const nio__cache *c);
+
+#endif

@@ -1,0 +1,252 @@
+/* The hosts file, parsed by nio itself (hosts(5)): one address, then its
+ * names, per line; '#' starts a comment; fields split by blanks.  Kept as a
+ * (name -> addresses) table and reloaded when the file changes, checked at
+ * most once a second so that a cached lookup costs no syscall otherwise. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "dns_internal.h"
+
+#define HOSTS_RECHECK_MS 1000
+#define HOSTS_MAX_BYTES (64u << 20) /* refuse absurd files rather than eat memory */
+
+static void hostent_free(nio__hostent *e)
+{
+    free(e->node.name);
+    free(e->ips);
+    free(e);
+}
+
+void nio__hosts_clear(nio__htab *t)
+{
+    for (size_t i = 0; i < t->nb; i++) {
+        while (t->b[i] != NULL) {
+            nio__hostent *e = (nio__hostent *)t->b[i];
+            t->b[i] = e->node.next;
+            hostent_free(e);
+        }
+    }
+    t->n = 0;
+}
+
+static nio__hostent *hostent_get(nio__htab *t, const char *lname)
+{
+    uint64_t h = nio__hash(lname, 0);
+    nio__hostent *e = (nio__hostent *)nio__htab_find(t, h, lname, 0);
+    if (e != NULL)
+        return e;
+    if ((e = calloc(1, sizeof *e)) == NULL || (e->node.name = strdup(lname)) == NULL) {
+        free(e);
+        return NULL;
+    }
+    e->node.hash = h;
+    nio__htab_insert(t, &e->node);
+    return e;
+}
+
+static int hostent_add(nio__hostent *e, const nio__ip *ip)
+{
+    for (size_t i = 0; i < e->n; i++)
+        if (memcmp(&e->ips[i], ip, sizeof *ip) == 0)
+            return 0; /* the same address twice: keep one */
+    if (e->n == e->cap) {
+        size_t cap = e->cap ? e->cap * 2 : 2;
+        nio__ip *v = realloc(e->ips, cap * sizeof *v);
+        if (v == NULL)
+            return -ENOMEM;
+        e->ips = v;
+        e->cap = cap;
+    }
+    e->ips[e->n++] = *ip;
+    return 0;
+}
+
+/* Split off the next blank-separated field of [*p, end). */
+static bool next_field(const char **p, const char *end, const char **f, size_t *flen)
+{
+    const char *s = *p;
+    while (s < end && (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\f' || *s == '\v'))
+        s++;
+    if (s == end)
+        return false;
+    *f = s;
+    while (s < end && !(*s == ' ' || *s == '\t' || *s == '\r' || *s == '\f' || *s == '\v'))
+        s++;
+    *flen = (size_t)(s - *f);
+    *p = s;
+    return true;
+}
+
+static int parse_line(nio__htab *t, const char *s, const char *end)
+{
+    const char *hash = memchr(s, '#', (size_t)(end - s)), *f;
+    char buf[NIO__NAME_MAX], lname[NIO__NAME_MAX];
+    size_t flen;
+    nio__ip ip;
+
+    if (hash != NULL)
+        end = hash;
+    if (!next_field(&s, end, &f, &flen) || flen >= sizeof buf)
+        return 0;
+    memcpy(buf, f, flen);
+    buf[flen] = '\0';
+    if (!nio__parse_literal(buf, &ip))
+        return 0; /* not an address: the line is ignored, as by glibc */
+    while (next_field(&s, end, &f, &flen)) {
+        nio__hostent *e;
+        if (flen >= sizeof buf)
+            continue;
+        memcpy(buf, f, flen);
+        buf[flen] = '\0';
+        if (nio__check_name(buf) != 0)
+            continue;
+        nio__lower_name(lname, buf, true);
+        if ((e = hostent_get(t, lname)) == NULL || hostent_add(e, &ip) < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+int nio__hosts_parse(nio__htab *t, const char *text, size_t len)
+{
+    const char *p = text, *end = text + len;
+    int err = 0;
+    while (p < end && err == 0) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *eol = nl != NULL ? nl : end;
+        err = parse_line(t, p, eol);
+        p = eol + 1;
+    }
+    return err;
+}
+
+/* Whole file into memory: 0 with *text (maybe NULL, *len 0, for a file
+ * that cannot be read: the hosts file is then empty, DNS still used). */
+static int read_file(const char *path, char **text, size_t *len)
+{
+    FILE *f = fopen(path, "re");
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    int err = 0;
+
+    *text = NULL;
+    *len = 0;
+    if (f == NULL)
+        return 0;
+    for (;;) {
+        size_t got;
+        if (n == cap) {
+            char *nb;
+            if (cap >= HOSTS_MAX_BYTES)
+                break;
+            cap = cap ? cap * 2 : 4096;
+            if ((nb = realloc(buf, cap)) == NULL) {
+                err = -ENOMEM;
+                goto done;
+            }
+            buf = nb;
+        }
+        got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    *text = buf;
+    *len = n;
+    buf = NULL;
+done:
+    free(buf);
+    fclose(f);
+    return err;
+}
+
+int nio__hosts_init(nio__hosts *h, const char *path)
+{
+    memset(h, 0, sizeof *h);
+    if (path != NULL && *path != '\0' && (h->path = strdup(path)) == NULL)
+        return -ENOMEM;
+    if (nio__htab_init(&h->tab, 64) < 0) {
+        free(h->path);
+        h->path = NULL;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+void nio__hosts_fini(nio__hosts *h)
+{
+    if (h->tab.b != NULL)
+        nio__hosts_clear(&h->tab);
+    nio__htab_fini(&h->tab);
+    free(h->path);
+    h->path = NULL;
+}
+
+static bool same_stamp(const nio__hosts *h, const struct stat *st)
+{
+    return h->have_stamp && st->st_mtim.tv_sec == h->stamp_mtime.tv_sec &&
+           st->st_mtim.tv_nsec == h->stamp_mtime.tv_nsec && st->st_size == h->stamp_size &&
+           st->st_ino == h->stamp_ino;
+}
+
+/* Build a fresh table and swap it in only when complete: on ENOMEM the old
+ * one stays and the stamp is left unset, so the next check retries. */
+static void reload(nio__hosts *h, const struct stat *st)
+{
+    nio__htab t;
+    char *text = NULL;
+    size_t len = 0;
+
+    if (nio__htab_init(&t, 64) < 0)
+        return;
+    if (read_file(h->path, &text, &len) < 0 || nio__hosts_parse(&t, text, len) < 0) {
+        nio__hosts_clear(&t);
+        nio__htab_fini(&t);
+        free(text);
+        return;
+    }
+    free(text);
+    nio__hosts_clear(&h->tab);
+    nio__htab_fini(&h->tab);
+    h->tab = t;
+    h->have_stamp = st != NULL;
+    if (st != NULL) {
+        h->stamp_mtime = st->st_mtim;
+        h->stamp_size = st->st_size;
+        h->stamp_ino = st->st_ino;
+    }
+}
+
+void nio__hosts_refresh(nio__hosts *h, uint64_t now)
+{
+    struct stat st;
+    if (h->path == NULL || (h->checked && now - h->checked_ms < HOSTS_RECHECK_MS))
+        return;
+    h->checked = true;
+    h->checked_ms = now;
+    if (stat(h->path, &st) != 0) {
+        /* Gone or unreachable: forget it (a later check reloads it). */
+        nio__hosts_clear(&h->tab);
+        h->have_stamp = false;
+        return;
+    }
+    if (!same_stamp(h, &st))
+        reload(h, &st);
+}
+
+const nio__hostent *nio__hosts_find_tab(const nio__htab *t, const char *lname)
+{
+    char key[NIO__NAME_MAX];
+    nio__lower_name(key, lname, true);
+    return (const nio__hostent *)nio__htab_find(t, nio__hash(key, 0), key, 0);
+}
+
+const nio__hostent *nio__hosts_find(const nio__hosts *h, const char *lname)
+{
+    if (h->path == NULL)
+        return NULL;
+    return nio__hosts_find_tab(&h->tab, lname);
+}

@@ -1,0 +1,84 @@
+/* The (name, type) hash table shared by the hosts file, the cache and the
+ * in-flight queries: chained, intrusive, grown by doubling.  Growth is
+ * opportunistic so that inserting never fails: a table that could not grow
+ * only gets longer chains. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dns_internal.h"
+
+int nio__htab_init(nio__htab *t, size_t nbuckets)
+{
+    t->n = 0;
+    t->nb = nbuckets < 16 ? 16 : nbuckets;
+    t->b = calloc(t->nb, sizeof *t->b);
+    return t->b == NULL ? -ENOMEM : 0;
+}
+
+void nio__htab_fini(nio__htab *t)
+{
+    free(t->b);
+    t->b = NULL;
+    t->nb = t->n = 0;
+}
+
+/* FNV-1a: names are short and hostile input is not a concern for a table
+ * the caller fills with its own lookups (the bound on size is the cache's). */
+uint64_t nio__hash(const char *name, int type)
+{
+    uint64_t h = 1469598103934665603ull ^ (uint64_t)(unsigned)type;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+        h ^= *p;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+nio__hnode *nio__htab_find(const nio__htab *t, uint64_t hash, const char *name, int type)
+{
+    for (nio__hnode *n = t->b[hash % t->nb]; n != NULL; n = n->next)
+        if (n->hash == hash && n->type == type && strcmp(n->name, name) == 0)
+            return n;
+    return NULL;
+}
+
+static void grow(nio__htab *t)
+{
+    size_t nb = t->nb * 2;
+    nio__hnode **b = calloc(nb, sizeof *b);
+    if (b == NULL)
+        return; /* keep the old buckets: slower, still correct */
+    for (size_t i = 0; i < t->nb; i++) {
+        while (t->b[i] != NULL) {
+            nio__hnode *n = t->b[i];
+            t->b[i] = n->next;
+            n->next = b[n->hash % nb];
+            b[n->hash % nb] = n;
+        }
+    }
+    free(t->b);
+    t->b = b;
+    t->nb = nb;
+}
+
+void nio__htab_insert(nio__htab *t, nio__hnode *node)
+{
+    if (t->n >= t->nb)
+        grow(t);
+    node->next = t->b[node->hash % t->nb];
+    t->b[node->hash % t->nb] = node;
+    t->n++;
+}
+
+void nio__htab_remove(nio__htab *t, nio__hnode *node)
+{
+    nio__hnode **pp = &t->b[node->hash % t->nb];
+    while (*pp != NULL && *pp != node)
+        pp = &(*pp)->next;
+    if (*pp == NULL)
+        return;
+    *pp = node->next;
+    node->next = NULL;
+    t->n--;
+}

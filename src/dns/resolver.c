@@ -1,0 +1,929 @@
+/* The resolver: fast path (literal, localhost, hosts, cache), then c-ares
+ * on the poll.
+ *
+ * c-ares glue.  The channel is created with ARES_OPT_SOCK_STATE_CB: each
+ * socket c-ares opens becomes an internal fd source, level-triggered
+ * because c-ares 1.18 reads only one TCP segment (one UDP datagram burst)
+ * per ares_process_fd() call, so an edge would be lost with data left in
+ * the socket.  c-ares' own timeouts ride on one internal callback timer,
+ * re-armed from ares_timeout() after every call into c-ares.
+ *
+ * Locking.  The channel is not thread-safe in c-ares 1.18, so every call
+ * into it is made with r->lock held, and c-ares' callbacks (socket state,
+ * query answers) therefore run with it held and never take it.  The poll's
+ * lock is taken inside nio__* calls, always after r->lock: order
+ * resolver -> poll.  The source and timer callbacks run on the waiting
+ * thread without the poll lock and take r->lock first.  Nothing here ever
+ * calls the caller: completions are posted as events.
+ *
+ * Queries.  An upstream query ("flight") exists per (name, record type) and
+ * is shared by every caller query waiting for it (coalescing); a caller
+ * query has one part per record type it wants, each subscribed to a flight
+ * or filled from the cache.  A flight whose subscribers all cancelled runs
+ * on (c-ares 1.18 cannot cancel one query) and only fills the cache.
+ */
+#include <ares.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dns_internal.h"
+#include "poll/internal.h"
+
+#define NIO__C_IN 1 /* class IN, RFC 1035 section 3.2.4 */
+#define DEFAULT_CACHE_SIZE 4096
+#define DEFAULT_MAX_TTL 3600
+#define DEFAULT_NEG_TTL 30
+
+enum { P6 = 0, P4 = 1 }; /* part index: IPv6 first, as lists are ordered */
+enum qstate { Q_RUNNING, Q_DONE, Q_CANCELLED };
+
+typedef struct flight flight;
+typedef struct part part;
+
+struct part {
+    bool want, done;
+    int err;
+    const nio__ip *ips; /* owned, or borrowed from the cache (see below) */
+    nio__ip *owned;
+    size_t n;
+    flight *f;               /* while subscribed */
+    part *fprev, *fnext;     /* the flight's subscribers */
+    struct nio_dns_query *q;
+};
+
+struct flight {
+    nio__hnode node; /* key: lowercased name, record type */
+    nio_resolver *r;
+    part *subs;
+};
+
+struct nio_dns_query {
+    nio_resolver *r;
+    nio_token token;
+    enum qstate state;
+    int err;
+    nio_addrlist *list;
+    bool taken;
+    part parts[2];
+    nio__pending done;
+    struct nio_dns_query *prev, *next; /* r->queries */
+};
+
+typedef struct rsock {
+    int fd;
+    unsigned interest;
+    nio__source *src;
+} rsock;
+
+struct nio_resolver {
+    nio_poll *poll;
+    pthread_mutex_t lock;
+    ares_channel ch;
+    bool have_ch;
+    bool destroying;
+    unsigned flags;
+    int family; /* AF_INET, AF_INET6 or AF_UNSPEC */
+    uint64_t min_ttl_ms, max_ttl_ms, neg_ttl_ms;
+    bool cache_neg;
+    rsock *socks;
+    size_t nsocks, capsocks;
+    nio_timer_id timer; /* 0 when none */
+    nio__hosts hosts;
+    nio__cache cache;
+    nio__htab flights;
+    struct nio_dns_query *queries;
+};
+
+/* ------------------------------------------------------------ library init */
+
+static pthread_once_t ares_once = PTHREAD_ONCE_INIT;
+static int ares_init_status = ARES_ENOTINITIALIZED;
+
+/* ares_library_init() is not thread-safe (it counts calls); once per
+ * process, and never cleaned up, as other users of c-ares may share it. */
+static void ares_init_once(void)
+{
+    ares_init_status = ares_library_init(ARES_LIB_INIT_ALL);
+}
+
+/* ------------------------------------------------------------ error map */
+
+static int map_ares(int status)
+{
+    switch (status) {
+    case ARES_SUCCESS:
+        return 0;
+    case ARES_ENODATA:
+        return NIO_ENODATA;
+    case ARES_ENOTFOUND:
+        return NIO_ENOTFOUND;
+    case ARES_EFORMERR:
+        return NIO_EFORMERR;
+    case ARES_ESERVFAIL:
+        return NIO_ESERVFAIL;
+    case ARES_ENOTIMP:
+        return NIO_ENOTIMP;
+    case ARES_EREFUSED:
+        return NIO_EREFUSED;
+    case ARES_EBADNAME:
+        return NIO_EBADNAME;
+    case ARES_EBADRESP:
+    case ARES_EOF:
+        return NIO_EBADRESP;
+    case ARES_ECONNREFUSED:
+        return NIO_ECONNDNS;
+    case ARES_ETIMEOUT:
+        return NIO_ETIMEOUT_DNS;
+    case ARES_ENOMEM:
+        return -ENOMEM;
+    case ARES_ECANCELLED:
+    case ARES_EDESTRUCTION:
+        return NIO_ECANCELLED_DNS;
+    default:
+        return NIO_EDNS;
+    }
+}
+
+/* ------------------------------------------------------------ timer and sockets */
+
+static void on_timer(void *arg);
+
+/* After every call into c-ares: its next timeout may have moved.  A stale
+ * callback of a timer that already popped is harmless (it only processes
+ * timeouts and re-arms), and at most one of ours is ever in the heap. */
+static void rearm_locked(nio_resolver *r)
+{
+    struct timeval tv, *tvp;
+    uint64_t ms;
+
+    if (r->timer != 0) {
+        (void)nio_timer_cancel(r->poll, r->timer); /* -ENOENT: already popped */
+        r->timer = 0;
+    }
+    if (r->destroying || (tvp = ares_timeout(r->ch, NULL, &tv)) == NULL)
+        return;
+    ms = (uint64_t)tvp->tv_sec * 1000u + ((uint64_t)tvp->tv_usec + 999u) / 1000u;
+    /* On failure (ENOMEM, poll closed) the queries wait for the next call
+     * into c-ares to re-arm; nothing else can be done from here. */
+    if (nio__timer_start_cb(r->poll, ms, on_timer, r, &r->timer) < 0)
+        r->timer = 0;
+}
+
+static void on_timer(void *arg)
+{
+    nio_resolver *r = arg;
+    pthread_mutex_lock(&r->lock);
+    if (!r->destroying) {
+        ares_process_fd(r->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+        rearm_locked(r);
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+static void on_sock(nio__source *src, unsigned flags)
+{
+    nio_resolver *r = src->arg;
+    const unsigned rd = NIO_EV_READABLE | NIO_EV_ERROR | NIO_EV_READ_CLOSED | NIO_EV_WRITE_CLOSED;
+    pthread_mutex_lock(&r->lock);
+    if (!r->destroying) {
+        /* If c-ares closed this fd in the meantime, it ignores an fd it
+         * does not know, and a reused number only meets EAGAIN. */
+        ares_process_fd(r->ch, (flags & rd) ? src->fd : ARES_SOCKET_BAD,
+                        (flags & NIO_EV_WRITABLE) ? src->fd : ARES_SOCKET_BAD);
+        rearm_locked(r);
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+static rsock *sock_find(nio_resolver *r, int fd)
+{
+    for (size_t i = 0; i < r->nsocks; i++)
+        if (r->socks[i].fd == fd)
+            return &r->socks[i];
+    return NULL;
+}
+
+static int sock_add(nio_resolver *r, int fd, unsigned interest)
+{
+    nio__source *src;
+    int err;
+    if (r->nsocks == r->capsocks) {
+        size_t cap = r->capsocks ? r->capsocks * 2 : 4;
+        rsock *v = realloc(r->socks, cap * sizeof *v);
+        if (v == NULL)
+            return -ENOMEM;
+        r->socks = v;
+        r->capsocks = cap;
+    }
+    if ((err = nio__source_new(r->poll, fd, interest, on_sock, r, &src)) < 0)
+        return err;
+    r->socks[r->nsocks++] = (rsock){fd, interest, src};
+    return 0;
+}
+
+/* c-ares says which sockets it wants watched (called with r->lock held,
+ * from inside c-ares).  It cannot take an error back: a socket we fail to
+ * watch leaves its query to c-ares' timeout and retry. */
+static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writable)
+{
+    nio_resolver *r = data;
+    rsock *s = sock_find(r, fd);
+    unsigned interest = NIO_LEVEL | (readable ? NIO_READABLE : 0u) | (writable ? NIO_WRITABLE : 0u);
+
+    if (!readable && !writable) {
+        if (s != NULL) {
+            nio__source_del(r->poll, s->src);
+            *s = r->socks[--r->nsocks];
+        }
+    } else if (s == NULL) {
+        (void)sock_add(r, fd, interest); /* see above */
+    } else if (s->interest != interest && nio__source_mod(r->poll, s->src, interest) == 0) {
+        s->interest = interest;
+    }
+}
+
+/* ------------------------------------------------------------ queries */
+
+static bool query_complete(const struct nio_dns_query *q)
+{
+    for (int i = 0; i < 2; i++)
+        if (q->parts[i].want && !q->parts[i].done)
+            return false;
+    return true;
+}
+
+static bool part_has_addrs(const part *p)
+{
+    return p->want && p->err == 0 && p->n > 0;
+}
+
+/* The failure of a lookup with no addresses (documented in dns.h). */
+static int combine_errors(const part *p6, const part *p4)
+{
+    const part *order[2] = {p4, p6};
+    for (int i = 0; i < 2; i++)
+        if (order[i]->want && order[i]->err == NIO_ENOTFOUND)
+            return NIO_ENOTFOUND;
+    for (int i = 0; i < 2; i++)
+        if (order[i]->want && order[i]->err != 0 && order[i]->err != NIO_ENODATA)
+            return order[i]->err;
+    return NIO_ENODATA;
+}
+
+/* 0 and *out, or the lookup's error. */
+static int combine(const part *parts, nio_addrlist **out)
+{
+    const part *p6 = &parts[P6], *p4 = &parts[P4];
+    int err;
+    *out = NULL;
+    if (!part_has_addrs(p6) && !part_has_addrs(p4))
+        return combine_errors(p6, p4);
+    *out = nio__addrlist_new(part_has_addrs(p6) ? p6->ips : NULL, part_has_addrs(p6) ? p6->n : 0,
+                             part_has_addrs(p4) ? p4->ips : NULL, part_has_addrs(p4) ? p4->n : 0,
+                             AF_UNSPEC, &err);
+    return *out != NULL ? 0 : (err < 0 ? err : NIO_ENODATA);
+}
+
+static void query_finish_locked(struct nio_dns_query *q)
+{
+    q->err = combine(q->parts, &q->list);
+    q->state = Q_DONE;
+    /* -ECANCELED: the poll is closed and nobody will wait for the event. */
+    (void)nio__pending_post(q->r->poll, &q->done, q->token, NIO_EV_DONE);
+}
+
+static void part_unsubscribe(part *p)
+{
+    if (p->f == NULL)
+        return;
+    if (p->fprev != NULL)
+        p->fprev->fnext = p->fnext;
+    else
+        p->f->subs = p->fnext;
+    if (p->fnext != NULL)
+        p->fnext->fprev = p->fprev;
+    p->f = NULL;
+    p->fprev = p->fnext = NULL;
+}
+
+static void part_subscribe(part *p, flight *f)
+{
+    p->f = f;
+    p->fprev = NULL;
+    p->fnext = f->subs;
+    if (f->subs != NULL)
+        f->subs->fprev = p;
+    f->subs = p;
+}
+
+/* Fill a part with an answer: a copy of n addresses, or err. */
+static void part_fill(part *p, int err, const nio__ip *ips, size_t n)
+{
+    p->done = true;
+    p->err = err;
+    p->ips = NULL;
+    p->n = 0;
+    if (err != 0 || n == 0)
+        return;
+    if ((p->owned = malloc(n * sizeof *ips)) == NULL) {
+        p->err = -ENOMEM;
+        return;
+    }
+    memcpy(p->owned, ips, n * sizeof *ips);
+    p->ips = p->owned;
+    p->n = n;
+}
+
+/* ------------------------------------------------------------ flights */
+
+static uint64_t clamp_ttl(const nio_resolver *r, uint64_t ttl_ms)
+{
+    if (ttl_ms < r->min_ttl_ms)
+        ttl_ms = r->min_ttl_ms;
+    return ttl_ms > r->max_ttl_ms ? r->max_ttl_ms : ttl_ms;
+}
+
+/* Parse an answer into ips (caller frees): 0, or a NIO_E* code.  The TTL is
+ * the smallest in the answer; c-ares already caps each address's TTL at
+ * that of the CNAME records leading to it (RFC 2181 section 5.2 makes an
+ * RRset's TTL the unit; a chain lives as long as its shortest link). */
+static int parse_answer(int type, const unsigned char *abuf, int alen, nio__ip **ips,
+                        size_t *n, uint64_t *ttl_ms)
+{
+    int count = alen >= 12 ? (abuf[6] << 8 | abuf[7]) : 0, got, status, err = 0;
+    void *rr = NULL;
+    uint32_t ttl = UINT32_MAX;
+
+    *ips = NULL;
+    *n = 0;
+    if (count == 0)
+        count = 1; /* let c-ares say ENODATA, or EBADRESP for a short buffer */
+    got = count;
+    if (type == NIO__T_A) {
+        if ((rr = calloc((size_t)count, sizeof(struct ares_addrttl))) == NULL)
+            return -ENOMEM;
+        status = ares_parse_a_reply(abuf, alen, NULL, rr, &got);
+    } else {
+        if ((rr = calloc((size_t)count, sizeof(struct ares_addr6ttl))) == NULL)
+            return -ENOMEM;
+        status = ares_parse_aaaa_reply(abuf, alen, NULL, rr, &got);
+    }
+    if ((err = map_ares(status)) != 0)
+        goto done;
+    if (got <= 0) {
+        err = NIO_ENODATA;
+        goto done;
+    }
+    if ((*ips = calloc((size_t)got, sizeof **ips)) == NULL) {
+        err = -ENOMEM;
+        goto done;
+    }
+    for (int i = 0; i < got; i++) {
+        int t;
+        if (type == NIO__T_A) {
+            struct ares_addrttl *a = &((struct ares_addrttl *)rr)[i];
+            (*ips)[i].family = AF_INET;
+            memcpy((*ips)[i].b, &a->ipaddr, 4);
+            t = a->ttl;
+        } else {
+            struct ares_addr6ttl *a = &((struct ares_addr6ttl *)rr)[i];
+            (*ips)[i].family = AF_INET6;
+            memcpy((*ips)[i].b, &a->ip6addr, 16);
+            t = a->ttl;
+        }
+        if (t < 0)
+            t = 0;
+        if ((uint32_t)t < ttl)
+            ttl = (uint32_t)t;
+    }
+    *n = (size_t)got;
+    *ttl_ms = (uint64_t)ttl * 1000u;
+done:
+    free(rr);
+    return err;
+}
+
+static void flight_free(flight *f)
+{
+    free(f->node.name);
+    free(f);
+}
+
+static void cache_store(nio_resolver *r, const flight *f, int err, const nio__ip *ips, size_t n,
+                        uint64_t ttl_ms)
+{
+    uint64_t now = nio_now_ms();
+    if (err == 0)
+        (void)nio__cache_put(&r->cache, f->node.name, f->node.type, 0, ips, n,
+                             clamp_ttl(r, ttl_ms), now); /* ENOMEM: just not cached */
+    else if ((err == NIO_ENOTFOUND || err == NIO_ENODATA) && r->cache_neg)
+        (void)nio__cache_put(&r->cache, f->node.name, f->node.type, err, NULL, 0, r->neg_ttl_ms,
+                             now); /* RFC 2308 section 5; ENOMEM: not cached */
+}
+
+/* c-ares' answer for one flight (r->lock held; may run inside ares_query()
+ * itself for an immediate failure). */
+static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+    flight *f = arg;
+    nio_resolver *r = f->r;
+    nio__ip *ips = NULL;
+    size_t n = 0;
+    uint64_t ttl_ms = 0;
+    int err;
+
+    (void)timeouts;
+    if (status == ARES_EDESTRUCTION || r->destroying) {
+        flight_free(f); /* nio_resolver_free() already dropped every subscriber */
+        return;
+    }
+    err = status == ARES_SUCCESS ? parse_answer(f->node.type, abuf, alen, &ips, &n, &ttl_ms)
+                                 : map_ares(status);
+    cache_store(r, f, err, ips, n, ttl_ms);
+    nio__htab_remove(&r->flights, &f->node);
+    while (f->subs != NULL) {
+        part *p = f->subs;
+        part_unsubscribe(p);
+        part_fill(p, err, ips, n);
+        if (p->q->state == Q_RUNNING && query_complete(p->q))
+            query_finish_locked(p->q);
+    }
+    free(ips);
+    flight_free(f);
+}
+
+/* Subscribe p to the flight for (lname, type), starting one if none. */
+static int subscribe_locked(nio_resolver *r, part *p, const char *lname, int type)
+{
+    uint64_t h = nio__hash(lname, type);
+    flight *f = (flight *)nio__htab_find(&r->flights, h, lname, type);
+    if (f != NULL) {
+        part_subscribe(p, f);
+        return 0;
+    }
+    if ((f = calloc(1, sizeof *f)) == NULL || (f->node.name = strdup(lname)) == NULL) {
+        free(f);
+        return -ENOMEM;
+    }
+    f->node.hash = h;
+    f->node.type = type;
+    f->r = r;
+    nio__htab_insert(&r->flights, &f->node);
+    part_subscribe(p, f);
+    /* From here on f may be gone: c-ares can answer inside the call. */
+    if (r->flags & NIO_RESOLVER_NO_SEARCH)
+        ares_query(r->ch, lname, NIO__C_IN, type, on_answer, f);
+    else
+        ares_search(r->ch, lname, NIO__C_IN, type, on_answer, f);
+    rearm_locked(r);
+    return 0;
+}
+
+/* ------------------------------------------------------------ query objects */
+
+static void query_link(nio_resolver *r, struct nio_dns_query *q)
+{
+    q->prev = NULL;
+    q->next = r->queries;
+    if (r->queries != NULL)
+        r->queries->prev = q;
+    r->queries = q;
+}
+
+static void query_unlink(nio_resolver *r, struct nio_dns_query *q)
+{
+    if (q->prev != NULL)
+        q->prev->next = q->next;
+    else
+        r->queries = q->next;
+    if (q->next != NULL)
+        q->next->prev = q->prev;
+}
+
+static void query_cancel_locked(struct nio_dns_query *q)
+{
+    if (q->state == Q_RUNNING) {
+        part_unsubscribe(&q->parts[P6]);
+        part_unsubscribe(&q->parts[P4]);
+        q->state = Q_CANCELLED;
+        q->err = NIO_ECANCELLED_DNS;
+    }
+    nio__pending_cancel(q->r->poll, &q->done);
+}
+
+static void query_free_parts(struct nio_dns_query *q)
+{
+    free(q->parts[P6].owned);
+    free(q->parts[P4].owned);
+    free(q);
+}
+
+static void query_destroy_locked(struct nio_dns_query *q)
+{
+    query_cancel_locked(q);
+    query_unlink(q->r, q);
+    if (!q->taken)
+        nio_addrlist_free(q->list);
+    query_free_parts(q);
+}
+
+/* ------------------------------------------------------------ options */
+
+static int norm_family(int family)
+{
+    switch (family) {
+    case NIO_AF_UNSPEC:
+        return AF_UNSPEC;
+    case NIO_AF_INET:
+    case AF_INET:
+        return AF_INET;
+    case NIO_AF_INET6:
+    case AF_INET6:
+        return AF_INET6;
+    case NIO_AF_BOTH:
+        return NIO_AF_BOTH;
+    default:
+        return -EINVAL;
+    }
+}
+
+static int read_opts(const nio_resolver_opts *in, nio_resolver_opts *o)
+{
+    size_t sz;
+    memset(o, 0, sizeof *o);
+    if (in == NULL)
+        return 0;
+    sz = in->size == 0 || in->size > sizeof *o ? sizeof *o : in->size;
+    memcpy(o, in, sz);
+    if (o->timeout_ms < 0 || o->tries < 0 || o->min_ttl < 0 || o->max_ttl < 0)
+        return -EINVAL;
+    return norm_family(o->family) < 0 ? -EINVAL : 0;
+}
+
+static void apply_opts(nio_resolver *r, const nio_resolver_opts *o)
+{
+    int fam = norm_family(o->family);
+    r->flags = o->flags;
+    r->family = fam == NIO_AF_BOTH ? AF_UNSPEC : fam;
+    r->min_ttl_ms = (uint64_t)o->min_ttl * 1000u;
+    r->max_ttl_ms = (uint64_t)(o->max_ttl ? o->max_ttl : DEFAULT_MAX_TTL) * 1000u;
+    if (r->min_ttl_ms > r->max_ttl_ms)
+        r->max_ttl_ms = r->min_ttl_ms;
+    r->cache_neg = o->neg_ttl >= 0;
+    r->neg_ttl_ms = (uint64_t)(o->neg_ttl > 0 ? o->neg_ttl : DEFAULT_NEG_TTL) * 1000u;
+}
+
+static int channel_open(nio_resolver *r, const nio_resolver_opts *o, int aflags)
+{
+    struct ares_options ao;
+    int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_FLAGS, status;
+    char *conf = NULL; /* c-ares wants a char * and copies it */
+
+    memset(&ao, 0, sizeof ao);
+    ao.flags = aflags;
+    ao.sock_state_cb = sock_state_cb;
+    ao.sock_state_cb_data = r;
+    if (o->timeout_ms > 0) {
+        ao.timeout = o->timeout_ms;
+        mask |= ARES_OPT_TIMEOUTMS;
+    }
+    if (o->tries > 0) {
+        ao.tries = o->tries;
+        mask |= ARES_OPT_TRIES;
+    }
+    if (o->rotate)
+        mask |= ARES_OPT_ROTATE;
+    if (o->resolv_conf != NULL) {
+        if ((conf = strdup(o->resolv_conf)) == NULL)
+            return -ENOMEM;
+        ao.resolvconf_path = conf;
+        mask |= ARES_OPT_RESOLVCONF;
+    }
+    if (o->flags & NIO_RESOLVER_NO_SEARCH)
+        mask |= ARES_OPT_DOMAINS; /* ndomains 0: resolv.conf's list unused */
+    status = ares_init_options(&r->ch, &ao, mask);
+    free(conf);
+    if (status != ARES_SUCCESS)
+        return status == ARES_ENOMEM ? -ENOMEM : NIO_EDNS;
+    r->have_ch = true;
+    if (o->servers != NULL && (status = ares_set_servers_ports_csv(r->ch, o->servers)) != ARES_SUCCESS)
+        return status == ARES_ENOMEM ? -ENOMEM : -EINVAL;
+    return 0;
+}
+
+static int server_count(ares_channel ch)
+{
+    struct ares_addr_port_node *list = NULL;
+    int n = 0;
+    if (ares_get_servers_ports(ch, &list) != ARES_SUCCESS)
+        return -1;
+    for (struct ares_addr_port_node *s = list; s != NULL; s = s->next)
+        n++;
+    ares_free_data(list);
+    return n;
+}
+
+/* c-ares 1.18 answers SERVFAIL, REFUSED and NOTIMP by trying the next
+ * server (RFC 1034 section 5.3.3), and when all have failed it reports
+ * ARES_ECONNREFUSED: the RCODE is lost.  With one server there is nothing
+ * to fail over to, so ARES_FLAG_NOCHECKRESP hands the reply to the query
+ * and the caller gets NIO_ESERVFAIL / NIO_EREFUSED / NIO_ENOTIMP; with
+ * several, failover wins and those end as NIO_ECONNDNS.  The server list
+ * is only known once the channel exists, hence the second init. */
+static int init_channel(nio_resolver *r, const nio_resolver_opts *o)
+{
+    int err = channel_open(r, o, 0);
+    if (err < 0 || server_count(r->ch) != 1)
+        return err;
+    ares_destroy(r->ch); /* no socket or query yet: no callback */
+    r->have_ch = false;
+    return channel_open(r, o, ARES_FLAG_NOCHECKRESP);
+}
+
+static int init_tables(nio_resolver *r, const nio_resolver_opts *o)
+{
+    size_t csize = o->cache_size < 0 ? 0 : o->cache_size == 0 ? DEFAULT_CACHE_SIZE
+                                                                : (size_t)o->cache_size;
+    const char *hosts = o->hosts_file != NULL ? o->hosts_file : "/etc/hosts";
+    int err;
+    if ((err = nio__cache_init(&r->cache, csize)) < 0)
+        return err;
+    if ((err = nio__htab_init(&r->flights, 64)) < 0)
+        return err;
+    return nio__hosts_init(&r->hosts, hosts);
+}
+
+/* ------------------------------------------------------------ public: lifetime */
+
+int nio_resolver_new(nio_poll *poll, const nio_resolver_opts *opts, nio_resolver **out)
+{
+    nio_resolver_opts o;
+    nio_resolver *r = NULL;
+    int err;
+
+    if (poll == NULL || out == NULL)
+        return -EINVAL;
+    if ((err = read_opts(opts, &o)) < 0)
+        return err;
+    pthread_once(&ares_once, ares_init_once);
+    if (ares_init_status != ARES_SUCCESS)
+        return ares_init_status == ARES_ENOMEM ? -ENOMEM : NIO_EDNS;
+    if ((r = calloc(1, sizeof *r)) == NULL)
+        return -ENOMEM;
+    r->poll = poll;
+    apply_opts(r, &o);
+    if ((err = -pthread_mutex_init(&r->lock, NULL)) < 0) {
+        free(r);
+        return err;
+    }
+    if ((err = init_tables(r, &o)) < 0 || (err = init_channel(r, &o)) < 0) {
+        nio_resolver_free(r);
+        return err;
+    }
+    *out = r;
+    return 0;
+}
+
+void nio_resolver_free(nio_resolver *r)
+{
+    if (r == NULL)
+        return;
+    pthread_mutex_lock(&r->lock);
+    while (r->queries != NULL)
+        query_destroy_locked(r->queries);
+    r->destroying = true;
+    /* Answers flights with ARES_EDESTRUCTION (they free themselves) and
+     * reports every socket closed (sources deleted). */
+    if (r->have_ch)
+        ares_destroy(r->ch);
+    for (size_t i = 0; i < r->nsocks; i++)
+        nio__source_del(r->poll, r->socks[i].src); /* any c-ares did not report */
+    if (r->timer != 0)
+        (void)nio_timer_cancel(r->poll, r->timer); /* -ENOENT: fired already */
+    pthread_mutex_unlock(&r->lock);
+    free(r->socks);
+    nio__cache_fini(&r->cache);
+    nio__htab_fini(&r->flights);
+    nio__hosts_fini(&r->hosts);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+/* ------------------------------------------------------------ public: lookups */
+
+/* Fast path answers that need no lock: literal and localhost.  1 when
+ * answered (*ret set), 0 to go on. */
+static int answer_static(const char *name, const char *lname, int fam, nio_addrlist **now,
+                         int *ret)
+{
+    static const nio__ip loop[2] = {
+        {AF_INET6, 0, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}},
+        {AF_INET, 0, {127, 0, 0, 1}},
+    };
+    nio__ip ip;
+    int err;
+
+    if (nio__parse_literal(name, &ip)) {
+        *now = nio__addrlist_new(&ip, 1, NULL, 0, fam, &err);
+        *ret = *now != NULL ? 0 : err < 0 ? err : NIO_ENODATA;
+        return 1;
+    }
+    if ((*ret = nio__check_name(name)) < 0)
+        return 1;
+    if (!nio__is_localhost(lname))
+        return 0;
+    *now = nio__addrlist_new(loop, 2, NULL, 0, fam, &err);
+    *ret = *now != NULL ? 0 : err;
+    return 1;
+}
+
+/* IPv6 before IPv4 for a hosts entry of either family. */
+static int hosts_list(const nio__hostent *e, int fam, nio_addrlist **now)
+{
+    int err;
+    if (fam == AF_UNSPEC) {
+        nio__ip *v = malloc(e->n * sizeof *v);
+        size_t k = 0;
+        if (v == NULL)
+            return -ENOMEM;
+        for (int pass = 0; pass < 2; pass++)
+            for (size_t i = 0; i < e->n; i++)
+                if ((e->ips[i].family == AF_INET6) == (pass == 0))
+                    v[k++] = e->ips[i];
+        *now = nio__addrlist_new(v, k, NULL, 0, AF_UNSPEC, &err);
+        free(v);
+    } else {
+        *now = nio__addrlist_new(e->ips, e->n, NULL, 0, fam, &err);
+    }
+    return err < 0 ? err : *now != NULL;
+}
+
+/* Fill the wanted parts from the cache, borrowing the entries' addresses
+ * (valid under r->lock until the cache next changes: a get only ever drops
+ * the entry it looks up); true when all were there.  The hot path: a hash
+ * lookup per type, no allocation until the caller's list. */
+static bool parts_from_cache_locked(nio_resolver *r, part *parts, const char *lname)
+{
+    static const int types[2] = {NIO__T_AAAA, NIO__T_A};
+    uint64_t now = nio_now_ms();
+    bool all = true;
+    for (int i = 0; i < 2; i++) {
+        const nio__centry *e;
+        if (!parts[i].want)
+            continue;
+        if ((e = nio__cache_get(&r->cache, lname, types[i], now)) == NULL) {
+            all = false;
+            continue;
+        }
+        parts[i].done = true;
+        parts[i].err = e->err;
+        parts[i].ips = e->ips;
+        parts[i].n = e->n;
+    }
+    return all;
+}
+
+static int start_query_locked(nio_resolver *r, struct nio_dns_query *q, const char *lname)
+{
+    static const int types[2] = {NIO__T_AAAA, NIO__T_A};
+    int err = 0;
+    query_link(r, q);
+    for (int i = 0; i < 2 && err == 0; i++)
+        if (q->parts[i].want && !q->parts[i].done)
+            err = subscribe_locked(r, &q->parts[i], lname, types[i]);
+    if (err < 0)
+        query_destroy_locked(q); /* withdraws an event posted meanwhile */
+    return err;
+}
+
+static void query_init(struct nio_dns_query *q, nio_resolver *r, nio_token token, int fam)
+{
+    memset(q, 0, sizeof *q);
+    q->r = r;
+    q->token = token;
+    q->state = Q_RUNNING;
+    q->err = -EAGAIN;
+    nio__pending_init(&q->done);
+    for (int i = 0; i < 2; i++)
+        q->parts[i].q = q;
+    q->parts[P6].want = fam != AF_INET;
+    q->parts[P4].want = fam != AF_INET6;
+}
+
+/* The query checked against the cache on the stack, now kept: on the heap,
+ * with copies of the parts borrowed from the cache. */
+static struct nio_dns_query *query_keep(const struct nio_dns_query *tmp)
+{
+    struct nio_dns_query *q = malloc(sizeof *q);
+    if (q == NULL)
+        return NULL;
+    *q = *tmp;
+    for (int i = 0; i < 2; i++) {
+        part *p = &q->parts[i];
+        p->q = q;
+        if (p->done && p->err == 0) {
+            part_fill(p, 0, p->ips, p->n);
+            if (p->err < 0) {
+                query_free_parts(q);
+                return NULL;
+            }
+        }
+    }
+    return q;
+}
+
+static int resolve_locked(nio_resolver *r, const char *lname, int fam, nio_token token,
+                          nio_dns_query **qout, nio_addrlist **now)
+{
+    const nio__hostent *he;
+    struct nio_dns_query tmp, *q;
+    int err;
+
+    nio__hosts_refresh(&r->hosts, nio_now_ms());
+    if ((he = nio__hosts_find(&r->hosts, lname)) != NULL && (err = hosts_list(he, fam, now)) != 0)
+        return err < 0 ? err : 0;
+    query_init(&tmp, r, token, fam);
+    if (parts_from_cache_locked(r, tmp.parts, lname))
+        return combine(tmp.parts, now);
+    /* Fail now rather than start a query nobody can wait for. */
+    if ((err = nio__poll_lock(r->poll)) < 0)
+        return err;
+    nio__poll_unlock(r->poll);
+    if ((q = query_keep(&tmp)) == NULL)
+        return -ENOMEM;
+    if ((err = start_query_locked(r, q, lname)) < 0)
+        return err;
+    *qout = q;
+    return -EINPROGRESS;
+}
+
+int nio_resolve(nio_resolver *r, const char *name, int family, nio_token token,
+                nio_dns_query **q, nio_addrlist **now)
+{
+    char lname[NIO__NAME_MAX];
+    int fam, ret;
+
+    if (q != NULL)
+        *q = NULL;
+    if (now != NULL)
+        *now = NULL;
+    if (r == NULL || name == NULL || q == NULL || now == NULL || token > NIO_TOKEN_MAX)
+        return -EINVAL;
+    if ((fam = norm_family(family)) < 0)
+        return fam;
+    fam = fam == NIO_AF_BOTH ? AF_UNSPEC : fam == AF_UNSPEC ? r->family : fam;
+    nio__lower_name(lname, name, false);
+    if (answer_static(name, lname, fam, now, &ret))
+        return ret;
+    pthread_mutex_lock(&r->lock);
+    ret = resolve_locked(r, lname, fam, token, q, now);
+    pthread_mutex_unlock(&r->lock);
+    return ret;
+}
+
+int nio_dns_query_result(nio_dns_query *q, nio_addrlist **out)
+{
+    int err;
+    if (out != NULL)
+        *out = NULL;
+    if (q == NULL || out == NULL)
+        return -EINVAL;
+    pthread_mutex_lock(&q->r->lock);
+    if (q->state == Q_RUNNING) {
+        err = -EAGAIN;
+    } else if (q->err != 0) {
+        err = q->err;
+    } else if (q->taken) {
+        err = -EALREADY;
+    } else {
+        *out = q->list;
+        q->taken = true;
+        err = 0;
+    }
+    pthread_mutex_unlock(&q->r->lock);
+    return err;
+}
+
+int nio_dns_cancel(nio_dns_query *q)
+{
+    if (q == NULL)
+        return -EINVAL;
+    pthread_mutex_lock(&q->r->lock);
+    query_cancel_locked(q);
+    pthread_mutex_unlock(&q->r->lock);
+    return 0;
+}
+
+void nio_dns_query_free(nio_dns_query *q)
+{
+    nio_resolver *r;
+    if (q == NULL)
+        return;
+    r = q->r;
+    pthread_mutex_lock(&r->lock);
+    query_destroy_locked(q);
+    pthread_mutex_unlock(&r->lock);
+}

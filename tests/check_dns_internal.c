@@ -1,0 +1,368 @@
+/* White-box tests of src/dns's pieces that need no network: the hash
+ * table, the cache's bound and LRU order, the hosts parser, name checks,
+ * and the fake server's wire helpers.  Linked statically (see
+ * Makefile.am) to reach the library's hidden symbols. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ares.h>
+#include <stdatomic.h>
+
+#include "dns/dns_internal.h"
+#include "support/fakedns.h"
+#include "testutil.h"
+
+/* ------------------------------------------------------------ allocation failure
+ * Linked with -Wl,--wrap for malloc, calloc, realloc and strdup: every
+ * allocation made by the library's objects (and, through
+ * ares_library_init_mem, by c-ares) comes here.  When armed, the n-th one
+ * fails, once. */
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t n);
+char *__real_strdup(const char *s);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t size);
+void *__wrap_realloc(void *p, size_t n);
+char *__wrap_strdup(const char *s);
+
+static atomic_long fail_countdown; /* 0: disarmed */
+static atomic_int failed_once;
+
+static bool should_fail(void)
+{
+    long left = atomic_load(&fail_countdown);
+    while (left > 0) {
+        if (atomic_compare_exchange_weak(&fail_countdown, &left, left - 1)) {
+            if (left == 1) {
+                atomic_store(&failed_once, 1);
+                return true;
+            }
+            return false;
+        }
+    }
+    return false;
+}
+
+void *__wrap_malloc(size_t n)
+{
+    return should_fail() ? NULL : __real_malloc(n);
+}
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+    return should_fail() ? NULL : __real_calloc(n, size);
+}
+
+void *__wrap_realloc(void *p, size_t n)
+{
+    return should_fail() ? NULL : __real_realloc(p, n);
+}
+
+char *__wrap_strdup(const char *s)
+{
+    return should_fail() ? NULL : __real_strdup(s);
+}
+
+static void arm(long nth)
+{
+    atomic_store(&failed_once, 0);
+    atomic_store(&fail_countdown, nth);
+}
+
+static bool disarm(void)
+{
+    atomic_store(&fail_countdown, 0);
+    return atomic_load(&failed_once) != 0;
+}
+
+static nio__ip ip4(const char *s)
+{
+    nio__ip ip;
+    ck_assert(nio__parse_literal(s, &ip));
+    ck_assert_int_eq(ip.family, AF_INET);
+    return ip;
+}
+
+START_TEST(cache_bounded_under_100k_names)
+{
+    nio__cache c;
+    nio__ip ip = ip4("127.0.0.1");
+    char name[64];
+    ck_assert_int_eq(nio__cache_init(&c, 1000), 0);
+    for (int i = 0; i < 100000; i++) {
+        snprintf(name, sizeof name, "n%d.test", i);
+        ck_assert_int_eq(nio__cache_put(&c, name, NIO__T_A, 0, &ip, 1, 60000, 0), 0);
+        ck_assert_uint_le(nio__cache_count(&c), 1000);
+        if (i == 1000) /* n1 touched: the most recent, so n2 goes first */
+            ck_assert_ptr_nonnull(nio__cache_get(&c, "n1.test", NIO__T_A, 1));
+        if (i == 1001) {
+            ck_assert_ptr_nonnull(nio__cache_get(&c, "n1.test", NIO__T_A, 1));
+            ck_assert_ptr_null(nio__cache_get(&c, "n2.test", NIO__T_A, 1));
+        }
+    }
+    ck_assert_uint_eq(nio__cache_count(&c), 1000);
+    ck_assert_ptr_nonnull(nio__cache_get(&c, "n99999.test", NIO__T_A, 1));
+    ck_assert_ptr_nonnull(nio__cache_get(&c, "n99000.test", NIO__T_A, 1));
+    ck_assert_ptr_null(nio__cache_get(&c, "n98999.test", NIO__T_A, 1));
+    ck_assert_ptr_null(nio__cache_get(&c, "n1.test", NIO__T_A, 1));
+    nio__cache_fini(&c);
+}
+END_TEST
+
+START_TEST(cache_lru_and_expiry)
+{
+    nio__cache c;
+    nio__ip ip = ip4("127.0.0.2");
+    const nio__centry *e;
+    ck_assert_int_eq(nio__cache_init(&c, 2), 0);
+    ck_assert_int_eq(nio__cache_put(&c, "a", NIO__T_A, 0, &ip, 1, 1000, 0), 0);
+    ck_assert_int_eq(nio__cache_put(&c, "b", NIO__T_A, 0, &ip, 1, 1000, 0), 0);
+    ck_assert_ptr_nonnull(nio__cache_get(&c, "a", NIO__T_A, 10)); /* b is now oldest */
+    ck_assert_int_eq(nio__cache_put(&c, "c", NIO__T_A, 0, &ip, 1, 1000, 0), 0);
+    ck_assert_ptr_null(nio__cache_get(&c, "b", NIO__T_A, 10));
+    ck_assert_ptr_nonnull(nio__cache_get(&c, "a", NIO__T_A, 10));
+    /* the same name, another type, is another entry */
+    ck_assert_ptr_null(nio__cache_get(&c, "a", NIO__T_AAAA, 10));
+    /* negative entries and expiry */
+    ck_assert_int_eq(nio__cache_put(&c, "neg", NIO__T_AAAA, NIO_ENOTFOUND, NULL, 0, 500, 0), 0);
+    e = nio__cache_get(&c, "neg", NIO__T_AAAA, 499);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_eq(e->err, NIO_ENOTFOUND);
+    ck_assert_ptr_null(nio__cache_get(&c, "neg", NIO__T_AAAA, 500));
+    /* TTL 0 is not cached; replacing keeps one entry */
+    ck_assert_int_eq(nio__cache_put(&c, "z", NIO__T_A, 0, &ip, 1, 0, 0), 0);
+    ck_assert_ptr_null(nio__cache_get(&c, "z", NIO__T_A, 0));
+    ck_assert_int_eq(nio__cache_put(&c, "a", NIO__T_A, 0, &ip, 1, 1000, 0), 0);
+    ck_assert_uint_le(nio__cache_count(&c), 2);
+    nio__cache_fini(&c);
+    /* size 0: disabled */
+    ck_assert_int_eq(nio__cache_init(&c, 0), 0);
+    ck_assert_int_eq(nio__cache_put(&c, "a", NIO__T_A, 0, &ip, 1, 1000, 0), 0);
+    ck_assert_ptr_null(nio__cache_get(&c, "a", NIO__T_A, 0));
+    nio__cache_fini(&c);
+}
+END_TEST
+
+static void ip_str(const nio__ip *ip, char *buf)
+{
+    inet_ntop(ip->family, ip->b, buf, INET6_ADDRSTRLEN);
+}
+
+START_TEST(hosts_parser)
+{
+    static const char text[] =
+        "# comment\n"
+        "127.0.0.1\tlocalhost.test  Alias.Test\t# trailing\n"
+        "::1   v6.test  \n"
+        "127.0.0.2 many.test\n"
+        "127.0.0.3 many.test\r\n"
+        "127.0.0.2 many.test\n" /* a duplicate is kept once */
+        "127.0.0.4 x.test y.test z.test\n"
+        "127.0.0.5\n"
+        "127.0.0.6 # only a comment after the address\n"
+        "bogus bogus.test\n"
+        "fe80::1%1 scoped.test\n"
+        "127.0.0.7 bad..name good.test\n"
+        "127.0.0.8 no-newline.test";
+    nio__htab t;
+    const nio__hostent *e;
+    char buf[INET6_ADDRSTRLEN];
+    ck_assert_int_eq(nio__htab_init(&t, 4), 0);
+    ck_assert_int_eq(nio__hosts_parse(&t, text, strlen(text)), 0);
+    e = nio__hosts_find_tab(&t, "alias.test");
+    ck_assert_ptr_nonnull(e);
+    ip_str(&e->ips[0], buf);
+    ck_assert_str_eq(buf, "127.0.0.1");
+    ck_assert_ptr_nonnull(nio__hosts_find_tab(&t, "localhost.test."));
+    e = nio__hosts_find_tab(&t, "v6.test");
+    ck_assert_int_eq(e->ips[0].family, AF_INET6);
+    e = nio__hosts_find_tab(&t, "many.test");
+    ck_assert_uint_eq(e->n, 2);
+    for (const char *const *n = (const char *const[]){"x.test", "y.test", "z.test", NULL}; *n; n++) {
+        e = nio__hosts_find_tab(&t, *n);
+        ck_assert_ptr_nonnull(e);
+        ip_str(&e->ips[0], buf);
+        ck_assert_str_eq(buf, "127.0.0.4");
+    }
+    ck_assert_ptr_null(nio__hosts_find_tab(&t, "bogus.test"));
+    ck_assert_ptr_null(nio__hosts_find_tab(&t, "bogus"));
+    ck_assert_ptr_null(nio__hosts_find_tab(&t, "only"));
+    ck_assert_uint_eq(nio__hosts_find_tab(&t, "scoped.test")->ips[0].scope, 1);
+    ck_assert_ptr_nonnull(nio__hosts_find_tab(&t, "good.test"));
+    ck_assert_ptr_nonnull(nio__hosts_find_tab(&t, "no-newline.test"));
+    ck_assert_uint_eq(t.n, 10);
+    nio__hosts_clear(&t);
+    nio__htab_fini(&t);
+}
+END_TEST
+
+START_TEST(names_and_literals)
+{
+    nio__ip ip;
+    char low[NIO__NAME_MAX];
+    ck_assert_int_eq(nio__check_name("a.b"), 0);
+    ck_assert_int_eq(nio__check_name("a.b."), 0);
+    ck_assert_int_eq(nio__check_name("."), NIO_EBADNAME);
+    ck_assert_int_eq(nio__check_name("a..b"), NIO_EBADNAME);
+    ck_assert(nio__is_localhost("localhost"));
+    ck_assert(nio__is_localhost("x.localhost."));
+    ck_assert(!nio__is_localhost("xlocalhost"));
+    ck_assert(!nio__is_localhost("localhost.example"));
+    ck_assert(!nio__parse_literal("127.1", &ip));
+    ck_assert(!nio__parse_literal("fe80::1%", &ip));
+    ck_assert(!nio__parse_literal("fe80::1%no-such-if0", &ip));
+    ck_assert(nio__parse_literal("::ffff:1.2.3.4", &ip));
+    nio__lower_name(low, "AbC.", true);
+    ck_assert_str_eq(low, "abc");
+}
+END_TEST
+
+START_TEST(wire_names)
+{
+    uint8_t buf[300];
+    char out[300];
+    char big[80];
+    ck_assert_int_eq(fakedns_encode_name("ab.c", buf, sizeof buf), 6);
+    ck_assert_int_eq(fakedns_decode_name(buf, 6, 0, out, sizeof out), 6);
+    ck_assert_str_eq(out, "ab.c");
+    ck_assert_int_eq(fakedns_decode_name(buf, 5, 0, out, sizeof out), -1); /* cut */
+    ck_assert_int_eq(fakedns_encode_name("a..b", buf, sizeof buf), -1);
+    memset(big, 'x', 64);
+    big[64] = '\0';
+    ck_assert_int_eq(fakedns_encode_name(big, buf, sizeof buf), -1);
+    buf[0] = 0xc0; /* a compression pointer is not a label */
+    ck_assert_int_eq(fakedns_decode_name(buf, 6, 0, out, sizeof out), -1);
+}
+END_TEST
+
+struct oom_run {
+    int rc_new, rc_resolve, rc_result;
+    unsigned flags;
+    size_t count;
+};
+
+/* The first wait may fail to allocate the backend's buffer (-ENOMEM,
+ * the poll stays valid): try again. */
+static unsigned wait_done(nio_poll *p, nio_token token)
+{
+    uint64_t end = nio_now_ms() + 20000;
+    nio_event ev[8];
+    while (nio_now_ms() < end) {
+        int n = nio_poll_wait(p, ev, 8, 1000);
+        if (n == -ENOMEM)
+            continue;
+        if (n < 0)
+            return 0;
+        for (int i = 0; i < n; i++)
+            if (ev[i].token == token)
+                return ev[i].flags;
+    }
+    return 0;
+}
+
+/* One lookup on a fresh resolver with the n-th allocation failing. */
+static bool oom_lookup(fakedns *s, int backend, long nth, struct oom_run *run)
+{
+    nio_poll *p = tu_poll(backend);
+    nio_resolver *r = NULL;
+    nio_dns_query *q = NULL;
+    nio_addrlist *l = NULL;
+    nio_resolver_opts o = NIO_RESOLVER_OPTS_INIT;
+    bool injected;
+
+    memset(run, 0, sizeof *run);
+    o.servers = fakedns_addr(s);
+    o.flags = NIO_RESOLVER_NO_SEARCH;
+    o.hosts_file = "";
+    o.timeout_ms = 200;
+    o.tries = 2;
+    arm(nth);
+    run->rc_new = nio_resolver_new(p, &o, &r);
+    if (run->rc_new == 0)
+        run->rc_resolve = nio_resolve(r, "oom.test", NIO_AF_UNSPEC, 1, &q, &l);
+    if (run->rc_new == 0 && run->rc_resolve == -EINPROGRESS) {
+        run->flags = wait_done(p, 1);
+        run->rc_result = nio_dns_query_result(q, &l);
+    }
+    injected = disarm();
+    run->count = nio_addrlist_count(l);
+    nio_addrlist_free(l);
+    nio_dns_query_free(q);
+    nio_resolver_free(r);
+    nio_poll_free(p);
+    return injected;
+}
+
+START_TEST(allocation_failure_at_every_step)
+{
+    fakedns *s = fakedns_start();
+    struct oom_run run;
+    long nth;
+    ck_assert_ptr_nonnull(s);
+    fakedns_add_a(s, "oom.test", "127.0.0.1", 60);
+    fakedns_add_aaaa(s, "oom.test", "::1", 60);
+    for (nth = 1; nth < 10000; nth++) {
+        bool injected = oom_lookup(s, _i, nth, &run);
+        if (getenv("NIO_TEST_VERBOSE") != NULL)
+            printf("nth %ld: injected %d new %d resolve %d result %s count %zu\n", nth, injected,
+                   run.rc_new, run.rc_resolve, nio_err_name(run.rc_result), run.count);
+        if (run.rc_new != 0) {
+            ck_assert_msg(injected && run.rc_new == -ENOMEM, "new at %ld: %d", nth, run.rc_new);
+            continue;
+        }
+        if (run.rc_resolve != -EINPROGRESS) {
+            ck_assert_msg(injected && run.rc_resolve == -ENOMEM, "resolve at %ld: %s", nth,
+                          nio_err_name(run.rc_resolve));
+            continue;
+        }
+        /* exactly one completion, and the right answer unless a failure hit it */
+        ck_assert_uint_eq(run.flags, NIO_EV_DONE);
+        if (run.rc_result != 0) {
+            ck_assert_msg(injected, "result at %ld: %s", nth, nio_err_name(run.rc_result));
+            continue;
+        }
+        ck_assert_msg(run.count == 2 || (injected && run.count == 1), "count at %ld: %zu", nth,
+                      run.count);
+        if (!injected)
+            break; /* past the last allocation of a lookup */
+    }
+    ck_assert_int_lt(nth, 10000);
+    fakedns_stop(s);
+}
+END_TEST
+
+static Suite *dns_internal_suite(void)
+{
+    Suite *s = suite_create("dns_internal");
+    TCase *tc = tcase_create("internal");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, cache_bounded_under_100k_names);
+    tcase_add_test(tc, cache_lru_and_expiry);
+    tcase_add_test(tc, hosts_parser);
+    tcase_add_test(tc, names_and_literals);
+    tcase_add_test(tc, wire_names);
+    tcase_add_loop_test(tc, allocation_failure_at_every_step, 0, 2);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr;
+    int failed;
+    /* c-ares' allocations go through the wrappers too (before any resolver:
+     * nio's own ares_library_init then only counts). */
+    if (ares_library_init_mem(ARES_LIB_INIT_ALL, malloc, free, realloc) != ARES_SUCCESS)
+        return EXIT_FAILURE;
+    sr = srunner_create(dns_internal_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,173 @@
+/* The resolver against a real DNS server: dnsmasq on a loopback port,
+ * answering one name from its command line.  Exits 77 (automake's SKIP)
+ * when dnsmasq is not installed. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <nio.h>
+#include <pwd.h>
+
+#define DNSMASQ_DEFAULT "/usr/sbin/dnsmasq"
+
+/* NIO_DNSMASQ overrides the path (and shows the SKIP path works). */
+static const char *dnsmasq_path(void)
+{
+    const char *p = getenv("NIO_DNSMASQ");
+    return p != NULL && *p != '\0' ? p : DNSMASQ_DEFAULT;
+}
+#define SKIP 77
+
+static int fail(const char *what, int err)
+{
+    fprintf(stderr, "check_dnsmasq: FAIL: %s: %s\n", what, nio_strerror(err));
+    return EXIT_FAILURE;
+}
+
+/* A port free for UDP and TCP on 127.0.0.1 at the time of asking. */
+static int free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t alen = sizeof a;
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), port = -1;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &alen) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+static pid_t start_dnsmasq(int port)
+{
+    char portarg[32], userarg[300];
+    const struct passwd *pw = getpwuid(getuid());
+    pid_t pid;
+    snprintf(portarg, sizeof portarg, "--port=%d", port);
+    snprintf(userarg, sizeof userarg, "--user=%s", pw != NULL ? pw->pw_name : "root");
+    pid = fork();
+    if (pid == 0) {
+        /* --user: stay the current user (dnsmasq drops root to "nobody"
+         * otherwise); --pid-file=: no pid file; the rest keeps it from
+         * reading any system configuration or forwarding anything. */
+        execl(dnsmasq_path(), dnsmasq_path(), "--no-daemon", portarg, "--listen-address=127.0.0.1",
+              "--bind-interfaces", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+              "--pid-file=", userarg, "--log-facility=/dev/null", "--local-ttl=60",
+              "--address=/nio-test.example/127.0.0.1", "--address=/nio-test.example/::1",
+              (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Resolve and wait; 0 and *out or the error. */
+static int resolve(nio_poll *p, nio_resolver *r, const char *name, int family, nio_addrlist **out)
+{
+    nio_dns_query *q;
+    nio_event ev[8];
+    int rc = nio_resolve(r, name, family, 1, &q, out);
+    if (rc != -EINPROGRESS)
+        return rc;
+    for (;;) {
+        int n = nio_poll_wait(p, ev, 8, 10000);
+        if (n <= 0) {
+            nio_dns_query_free(q);
+            return n == 0 ? -ETIMEDOUT : n;
+        }
+        if (ev[0].token == 1)
+            break;
+    }
+    rc = nio_dns_query_result(q, out);
+    nio_dns_query_free(q);
+    return rc;
+}
+
+static int run(int port, const char *backend)
+{
+    nio_poll *p = NULL;
+    nio_resolver *r = NULL;
+    nio_addrlist *l = NULL;
+    nio_resolver_opts o = NIO_RESOLVER_OPTS_INIT;
+    char servers[32], buf[INET6_ADDRSTRLEN];
+    int rc, ret = EXIT_FAILURE;
+
+    snprintf(servers, sizeof servers, "127.0.0.1:%d", port);
+    o.servers = servers;
+    o.flags = NIO_RESOLVER_NO_SEARCH;
+    o.hosts_file = "";
+    o.timeout_ms = 200;
+    o.tries = 2;
+    if ((rc = nio_poll_new_with(&p, backend)) < 0)
+        return fail("nio_poll_new_with", rc);
+    if ((rc = nio_resolver_new(p, &o, &r)) < 0) {
+        fail("nio_resolver_new", rc);
+        goto done;
+    }
+    /* dnsmasq may still be starting: a refused or unanswered query then */
+    for (int i = 0; i < 50; i++) {
+        rc = resolve(p, r, "nio-test.example", NIO_AF_INET, &l);
+        if (rc != NIO_ECONNDNS && rc != NIO_ETIMEOUT_DNS)
+            break;
+        usleep(100 * 1000);
+    }
+    if (rc != 0) {
+        fail("resolve nio-test.example A", rc);
+        goto done;
+    }
+    inet_ntop(AF_INET, &((const struct sockaddr_in *)nio_addrlist_get(l, 0, NULL))->sin_addr, buf,
+              sizeof buf);
+    nio_addrlist_free(l);
+    if (strcmp(buf, "127.0.0.1") != 0) {
+        fprintf(stderr, "check_dnsmasq: FAIL: got %s\n", buf);
+        goto done;
+    }
+    if ((rc = resolve(p, r, "www.nio-test.example", NIO_AF_UNSPEC, &l)) != 0 ||
+        nio_addrlist_count(l) != 2) {
+        fail("resolve www.nio-test.example UNSPEC", rc);
+        nio_addrlist_free(l);
+        goto done;
+    }
+    nio_addrlist_free(l);
+    /* a second time: from the cache */
+    if ((rc = nio_resolve(r, "nio-test.example", NIO_AF_INET, 2, &(nio_dns_query *){NULL}, &l)) != 0) {
+        fail("cached lookup", rc);
+        goto done;
+    }
+    nio_addrlist_free(l);
+    printf("check_dnsmasq: %s: PASS\n", backend);
+    ret = EXIT_SUCCESS;
+done:
+    nio_resolver_free(r);
+    nio_poll_free(p);
+    return ret;
+}
+
+int main(void)
+{
+    int port, status, ret;
+    pid_t pid;
+    if (access(dnsmasq_path(), X_OK) != 0) {
+        printf("*** SKIP: %s not found: the dnsmasq integration test did not run ***\n",
+               dnsmasq_path());
+        return SKIP;
+    }
+    if ((port = free_port()) < 0 || (pid = start_dnsmasq(port)) < 0) {
+        perror("check_dnsmasq: start");
+        return EXIT_FAILURE;
+    }
+    ret = run(port, "epoll");
+    if (ret == EXIT_SUCCESS)
+        ret = run(port, "poll");
+    kill(pid, SIGTERM);
+    waitpid(pid, &status, 0);
+    return ret;
+}
