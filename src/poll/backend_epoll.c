@@ -58,15 +58,21 @@ static uint32_t to_epoll(unsigned interest)
     return e;
 }
 
+/* Runs once per event, so the common case (any mix of in, out and pri; no
+ * error or hang-up) is one table lookup and one test instead of six. */
+#define EP_LOW (EPOLLIN | EPOLLPRI | EPOLLOUT)
+_Static_assert(EP_LOW == 7, "EPOLLIN, EPOLLPRI and EPOLLOUT are the low three bits");
+#define EP_MAP(i)                                                                          \
+    ((((i) & EPOLLIN) ? NIO_EV_READABLE : 0u) | (((i) & EPOLLOUT) ? NIO_EV_WRITABLE : 0u) | \
+     (((i) & EPOLLPRI) ? NIO_EV_PRIORITY : 0u))
+static const uint8_t ep_low_map[8] = {EP_MAP(0), EP_MAP(1), EP_MAP(2), EP_MAP(3),
+                                      EP_MAP(4), EP_MAP(5), EP_MAP(6), EP_MAP(7)};
+
 static uint32_t from_epoll(uint32_t e)
 {
-    uint32_t f = 0;
-    if (e & EPOLLIN)
-        f |= NIO_EV_READABLE;
-    if (e & EPOLLOUT)
-        f |= NIO_EV_WRITABLE;
-    if (e & EPOLLPRI)
-        f |= NIO_EV_PRIORITY;
+    uint32_t f = ep_low_map[e & EP_LOW];
+    if ((e & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) == 0)
+        return f;
     if (e & EPOLLERR)
         f |= NIO_EV_ERROR;
     if (e & (EPOLLRDHUP | EPOLLHUP))

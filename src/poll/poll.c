@@ -142,7 +142,12 @@ void nio_poll_free(nio_poll *p)
 static int dispatch_batch(nio_event *ev, int from, int to)
 {
     int n = from;
-    for (int i = from; i < to; i++) {
+    /* Most batches hold only the caller's events: find the first internal
+     * one before copying anything, so that such a batch costs one test per
+     * event and no copy. */
+    while (n < to && !(ev[n].token & NIO__TAG))
+        n++;
+    for (int i = n; i < to; i++) {
         if (ev[i].token & NIO__TAG) {
             nio__source *src = (nio__source *)(uintptr_t)(ev[i].token & ~NIO__TAG);
             if (!src->dead)
@@ -159,7 +164,10 @@ static int dispatch_batch(nio_event *ev, int from, int to)
 static int run_timers_locked(nio_poll *p, nio_event *ev, int cap)
 {
     int n = 0;
-    uint64_t now = nio_now_ms();
+    uint64_t now;
+    if (nio__timers_next_locked(p) == UINT64_MAX)
+        return 0; /* no timers: spare the clock read on every wait */
+    now = nio_now_ms();
     while (n < cap && !p->closed) {
         nio__timer_cb cb = NULL;
         void *arg = NULL;

@@ -1,0 +1,57 @@
+/* timers on nio: nio_timer_start / nio_timer_cancel, events on token k. */
+#include "common.h"
+
+#include <nio.h>
+
+#define BATCH 1024
+
+int main(int argc, char **argv)
+{
+    bench_opts o = bench_parse(argc, argv);
+    long n = o.timers, fired = 0;
+    nio_poll *p;
+    nio_timer_id *id;
+    static nio_event ev[BATCH];
+    bench_clock t0;
+    int err;
+
+    if ((err = nio_poll_new(&p)) < 0)
+        die("nio_poll_new", err);
+    if ((id = calloc((size_t)n, sizeof *id)) == NULL)
+        die("calloc", ENOMEM);
+
+    for (long k = 0; k < n; k++)
+        if ((err = nio_timer_start(p, TIMER_WARM_MS, (nio_token)k, &id[k])) < 0)
+            die("nio_timer_start", err);
+    for (long k = 0; k < n; k++)
+        if ((err = nio_timer_cancel(p, id[k])) < 0)
+            die("nio_timer_cancel", err);
+
+    bench_begin("start", &t0);
+    for (long k = 0; k < n; k++)
+        if ((err = nio_timer_start(p, timer_delay_ms(k), (nio_token)k, &id[k])) < 0)
+            die("nio_timer_start", err);
+    bench_end("start", &t0, "timers-start", "nio", n, n, 0);
+
+    bench_begin("dispatch", &t0);
+    while (fired < n) {
+        int m = nio_poll_wait(p, ev, BATCH, -1);
+        if (m < 0)
+            die("nio_poll_wait", m);
+        fired += m;
+    }
+    bench_end("dispatch", &t0, "timers-dispatch", "nio", n, n, 0);
+
+    bench_begin("churn", &t0);
+    for (long k = 0; k < n; k++) {
+        if ((err = nio_timer_start(p, timer_delay_ms(k), (nio_token)k, &id[k])) < 0)
+            die("nio_timer_start", err);
+        if ((err = nio_timer_cancel(p, id[k])) < 0)
+            die("nio_timer_cancel", err);
+    }
+    bench_end("churn", &t0, "timers-churn", "nio", n, n, 0);
+
+    nio_poll_free(p);
+    free(id);
+    return 0;
+}
