@@ -84,7 +84,9 @@ NIO_EXTERN const char *nio_poll_backend(const nio_poll *poll);
  * (0 when the timeout passed), never more than cap; ready events beyond cap
  * stay queued for the next call.  -ECANCELED once the poll is closed (also
  * when closed during the wait), -EBUSY when another thread is waiting,
- * -EINVAL for ev == NULL or cap < 1.  A signal never interrupts the wait:
+ * -EINVAL for ev == NULL or cap < 1; -ENOMEM when the backend cannot size
+ * its batch buffer for the first wait (the poll stays valid: retry later or
+ * with a smaller cap).  A signal never interrupts the wait:
  * it is resumed with the time that is left.  Library-internal sources (DNS
  * sockets, connect timeouts) are serviced here and never appear in ev. */
 NIO_EXTERN int nio_poll_wait(nio_poll *poll, nio_event *ev, int cap, int timeout_ms);
