@@ -15,71 +15,13 @@
 
 #include "dns/dns_internal.h"
 #include "support/fakedns.h"
+#include "allocfail.h"
 #include "testutil.h"
 
-/* ------------------------------------------------------------ allocation failure
- * Linked with -Wl,--wrap for malloc, calloc, realloc and strdup: every
- * allocation made by the library's objects (and, through
- * ares_library_init_mem, by c-ares) comes here.  When armed, the n-th one
- * fails, once. */
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t n, size_t size);
-void *__real_realloc(void *p, size_t n);
-char *__real_strdup(const char *s);
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t n, size_t size);
-void *__wrap_realloc(void *p, size_t n);
-char *__wrap_strdup(const char *s);
-
-static atomic_long fail_countdown; /* 0: disarmed */
-static atomic_int failed_once;
-
-static bool should_fail(void)
-{
-    long left = atomic_load(&fail_countdown);
-    while (left > 0) {
-        if (atomic_compare_exchange_weak(&fail_countdown, &left, left - 1)) {
-            if (left == 1) {
-                atomic_store(&failed_once, 1);
-                return true;
-            }
-            return false;
-        }
-    }
-    return false;
-}
-
-void *__wrap_malloc(size_t n)
-{
-    return should_fail() ? NULL : __real_malloc(n);
-}
-
-void *__wrap_calloc(size_t n, size_t size)
-{
-    return should_fail() ? NULL : __real_calloc(n, size);
-}
-
-void *__wrap_realloc(void *p, size_t n)
-{
-    return should_fail() ? NULL : __real_realloc(p, n);
-}
-
-char *__wrap_strdup(const char *s)
-{
-    return should_fail() ? NULL : __real_strdup(s);
-}
-
-static void arm(long nth)
-{
-    atomic_store(&failed_once, 0);
-    atomic_store(&fail_countdown, nth);
-}
-
-static bool disarm(void)
-{
-    atomic_store(&fail_countdown, 0);
-    return atomic_load(&failed_once) != 0;
-}
+/* Allocation failure: tests/allocfail.c wraps malloc, calloc, realloc and
+ * strdup (and, through ares_library_init_mem, c-ares' allocations). */
+#define arm af_arm
+#define disarm af_disarm
 
 static nio__ip ip4(const char *s)
 {

@@ -288,7 +288,9 @@ NIO_EXTERN int nio_tcp_listen_ex(nio_poll *poll, const struct sockaddr *sa, sock
  * descriptors.  Should the spare be lost (another thread took the freed
  * slot), -EMFILE comes back on every call: stop accepting until
  * descriptors are freed.  Other errors: -ECONNABORTED (a client gave up;
- * call again), -ENOMEM, -EINVAL for NULL. */
+ * call again), -ENOMEM (that connection is dropped; others may still be
+ * queued: call again, now or on the next readable event), -EINVAL for
+ * NULL. */
 NIO_EXTERN int nio_tcp_accept(nio_tcp_listener *l, nio_token token, nio_tcp_stream **out);
 
 /* Bound address (the real port after binding port 0).  0 or -errno. */

@@ -176,8 +176,14 @@ int nio_tcp_accept(nio_tcp_listener *l, nio_token token, nio_tcp_stream **out)
         return emfile_drain(l) > 0 ? fd : -EAGAIN;
     if (fd < 0)
         return fd;
-    if ((err = nio__stream_new(l->poll, fd, NIO__CONNECTED, token, out)) < 0)
+    if ((err = nio__stream_new(l->poll, fd, NIO__CONNECTED, token, out)) < 0) {
         close(fd);
+        /* More connections may be queued, and a caller told of a failure
+         * rather than -EAGAIN waits for the next event: have the poll(2)
+         * backend report the listener again while it is readable (epoll
+         * reports the next arriving connection by itself). */
+        (void)nio_rearm(l->poll, l->fd, NIO_READABLE);
+    }
     return err;
 }
 

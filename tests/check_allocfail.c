@@ -1,0 +1,322 @@
+/* Allocation failure at every allocation along the poll's and the
+ * sockets' public calls: the call returns -ENOMEM, leaks nothing (the
+ * sanitizer and valgrind runs check memory; the descriptor count is checked
+ * here), and the object it was called on stays usable.  The resolver's
+ * paths are covered the same way in check_dns_internal.c.  Linked
+ * statically with tests/allocfail.c's --wrap wrappers. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <nio.h>
+#include <nio/net.h>
+
+#include "allocfail.h"
+#include "testutil.h"
+
+#define MAX_STEPS 200 /* no public call here allocates more often */
+#define WAIT 10000
+
+/* Run `call` with the n-th allocation failing for n = 1, 2, ... until a
+ * run makes no allocation fail; `on_fail` checks a failed run and
+ * `on_ok` the last, undisturbed one.  Counts the failures injected. */
+#define EACH_FAILURE(injected, rc, setup, call, on_fail, on_ok, teardown)                          \
+    for (long nth_ = 1;; nth_++) {                                                                 \
+        ck_assert_int_lt(nth_, MAX_STEPS);                                                         \
+        setup;                                                                                     \
+        af_arm(nth_);                                                                              \
+        rc = (call);                                                                               \
+        if (!af_disarm()) {                                                                        \
+            on_ok;                                                                                 \
+            teardown;                                                                              \
+            break;                                                                                 \
+        }                                                                                          \
+        injected++;                                                                                \
+        on_fail;                                                                                   \
+        teardown;                                                                                  \
+    }
+
+START_TEST(poll_new)
+{
+    int fds = tu_count_fds(), rc, injected = 0;
+    nio_poll *p = NULL;
+    EACH_FAILURE(injected, rc, p = NULL, nio_poll_new_with(&p, tu_backend(_i)),
+                 {
+                     ck_assert_int_eq(rc, -ENOMEM);
+                     ck_assert_ptr_null(p);
+                     ck_assert_int_eq(tu_count_fds(), fds);
+                 },
+                 ck_assert_int_eq(rc, 0), nio_poll_free(p));
+    ck_assert_int_gt(injected, 0);
+    ck_assert_int_eq(tu_count_fds(), fds);
+}
+END_TEST
+
+/* The poll stays usable after a failed call: register, arm, collect. */
+static void poll_still_works(nio_poll *p)
+{
+    int sv[2];
+    tu_socketpair(sv);
+    ck_assert_int_eq(nio_register(p, sv[0], 5, NIO_READABLE), 0);
+    tu_write_all(sv[1], "k", 1);
+    ck_assert(tu_wait_token(p, 5, WAIT, NULL) & NIO_EV_READABLE);
+    ck_assert_int_eq(nio_deregister(p, sv[0]), 0);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+START_TEST(first_wait)
+{
+    int rc, injected = 0;
+    nio_poll *p = NULL;
+    nio_event ev[512];
+    EACH_FAILURE(injected, rc, p = tu_poll(_i), nio_poll_wait(p, ev, 512, 0),
+                 {
+                     ck_assert_int_eq(rc, -ENOMEM);
+                     poll_still_works(p);
+                 },
+                 ck_assert_int_eq(rc, 0), nio_poll_free(p));
+    ck_assert_int_gt(injected, 0);
+}
+END_TEST
+
+/* A high descriptor number makes the poll(2) backend grow its table. */
+START_TEST(register_high_fd)
+{
+    int rc, injected = 0, sv[2], high = 700;
+    nio_poll *p = NULL;
+    tu_socketpair(sv);
+    ck_assert_int_eq(dup2(sv[0], high), high);
+    EACH_FAILURE(injected, rc, p = tu_poll(_i), nio_register(p, high, 1, NIO_READABLE),
+                 {
+                     ck_assert_int_eq(rc, -ENOMEM);
+                     ck_assert_int_eq(nio_register(p, high, 1, NIO_READABLE), 0);
+                 },
+                 ck_assert_int_eq(rc, 0), nio_poll_free(p));
+    if (_i == 1) /* epoll keeps no table of its own */
+        ck_assert_int_gt(injected, 0);
+    close(high);
+    close(sv[0]);
+    close(sv[1]);
+}
+END_TEST
+
+START_TEST(timer_start)
+{
+    int rc, injected = 0;
+    nio_poll *p = NULL;
+    nio_timer_id id;
+    EACH_FAILURE(injected, rc, p = tu_poll(_i), nio_timer_start(p, 1, 9, &id),
+                 {
+                     ck_assert_int_eq(rc, -ENOMEM);
+                     ck_assert_int_eq(nio_timer_start(p, 1, 9, &id), 0);
+                     ck_assert(tu_wait_token(p, 9, WAIT, NULL) & NIO_EV_TIMER);
+                 },
+                 ck_assert_int_eq(rc, 0), nio_poll_free(p));
+    ck_assert_int_gt(injected, 0);
+}
+END_TEST
+
+START_TEST(waker_new)
+{
+    int rc, injected = 0;
+    nio_poll *p = NULL;
+    nio_waker *w = NULL;
+    EACH_FAILURE(injected, rc, (p = tu_poll(_i), w = NULL), nio_waker_new(p, 3, &w),
+                 ck_assert_int_eq(rc, -ENOMEM),
+                 {
+                     ck_assert_int_eq(rc, 0);
+                     nio_wake(w);
+                     ck_assert(tu_wait_token(p, 3, WAIT, NULL) & NIO_EV_WAKE);
+                     nio_waker_free(w);
+                 },
+                 nio_poll_free(p));
+    ck_assert_int_gt(injected, 0);
+}
+END_TEST
+
+static nio_addr loopback(uint16_t port)
+{
+    nio_addr a;
+    ck_assert_int_eq(nio_addr_from_ip("127.0.0.1", port, &a), 0);
+    return a;
+}
+
+START_TEST(tcp_listen_connect_accept)
+{
+    int rc, injected = 0, fds;
+    nio_poll *p = tu_poll(_i);
+    nio_tcp_listener *l = NULL;
+    nio_tcp_stream *c = NULL, *s = NULL;
+    nio_addr a = loopback(0);
+
+    fds = tu_count_fds();
+    EACH_FAILURE(injected, rc, l = NULL,
+                 nio_tcp_listen(p, (struct sockaddr *)&a.ss, a.len, 16, 1, &l),
+                 {
+                     ck_assert_int_eq(rc, -ENOMEM);
+                     ck_assert_ptr_null(l);
+                     ck_assert_int_eq(tu_count_fds(), fds);
+                 },
+                 ck_assert_int_eq(rc, 0), (void)0);
+    ck_assert_int_gt(injected, 0);
+    ck_assert_int_eq(nio_tcp_listener_addr(l, &a), 0);
+
+    injected = 0;
+    fds = tu_count_fds();
+    EACH_FAILURE(injected, rc, c = NULL, nio_tcp_connect(p, (struct sockaddr *)&a.ss, a.len, 2, &c),
+                 {
+                     ck_assert_int_eq(rc, -ENOMEM);
+                     ck_assert_ptr_null(c);
+                     ck_assert_int_eq(tu_count_fds(), fds);
+                 },
+                 ck_assert(rc == 0 || rc == -EINPROGRESS), (void)0);
+    ck_assert_int_gt(injected, 0);
+
+    /* accept: a failed stream allocation drops that connection (its
+     * descriptor is closed), and the listener keeps working */
+    injected = 0;
+    ck_assert(tu_wait_token(p, 1, WAIT, NULL) & NIO_EV_READABLE);
+    fds = tu_count_fds();
+    af_arm(1);
+    rc = nio_tcp_accept(l, 3, &s);
+    if (af_disarm()) {
+        injected++;
+        ck_assert_int_eq(rc, -ENOMEM);
+        ck_assert_ptr_null(s);
+        ck_assert_int_eq(tu_count_fds(), fds);
+    } else {
+        ck_assert_int_eq(rc, 0);
+        nio_tcp_close(s);
+    }
+    ck_assert_int_gt(injected, 0);
+    nio_tcp_close(c);
+    ck_assert_int_eq(nio_tcp_connect(p, (struct sockaddr *)&a.ss, a.len, 2, &c) <= 0, 1);
+    ck_assert(tu_wait_token(p, 1, WAIT, NULL) & NIO_EV_READABLE);
+    ck_assert_int_eq(nio_tcp_accept(l, 3, &s), 0);
+    nio_tcp_close(s);
+    nio_tcp_close(c);
+    nio_tcp_listener_close(l);
+    nio_poll_free(p);
+}
+END_TEST
+
+START_TEST(udp_bind)
+{
+    int rc, injected = 0, fds;
+    nio_poll *p = tu_poll(_i);
+    nio_udp_socket *u = NULL;
+    nio_addr a = loopback(0);
+    fds = tu_count_fds();
+    EACH_FAILURE(injected, rc, u = NULL, nio_udp_bind(p, (struct sockaddr *)&a.ss, a.len, 4, &u),
+                 {
+                     ck_assert_int_eq(rc, -ENOMEM);
+                     ck_assert_ptr_null(u);
+                     ck_assert_int_eq(tu_count_fds(), fds);
+                 },
+                 ck_assert_int_eq(rc, 0), nio_udp_close(u));
+    ck_assert_int_gt(injected, 0);
+    nio_poll_free(p);
+}
+END_TEST
+
+/* A connected pair of streams over loopback. */
+static void stream_pair(nio_poll *p, nio_tcp_listener **l, nio_tcp_stream **c, nio_tcp_stream **s)
+{
+    nio_addr a = loopback(0);
+    ck_assert_int_eq(nio_tcp_listen(p, (struct sockaddr *)&a.ss, a.len, 4, 1, l), 0);
+    ck_assert_int_eq(nio_tcp_listener_addr(*l, &a), 0);
+    ck_assert_int_le(nio_tcp_connect(p, (struct sockaddr *)&a.ss, a.len, 2, c), 0);
+    ck_assert(tu_wait_token(p, 1, WAIT, NULL) & NIO_EV_READABLE);
+    ck_assert_int_eq(nio_tcp_accept(*l, 3, s), 0);
+}
+
+/* The write queue's buffer: -ENOMEM for that call; the queue is as before. */
+START_TEST(write_queue)
+{
+    nio_poll *p = tu_poll(_i);
+    nio_tcp_listener *l;
+    nio_tcp_stream *c, *s;
+    static char chunk[65536];
+    int rc, injected = 0;
+    stream_pair(p, &l, &c, &s);
+    nio_tcp_set_buffer_sizes(c, 4096, 4096);
+    /* fill the socket so the next send has to queue */
+    while (nio_tcp_write(c, chunk, sizeof chunk) > 0)
+        ;
+    af_arm(1);
+    rc = nio_tcp_send(c, chunk, sizeof chunk);
+    if (af_disarm()) {
+        injected++;
+        ck_assert_int_eq(rc, -ENOMEM);
+        ck_assert_uint_eq(nio_tcp_queued(c), 0);
+    }
+    ck_assert_int_gt(injected, 0);
+    rc = nio_tcp_send(c, chunk, sizeof chunk);
+    ck_assert(rc > 0 && (rc & NIO_WQ_PENDING));
+    ck_assert_uint_gt(nio_tcp_queued(c), 0);
+    ck_assert_uint_gt(nio_tcp_close(c), 0); /* the unsent bytes are reported */
+    nio_tcp_close(s);
+    nio_tcp_listener_close(l);
+    nio_poll_free(p);
+}
+END_TEST
+
+/* The read helper's growth: -ENOMEM, and the buffer keeps what it had. */
+START_TEST(read_into)
+{
+    nio_poll *p = tu_poll(_i);
+    nio_tcp_listener *l;
+    nio_tcp_stream *c, *s;
+    nio_buf b;
+    ssize_t r;
+    int injected = 0;
+    stream_pair(p, &l, &c, &s);
+    ck_assert_int_eq(nio_tcp_write(c, "hello", 5), 5); /* accepted: connected */
+    nio_buf_init(&b);
+    ck_assert(tu_wait_token(p, 3, WAIT, NULL) & NIO_EV_READABLE);
+    af_arm(1);
+    r = nio_tcp_read_into(s, &b, 1 << 20);
+    if (af_disarm()) {
+        injected++;
+        ck_assert_int_eq(r, -ENOMEM);
+        ck_assert_uint_eq(b.len, 0);
+    }
+    ck_assert_int_gt(injected, 0);
+    ck_assert_int_eq(nio_tcp_read_into(s, &b, 1 << 20), 5);
+    ck_assert_int_eq(memcmp(b.data, "hello", 5), 0);
+    nio_buf_free(&b);
+    nio_tcp_close(c);
+    nio_tcp_close(s);
+    nio_tcp_listener_close(l);
+    nio_poll_free(p);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("allocfail");
+    TCase *tc = tcase_create("poll-and-net");
+    SRunner *sr;
+    int failed;
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, poll_new, 0, 2);
+    tcase_add_loop_test(tc, first_wait, 0, 2);
+    tcase_add_loop_test(tc, register_high_fd, 0, 2);
+    tcase_add_loop_test(tc, timer_start, 0, 2);
+    tcase_add_loop_test(tc, waker_new, 0, 2);
+    tcase_add_loop_test(tc, tcp_listen_connect_accept, 0, 2);
+    tcase_add_loop_test(tc, udp_bind, 0, 2);
+    tcase_add_loop_test(tc, write_queue, 0, 2);
+    tcase_add_loop_test(tc, read_into, 0, 2);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
