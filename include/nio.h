@@ -7,5 +7,6 @@
 #include <nio/poll.h>
 #include <nio/dns.h>
 #include <nio/net.h>
+#include <nio/connect.h>
 
 #endif

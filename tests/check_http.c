@@ -348,6 +348,10 @@ START_TEST(g_half_close)
     ck_assert_int_eq(hreq_run(p, &r, 1, DEADLINE, NULL), 1);
     ck_assert_int_eq(r.err, 0);
     ck_assert_int_eq(hreq_status(&r), 200);
+    /* The FIN may land between the wait and the read that meets the end of
+     * stream (seen under valgrind): its event then follows. */
+    if (!(r.seen & NIO_EV_READ_CLOSED))
+        r.seen |= tu_wait_token(p, 5, DEADLINE, NULL);
     ck_assert(r.seen & NIO_EV_READ_CLOSED);
     /* the server still holds its side open: the stream can still write */
     ck_assert_int_eq(nio_tcp_write(r.s, "x", 1), 1);

@@ -4,6 +4,7 @@
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -23,6 +24,12 @@ nio_poll *tu_poll(int i)
     ck_assert_msg(rc == 0, "nio_poll_new_with(%s): %s", tu_backend(i), nio_strerror(rc));
     ck_assert_str_eq(nio_poll_backend(p), tu_backend(i));
     return p;
+}
+
+int tu_light(void)
+{
+    const char *v = getenv("NIO_TEST_LIGHT");
+    return v != NULL && *v != '\0' && strcmp(v, "0") != 0;
 }
 
 int tu_count_fds(void)

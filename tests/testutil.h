@@ -13,6 +13,10 @@ extern const int tu_nbackends;
 const char *tu_backend(int i);
 nio_poll *tu_poll(int i); /* nio_poll_new_with(tu_backend(i)), or abort the test */
 
+/* Nonzero when NIO_TEST_LIGHT is set (and not "0"): the heavy cases shrink
+ * (the million timers, the 64 MiB transfer) to finish under valgrind; see
+ * docs/RELIABILITY.md. */
+int tu_light(void);
 int tu_count_fds(void);                 /* entries in /proc/self/fd */
 void tu_socketpair(int sv[2]);          /* AF_UNIX stream, nonblocking, cloexec */
 size_t tu_drain(nio_poll *p, int fd);   /* read until EAGAIN, then nio_rearm */

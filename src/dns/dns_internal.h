@@ -123,4 +123,22 @@ int nio__cache_put(nio__cache *c, const char *name, int type, int err, const nio
                    size_t n, uint64_t ttl_ms, uint64_t now);
 size_t nio__cache_count(const nio__cache *c);
 
+/* ---------------------------------------------------------- callback lookups (resolver.c)
+ * For connect-by-name: as nio_resolve(), but a lookup that goes to DNS
+ * ends with cb(arg, q) instead of an event.  cb runs on the thread in
+ * nio_poll_wait(), with no lock held, after the query is complete
+ * (nio_dns_query_result() gives the outcome; the owner still frees q).  A
+ * lookup that ends during the call, fast path or not, returns its result
+ * at once (0 and *now, or the error) and calls nothing.  After
+ * nio_dns_cancel()/nio_dns_query_free() from the waiting thread, cb is not
+ * called; from another thread, a callback already due may still run once,
+ * concurrently or after: the owner must check its own state (under its own
+ * lock) before touching q. */
+typedef void (*nio__resolve_fn)(void *arg, nio_dns_query *q);
+int nio__resolve_cb(nio_resolver *r, const char *name, int family, nio__resolve_fn cb,
+                    void *arg, nio_dns_query **q, nio_addrlist **now);
+/* The default family of NIO_AF_UNSPEC lookups (AF_UNSPEC: both). */
+int nio__resolver_family(const nio_resolver *r);
+nio_poll *nio__resolver_poll(const nio_resolver *r);
+
 #endif

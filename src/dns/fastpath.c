@@ -30,6 +30,10 @@ int nio__check_name(const char *name)
             return NIO_EBADNAME; /* empty label: "a..b" or ".a" */
         label = 0;
     }
+    /* "a..": one trailing dot (the root) is stripped above; an empty label
+     * before it is as bad as "a..b" (found by tests/fuzz/fuzz_hosts) */
+    if (label == 0)
+        return NIO_EBADNAME;
     return 0;
 }
 

@@ -70,6 +70,16 @@ struct nio_dns_query {
     part parts[2];
     nio__pending done;
     struct nio_dns_query *prev, *next; /* r->queries */
+    /* Internal callback queries (nio__resolve_cb): cb instead of the event,
+     * run from a zero-delay callback timer so that it runs without r->lock.
+     * cb_timer is set while that timer is armed and unclaimed; cb_due when
+     * a cancel found it popped but not yet run (another thread's wait), so
+     * the timer's callback still comes and, when zombie (the handle was
+     * freed meanwhile), frees the query. */
+    nio__resolve_fn cb;
+    void *cb_arg;
+    nio_timer_id cb_timer;
+    bool starting, cb_due, zombie;
 };
 
 typedef struct rsock {
@@ -91,6 +101,8 @@ struct nio_resolver {
     rsock *socks;
     size_t nsocks, capsocks;
     nio_timer_id timer; /* 0 when none */
+    uint64_t timer_due;     /* when it fires (nio_now_ms) */
+    uint64_t min_timeout_ms; /* c-ares' first-try timeout (0: unknown) */
     nio__hosts hosts;
     nio__cache cache;
     nio__htab flights;
@@ -170,6 +182,22 @@ static void rearm_locked(nio_resolver *r)
      * into c-ares to re-arm; nothing else can be done from here. */
     if (nio__timer_start_cb(r->poll, ms, on_timer, r, &r->timer) < 0)
         r->timer = 0;
+    r->timer_due = nio_now_ms() + ms;
+}
+
+/* After a call into c-ares that starts queries or processes sockets.  Any
+ * deadline c-ares sets is at least min_timeout_ms away (a first try's
+ * timeout; retries and the next server wait as long or longer), so a timer
+ * armed for no later than that still fires before every deadline set since
+ * it was armed: keep it, and spare the ares_timeout() walk over every query
+ * in flight on each call.  A timer left due early only makes on_timer
+ * process nothing and re-arm. */
+static void rearm_lazy_locked(nio_resolver *r)
+{
+    if (r->timer != 0 && r->min_timeout_ms > 0 && !r->destroying &&
+        r->timer_due <= nio_now_ms() + r->min_timeout_ms)
+        return;
+    rearm_locked(r);
 }
 
 static void on_timer(void *arg)
@@ -193,7 +221,7 @@ static void on_sock(nio__source *src, unsigned flags)
          * does not know, and a reused number only meets EAGAIN. */
         ares_process_fd(r->ch, (flags & rd) ? src->fd : ARES_SOCKET_BAD,
                         (flags & NIO_EV_WRITABLE) ? src->fd : ARES_SOCKET_BAD);
-        rearm_locked(r);
+        rearm_lazy_locked(r);
     }
     pthread_mutex_unlock(&r->lock);
 }
@@ -287,10 +315,20 @@ static int combine(const part *parts, nio_addrlist **out)
     return *out != NULL ? 0 : (err < 0 ? err : NIO_ENODATA);
 }
 
+static void query_cb_run(void *arg);
+
 static void query_finish_locked(struct nio_dns_query *q)
 {
     q->err = combine(q->parts, &q->list);
     q->state = Q_DONE;
+    if (q->cb != NULL) {
+        /* Ended inside nio__resolve_cb(): it returns the result itself.
+         * A failed start (poll closed, ENOMEM) leaves the owner to its
+         * own timeout: nothing else can tell it from here. */
+        if (!q->starting && nio__timer_start_cb(q->r->poll, 0, query_cb_run, q, &q->cb_timer) < 0)
+            q->cb_timer = 0;
+        return;
+    }
     /* -ECANCELED: the poll is closed and nobody will wait for the event. */
     (void)nio__pending_post(q->r->poll, &q->done, q->token, NIO_EV_DONE);
 }
@@ -478,7 +516,7 @@ static int subscribe_locked(nio_resolver *r, part *p, const char *lname, int typ
         ares_query(r->ch, lname, NIO__C_IN, type, on_answer, f);
     else
         ares_search(r->ch, lname, NIO__C_IN, type, on_answer, f);
-    rearm_locked(r);
+    rearm_lazy_locked(r);
     return 0;
 }
 
@@ -505,6 +543,11 @@ static void query_unlink(nio_resolver *r, struct nio_dns_query *q)
 
 static void query_cancel_locked(struct nio_dns_query *q)
 {
+    if (q->cb_timer != 0) {
+        if (nio_timer_cancel(q->r->poll, q->cb_timer) == -ENOENT)
+            q->cb_due = true; /* popped on the waiting thread: still comes */
+        q->cb_timer = 0;
+    }
     if (q->state == Q_RUNNING) {
         part_unsubscribe(&q->parts[P6]);
         part_unsubscribe(&q->parts[P4]);
@@ -527,7 +570,36 @@ static void query_destroy_locked(struct nio_dns_query *q)
     query_unlink(q->r, q);
     if (!q->taken)
         nio_addrlist_free(q->list);
-    query_free_parts(q);
+    q->list = NULL;
+    if (q->cb_due)
+        q->zombie = true; /* query_cb_run frees it */
+    else
+        query_free_parts(q);
+}
+
+/* The zero-delay timer of a callback query: on the waiting thread, no lock
+ * held.  The callback may meet a concurrent free from another thread: its
+ * owner checks its own state before touching q (see dns_internal.h). */
+static void query_cb_run(void *arg)
+{
+    struct nio_dns_query *q = arg;
+    nio_resolver *r = q->r;
+    nio__resolve_fn cb;
+    void *cb_arg;
+
+    pthread_mutex_lock(&r->lock);
+    if (q->cb_timer == 0) { /* cancelled after it popped */
+        q->cb_due = false;
+        if (q->zombie)
+            query_free_parts(q);
+        pthread_mutex_unlock(&r->lock);
+        return;
+    }
+    q->cb_timer = 0;
+    cb = q->cb;
+    cb_arg = q->cb_arg;
+    pthread_mutex_unlock(&r->lock);
+    cb(cb_arg, q);
 }
 
 /* ------------------------------------------------------------ options */
@@ -609,6 +681,16 @@ static int channel_open(nio_resolver *r, const nio_resolver_opts *o, int aflags)
     if (status != ARES_SUCCESS)
         return status == ARES_ENOMEM ? -ENOMEM : NIO_EDNS;
     r->have_ch = true;
+    {
+        struct ares_options so;
+        int som;
+        r->min_timeout_ms = 0; /* unknown: re-arm after every call */
+        if (ares_save_options(r->ch, &so, &som) == ARES_SUCCESS) {
+            if (so.timeout > 0)
+                r->min_timeout_ms = (uint64_t)so.timeout; /* ms (ARES_OPT_TIMEOUTMS) */
+            ares_destroy_options(&so);
+        }
+    }
     if (o->servers != NULL && (status = ares_set_servers_ports_csv(r->ch, o->servers)) != ARES_SUCCESS)
         return status == ARES_ENOMEM ? -ENOMEM : -EINVAL;
     return 0;
@@ -836,7 +918,8 @@ static struct nio_dns_query *query_keep(const struct nio_dns_query *tmp)
 }
 
 static int resolve_locked(nio_resolver *r, const char *lname, int fam, nio_token token,
-                          nio_dns_query **qout, nio_addrlist **now)
+                          nio__resolve_fn cb, void *cb_arg, nio_dns_query **qout,
+                          nio_addrlist **now)
 {
     const nio__hostent *he;
     struct nio_dns_query tmp, *q;
@@ -846,6 +929,9 @@ static int resolve_locked(nio_resolver *r, const char *lname, int fam, nio_token
     if ((he = nio__hosts_find(&r->hosts, lname)) != NULL && (err = hosts_list(he, fam, now)) != 0)
         return err < 0 ? err : 0;
     query_init(&tmp, r, token, fam);
+    tmp.cb = cb;
+    tmp.cb_arg = cb_arg;
+    tmp.starting = true;
     if (parts_from_cache_locked(r, tmp.parts, lname))
         return combine(tmp.parts, now);
     /* Fail now rather than start a query nobody can wait for. */
@@ -856,12 +942,21 @@ static int resolve_locked(nio_resolver *r, const char *lname, int fam, nio_token
         return -ENOMEM;
     if ((err = start_query_locked(r, q, lname)) < 0)
         return err;
+    q->starting = false;
+    if (q->cb != NULL && q->state == Q_DONE) { /* c-ares failed it inside the call */
+        if ((err = q->err) == 0) {
+            *now = q->list;
+            q->taken = true;
+        }
+        query_destroy_locked(q);
+        return err;
+    }
     *qout = q;
     return -EINPROGRESS;
 }
 
-int nio_resolve(nio_resolver *r, const char *name, int family, nio_token token,
-                nio_dns_query **q, nio_addrlist **now)
+static int resolve(nio_resolver *r, const char *name, int family, nio_token token,
+                   nio__resolve_fn cb, void *cb_arg, nio_dns_query **q, nio_addrlist **now)
 {
     char lname[NIO__NAME_MAX];
     int fam, ret;
@@ -879,9 +974,38 @@ int nio_resolve(nio_resolver *r, const char *name, int family, nio_token token,
     if (answer_static(name, lname, fam, now, &ret))
         return ret;
     pthread_mutex_lock(&r->lock);
-    ret = resolve_locked(r, lname, fam, token, q, now);
+    ret = resolve_locked(r, lname, fam, token, cb, cb_arg, q, now);
     pthread_mutex_unlock(&r->lock);
     return ret;
+}
+
+int nio_resolve(nio_resolver *r, const char *name, int family, nio_token token,
+                nio_dns_query **q, nio_addrlist **now)
+{
+    return resolve(r, name, family, token, NULL, NULL, q, now);
+}
+
+int nio__resolve_cb(nio_resolver *r, const char *name, int family, nio__resolve_fn cb,
+                    void *arg, nio_dns_query **q, nio_addrlist **now)
+{
+    if (cb == NULL) {
+        if (q != NULL)
+            *q = NULL;
+        if (now != NULL)
+            *now = NULL;
+        return -EINVAL;
+    }
+    return resolve(r, name, family, 0, cb, arg, q, now);
+}
+
+int nio__resolver_family(const nio_resolver *r)
+{
+    return r->family;
+}
+
+nio_poll *nio__resolver_poll(const nio_resolver *r)
+{
+    return r->poll;
 }
 
 int nio_dns_query_result(nio_dns_query *q, nio_addrlist **out)

@@ -36,6 +36,10 @@ struct nio_tcp_stream {
     size_t wq_off, wq_len, wq_cap, wq_high;
     /* read_into: an EOF (1) or error (< 0) met after data, for next call */
     int deferred;
+    /* A stream made by connect-by-name (src/dns/connect.c) carries its
+     * state here; nio_tcp_close() calls ext_close first. */
+    void *ext;
+    void (*ext_close)(nio_tcp_stream *s);
 };
 
 /* struct iovec and msghdr have no const members; the kernel only reads

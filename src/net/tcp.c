@@ -112,13 +112,16 @@ int nio_tcp_connect_result(nio_tcp_stream *s)
         return s->connect_err;
     if (atomic_load(&s->tstate) == NIO__T_FIRED)
         return finish_connect(s, -ETIMEDOUT);
-    if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &soerr, &slen) < 0)
-        return finish_connect(s, -errno);
-    if (soerr != 0)
-        return finish_connect(s, -soerr);
+    /* A peer address means connected: one system call on the common path.
+     * Without one (ENOTCONN), SO_ERROR tells a failure from a connect still
+     * under way. */
     if (nio__sockname(s->fd, &peer, true) == 0)
         return finish_connect(s, 0);
-    return errno == ENOTCONN ? -EINPROGRESS : finish_connect(s, -errno);
+    if (errno != ENOTCONN)
+        return finish_connect(s, -errno);
+    if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &soerr, &slen) < 0)
+        return finish_connect(s, -errno);
+    return soerr != 0 ? finish_connect(s, -soerr) : -EINPROGRESS;
 }
 
 static int check_opts(const nio_tcp_opts *o)
@@ -220,6 +223,26 @@ static ssize_t io_fail(nio_tcp_stream *s, unsigned what)
     return -e;
 }
 
+/* A short transfer means the socket ran dry (read) or full (write) even
+ * without an EAGAIN: epoll reports the next arrival or drain as a new edge,
+ * so the poll(2) backend's emulation must watch for it again too (else a
+ * socket that drains before the next wait looks "still ready" and stays
+ * disarmed forever).  A no-op on epoll. */
+static ssize_t io_done(nio_tcp_stream *s, ssize_t r, size_t want, unsigned what)
+{
+    if ((size_t)r < want)
+        (void)nio_rearm(s->poll, s->fd, what);
+    return r;
+}
+
+static size_t iov_total(const struct iovec *iov, int iovcnt)
+{
+    size_t sum = 0;
+    for (int i = 0; i < iovcnt; i++)
+        sum += iov[i].iov_len;
+    return sum;
+}
+
 ssize_t nio_tcp_read(nio_tcp_stream *s, void *buf, size_t len)
 {
     ssize_t r;
@@ -228,7 +251,7 @@ ssize_t nio_tcp_read(nio_tcp_stream *s, void *buf, size_t len)
     do
         r = recv(s->fd, buf, len, 0);
     while (r < 0 && errno == EINTR);
-    return r >= 0 ? r : io_fail(s, NIO_READABLE);
+    return r >= 0 ? io_done(s, r, len, NIO_READABLE) : io_fail(s, NIO_READABLE);
 }
 
 ssize_t nio_tcp_write(nio_tcp_stream *s, const void *buf, size_t len)
@@ -243,7 +266,7 @@ ssize_t nio_tcp_write(nio_tcp_stream *s, const void *buf, size_t len)
     do
         r = send(s->fd, buf, len, MSG_NOSIGNAL);
     while (r < 0 && errno == EINTR);
-    return r >= 0 ? r : io_fail(s, NIO_WRITABLE);
+    return r >= 0 ? io_done(s, r, len, NIO_WRITABLE) : io_fail(s, NIO_WRITABLE);
 }
 
 /* Validate a vector; *total gets the byte count. */
@@ -275,7 +298,7 @@ ssize_t nio_tcp_readv(nio_tcp_stream *s, const struct iovec *iov, int iovcnt)
     do
         r = recvmsg(s->fd, &m, 0);
     while (r < 0 && errno == EINTR);
-    return r >= 0 ? r : io_fail(s, NIO_READABLE);
+    return r >= 0 ? io_done(s, r, total, NIO_READABLE) : io_fail(s, NIO_READABLE);
 }
 
 ssize_t nio__stream_sendmsg(nio_tcp_stream *s, const struct iovec *iov, int iovcnt)
@@ -287,7 +310,8 @@ ssize_t nio__stream_sendmsg(nio_tcp_stream *s, const struct iovec *iov, int iovc
     do
         r = sendmsg(s->fd, &m, MSG_NOSIGNAL);
     while (r < 0 && errno == EINTR);
-    return r >= 0 ? r : io_fail(s, NIO_WRITABLE);
+    return r >= 0 ? io_done(s, r, iov_total(iov, iovcnt), NIO_WRITABLE)
+                  : io_fail(s, NIO_WRITABLE);
 }
 
 ssize_t nio_tcp_writev(nio_tcp_stream *s, const struct iovec *iov, int iovcnt)
@@ -340,6 +364,8 @@ size_t nio_tcp_close(nio_tcp_stream *s)
     int st;
     if (s == NULL)
         return 0;
+    if (s->ext_close != NULL)
+        s->ext_close(s); /* connect-by-name: attempts, lookups, timers */
     st = timer_settle(s, true);
     nio__pending_cancel(s->poll, &s->done);
     (void)nio_deregister(s->poll, s->fd); /* -ECANCELED after poll close: fine */

@@ -139,7 +139,7 @@ void nio_poll_free(nio_poll *p)
 
 /* Call internal sources' callbacks for tagged entries in ev[from, to) and
  * compact the caller's entries down.  Returns the new count. */
-static int dispatch_batch(nio_event *ev, int from, int to)
+static int dispatch_batch(nio_poll *p, nio_event *ev, int from, int to)
 {
     int n = from;
     /* Most batches hold only the caller's events: find the first internal
@@ -147,6 +147,14 @@ static int dispatch_batch(nio_event *ev, int from, int to)
      * event and no copy. */
     while (n < to && !(ev[n].token & NIO__TAG))
         n++;
+    /* Out of the backend's wait: say so before the callbacks run, or every
+     * completion they post (a DNS answer) would signal the wake fd for
+     * this very thread: a write(2) per answer and a spurious wake-up. */
+    if (n < to && p->blocked) {
+        pthread_mutex_lock(&p->lock);
+        p->blocked = false;
+        pthread_mutex_unlock(&p->lock);
+    }
     for (int i = n; i < to; i++) {
         if (ev[i].token & NIO__TAG) {
             nio__source *src = (nio__source *)(uintptr_t)(ev[i].token & ~NIO__TAG);
@@ -209,7 +217,7 @@ static int wait_once_locked(nio_poll *p, nio_event *ev, int cap, uint64_t deadli
     nio__poll_unlock(p);
     n = p->ops->wait(p, ev, cap, t);
     if (n > 0)
-        n = dispatch_batch(ev, 0, n);
+        n = dispatch_batch(p, ev, 0, n);
     pthread_mutex_lock(&p->lock);
     p->blocked = false;
     if (n == -EINTR)

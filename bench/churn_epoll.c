@@ -1,0 +1,108 @@
+/* churn on raw epoll (the floor).  Per connection: socket, connect,
+ * EPOLL_CTL_ADD (EPOLLIN | EPOLLOUT | EPOLLET); on the writable edge
+ * getsockopt(SO_ERROR) (connect(2)'s documented completion check) and
+ * send; on the readable edge recv; close (the kernel drops the
+ * registration with the last reference). */
+#include "netbench.h"
+
+#include <sys/epoll.h>
+
+enum { CONNECTING, WAITING };
+
+typedef struct slot {
+    int fd, state, got;
+} slot;
+
+typedef struct ctx {
+    churn ch;
+    struct sockaddr_in a;
+    int ep, conc;
+    slot *s;
+} ctx;
+
+static void start(ctx *c, int i)
+{
+    slot *s = &c->s[i];
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLET, .data.u64 = (uint64_t)i};
+    s->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s->fd < 0)
+        die("socket", errno);
+    if (connect(s->fd, (struct sockaddr *)&c->a, sizeof c->a) < 0 && errno != EINPROGRESS)
+        die("connect", errno);
+    if (epoll_ctl(c->ep, EPOLL_CTL_ADD, s->fd, &ev) < 0)
+        die("epoll_ctl", errno);
+    s->state = CONNECTING;
+    s->got = 0;
+    c->ch.to_start--;
+    c->ch.active++;
+}
+
+static void kick(void *arg)
+{
+    ctx *c = arg;
+    for (int i = 0; i < c->conc && c->ch.to_start > 0; i++)
+        start(c, i);
+}
+
+static void on_event(ctx *c, int i, uint32_t e)
+{
+    slot *s = &c->s[i];
+    if (s->state == CONNECTING) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (!(e & (EPOLLOUT | EPOLLERR)))
+            return;
+        if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0)
+            die("connect", err ? err : errno);
+        if (send(s->fd, MSG, MSG_LEN, MSG_NOSIGNAL) != MSG_LEN)
+            die("send", errno);
+        s->state = WAITING;
+        return;
+    }
+    if (!(e & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)))
+        return;
+    char buf[64];
+    ssize_t r = recv(s->fd, buf, sizeof buf, 0);
+    if (r < 0 && errno == EAGAIN)
+        return;
+    if (r <= 0)
+        die("recv", r < 0 ? errno : EPIPE);
+    s->got += (int)r;
+    if (s->got < MSG_LEN)
+        return;
+    close(s->fd);
+    c->ch.active--;
+    c->ch.done++;
+    if (c->ch.to_start > 0)
+        start(c, i);
+}
+
+static void loop(void *arg)
+{
+    ctx *c = arg;
+    struct epoll_event ev[256];
+    while (c->ch.done < c->ch.target) {
+        int n = epoll_wait(c->ep, ev, 256, -1);
+        if (n < 0 && errno != EINTR)
+            die("epoll_wait", errno);
+        for (int i = 0; i < n; i++)
+            on_event(c, (int)ev[i].data.u64, ev[i].events);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    net_opts o = net_parse(argc, argv);
+    ctx c = {0};
+    raise_nofile((rlim_t)o.conc + 64);
+    c.a = net_addr(o.port);
+    c.conc = o.conc;
+    c.s = calloc((size_t)o.conc, sizeof *c.s);
+    c.ep = epoll_create1(EPOLL_CLOEXEC);
+    if (c.s == NULL || c.ep < 0)
+        die("setup", errno);
+    churn_main(&c.ch, &o, "epoll", kick, loop, &c);
+    close(c.ep);
+    free(c.s);
+    return 0;
+}

@@ -1,0 +1,72 @@
+/* The peer of pingpong and churn: a raw-epoll echo server on 127.0.0.1
+ * (level-triggered, TCP_NODELAY).  It echoes what it reads and closes a
+ * connection at end of stream.  The same server serves every
+ * implementation; bench/run pins it to its own CPU.
+ *   echod [-p port]     prints "port N" once listening, then serves. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+    int port = argc > 2 && strcmp(argv[1], "-p") == 0 ? atoi(argv[2]) : 0;
+    int one = 1, lfd, ep;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    socklen_t alen = sizeof a;
+    struct epoll_event ev = {.events = EPOLLIN}, evs[256];
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof a) < 0 || listen(lfd, 4096) < 0 ||
+        getsockname(lfd, (struct sockaddr *)&a, &alen) < 0) {
+        perror("echod");
+        return 1;
+    }
+    ep = epoll_create1(EPOLL_CLOEXEC);
+    ev.data.fd = lfd;
+    epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
+    printf("port %u\n", ntohs(a.sin_port));
+    fflush(stdout);
+    for (;;) {
+        int n = epoll_wait(ep, evs, 256, -1);
+        if (n < 0 && errno != EINTR) {
+            perror("echod: epoll_wait");
+            return 1;
+        }
+        for (int i = 0; i < n; i++) {
+            int fd = evs[i].data.fd;
+            if (fd == lfd) {
+                int c;
+                while ((c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+                    struct epoll_event ce = {.events = EPOLLIN, .data.fd = c};
+                    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                    epoll_ctl(ep, EPOLL_CTL_ADD, c, &ce);
+                }
+                continue;
+            }
+            char buf[4096];
+            ssize_t r = recv(fd, buf, sizeof buf, 0);
+            if (r > 0) {
+                if (send(fd, buf, (size_t)r, MSG_NOSIGNAL) != r)
+                    close(fd); /* a client that does not read: not ours */
+            } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+                close(fd);
+            }
+        }
+    }
+}

@@ -1,0 +1,151 @@
+/* Shared pieces of the network workloads (pingpong, churn, c10k, dns):
+ * options, the server address, and the message.  The timing and callgrind
+ * window come from common.h. */
+#ifndef NIO_BENCH_NETBENCH_H
+#define NIO_BENCH_NETBENCH_H
+
+#include "common.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+/* Options: -p port (the server, on 127.0.0.1), -n ops per timed run,
+ * -c concurrency, -r timed runs, -w warm-up ops, -d delay (ms), -P the
+ * server's pid (c10k), -N names (dns), -C no cache (dns). */
+typedef struct net_opts {
+    int port, ops, conc, runs, warm, delay, pid, names, nocache;
+} net_opts;
+
+static inline net_opts net_parse(int argc, char **argv)
+{
+    net_opts o = {0, 20000, 100, 3, 1000, 1000, 0, 20000, 0};
+    int c;
+    while ((c = getopt(argc, argv, "p:n:c:r:w:d:P:N:C")) != -1) {
+        switch (c) {
+        case 'p': o.port = atoi(optarg); break;
+        case 'n': o.ops = atoi(optarg); break;
+        case 'c': o.conc = atoi(optarg); break;
+        case 'r': o.runs = atoi(optarg); break;
+        case 'w': o.warm = atoi(optarg); break;
+        case 'd': o.delay = atoi(optarg); break;
+        case 'P': o.pid = atoi(optarg); break;
+        case 'N': o.names = atoi(optarg); break;
+        case 'C': o.nocache = 1; break;
+        default:
+            fprintf(stderr, "usage: %s -p port [-n ops] [-c conc] [-r runs] [-w warm] [-d ms] "
+                            "[-P pid] [-N names] [-C]\n", argv[0]);
+            exit(2);
+        }
+    }
+    if (o.port <= 0 || o.port > 65535 || o.ops < 1 || o.conc < 1 || o.runs < 1 || o.warm < 0) {
+        fprintf(stderr, "bench: bad options (-p port is required)\n");
+        exit(2);
+    }
+    return o;
+}
+
+static inline struct sockaddr_in net_addr(int port)
+{
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return a;
+}
+
+/* The message of pingpong and churn: 5 bytes, echoed by bench/echod. */
+#define MSG "hello"
+#define MSG_LEN 5
+
+static inline void raise_nofile(rlim_t want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want) {
+        rl.rlim_cur = want <= rl.rlim_max ? want : rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static inline void set_nodelay(int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+/* ------------------------------------------------------------ pingpong
+ * One connection; a round trip is: write the 5-byte message, wait until
+ * the 5 bytes echoed are read.  Every implementation makes one send, one
+ * wait and one recv per round trip (the client knows the reply is 5 bytes,
+ * so it does not read on to EAGAIN).  A run is `ops` round trips; one
+ * untimed warm-up run of `warm` round trips goes first. */
+typedef struct pingpong {
+    long left;   /* round trips still to start in this run */
+    long done;   /* round trips completed in this run */
+    long target; /* round trips in this run */
+    int got;    /* bytes of the current reply read so far */
+} pingpong;
+
+/* The driver: kick(ctx) sends the first message, loop(ctx) runs until
+ * pp->left == 0 and the last reply is in. */
+static inline void pingpong_main(pingpong *pp, const net_opts *o, const char *impl,
+                                 void (*kick)(void *), void (*loop)(void *), void *ctx)
+{
+    for (int run = -1; run < o->runs; run++) {
+        bench_clock t0;
+        const char *phase = run == 0 ? "pingpong" : NULL;
+        long n = run < 0 ? (o->warm > 0 ? o->warm : 1) : o->ops;
+        bench_begin(phase, &t0);
+        pp->target = n;
+        pp->left = n - 1;
+        pp->done = 0;
+        pp->got = 0;
+        kick(ctx);
+        loop(ctx);
+        if (run >= 0)
+            bench_end(phase, &t0, "pingpong", impl, MSG_LEN, pp->done, 0);
+        if (pp->done != n) {
+            fprintf(stderr, "bench: pingpong: %ld of %ld\n", pp->done, n);
+            exit(2);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ churn
+ * `conc` slots; each runs connect, (writable) write 5 bytes, (readable)
+ * read the 5 echoed, close, and starts over while connections remain.  An
+ * op is one connection.  One untimed warm-up run of `warm` connections
+ * goes first. */
+typedef struct churn {
+    long to_start; /* connections still to open in this run */
+    long done;     /* connections completed in this run */
+    long target;   /* connections in this run */
+    int active;    /* slots busy */
+} churn;
+
+static inline void churn_main(churn *ch, const net_opts *o, const char *impl,
+                              void (*kick)(void *), void (*loop)(void *), void *ctx)
+{
+    for (int run = -1; run < o->runs; run++) {
+        bench_clock t0;
+        const char *phase = run == 0 ? "churn" : NULL;
+        long n = run < 0 ? (o->warm > 0 ? o->warm : 1) : o->ops;
+        bench_begin(phase, &t0);
+        ch->target = n;
+        ch->to_start = n;
+        ch->done = 0;
+        ch->active = 0;
+        kick(ctx); /* starts min(conc, n) */
+        loop(ctx); /* until done == n */
+        if (run >= 0)
+            bench_end(phase, &t0, "churn", impl, o->conc, ch->done, 0);
+        if (ch->done != n) {
+            fprintf(stderr, "bench: churn: %ld of %ld\n", ch->done, n);
+            exit(2);
+        }
+    }
+}
+
+#endif

@@ -1,0 +1,831 @@
+/* Connect by name (nio_tcp_connect_host, Happy Eyeballs v2): HTTP requests
+ * by host name through the fake DNS server, dnsmasq, a hosts file, numeric
+ * hosts and "localhost"; the race between the families (refused,
+ * blackholed, a slow AAAA); failures (all refused, NXDOMAIN, overall
+ * timeout); close while resolving and while connecting; 200 at once.
+ * Only loopback.  Every case runs on both poll backends. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "httpclient.h"
+#include "support/fakedns.h"
+#include "support/httpd.h"
+#include "testutil.h"
+
+#define DEADLINE 20000 /* ms: generous, only a hang reaches it */
+#define RACE_BOUND 5000 /* ms: a lost race costs far less than a connect timeout */
+
+typedef struct env {
+    nio_poll *p;
+    fakedns *dns;
+    nio_resolver *r;
+    httpd *h;
+    uint16_t port;
+} env;
+
+static void env_resolver(env *e, const char *servers, const char *hosts)
+{
+    nio_resolver_opts o = NIO_RESOLVER_OPTS_INIT;
+    int rc;
+    o.servers = servers;
+    o.flags = NIO_RESOLVER_NO_SEARCH;
+    o.hosts_file = hosts;
+    o.timeout_ms = 2000;
+    o.tries = 2;
+    rc = nio_resolver_new(e->p, &o, &e->r);
+    ck_assert_msg(rc == 0, "nio_resolver_new: %s", nio_strerror(rc));
+}
+
+/* A poll, the fake DNS server with "dual.test" (A 127.0.0.1, AAAA ::1),
+ * and a resolver on it. */
+static void env_up(env *e, int i)
+{
+    memset(e, 0, sizeof *e);
+    e->p = tu_poll(i);
+    e->dns = fakedns_start();
+    ck_assert_ptr_nonnull(e->dns);
+    ck_assert_int_eq(fakedns_add_a(e->dns, "dual.test", "127.0.0.1", 60), 0);
+    ck_assert_int_eq(fakedns_add_aaaa(e->dns, "dual.test", "::1", 60), 0);
+    env_resolver(e, fakedns_addr(e->dns), "");
+}
+
+/* The HTTP server on families (HTTPD_V4 | HTTPD_V6), on port (0: any). */
+static void env_httpd(env *e, int i, int families, uint16_t port)
+{
+    int rc = httpd_start(&e->h, families, port, tu_backend(i));
+    ck_assert_msg(rc == 0, "httpd_start: %s", nio_strerror(rc));
+    e->port = httpd_port(e->h);
+}
+
+static void env_down(env *e)
+{
+    nio_resolver_free(e->r);
+    nio_poll_free(e->p);
+    fakedns_stop(e->dns);
+    httpd_stop(e->h);
+}
+
+/* A socket bound to ip:port and never listening: connects are refused. */
+static int refuse_on(const char *ip, uint16_t port)
+{
+    nio_addr a;
+    int fd, one = 1;
+    ck_assert_int_eq(nio_addr_from_ip(ip, port, &a), 0);
+    fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    ck_assert_msg(bind(fd, (struct sockaddr *)&a.ss, a.len) == 0, "bind %s:%u: %s", ip, port,
+                  strerror(errno));
+    return fd;
+}
+
+/* A blackhole: a listener with backlog 0 that never accepts, filled until
+ * a connect stays pending (see g_full_backlog_times_out in check_http.c):
+ * further SYNs are dropped, so connects hang. */
+typedef struct hole {
+    nio_tcp_listener *l;
+    nio_tcp_stream *fill[64];
+    int n;
+    uint16_t port;
+} hole;
+
+static void hole_open(nio_poll *p, hole *b, const char *ip, uint16_t port, nio_token base)
+{
+    nio_addr a;
+    nio_tcp_opts o = {.size = sizeof o, .connect_timeout_ms = 300};
+    memset(b, 0, sizeof *b);
+    ck_assert_int_eq(nio_addr_from_ip(ip, port, &a), 0);
+    ck_assert_int_eq(nio_tcp_listen(p, (struct sockaddr *)&a.ss, a.len, 0, base, &b->l), 0);
+    ck_assert_int_eq(nio_tcp_listener_addr(b->l, &a), 0);
+    b->port = (uint16_t)nio_addr_port((struct sockaddr *)&a.ss, a.len);
+    for (; b->n < 64; b->n++) {
+        nio_token t = base + 1 + (nio_token)b->n;
+        int rc = nio_tcp_connect_ex(p, (struct sockaddr *)&a.ss, a.len, &o, t, &b->fill[b->n]);
+        ck_assert(rc == 0 || rc == -EINPROGRESS);
+        if (rc == -EINPROGRESS) {
+            ck_assert_uint_ne(tu_wait_token(p, t, DEADLINE, NULL), 0);
+            if (nio_tcp_connect_result(b->fill[b->n]) != 0) {
+                b->n++;
+                return; /* this one timed out: the backlog is full */
+            }
+        }
+    }
+    ck_abort_msg("could not fill the backlog of %s", ip);
+}
+
+static void hole_close(hole *b)
+{
+    for (int k = 0; k < b->n; k++)
+        nio_tcp_close(b->fill[k]);
+    nio_tcp_listener_close(b->l);
+}
+
+/* Start a connect by name and wait for its completion: the event's flags.
+ * Asserts the call's return and that the completion came. */
+static unsigned connect_wait(env *e, const char *host, uint16_t port, const nio_connect_opts *o,
+                             nio_token tok, nio_tcp_stream **s)
+{
+    unsigned f;
+    int rc = nio_tcp_connect_host(e->p, e->r, host, port, o, tok, s);
+    ck_assert_msg(rc == -EINPROGRESS, "%s: %s", host, nio_strerror(rc));
+    ck_assert_ptr_nonnull(*s);
+    f = tu_wait_token(e->p, tok, DEADLINE, NULL);
+    ck_assert_msg(f & NIO_EV_DONE, "%s: flags %#x", host, f);
+    return f;
+}
+
+static int family_of(const nio_connect_info *ci)
+{
+    return ci->addr.ss.ss_family;
+}
+
+/* Connect, check success over family (0: either), return the info. */
+static nio_connect_info connect_ok(env *e, const char *host, const nio_connect_opts *o,
+                                   int family)
+{
+    static nio_token next = 100;
+    nio_tcp_stream *s;
+    nio_connect_info ci;
+    nio_addr peer;
+    unsigned f = connect_wait(e, host, e->port, o, next++, &s);
+    ck_assert_uint_eq(f, NIO_EV_DONE | NIO_EV_WRITABLE);
+    ck_assert_int_eq(nio_tcp_connect_result(s), 0);
+    ck_assert_int_eq(nio_tcp_connect_info(s, &ci), 0);
+    ck_assert_int_eq(nio_tcp_peer_addr(s, &peer), 0);
+    ck_assert_int_eq(peer.ss.ss_family, family_of(&ci));
+    if (family != 0)
+        ck_assert_msg(family_of(&ci) == family, "%s: connected over family %d, not %d", host,
+                      family_of(&ci), family);
+    ck_assert_int_ge(ci.attempts, 1);
+    ck_assert_uint_le(ci.dns_ms, ci.connect_ms);
+    nio_tcp_close(s);
+    return ci;
+}
+
+/* Connect, check failure with err; return the info. */
+static nio_connect_info connect_fails(env *e, const char *host, uint16_t port,
+                                      const nio_connect_opts *o, int err)
+{
+    nio_tcp_stream *s;
+    nio_connect_info ci;
+    unsigned f = connect_wait(e, host, port, o, 77, &s);
+    ck_assert_uint_eq(f, NIO_EV_DONE | NIO_EV_ERROR);
+    ck_assert_msg(nio_tcp_connect_result(s) == err, "%s: %s, not %s", host,
+                  nio_strerror(nio_tcp_connect_result(s)), nio_strerror(err));
+    ck_assert_int_eq(nio_tcp_connect_result(s), err); /* sticks */
+    ck_assert_int_eq(nio_tcp_connect_info(s, &ci), 0);
+    nio_tcp_close(s);
+    return ci;
+}
+
+/* ------------------------------------------------------------ HTTP by name */
+
+static void req_init(hreq *r, nio_token tok, const char *path)
+{
+    memset(r, 0, sizeof *r);
+    r->token = tok;
+    r->bufsize = 4096;
+    snprintf(r->path, sizeof r->path, "%s", path);
+}
+
+static void req_start_host(env *e, hreq *r, const char *host, const nio_connect_opts *o)
+{
+    int rc = nio_tcp_connect_host(e->p, e->r, host, e->port, o, r->token, &r->s);
+    ck_assert_msg(rc == -EINPROGRESS, "%s: %s", host, nio_strerror(rc));
+}
+
+/* One request by name, every event checked to be on its token; returns the
+ * family it went over. */
+static int http_by_name(env *e, const char *host, const nio_connect_opts *o)
+{
+    hreq r;
+    nio_event ev[16];
+    nio_connect_info ci;
+    size_t blen = 0;
+    bool first = true;
+    uint64_t end = nio_now_ms() + DEADLINE;
+    req_init(&r, 10, "/delay/50/hello");
+    req_start_host(e, &r, host, o);
+    while (!r.done) {
+        int n = nio_poll_wait(e->p, ev, 16, (int)(end - nio_now_ms()));
+        ck_assert_msg(n > 0 && nio_now_ms() < end, "%s: no answer in time", host);
+        for (int k = 0; k < n; k++) {
+            ck_assert_uint_eq(ev[k].token, 10); /* nothing internal leaks out */
+            if (first)
+                ck_assert_uint_eq(ev[k].flags, NIO_EV_DONE | NIO_EV_WRITABLE);
+            first = false;
+            hreq_on_event(&r, ev[k].flags);
+        }
+    }
+    ck_assert_msg(r.err == 0, "%s: %s", host, nio_strerror(r.err));
+    ck_assert_int_eq(hreq_status(&r), 200);
+    ck_assert_ptr_nonnull(hreq_body(&r, &blen));
+    ck_assert_uint_gt(blen, 0);
+    ck_assert_int_eq(nio_tcp_connect_info(r.s, &ci), 0);
+    hreq_free(&r);
+    return family_of(&ci);
+}
+
+START_TEST(http_fakedns)
+{
+    env e;
+    nio_connect_opts o4 = {.size = sizeof o4, .family = NIO_AF_INET};
+    nio_connect_opts o6 = {.size = sizeof o6, .family = NIO_AF_INET6};
+    env_up(&e, _i);
+    env_httpd(&e, _i, HTTPD_V4 | HTTPD_V6, 0);
+    ck_assert_int_eq(fakedns_add_a(e.dns, "v4.test", "127.0.0.1", 60), 0);
+    ck_assert_int_eq(fakedns_add_aaaa(e.dns, "v6.test", "::1", 60), 0);
+    ck_assert_int_eq(http_by_name(&e, "dual.test", NULL), AF_INET6); /* IPv6 first */
+    ck_assert_int_eq(http_by_name(&e, "dual.test", &o4), AF_INET);
+    ck_assert_int_eq(http_by_name(&e, "dual.test", &o6), AF_INET6);
+    ck_assert_int_eq(http_by_name(&e, "v4.test", NULL), AF_INET);
+    ck_assert_int_eq(http_by_name(&e, "v6.test", NULL), AF_INET6);
+    ck_assert_int_eq(http_by_name(&e, "DUAL.test.", NULL), AF_INET6); /* cached, any case */
+    ck_assert_uint_gt(fakedns_count(e.dns, "dual.test", 0), 0);
+    env_down(&e);
+}
+END_TEST
+
+START_TEST(http_hosts_file)
+{
+    env e;
+    char path[] = "/tmp/nio-connect-hosts-XXXXXX";
+    const char *text = "127.0.0.1 h4.test\n::1 h6.test\n127.0.0.1 both.test\n::1 both.test\n";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    tu_write_all(fd, text, strlen(text));
+    close(fd);
+    memset(&e, 0, sizeof e);
+    e.p = tu_poll(_i);
+    e.dns = fakedns_start();
+    ck_assert_ptr_nonnull(e.dns);
+    env_resolver(&e, fakedns_addr(e.dns), path);
+    env_httpd(&e, _i, HTTPD_V4 | HTTPD_V6, 0);
+    ck_assert_int_eq(http_by_name(&e, "h4.test", NULL), AF_INET);
+    ck_assert_int_eq(http_by_name(&e, "h6.test", NULL), AF_INET6);
+    ck_assert_int_eq(http_by_name(&e, "both.test", NULL), AF_INET6);
+    /* h4.test has no IPv6 entry: its AAAA went to DNS (NXDOMAIN there) */
+    unlink(path);
+    env_down(&e);
+}
+END_TEST
+
+START_TEST(http_numeric_and_localhost)
+{
+    env e;
+    env_up(&e, _i);
+    env_httpd(&e, _i, HTTPD_V4 | HTTPD_V6, 0);
+    ck_assert_int_eq(http_by_name(&e, "127.0.0.1", NULL), AF_INET);
+    ck_assert_int_eq(http_by_name(&e, "::1", NULL), AF_INET6);
+    ck_assert_int_eq(http_by_name(&e, "localhost", NULL), AF_INET6);
+    ck_assert_uint_eq(fakedns_count(e.dns, NULL, 0), 0); /* no DNS for any of them */
+    env_down(&e);
+}
+END_TEST
+
+/* dnsmasq, started as tests/check_dnsmasq.c does. */
+#define DNSMASQ_DEFAULT "/usr/sbin/dnsmasq"
+
+static const char *dnsmasq_path(void)
+{
+    const char *p = getenv("NIO_DNSMASQ");
+    return p != NULL && *p != '\0' ? p : DNSMASQ_DEFAULT;
+}
+
+/* A port free for UDP and TCP on 127.0.0.1 at the time of asking (dnsmasq
+ * binds both, and exits when either is taken). */
+static int free_port(void)
+{
+    for (int tries = 0; tries < 20; tries++) {
+        struct sockaddr_in a = {.sin_family = AF_INET};
+        socklen_t alen = sizeof a;
+        int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        int t = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (u >= 0 && t >= 0 && bind(u, (struct sockaddr *)&a, sizeof a) == 0 &&
+            getsockname(u, (struct sockaddr *)&a, &alen) == 0 &&
+            bind(t, (struct sockaddr *)&a, sizeof a) == 0)
+            port = ntohs(a.sin_port);
+        close(u);
+        close(t);
+        if (port > 0)
+            return port;
+    }
+    return -1;
+}
+
+static pid_t start_dnsmasq(int port)
+{
+    char portarg[32], userarg[300];
+    const struct passwd *pw = getpwuid(getuid());
+    pid_t pid;
+    snprintf(portarg, sizeof portarg, "--port=%d", port);
+    snprintf(userarg, sizeof userarg, "--user=%s", pw != NULL ? pw->pw_name : "root");
+    pid = fork();
+    if (pid == 0) {
+        execl(dnsmasq_path(), dnsmasq_path(), "--no-daemon", portarg, "--listen-address=127.0.0.1",
+              "--bind-interfaces", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+              "--pid-file=", userarg, "--log-facility=/dev/null", "--local-ttl=60",
+              "--address=/nio-test.example/127.0.0.1", "--address=/nio-test.example/::1",
+              (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+START_TEST(http_dnsmasq)
+{
+    env e;
+    char servers[32];
+    nio_connect_opts o4 = {.size = sizeof o4, .family = NIO_AF_INET};
+    nio_connect_opts o6 = {.size = sizeof o6, .family = NIO_AF_INET6};
+    int port, status, rc = -1;
+    pid_t pid;
+    if (access(dnsmasq_path(), X_OK) != 0) {
+        printf("*** SKIP: %s not found: connect by name through dnsmasq did not run ***\n",
+               dnsmasq_path());
+        return;
+    }
+    /* a port taken between asking and dnsmasq's bind: it exits, try another */
+    for (int k = 0;; k++) {
+        port = free_port();
+        ck_assert_int_gt(port, 0);
+        pid = start_dnsmasq(port);
+        ck_assert_int_gt(pid, 0);
+        usleep(200 * 1000);
+        if (waitpid(pid, &status, WNOHANG) == 0)
+            break;
+        ck_assert_msg(k < 5, "dnsmasq keeps exiting (status %d)", status);
+    }
+    memset(&e, 0, sizeof e);
+    e.p = tu_poll(_i);
+    snprintf(servers, sizeof servers, "127.0.0.1:%d", port);
+    {
+        nio_resolver_opts o = NIO_RESOLVER_OPTS_INIT;
+        o.servers = servers;
+        o.flags = NIO_RESOLVER_NO_SEARCH;
+        o.hosts_file = "";
+        o.timeout_ms = 200;
+        o.tries = 2;
+        o.neg_ttl = -1;
+        ck_assert_int_eq(nio_resolver_new(e.p, &o, &e.r), 0);
+    }
+    env_httpd(&e, _i, HTTPD_V4 | HTTPD_V6, 0);
+    /* dnsmasq may still be starting: a refused or unanswered lookup then */
+    for (int k = 0; k < 50; k++) {
+        nio_tcp_stream *s;
+        connect_wait(&e, "nio-test.example", e.port, NULL, 5, &s);
+        rc = nio_tcp_connect_result(s);
+        nio_tcp_close(s);
+        if (rc != NIO_ECONNDNS && rc != NIO_ETIMEOUT_DNS)
+            break;
+        usleep(100 * 1000);
+    }
+    ck_assert_msg(rc == 0, "nio-test.example: %s", nio_strerror(rc));
+    ck_assert_int_eq(http_by_name(&e, "nio-test.example", NULL), AF_INET6);
+    ck_assert_int_eq(http_by_name(&e, "www.nio-test.example", &o4), AF_INET);
+    ck_assert_int_eq(http_by_name(&e, "www.nio-test.example", &o6), AF_INET6);
+    kill(pid, SIGTERM);
+    waitpid(pid, &status, 0);
+    env_down(&e);
+}
+END_TEST
+
+/* ------------------------------------------------------------ the race */
+
+/* AAAA says ::1, where nothing listens; IPv4 answers. */
+START_TEST(he_v6_refused)
+{
+    env e;
+    nio_connect_info ci;
+    int fd;
+    env_up(&e, _i);
+    env_httpd(&e, _i, HTTPD_V4, 0);
+    fd = refuse_on("::1", e.port);
+    ci = connect_ok(&e, "dual.test", NULL, AF_INET);
+    ck_assert_int_eq(ci.attempts, 2);
+    ck_assert_uint_lt(ci.connect_ms, RACE_BOUND);
+    ci = connect_ok(&e, "localhost", NULL, AF_INET);
+    ck_assert_int_eq(ci.attempts, 2);
+    close(fd);
+    env_down(&e);
+}
+END_TEST
+
+/* The reverse, with AAAA late enough that IPv4 is tried first. */
+START_TEST(he_v4_refused)
+{
+    env e;
+    nio_connect_info ci;
+    int fd;
+    env_up(&e, _i);
+    fakedns_set_delay(e.dns, "dual.test", FAKEDNS_T_AAAA, 300);
+    env_httpd(&e, _i, HTTPD_V6, 0);
+    fd = refuse_on("127.0.0.1", e.port);
+    ci = connect_ok(&e, "dual.test", NULL, AF_INET6);
+    ck_assert_int_eq(ci.attempts, 2);
+    ck_assert_uint_lt(ci.connect_ms, RACE_BOUND);
+    close(fd);
+    env_down(&e);
+}
+END_TEST
+
+/* IPv6 blackholed: its attempt hangs, IPv4 starts after the attempt delay
+ * and wins. */
+START_TEST(he_v6_blackholed)
+{
+    env e;
+    hole b;
+    nio_connect_info ci;
+    env_up(&e, _i);
+    env_httpd(&e, _i, HTTPD_V4, 0);
+    hole_open(e.p, &b, "::1", e.port, 1000);
+    ci = connect_ok(&e, "dual.test", NULL, AF_INET);
+    ck_assert_int_eq(ci.attempts, 2);
+    ck_assert_uint_lt(ci.connect_ms, RACE_BOUND);
+    ck_assert_uint_ge(ci.connect_ms, 200); /* after the 250 ms attempt delay */
+    hole_close(&b);
+    env_down(&e);
+}
+END_TEST
+
+/* IPv4 blackholed and tried first (AAAA late): IPv6 wins when it comes. */
+START_TEST(he_v4_blackholed)
+{
+    env e;
+    hole b;
+    nio_connect_info ci;
+    env_up(&e, _i);
+    fakedns_set_delay(e.dns, "dual.test", FAKEDNS_T_AAAA, 300);
+    env_httpd(&e, _i, HTTPD_V6, 0);
+    hole_open(e.p, &b, "127.0.0.1", e.port, 1000);
+    ci = connect_ok(&e, "dual.test", NULL, AF_INET6);
+    ck_assert_int_eq(ci.attempts, 2);
+    ck_assert_uint_lt(ci.connect_ms, RACE_BOUND);
+    hole_close(&b);
+    env_down(&e);
+}
+END_TEST
+
+/* A per-attempt timeout (tcp.connect_timeout_ms) moves on before the
+ * attempt delay would. */
+START_TEST(he_attempt_timeout)
+{
+    env e;
+    hole b;
+    nio_connect_info ci;
+    nio_tcp_opts t = {.size = sizeof t, .connect_timeout_ms = 200, .nodelay = true};
+    nio_connect_opts o = {.size = sizeof o, .attempt_delay_ms = 10000, .tcp = &t};
+    env_up(&e, _i);
+    env_httpd(&e, _i, HTTPD_V4, 0);
+    hole_open(e.p, &b, "::1", e.port, 1000);
+    ci = connect_ok(&e, "dual.test", &o, AF_INET);
+    ck_assert_int_eq(ci.attempts, 2);
+    ck_assert_uint_lt(ci.connect_ms, RACE_BOUND);
+    hole_close(&b);
+    env_down(&e);
+}
+END_TEST
+
+/* AAAA 2 s late, A at once: IPv4 after the resolution delay. */
+START_TEST(he_aaaa_slow)
+{
+    env e;
+    nio_connect_info ci;
+    env_up(&e, _i);
+    fakedns_set_delay(e.dns, "dual.test", FAKEDNS_T_AAAA, 2000);
+    env_httpd(&e, _i, HTTPD_V4 | HTTPD_V6, 0);
+    ci = connect_ok(&e, "dual.test", NULL, AF_INET);
+    ck_assert_uint_lt(ci.connect_ms, 1500);
+    ck_assert_uint_ge(ci.dns_ms, 40); /* the 50 ms resolution delay */
+    ck_assert_int_eq(ci.attempts, 1);
+    env_down(&e);
+}
+END_TEST
+
+/* ------------------------------------------------------------ failures */
+
+START_TEST(all_refused)
+{
+    env e;
+    nio_connect_info ci;
+    int fd4, fd6;
+    env_up(&e, _i);
+    fd4 = refuse_on("127.0.0.1", 0);
+    {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        ck_assert_int_eq(getsockname(fd4, (struct sockaddr *)&ss, &len), 0);
+        e.port = (uint16_t)nio_addr_port((struct sockaddr *)&ss, len);
+    }
+    fd6 = refuse_on("::1", e.port);
+    ci = connect_fails(&e, "dual.test", e.port, NULL, -ECONNREFUSED);
+    ck_assert_int_eq(ci.attempts, 2);
+    ci = connect_fails(&e, "localhost", e.port, NULL, -ECONNREFUSED);
+    ck_assert_int_eq(ci.attempts, 2);
+    ci = connect_fails(&e, "127.0.0.1", e.port, NULL, -ECONNREFUSED);
+    ck_assert_int_eq(ci.attempts, 1);
+    ck_assert_int_eq(family_of(&ci), AF_INET); /* the last one attempted */
+    close(fd4);
+    close(fd6);
+    env_down(&e);
+}
+END_TEST
+
+START_TEST(dns_failures)
+{
+    env e;
+    nio_connect_info ci;
+    nio_connect_opts o6 = {.size = sizeof o6, .family = NIO_AF_INET6};
+    env_up(&e, _i);
+    ck_assert_int_eq(fakedns_add_a(e.dns, "v4only.test", "127.0.0.1", 60), 0);
+    ci = connect_fails(&e, "nowhere.test", 80, NULL, NIO_ENOTFOUND);
+    ck_assert_int_eq(ci.attempts, 0);
+    ck_assert_int_eq(family_of(&ci), 0);
+    ci = connect_fails(&e, "nowhere.test", 80, NULL, NIO_ENOTFOUND); /* cached */
+    ck_assert_int_eq(ci.attempts, 0);
+    connect_fails(&e, "v4only.test", 80, &o6, NIO_ENODATA);
+    connect_fails(&e, "127.0.0.1", 80, &o6, NIO_ENODATA);
+    fakedns_set_rcode(e.dns, "broken.test", 0, FAKEDNS_SERVFAIL);
+    connect_fails(&e, "broken.test", 80, NULL, NIO_ESERVFAIL);
+    env_down(&e);
+}
+END_TEST
+
+START_TEST(overall_timeout)
+{
+    env e;
+    hole b4, b6;
+    nio_connect_info ci;
+    nio_connect_opts o = {.size = sizeof o, .timeout_ms = 500, .attempt_delay_ms = 100};
+    uint64_t t0;
+    env_up(&e, _i);
+    hole_open(e.p, &b4, "127.0.0.1", 0, 1000);
+    hole_open(e.p, &b6, "::1", b4.port, 2000);
+    t0 = nio_now_ms();
+    ci = connect_fails(&e, "dual.test", b4.port, &o, -ETIMEDOUT);
+    ck_assert_uint_ge(nio_now_ms() - t0, 400);
+    ck_assert_uint_lt(nio_now_ms() - t0, RACE_BOUND);
+    ck_assert_int_eq(ci.attempts, 2);
+    hole_close(&b4);
+    hole_close(&b6);
+    env_down(&e);
+}
+END_TEST
+
+START_TEST(bad_args)
+{
+    env e;
+    nio_tcp_stream *s = (nio_tcp_stream *)&e;
+    nio_connect_opts o = {.size = 3};
+    nio_tcp_opts t = {.size = sizeof t, .sndbuf = -1};
+    nio_connect_info ci;
+    env_up(&e, _i);
+    ck_assert_int_eq(nio_tcp_connect_host(NULL, e.r, "dual.test", 80, NULL, 1, &s), -EINVAL);
+    ck_assert_ptr_null(s);
+    ck_assert_int_eq(nio_tcp_connect_host(e.p, NULL, "dual.test", 80, NULL, 1, &s), -EINVAL);
+    ck_assert_int_eq(nio_tcp_connect_host(e.p, e.r, NULL, 80, NULL, 1, &s), -EINVAL);
+    ck_assert_int_eq(nio_tcp_connect_host(e.p, e.r, "dual.test", 80, NULL, 1, NULL), -EINVAL);
+    ck_assert_int_eq(nio_tcp_connect_host(e.p, e.r, "dual.test", 0, NULL, 1, &s), -EINVAL);
+    ck_assert_int_eq(nio_tcp_connect_host(e.p, e.r, "dual.test", 80, NULL, NIO_TOKEN_MAX + 1, &s),
+                     -EINVAL);
+    ck_assert_int_eq(nio_tcp_connect_host(e.p, e.r, "dual.test", 80, &o, 1, &s), -EINVAL);
+    o = (nio_connect_opts){.family = 5};
+    ck_assert_int_eq(nio_tcp_connect_host(e.p, e.r, "dual.test", 80, &o, 1, &s), -EINVAL);
+    o = (nio_connect_opts){.max_attempts = -1};
+    ck_assert_int_eq(nio_tcp_connect_host(e.p, e.r, "dual.test", 80, &o, 1, &s), -EINVAL);
+    o = (nio_connect_opts){.tcp = &t};
+    ck_assert_int_eq(nio_tcp_connect_host(e.p, e.r, "dual.test", 80, &o, 1, &s), -EINVAL);
+    ck_assert_int_eq(nio_tcp_connect_host(e.p, e.r, "", 80, NULL, 1, &s), NIO_EBADNAME);
+    ck_assert_int_eq(nio_tcp_connect_host(e.p, e.r, "a..b", 80, NULL, 1, &s), NIO_EBADNAME);
+    ck_assert_ptr_null(s);
+    ck_assert_int_eq(nio_tcp_connect_info(NULL, &ci), -EINVAL);
+    ck_assert_uint_eq(fakedns_count(e.dns, NULL, 0), 0);
+    ck_assert_int_eq(tu_collect(e.p, (nio_event[4]){{0}}, 4, 50), 0); /* no event */
+    env_down(&e);
+}
+END_TEST
+
+/* ------------------------------------------------------------ close */
+
+/* Wait until the descriptor count is back to n (the resolver's upstream
+ * queries run on to fill the cache, and c-ares closes its socket after). */
+static void fds_back_to(int n)
+{
+    uint64_t end = nio_now_ms() + 10000;
+    while (tu_count_fds() != n && nio_now_ms() < end)
+        usleep(20 * 1000);
+    ck_assert_int_eq(tu_count_fds(), n);
+}
+
+static void assert_no_event(env *e, nio_token tok, int ms)
+{
+    nio_event ev[64];
+    uint64_t end = nio_now_ms() + (uint64_t)ms;
+    while (nio_now_ms() < end) {
+        int n = nio_poll_wait(e->p, ev, 64, (int)(end - nio_now_ms()));
+        ck_assert_int_ge(n, 0);
+        for (int k = 0; k < n; k++)
+            ck_assert_uint_ne(ev[k].token, tok);
+    }
+}
+
+START_TEST(close_while_resolving)
+{
+    env e;
+    nio_tcp_stream *s;
+    nio_connect_info ci;
+    int fds;
+    env_up(&e, _i);
+    fakedns_set_delay(e.dns, "dual.test", 0, 500);
+    fds = tu_count_fds();
+    ck_assert_int_eq(nio_tcp_connect_host(e.p, e.r, "dual.test", 80, NULL, 9, &s), -EINPROGRESS);
+    assert_no_event(&e, 9, 100);
+    ck_assert_int_eq(nio_tcp_connect_result(s), -EINPROGRESS);
+    ck_assert_int_eq(nio_tcp_connect_info(s, &ci), -EINPROGRESS);
+    ck_assert_int_eq(ci.attempts, 0);
+    ck_assert_int_eq(nio_tcp_fd(s), -1);
+    nio_tcp_close(s);
+    assert_no_event(&e, 9, 800); /* past the answers */
+    fds_back_to(fds);
+    /* the same again, closed before any wait at all */
+    ck_assert_int_eq(nio_tcp_connect_host(e.p, e.r, "slow.test", 80, NULL, 9, &s), -EINPROGRESS);
+    nio_tcp_close(s);
+    assert_no_event(&e, 9, 300);
+    env_down(&e);
+}
+END_TEST
+
+START_TEST(close_while_connecting)
+{
+    env e;
+    hole b4, b6;
+    nio_tcp_stream *s;
+    nio_connect_info ci;
+    nio_connect_opts o = {.size = sizeof o, .attempt_delay_ms = 100};
+    int fds;
+    env_up(&e, _i);
+    hole_open(e.p, &b4, "127.0.0.1", 0, 1000);
+    hole_open(e.p, &b6, "::1", b4.port, 2000);
+    assert_no_event(&e, 9, 400); /* let the fill connects' timeouts pass */
+    fds = tu_count_fds();
+    ck_assert_int_eq(nio_tcp_connect_host(e.p, e.r, "localhost", b4.port, &o, 9, &s),
+                     -EINPROGRESS);
+    assert_no_event(&e, 9, 300);
+    ck_assert_int_eq(nio_tcp_connect_info(s, &ci), -EINPROGRESS);
+    ck_assert_int_eq(ci.attempts, 2);
+    ck_assert_int_gt(tu_count_fds(), fds);
+    nio_tcp_close(s);
+    ck_assert_int_eq(tu_count_fds(), fds); /* at once: no resolver socket here */
+    assert_no_event(&e, 9, 300);
+    /* through DNS, closed between answers and attempts */
+    ck_assert_int_eq(nio_tcp_connect_host(e.p, e.r, "dual.test", b4.port, &o, 9, &s),
+                     -EINPROGRESS);
+    assert_no_event(&e, 9, 250);
+    nio_tcp_close(s);
+    assert_no_event(&e, 9, 300);
+    fds_back_to(fds);
+    hole_close(&b4);
+    hole_close(&b6);
+    env_down(&e);
+}
+END_TEST
+
+/* Close right after the completion was posted but before it is collected:
+ * it is withdrawn. */
+START_TEST(close_before_collecting)
+{
+    env e;
+    nio_tcp_stream *s;
+    env_up(&e, _i);
+    env_httpd(&e, _i, HTTPD_V4, 0);
+    ck_assert_int_eq(nio_tcp_connect_host(e.p, e.r, "127.0.0.1", e.port, NULL, 9, &s),
+                     -EINPROGRESS);
+    usleep(50 * 1000);
+    nio_tcp_close(s);
+    assert_no_event(&e, 9, 200);
+    env_down(&e);
+}
+END_TEST
+
+/* Close from one thread while another waits: the internal callbacks run on
+ * the waiting thread, so close must cancel against them (and free the
+ * state only once none can still run).  Checked for memory errors and
+ * leaks under valgrind and ASan. */
+typedef struct waiter {
+    nio_poll *p;
+    _Atomic int stop;
+} waiter;
+
+static void *wait_loop(void *arg)
+{
+    waiter *w = arg;
+    nio_event ev[64];
+    while (!w->stop)
+        (void)nio_poll_wait(w->p, ev, 64, 20);
+    return NULL;
+}
+
+START_TEST(close_from_other_thread)
+{
+    env e;
+    waiter w;
+    pthread_t t;
+    nio_event ev[8];
+    env_up(&e, _i);
+    env_httpd(&e, _i, HTTPD_V4, 0); /* ::1 refused: both families raced */
+    fakedns_set_delay(e.dns, "slow.test", 0, 30);
+    ck_assert_int_eq(fakedns_add_a(e.dns, "slow.test", "127.0.0.1", 0), 0);
+    w.p = e.p;
+    w.stop = 0;
+    ck_assert_int_eq(pthread_create(&t, NULL, wait_loop, &w), 0);
+    for (int k = 0; k < 300; k++) {
+        static const char *const names[3] = {"localhost", "dual.test", "slow.test"};
+        nio_tcp_stream *s;
+        int rc = nio_tcp_connect_host(e.p, e.r, names[k % 3], e.port, NULL, 5, &s);
+        ck_assert_int_eq(rc, -EINPROGRESS);
+        usleep((useconds_t)(k % 7) * 700);
+        nio_tcp_close(s);
+    }
+    w.stop = 1;
+    pthread_join(t, NULL);
+    (void)tu_collect(e.p, ev, 8, 100); /* the deferred frees */
+    env_down(&e);
+}
+END_TEST
+
+/* ------------------------------------------------------------ many */
+
+START_TEST(many_by_name)
+{
+    enum { N = 200 };
+    env e;
+    hreq *r = calloc(N, sizeof *r);
+    int fds;
+    ck_assert_ptr_nonnull(r);
+    env_up(&e, _i);
+    env_httpd(&e, _i, HTTPD_V4 | HTTPD_V6, 0);
+    fds = tu_count_fds();
+    for (int k = 0; k < N; k++) {
+        req_init(&r[k], (nio_token)k, "/delay/20/hello");
+        req_start_host(&e, &r[k], k % 3 == 0 ? "localhost" : "dual.test", NULL);
+    }
+    ck_assert_int_eq(hreq_run(e.p, r, N, DEADLINE * 2, NULL), N);
+    for (int k = 0; k < N; k++) {
+        ck_assert_msg(r[k].err == 0, "request %d: %s", k, nio_strerror(r[k].err));
+        ck_assert_int_eq(hreq_status(&r[k]), 200);
+        hreq_free(&r[k]);
+    }
+    /* coalesced: far fewer upstream queries than connects */
+    ck_assert_uint_le(fakedns_count(e.dns, "dual.test", 0), 8);
+    fds_back_to(fds);
+    free(r);
+    env_down(&e);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("connect");
+    TCase *tc = tcase_create("connect");
+    SRunner *sr;
+    int failed;
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, http_fakedns, 0, 2);
+    tcase_add_loop_test(tc, http_hosts_file, 0, 2);
+    tcase_add_loop_test(tc, http_numeric_and_localhost, 0, 2);
+    tcase_add_loop_test(tc, http_dnsmasq, 0, 2);
+    tcase_add_loop_test(tc, he_v6_refused, 0, 2);
+    tcase_add_loop_test(tc, he_v4_refused, 0, 2);
+    tcase_add_loop_test(tc, he_v6_blackholed, 0, 2);
+    tcase_add_loop_test(tc, he_v4_blackholed, 0, 2);
+    tcase_add_loop_test(tc, he_attempt_timeout, 0, 2);
+    tcase_add_loop_test(tc, he_aaaa_slow, 0, 2);
+    tcase_add_loop_test(tc, all_refused, 0, 2);
+    tcase_add_loop_test(tc, dns_failures, 0, 2);
+    tcase_add_loop_test(tc, overall_timeout, 0, 2);
+    tcase_add_loop_test(tc, bad_args, 0, 2);
+    tcase_add_loop_test(tc, close_while_resolving, 0, 2);
+    tcase_add_loop_test(tc, close_while_connecting, 0, 2);
+    tcase_add_loop_test(tc, close_before_collecting, 0, 2);
+    tcase_add_loop_test(tc, close_from_other_thread, 0, 2);
+    tcase_add_loop_test(tc, many_by_name, 0, 2);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

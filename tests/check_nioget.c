@@ -1,0 +1,792 @@
+/* nio-get: its URL and HTTP response parsers as tables, then the program
+ * itself (fork/exec of $top_builddir/tools/nio-get) against the delayed
+ * HTTP server running in this process.  Loopback only: unknown names are
+ * looked up through an empty hosts file and a DNS "server" on a closed
+ * local UDP port. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../tools/http_parse.h"
+#include "../tools/url.h"
+#include "support/httpd.h"
+#include "testutil.h"
+
+/* ------------------------------------------------------------ URLs */
+
+static const struct url_case {
+    const char *in;
+    int rc;
+    const char *host;
+    unsigned port;
+    const char *target;
+    bool v6;
+} url_cases[] = {
+    {"http://example.test/", 0, "example.test", 80, "/", false},
+    {"http://Example.TEST", 0, "example.test", 80, "/", false},
+    {"HTTP://h:8080/a/b?q=1#frag", 0, "h", 8080, "/a/b?q=1", false},
+    {"http://h?x", 0, "h", 80, "/?x", false},
+    {"http://h:/p", 0, "h", 80, "/p", false},
+    {"http://127.0.0.1:65535/x", 0, "127.0.0.1", 65535, "/x", false},
+    {"http://[::1]:8080/x", 0, "::1", 8080, "/x", true},
+    {"http://[::1]/", 0, "::1", 80, "/", true},
+    {"http://[fe80::1%25lo]:1/", 0, "fe80::1%lo", 1, "/", true},
+    {"https://h/", 0, "h", 443, "/", false},
+    {"http://h/\xc3\xa9", 0, "h", 80, "/%C3%A9", false},
+    {"http://h#only-fragment", 0, "h", 80, "/", false},
+    {"", URL_E_EMPTY, NULL, 0, NULL, false},
+    {"h/x", URL_E_SCHEME, NULL, 0, NULL, false},
+    {"ftp://h/", URL_E_SCHEME, NULL, 0, NULL, false},
+    {"http:/h/", URL_E_SCHEME, NULL, 0, NULL, false},
+    {"http://", URL_E_HOST, NULL, 0, NULL, false},
+    {"http:///x", URL_E_HOST, NULL, 0, NULL, false},
+    {"http://:80/", URL_E_HOST, NULL, 0, NULL, false},
+    {"http://h%41/", URL_E_HOST, NULL, 0, NULL, false},
+    {"http://u:p@h/", URL_E_USERINFO, NULL, 0, NULL, false},
+    {"http://h:0/", URL_E_PORT, NULL, 0, NULL, false},
+    {"http://h:65536/", URL_E_PORT, NULL, 0, NULL, false},
+    {"http://h:12x/", URL_E_PORT, NULL, 0, NULL, false},
+    {"http://h:000080/", URL_E_PORT, NULL, 0, NULL, false},
+    {"http://::1/", URL_E_V6, NULL, 0, NULL, false},
+    {"http://[::1/", URL_E_V6, NULL, 0, NULL, false},
+    {"http://[]/", URL_E_V6, NULL, 0, NULL, false},
+    {"http://[1.2.3.4]/", URL_E_V6, NULL, 0, NULL, false},
+    {"http://[::1]x/", URL_E_PORT, NULL, 0, NULL, false},
+    {"http://[fe80::1%lo]/", URL_E_V6, NULL, 0, NULL, false},
+    {"http://h/a b", URL_E_CHAR, NULL, 0, NULL, false},
+    {"http://h/a\r\nX: y", URL_E_CHAR, NULL, 0, NULL, false},
+};
+
+START_TEST(url_table)
+{
+    const struct url_case *c = &url_cases[_i];
+    url_t u;
+    int rc = url_parse(c->in, strlen(c->in), &u);
+    ck_assert_msg(rc == c->rc, "'%s': %d, want %d", c->in, rc, c->rc);
+    if (rc != 0)
+        return;
+    ck_assert_str_eq(u.host, c->host);
+    ck_assert_uint_eq(u.port, c->port);
+    ck_assert_str_eq(u.target, c->target);
+    ck_assert(u.host_v6 == c->v6);
+}
+END_TEST
+
+START_TEST(url_bounds)
+{
+    static char big[10000];
+    char hdr[64];
+    url_t u;
+    memset(big, 'a', sizeof big);
+    memcpy(big, "http://h/", 9);
+    ck_assert_int_eq(url_parse(big, sizeof big, &u), URL_E_TOOLONG);
+    /* 3000 non-ASCII bytes need 9000 encoded: more than the target holds. */
+    memset(big + 9, 0xff, 3000);
+    ck_assert_int_eq(url_parse(big, 3009, &u), URL_E_TOOLONG);
+    memset(big + 7, 'b', 256); /* "http://" and a 256-byte host */
+    ck_assert_int_eq(url_parse(big, 7 + 256, &u), URL_E_HOST);
+    ck_assert_int_eq(url_parse(big, 7 + 254, &u), URL_E_HOST);
+    ck_assert_int_eq(url_parse(big, 7 + 253, &u), 0); /* the longest DNS name */
+    ck_assert_uint_eq(strlen(u.host), 253);
+    ck_assert_int_eq(url_parse("http://h\0/", 10, &u), URL_E_CHAR);
+    ck_assert_int_eq(url_parse("http://[::1]:8080/", 18, &u), 0);
+    ck_assert_int_eq(url_host_header(&u, hdr, sizeof hdr), 10);
+    ck_assert_str_eq(hdr, "[::1]:8080");
+    ck_assert_int_eq(url_host_header(&u, hdr, 5), -1);
+    ck_assert_int_eq(url_parse("http://h:80/", 12, &u), 0);
+    ck_assert_int_eq(url_host_header(&u, hdr, sizeof hdr), 1);
+}
+END_TEST
+
+/* ------------------------------------------------------------ responses */
+
+static const struct resp_case {
+    const char *name, *in;
+    int rc; /* 0 or the HTTP_E* code, whether from http_feed or http_finish */
+    int status;
+    const char *body;
+    bool before_eof; /* complete without the end of stream */
+} resp_cases[] = {
+    {"length", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", 0, 200, "hello", true},
+    {"length zero", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 0, 200, "", true},
+    {"length then junk", "HTTP/1.1 200 OK\r\nContent-length: 2\r\n\r\nhiJUNK", 0, 200, "hi", true},
+    {"length list", "HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\n\r\nabc", 0, 200, "abc", true},
+    {"no reason", "HTTP/1.0 200\r\nContent-Length: 1\r\n\r\nx", 0, 200, "x", true},
+    {"bare LF", "HTTP/1.1 200 OK\nContent-Length: 2\n\nok", 0, 200, "ok", true},
+    {"chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "5;name=val\r\nhello\r\n6 ; x=\"y\"\r\n world\r\n0\r\n\r\n", 0, 200,
+     "hello world", true},
+    {"chunked trailers", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         "000A\r\n0123456789\r\n0;e\r\nX-Sum: 1\r\nX-B: 2\r\n\r\n", 0, 200,
+     "0123456789", true},
+    {"chunked hex case", "HTTP/1.1 200 OK\r\nTransfer-Encoding: CHUNKED\r\n\r\n"
+                         "b\r\nhello world\r\nB\r\nHELLO WORLD\r\n0\r\n\r\n", 0, 200,
+     "hello worldHELLO WORLD", true},
+    {"te list chunked last", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                             "1\r\nz\r\n0\r\n\r\n", 0, 200, "z", true},
+    {"te beats length", "HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked"
+                        "\r\n\r\n2\r\nab\r\n0\r\n\r\n", 0, 200, "ab", true},
+    {"te not chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nraw", 0, 200, "raw",
+     false},
+    {"close delimited", "HTTP/1.1 200 OK\r\nServer: x\r\n\r\nuntil the end", 0, 200,
+     "until the end", false},
+    {"close delimited empty", "HTTP/1.0 200 OK\r\n\r\n", 0, 200, "", false},
+    {"204", "HTTP/1.1 204 No Content\r\n\r\n", 0, 204, "", true},
+    {"304 with length", "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n", 0, 304, "",
+     true},
+    {"100 continue", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1"
+                     "\r\n\r\n!", 0, 200, "!", true},
+    {"404", "HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nno.", 0, 404, "no.", true},
+    {"header ows", "HTTP/1.1 200 OK\r\nContent-Length:\t 4 \t\r\n\r\nowsy", 0, 200, "owsy",
+     true},
+    {"not http", "SSH-2.0-OpenSSH\r\n\r\n", HTTP_E_VERSION, 0, NULL, false},
+    {"http2", "HTTP/2.0 200 OK\r\n\r\n", HTTP_E_VERSION, 0, NULL, false},
+    {"bad status", "HTTP/1.1 2x0 OK\r\n\r\n", HTTP_E_STATUS, 0, NULL, false},
+    {"status 099", "HTTP/1.1 099 OK\r\n\r\n", HTTP_E_STATUS, 0, NULL, false},
+    {"status 4 digits", "HTTP/1.1 2000 OK\r\n\r\n", HTTP_E_STATUS, 0, NULL, false},
+    {"101", "HTTP/1.1 101 Switching\r\n\r\n", HTTP_E_STATUS, 0, NULL, false},
+    {"short status", "HTTP/1.1 20\r\n\r\n", HTTP_E_STATUS, 0, NULL, false},
+    {"no colon", "HTTP/1.1 200 OK\r\nNoColon\r\n\r\n", HTTP_E_HEADER, 0, NULL, false},
+    {"space before colon", "HTTP/1.1 200 OK\r\nContent-Length : 1\r\n\r\nx", HTTP_E_HEADER, 0,
+     NULL, false},
+    {"obs fold", "HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n", HTTP_E_HEADER, 0, NULL, false},
+    {"empty name", "HTTP/1.1 200 OK\r\n: v\r\n\r\n", HTTP_E_HEADER, 0, NULL, false},
+    {"bare CR", "HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n", HTTP_E_HEADER, 0, NULL, false},
+    {"NUL in value", "HTTP/1.1 200 OK\r\nX: a\0b\r\n\r\n", HTTP_E_HEADER, 0, NULL, false},
+    {"bad length", "HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n", HTTP_E_LENGTH, 0, NULL,
+     false},
+    {"negative length", "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", HTTP_E_LENGTH, 0, NULL,
+     false},
+    {"empty length", "HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n", HTTP_E_LENGTH, 0, NULL,
+     false},
+    {"conflicting lengths", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+     HTTP_E_LENGTH, 0, NULL, false},
+    {"huge length", "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+     HTTP_E_TOOBIG, 0, NULL, false},
+    {"huge chunk", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   "ffffffffffffffffffff\r\n", HTTP_E_TOOBIG, 0, NULL, false},
+    {"chunk 2^60+1", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "1000000000000001\r\n", HTTP_E_TOOBIG, 0, NULL, false},
+    {"chunk no digits", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n;x\r\n",
+     HTTP_E_CHUNK, 0, NULL, false},
+    {"chunk junk", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5x\r\n", HTTP_E_CHUNK,
+     0, NULL, false},
+    {"chunk no CRLF", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "2\r\nabX\r\n0\r\n\r\n", HTTP_E_CHUNK, 0, NULL, false},
+    {"bad trailer", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nbad\r\n\r\n",
+     HTTP_E_HEADER, 0, NULL, false},
+    {"truncated length", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+     HTTP_E_TRUNCATED, 200, NULL, false},
+    {"truncated chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
+     HTTP_E_TRUNCATED, 200, NULL, false},
+    {"truncated headers", "HTTP/1.1 200 OK\r\nContent-Le", HTTP_E_TRUNCATED, 200, NULL, false},
+    {"nothing", "", HTTP_E_TRUNCATED, 0, NULL, false},
+};
+
+typedef struct feed_out {
+    int rc, status;
+    char body[256];
+    size_t blen;
+    bool done_before_eof;
+} feed_out;
+
+/* Feed in[0, len) in pieces of at most step bytes, with one extra cut at
+ * split, then the end of stream. */
+static void feed(const char *in, size_t len, size_t split, size_t step, feed_out *o)
+{
+    http_resp *p = malloc(sizeof *p);
+    size_t off = 0;
+    ck_assert_ptr_nonnull(p);
+    memset(o, 0, sizeof *o);
+    http_init(p);
+    while (off < len && p->state != HS_DONE) {
+        size_t n = len - off, sent = 0;
+        if (n > step)
+            n = step;
+        if (off < split && off + n > split)
+            n = split - off;
+        while (sent < n && p->state != HS_DONE) {
+            const char *b;
+            size_t bl;
+            long r = http_feed(p, in + off + sent, n - sent, &b, &bl);
+            if (r < 0) {
+                o->rc = (int)r;
+                goto done;
+            }
+            ck_assert_uint_le(o->blen + bl, sizeof o->body);
+            memcpy(o->body + o->blen, b, bl);
+            o->blen += bl;
+            sent += (size_t)r;
+        }
+        off += n;
+    }
+    o->done_before_eof = p->state == HS_DONE;
+    o->rc = http_finish(p);
+done:
+    o->status = p->status;
+    free(p);
+}
+
+START_TEST(resp_table)
+{
+    const struct resp_case *c = &resp_cases[_i];
+    size_t len = strlen(c->in);
+    feed_out o;
+    if (strcmp(c->name, "NUL in value") == 0) /* strlen stops at the NUL */
+        len += 1 + strlen(c->in + len + 1);
+    /* Whole, every two-piece split, and one byte at a time: the result
+     * never depends on where the reads fell. */
+    for (size_t split = 0; split <= len + 1; split++) {
+        size_t step = split == len + 1 ? 1 : (size_t)-1;
+        feed(c->in, len, split, step, &o);
+        ck_assert_msg(o.rc == c->rc, "%s (split %zu): rc %d (%s), want %d", c->name, split,
+                      o.rc, http_strerror(o.rc), c->rc);
+        if (c->rc == 0 || c->rc == HTTP_E_TRUNCATED)
+            ck_assert_int_eq(o.status, c->status);
+        if (c->rc != 0)
+            continue;
+        ck_assert_uint_eq(o.blen, strlen(c->body));
+        ck_assert(memcmp(o.body, c->body, o.blen) == 0);
+        ck_assert_msg(o.done_before_eof == c->before_eof, "%s: framing", c->name);
+    }
+}
+END_TEST
+
+/* Limits: an over-long line, too many headers, use after an error. */
+START_TEST(resp_limits)
+{
+    static char big[HTTP_LINE_MAX + 64];
+    http_resp *p = malloc(sizeof *p);
+    const char *b;
+    size_t bl;
+    ck_assert_ptr_nonnull(p);
+    http_init(p);
+    ck_assert_int_eq(http_feed(p, "HTTP/1.1 200 OK\r\nX: ", 20, &b, &bl), 20);
+    memset(big, 'a', sizeof big);
+    ck_assert_int_eq(http_feed(p, big, sizeof big, &b, &bl), HTTP_E_LINE);
+    ck_assert_int_eq(http_feed(p, "\r\n", 2, &b, &bl), HTTP_E_STATE);
+    ck_assert_int_eq(http_finish(p), HTTP_E_STATE);
+
+    http_init(p);
+    ck_assert_int_eq(http_feed(p, "HTTP/1.1 200 OK\r\n", 17, &b, &bl), 17);
+    long rc = 0;
+    for (int i = 0; i <= HTTP_HEADERS_MAX && rc >= 0; i++)
+        rc = http_feed(p, "A: b\r\n", 6, &b, &bl);
+    ck_assert_int_eq(rc, HTTP_E_TOOMANY);
+
+    /* A chunk of 2^60 bytes is allowed and counted without overflow. */
+    http_init(p);
+    const char *h = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1000000000000000\r\n";
+    ck_assert_int_eq(http_feed(p, h, strlen(h), &b, &bl), (long)strlen(h));
+    ck_assert_int_eq(p->state, HS_CHUNK_DATA);
+    ck_assert(p->body_left == HTTP_SIZE_MAX);
+    ck_assert_int_eq(http_feed(p, "xyz", 3, &b, &bl), 3);
+    ck_assert_uint_eq(bl, 3);
+    ck_assert_int_eq(http_finish(p), HTTP_E_TRUNCATED);
+    free(p);
+}
+END_TEST
+
+/* ------------------------------------------------------------ the program */
+
+typedef struct prog {
+    int status; /* exit status, or -1 */
+    char out[64 * 1024], err[16 * 1024];
+    size_t olen, elen;
+    double secs;
+} prog;
+
+static const char *binary(void)
+{
+    static char path[4096];
+    const char *top = getenv("top_builddir");
+    snprintf(path, sizeof path, "%s/tools/nio-get", top != NULL ? top : ".");
+    return path;
+}
+
+static void drain_into(int fd, char *buf, size_t cap, size_t *len, bool *open_)
+{
+    ssize_t n = read(fd, buf + *len, cap - 1 - *len);
+    if (n > 0)
+        *len += (size_t)n;
+    else if (n == 0 || (errno != EINTR && errno != EAGAIN) || *len + 1 >= cap)
+        *open_ = false;
+    buf[*len] = '\0';
+}
+
+/* Run nio-get with args (NULL-terminated), backend in NIO_BACKEND. */
+static void run_prog(prog *p, const char *backend, const char *const *args)
+{
+    char *argv[32]; /* copies: execv's argv is not const */
+    int o[2], e[2], n = 0, st;
+    bool oo = true, eo = true;
+    uint64_t t0 = nio_now_ms();
+    pid_t pid;
+    memset(p, 0, sizeof *p);
+    argv[n++] = strdup("nio-get");
+    while (*args != NULL && n < 31)
+        argv[n++] = strdup(*args++);
+    argv[n] = NULL;
+    ck_assert_int_eq(pipe2(o, O_CLOEXEC), 0);
+    ck_assert_int_eq(pipe2(e, O_CLOEXEC), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(o[1], 1);
+        dup2(e[1], 2);
+        if (backend != NULL)
+            setenv("NIO_BACKEND", backend, 1);
+        execv(binary(), argv);
+        fprintf(stderr, "exec %s: %s\n", binary(), strerror(errno));
+        _exit(127);
+    }
+    close(o[1]);
+    close(e[1]);
+    for (int i = 0; i < n; i++)
+        free(argv[i]);
+    while (oo || eo) {
+        struct pollfd pf[2] = {{oo ? o[0] : -1, POLLIN, 0}, {eo ? e[0] : -1, POLLIN, 0}};
+        ck_assert_int_ge(poll(pf, 2, 30000), 1);
+        if (pf[0].revents)
+            drain_into(o[0], p->out, sizeof p->out, &p->olen, &oo);
+        if (pf[1].revents)
+            drain_into(e[0], p->err, sizeof p->err, &p->elen, &eo);
+    }
+    close(o[0]);
+    close(e[0]);
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    p->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    p->secs = (double)(nio_now_ms() - t0) / 1000.0;
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+static httpd *server(void)
+{
+    httpd *h = NULL;
+    if (httpd_start(&h, HTTPD_V4 | HTTPD_V6, 0, NULL) != 0)
+        ck_assert_int_eq(httpd_start(&h, HTTPD_V4, 0, NULL), 0);
+    return h;
+}
+
+static char *url(const httpd *h, const char *host, const char *path)
+{
+    static char bufs[8][256];
+    static int k;
+    char *b = bufs[k++ % 8];
+    snprintf(b, 256, "http://%s:%u%s", host, httpd_port(h), path);
+    return b;
+}
+
+/* A loopback port with nothing behind it (bound, then closed). */
+static unsigned closed_port(int type)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* Where in out the line for path starts (-1: none). */
+static long line_of(const prog *p, const char *path)
+{
+    char pat[300];
+    snprintf(pat, sizeof pat, "%s\n", path);
+    const char *at = strstr(p->out, pat);
+    return at != NULL ? at - p->out : -1;
+}
+
+/* Completions print in delay order, all at once; on both backends. */
+START_TEST(prog_order)
+{
+    httpd *h = server();
+    prog p;
+    const char *a[] = {url(h, "127.0.0.1", "/delay/900"), url(h, "localhost", "/delay/100"),
+                       url(h, "127.0.0.1", "/delay/500"), NULL};
+    run_prog(&p, tu_backend(_i), a);
+    ck_assert_msg(p.status == 0, "exit %d: %s", p.status, p.err);
+    long l100 = line_of(&p, "/delay/100"), l500 = line_of(&p, "/delay/500"),
+         l900 = line_of(&p, "/delay/900");
+    ck_assert_msg(l100 >= 0 && l100 < l500 && l500 < l900, "order:\n%s", p.out);
+    ck_assert_ptr_nonnull(strstr(p.out, "3 fetched, 3 ok, 0 failed"));
+    ck_assert_ptr_nonnull(strstr(p.out, "200 "));
+    ck_assert_uint_eq(p.elen, 0);
+    ck_assert_msg(p.secs < 1.4, "took %.2f s: not concurrent", p.secs);
+    httpd_stop(h);
+}
+END_TEST
+
+/* -c 1: one at a time, so in command-line order. */
+START_TEST(prog_concurrency_one)
+{
+    httpd *h = server();
+    prog p;
+    const char *a[] = {"-c", "1", url(h, "127.0.0.1", "/delay/300"),
+                       url(h, "127.0.0.1", "/delay/0"), NULL};
+    run_prog(&p, NULL, a);
+    ck_assert_int_eq(p.status, 0);
+    ck_assert_int_lt(line_of(&p, "/delay/300"), line_of(&p, "/delay/0"));
+    ck_assert_int_ge(line_of(&p, "/delay/300"), 0);
+    httpd_stop(h);
+}
+END_TEST
+
+/* Exit 1 when any fetch failed (here a 404), and -q prints errors only. */
+START_TEST(prog_exit_status)
+{
+    httpd *h = server();
+    prog p;
+    const char *a[] = {"-q", url(h, "127.0.0.1", "/delay/0"), url(h, "127.0.0.1", "/nope"),
+                       NULL};
+    run_prog(&p, NULL, a);
+    ck_assert_int_eq(p.status, 1);
+    ck_assert_uint_eq(p.olen, 0);
+    ck_assert_int_eq(count_lines(p.err), 1);
+    ck_assert_ptr_nonnull(strstr(p.err, "/nope: the server answered 404"));
+    httpd_stop(h);
+}
+END_TEST
+
+/* Each bad input: exit 1, one line naming the URL and the problem. */
+static void expect_one_error(const char *const *args, const char *u, const char *what)
+{
+    prog p;
+    char want[512];
+    run_prog(&p, NULL, args);
+    ck_assert_msg(p.status == 1, "exit %d for %s", p.status, u);
+    ck_assert_msg(count_lines(p.err) == 1, "stderr: %s", p.err);
+    snprintf(want, sizeof want, "nio-get: %s: %s", u, what);
+    ck_assert_msg(strstr(p.err, want) != NULL, "want '%s' in: %s", want, p.err);
+    ck_assert_ptr_nonnull(strstr(p.out, "1 fetched, 0 ok, 1 failed"));
+}
+
+START_TEST(prog_bad_url)
+{
+    const char *a[] = {"http://bad host/", NULL}, *b[] = {"ftp://h/", NULL},
+               *c[] = {"http://[::1/", NULL};
+    expect_one_error(a, a[0], "bad URL: space or control");
+    expect_one_error(b, b[0], "bad URL: missing or unsupported scheme");
+    expect_one_error(c, c[0], "bad URL: malformed [IPv6]");
+}
+END_TEST
+
+START_TEST(prog_https)
+{
+    const char *a[] = {"https://127.0.0.1:1/x", NULL};
+    expect_one_error(a, a[0], "https is not supported");
+}
+END_TEST
+
+START_TEST(prog_unknown_host)
+{
+    char dns[64];
+    snprintf(dns, sizeof dns, "127.0.0.1:%u", closed_port(SOCK_DGRAM));
+    const char *a[] = {"--hosts", "/dev/null", "--dns-server", dns, "--timeout", "5000",
+                       "http://nosuch.nio.test/", NULL};
+    expect_one_error(a, a[6], "cannot resolve host 'nosuch.nio.test'");
+}
+END_TEST
+
+START_TEST(prog_refused)
+{
+    char u[64];
+    snprintf(u, sizeof u, "http://127.0.0.1:%u/x", closed_port(SOCK_STREAM));
+    const char *a[] = {u, NULL};
+    expect_one_error(a, u, "connection refused by 127.0.0.1 port");
+}
+END_TEST
+
+START_TEST(prog_timeout)
+{
+    httpd *h = server();
+    const char *u = url(h, "127.0.0.1", "/delay/5000");
+    const char *a[] = {"--timeout", "300", u, NULL};
+    uint64_t t0 = nio_now_ms();
+    expect_one_error(a, u, "timed out after 300 ms while waiting for the response");
+    ck_assert_uint_lt(nio_now_ms() - t0, 3000);
+    httpd_stop(h);
+}
+END_TEST
+
+/* -o DIR: bodies byte-exact under their names, no part file left. */
+START_TEST(prog_output_dir)
+{
+    httpd *h = server();
+    char dir[] = "/tmp/nio-get-test-XXXXXX", path[128];
+    static unsigned char body[300000];
+    const char *a[] = {"-q", "-o", mkdtemp(dir), url(h, "127.0.0.1", "/delay/0/bytes/300000"),
+                       url(h, "127.0.0.1", "/delay/10/bytes/1"), NULL};
+    prog p;
+    FILE *f;
+    ck_assert_ptr_nonnull(a[2]);
+    run_prog(&p, NULL, a);
+    ck_assert_msg(p.status == 0, "%s", p.err);
+    snprintf(path, sizeof path, "%s/1-300000", dir);
+    f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fread(body, 1, sizeof body, f), sizeof body);
+    ck_assert_int_eq(fgetc(f), EOF);
+    fclose(f);
+    for (size_t i = 0; i < sizeof body; i++)
+        ck_assert_msg(body[i] == httpd_body_byte(i), "byte %zu", i);
+    snprintf(path, sizeof path, "%s/2-1", dir);
+    ck_assert_int_eq(unlink(path), 0);
+    snprintf(path, sizeof path, "%s/1-300000", dir);
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(rmdir(dir), 0); /* empty: no .part file left behind */
+    httpd_stop(h);
+}
+END_TEST
+
+/* --resolve: a name nothing else knows, sent to the server as Host. */
+START_TEST(prog_resolve)
+{
+    httpd *h = server();
+    char rule[128], dns[64];
+    snprintf(rule, sizeof rule, "fake.nio.test:%u:127.0.0.1", httpd_port(h));
+    snprintf(dns, sizeof dns, "127.0.0.1:%u", closed_port(SOCK_DGRAM));
+    const char *u = url(h, "fake.nio.test", "/delay/0");
+    const char *a[] = {"--hosts", "/dev/null", "--dns-server", dns, "--resolve", rule, u, NULL};
+    prog p;
+    run_prog(&p, NULL, a);
+    ck_assert_msg(p.status == 0, "%s", p.err);
+    ck_assert_int_ge(line_of(&p, u), 0);
+    const char *bad[] = {"--resolve", "nocolon", u, NULL};
+    run_prog(&p, NULL, bad);
+    ck_assert_int_eq(p.status, 2);
+    ck_assert_ptr_nonnull(strstr(p.err, "bad --resolve 'nocolon'"));
+    httpd_stop(h);
+}
+END_TEST
+
+/* A one-connection server with a canned response, for the framings the
+ * delayed server does not use (chunked, close-delimited, malformed).  The
+ * response goes out in two writes, 50 ms apart, so nio-get parses it
+ * across reads.  req keeps the request nio-get sent. */
+typedef struct canned {
+    int fd;
+    unsigned port;
+    const char *resp;
+    char req[2048];
+    pthread_t thread;
+} canned;
+
+static void *canned_main(void *arg)
+{
+    canned *c = arg;
+    size_t len = 0, half = strlen(c->resp) / 2;
+    int fd = accept4(c->fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    while (len + 1 < sizeof c->req && strstr(c->req, "\r\n\r\n") == NULL) {
+        ssize_t n = read(fd, c->req + len, sizeof c->req - 1 - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        c->req[len] = '\0';
+    }
+    if (write(fd, c->resp, half) == (ssize_t)half) {
+        usleep(50000);
+        if (write(fd, c->resp + half, strlen(c->resp) - half) < 0)
+            perror("canned write");
+    }
+    close(fd);
+    return NULL;
+}
+
+static void canned_start(canned *c, const char *resp)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    memset(c, 0, sizeof *c);
+    c->resp = resp;
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(c->fd, 0);
+    ck_assert_int_eq(bind(c->fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(c->fd, 4), 0);
+    ck_assert_int_eq(getsockname(c->fd, (struct sockaddr *)&a, &len), 0);
+    c->port = ntohs(a.sin_port);
+    ck_assert_int_eq(pthread_create(&c->thread, NULL, canned_main, c), 0);
+}
+
+static void canned_stop(canned *c)
+{
+    pthread_join(c->thread, NULL);
+    close(c->fd);
+}
+
+/* Fetch a canned response with -o; the body saved, or the error line. */
+static void fetch_canned(const char *resp, prog *p, char *body, size_t cap, canned *c)
+{
+    char dir[] = "/tmp/nio-get-test-XXXXXX", u[64], path[128];
+    FILE *f;
+    canned_start(c, resp);
+    snprintf(u, sizeof u, "http://127.0.0.1:%u/x/file.txt", c->port);
+    const char *a[] = {"-o", mkdtemp(dir), u, NULL};
+    ck_assert_ptr_nonnull(a[1]);
+    run_prog(p, NULL, a);
+    canned_stop(c);
+    snprintf(path, sizeof path, "%s/1-file.txt", dir);
+    body[0] = '\0';
+    f = fopen(path, "rb");
+    if (f != NULL) {
+        body[fread(body, 1, cap - 1, f)] = '\0';
+        fclose(f);
+        unlink(path);
+    }
+    ck_assert_int_eq(rmdir(dir), 0); /* nothing else, no part file */
+}
+
+START_TEST(prog_framings)
+{
+    static const struct {
+        const char *resp, *body, *err;
+    } cases[] = {
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n", "hello world", NULL},
+        {"HTTP/1.0 200 OK\r\nServer: canned\r\n\r\nuntil the connection closes",
+         "until the connection closes", NULL},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort",
+         NULL, "connection closed before the response ended (5 body bytes)"},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+         NULL, "bad response from the server: malformed chunk size"},
+        {"SSH-2.0-nope\r\n", NULL, "bad response from the server: not an HTTP/1.x response"},
+    };
+    char body[256];
+    prog p;
+    canned c;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fetch_canned(cases[i].resp, &p, body, sizeof body, &c);
+        ck_assert_ptr_nonnull(strstr(c.req, "GET /x/file.txt HTTP/1.1\r\n"));
+        ck_assert_ptr_nonnull(strstr(c.req, "\r\nConnection: close\r\n"));
+        if (cases[i].body != NULL) {
+            ck_assert_msg(p.status == 0, "case %zu: %s", i, p.err);
+            ck_assert_str_eq(body, cases[i].body);
+            continue;
+        }
+        ck_assert_int_eq(p.status, 1);
+        ck_assert_str_eq(body, ""); /* a failed body is not kept */
+        ck_assert_int_eq(count_lines(p.err), 1);
+        ck_assert_msg(strstr(p.err, cases[i].err) != NULL, "case %zu: %s", i, p.err);
+    }
+}
+END_TEST
+
+/* The Host header names the URL's host and port, whatever --resolve did. */
+START_TEST(prog_host_header)
+{
+    canned c;
+    char u[96], rule[96];
+    prog p;
+    canned_start(&c, "HTTP/1.1 204 No Content\r\n\r\n");
+    snprintf(u, sizeof u, "http://Fake.NIO.test:%u/h", c.port);
+    snprintf(rule, sizeof rule, "fake.nio.test:%u:[127.0.0.1]", c.port);
+    const char *a[] = {"--resolve", rule, u, NULL};
+    run_prog(&p, NULL, a);
+    canned_stop(&c);
+    ck_assert_msg(p.status == 0, "%s", p.err);
+    snprintf(rule, sizeof rule, "\r\nHost: fake.nio.test:%u\r\n", c.port);
+    ck_assert_msg(strstr(c.req, rule) != NULL, "%s", c.req);
+    ck_assert_ptr_nonnull(strstr(p.out, "204 "));
+}
+END_TEST
+
+START_TEST(prog_usage)
+{
+    prog p;
+    const char *help[] = {"--help", NULL}, *bad[] = {"--no-such-option", "http://h/", NULL},
+               *none[] = {NULL}, *badc[] = {"-c", "0", "http://h/", NULL};
+    run_prog(&p, NULL, help);
+    ck_assert_int_eq(p.status, 0);
+    ck_assert_ptr_nonnull(strstr(p.out, "usage: nio-get"));
+    ck_assert_ptr_nonnull(strstr(p.out, "--dns-server"));
+    run_prog(&p, NULL, bad);
+    ck_assert_int_eq(p.status, 2);
+    ck_assert_ptr_nonnull(strstr(p.err, "usage: nio-get"));
+    run_prog(&p, NULL, none);
+    ck_assert_int_eq(p.status, 2);
+    ck_assert_ptr_nonnull(strstr(p.err, "usage: nio-get"));
+    run_prog(&p, NULL, badc);
+    ck_assert_int_eq(p.status, 2);
+    ck_assert_ptr_nonnull(strstr(p.err, "bad -c '0'"));
+    const char *nodir[] = {"-o", "/nonexistent/nio-get", "http://127.0.0.1:1/", NULL};
+    run_prog(&p, NULL, nodir);
+    ck_assert_int_eq(p.status, 2);
+    ck_assert_ptr_nonnull(strstr(p.err, "-o /nonexistent/nio-get: not a directory"));
+}
+END_TEST
+
+/* The README's demo: delay order, about 3 s rather than 6.5. */
+START_TEST(prog_demo)
+{
+    prog p;
+    const char *a[] = {"--demo", NULL};
+    run_prog(&p, NULL, a);
+    ck_assert_msg(p.status == 0, "exit %d: %s", p.status, p.err);
+    long d0 = line_of(&p, "/delay/0"), d500 = line_of(&p, "/delay/500/bytes/1048576"),
+         d1 = line_of(&p, "/delay/1000"), d2 = line_of(&p, "/delay/2000"),
+         d3 = line_of(&p, "/delay/3000");
+    ck_assert_msg(d0 >= 0 && d0 < d500 && d500 < d1 && d1 < d2 && d2 < d3, "%s", p.out);
+    ck_assert_ptr_nonnull(strstr(p.out, "delay.nio.test:"));
+    ck_assert_ptr_nonnull(strstr(p.out, "localhost:"));
+    ck_assert_ptr_nonnull(strstr(p.out, "1048576 B"));
+    ck_assert_ptr_nonnull(strstr(p.out, "5 fetches in 3."));
+    ck_assert_ptr_nonnull(strstr(p.out, "; sequential would take 6."));
+    ck_assert_msg(p.secs < 5.0, "took %.2f s", p.secs);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("nioget");
+    TCase *unit = tcase_create("parsers"), *prog_tc = tcase_create("program");
+    SRunner *sr;
+    int failed;
+    tcase_add_loop_test(unit, url_table, 0, (int)(sizeof url_cases / sizeof url_cases[0]));
+    tcase_add_test(unit, url_bounds);
+    tcase_add_loop_test(unit, resp_table, 0, (int)(sizeof resp_cases / sizeof resp_cases[0]));
+    tcase_add_test(unit, resp_limits);
+    suite_add_tcase(s, unit);
+    tcase_set_timeout(prog_tc, 30);
+    tcase_add_loop_test(prog_tc, prog_order, 0, tu_nbackends);
+    tcase_add_test(prog_tc, prog_concurrency_one);
+    tcase_add_test(prog_tc, prog_exit_status);
+    tcase_add_test(prog_tc, prog_bad_url);
+    tcase_add_test(prog_tc, prog_https);
+    tcase_add_test(prog_tc, prog_unknown_host);
+    tcase_add_test(prog_tc, prog_refused);
+    tcase_add_test(prog_tc, prog_timeout);
+    tcase_add_test(prog_tc, prog_output_dir);
+    tcase_add_test(prog_tc, prog_resolve);
+    tcase_add_test(prog_tc, prog_framings);
+    tcase_add_test(prog_tc, prog_host_header);
+    tcase_add_test(prog_tc, prog_usage);
+    tcase_add_test(prog_tc, prog_demo);
+    suite_add_tcase(s, prog_tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,94 @@
+/* nio-get's HTTP/1.1 response parser (RFC 9112): incremental, over
+ * buffers, bounds-checked, allocation-free.
+ *
+ * Feed the bytes as they arrive, in pieces of any size, split anywhere;
+ * the parser copies what it must keep (one line at a time, at most
+ * HTTP_LINE_MAX bytes) into its own struct and hands body bytes back as
+ * spans of the caller's input, so a body is never copied.  At end of
+ * stream call http_finish(): only then does a close-delimited body end.
+ *
+ * Framing (RFC 9112 section 6.3): 1xx responses are skipped; 204 and 304
+ * have no body; Transfer-Encoding ending in chunked is chunked (and
+ * overrides Content-Length); any other Transfer-Encoding, or no length at
+ * all, is read until the connection closes; otherwise Content-Length.
+ * Conflicting Content-Length values are an error, as are obsolete line
+ * folding, a space before a header's colon, bad chunk sizes and sizes
+ * beyond 2^60. */
+#ifndef NIOGET_HTTP_PARSE_H
+#define NIOGET_HTTP_PARSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HTTP_LINE_MAX 8192  /* longest status, header, chunk-size or trailer line */
+#define HTTP_HEADERS_MAX 200 /* header plus trailer lines per response */
+#define HTTP_SIZE_MAX ((uint64_t)1 << 60) /* largest Content-Length / chunk size */
+
+#define HTTP_ERRORS(X)                                                       \
+    X(HTTP_E_STATUS, 1, "malformed status line")                             \
+    X(HTTP_E_VERSION, 2, "not an HTTP/1.x response")                        \
+    X(HTTP_E_HEADER, 3, "malformed header line")                            \
+    X(HTTP_E_LENGTH, 4, "malformed or conflicting Content-Length")          \
+    X(HTTP_E_CHUNK, 5, "malformed chunk size or chunk terminator")          \
+    X(HTTP_E_TOOBIG, 6, "size too large")                                   \
+    X(HTTP_E_LINE, 7, "header line too long")                               \
+    X(HTTP_E_TOOMANY, 8, "too many header lines")                           \
+    X(HTTP_E_TRUNCATED, 9, "connection closed before the response ended")   \
+    X(HTTP_E_STATE, 10, "parser used after an error")
+
+enum http_err {
+#define HTTP_ENUM_(name, val, msg) name = -(val),
+    HTTP_ERRORS(HTTP_ENUM_)
+#undef HTTP_ENUM_
+};
+
+enum http_state {
+    HS_STATUS,     /* reading the status line */
+    HS_HEADER,     /* reading header lines */
+    HS_BODY_LEN,   /* Content-Length body: body_left bytes to go */
+    HS_BODY_CLOSE, /* body until end of stream */
+    HS_CHUNK_SIZE, /* reading a chunk-size line */
+    HS_CHUNK_DATA, /* body_left bytes of chunk data */
+    HS_CHUNK_END,  /* the CRLF after chunk data */
+    HS_TRAILER,    /* trailer lines after the last chunk */
+    HS_DONE,       /* the response is complete */
+    HS_ERROR       /* failed: every later call returns HTTP_E_STATE */
+};
+
+typedef struct http_resp {
+    enum http_state state;
+    int status;            /* 100..999 once the status line is read */
+    int minor;             /* HTTP/1.<minor> */
+    bool chunked;          /* framing decided by the headers: */
+    bool has_length;
+    bool has_te;           /* Transfer-Encoding seen (chunked or not) */
+    bool no_body;          /* 204, 304 (we only send GET, never HEAD) */
+    uint64_t content_length;
+    uint64_t body_left;    /* of the Content-Length body or current chunk */
+    uint64_t body_bytes;   /* body bytes handed out so far */
+    uint64_t header_bytes; /* status and header bytes consumed */
+    int lines;             /* header and trailer lines seen */
+    size_t line_len;       /* bytes of the current line held in line[] */
+    char line[HTTP_LINE_MAX];
+} http_resp;
+
+/* Start (or restart) a parser. */
+void http_init(http_resp *p);
+
+/* Feed len bytes.  Returns how many of them were consumed (0..len), or an
+ * HTTP_E* code, after which the parser stays in HS_ERROR.  When body bytes
+ * are found the call stops right after them and sets *body / *body_len to
+ * a span of in (otherwise *body_len is 0): call again with the rest.  Once
+ * p->state is HS_DONE nothing more is consumed. */
+long http_feed(http_resp *p, const char *in, size_t len, const char **body, size_t *body_len);
+
+/* End of stream: 0 when the response is complete (HS_DONE, or a
+ * close-delimited body, which this completes), else HTTP_E_TRUNCATED (or
+ * HTTP_E_STATE after an error). */
+int http_finish(http_resp *p);
+
+/* A static description of an HTTP_E* code; never NULL. */
+const char *http_strerror(int err);
+
+#endif

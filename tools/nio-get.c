@@ -1,0 +1,215 @@
+/* nio-get: fetch HTTP URLs concurrently on nio.
+ *
+ *   nio-get [options] URL...      see usage() and docs/nio-get.1
+ *   nio-get --demo                the README's demo (demo.c)
+ *
+ * Exit status: 0 when every fetch succeeded, 1 when any failed, 2 for a
+ * usage error or when nio itself could not start. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "demo.h"
+#include "fetch.h"
+
+enum { OPT_RESOLVE = 256, OPT_DNS, OPT_HOSTS, OPT_TIMEOUT, OPT_DEMO };
+
+static const char usage_line[] =
+    "usage: nio-get [-q] [-c N] [-o DIR] [--timeout MS] [--resolve HOST:PORT:ADDR]\n"
+    "               [--dns-server ADDR[:PORT]] [--hosts FILE] [-4|-6] URL...\n"
+    "       nio-get --demo | --help | --version\n";
+
+static void usage(FILE *to)
+{
+    fputs(usage_line, to);
+}
+
+static void help(void)
+{
+    usage(stdout);
+    fputs("\nFetch every URL at once over HTTP/1.1, on nio's event queue, and print\n"
+          "each completion as it happens (status, body bytes, DNS, connect, first\n"
+          "byte and total times), then a summary.\n\n"
+          "  -c, --concurrency N    at most N fetches in flight (default: all)\n"
+          "  -o, --output-dir DIR   save each body as DIR/<n>-<last path segment>\n"
+          "  -q, --quiet            print only errors\n"
+          "      --timeout MS       give up on a fetch after MS milliseconds\n"
+          "      --resolve H:P:A    connect to address A for host H, port P\n"
+          "      --dns-server A[:P] ask this DNS server (default: resolv.conf's)\n"
+          "      --hosts FILE       use FILE instead of /etc/hosts\n"
+          "  -4, -6                 connect over IPv4 only / IPv6 only\n"
+          "      --demo             start a local delayed server and fetch from it\n"
+          "  -h, --help             this help;  -V, --version: the version\n\n"
+          "Exit status: 0 all fetches succeeded, 1 some failed, 2 usage error.\n"
+          "Only http:// URLs are supported (no TLS).\n",
+          stdout);
+}
+
+static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+    char *end;
+    unsigned long v;
+    if (s[0] < '0' || s[0] > '9')
+        return false;
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* HOST:PORT:ADDR, ADDR an IPv4 or (optionally bracketed) IPv6 literal. */
+static bool parse_rule(const char *s, resolve_rule *rule)
+{
+    const char *c1 = strchr(s, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    char port[8];
+    unsigned char bin[16];
+    unsigned long p;
+    size_t alen;
+    if (c1 == NULL || c2 == NULL || c1 == s || (size_t)(c1 - s) >= sizeof rule->host ||
+        (size_t)(c2 - c1 - 1) >= sizeof port)
+        return false;
+    memcpy(rule->host, s, (size_t)(c1 - s));
+    rule->host[c1 - s] = '\0';
+    memcpy(port, c1 + 1, (size_t)(c2 - c1 - 1));
+    port[c2 - c1 - 1] = '\0';
+    if (!parse_uint(port, 65535, &p) || p == 0)
+        return false;
+    rule->port = (uint16_t)p;
+    s = c2 + 1;
+    alen = strlen(s);
+    if (alen >= 2 && s[0] == '[' && s[alen - 1] == ']') {
+        s++;
+        alen -= 2;
+    }
+    if (alen == 0 || alen >= sizeof rule->addr)
+        return false;
+    memcpy(rule->addr, s, alen);
+    rule->addr[alen] = '\0';
+    return inet_pton(AF_INET, rule->addr, bin) == 1 || inet_pton(AF_INET6, rule->addr, bin) == 1;
+}
+
+static int add_rule(get_opts *o, const char *arg)
+{
+    resolve_rule *n = realloc(o->rules, (o->nrules + 1) * sizeof *n);
+    if (n == NULL)
+        return -1;
+    o->rules = n;
+    if (!parse_rule(arg, &n[o->nrules])) {
+        fprintf(stderr, "nio-get: bad --resolve '%s': want HOST:PORT:ADDRESS, "
+                "e.g. example.test:80:127.0.0.1\n", arg);
+        return -1;
+    }
+    o->nrules++;
+    return 0;
+}
+
+static const struct option longopts[] = {
+    {"concurrency", required_argument, NULL, 'c'},
+    {"output-dir", required_argument, NULL, 'o'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {"resolve", required_argument, NULL, OPT_RESOLVE},
+    {"dns-server", required_argument, NULL, OPT_DNS},
+    {"hosts", required_argument, NULL, OPT_HOSTS},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"demo", no_argument, NULL, OPT_DEMO},
+    {NULL, 0, NULL, 0},
+};
+
+/* One option; returns 0 to go on, 1 to exit 0 (help, version), -1 for a
+ * usage error (already reported). */
+static int take_opt(int opt, get_opts *o, bool *demo)
+{
+    unsigned long v;
+    switch (opt) {
+    case 'c':
+        if (!parse_uint(optarg, 1000000, &v) || v == 0) {
+            fprintf(stderr, "nio-get: bad -c '%s': want a count from 1\n", optarg);
+            return -1;
+        }
+        o->concurrency = (int)v;
+        return 0;
+    case 'o':
+        o->outdir = optarg;
+        return 0;
+    case 'q':
+        o->quiet = true;
+        return 0;
+    case '4':
+    case '6':
+        o->family = opt == '4' ? NIO_AF_INET : NIO_AF_INET6;
+        return 0;
+    case OPT_RESOLVE:
+        return add_rule(o, optarg);
+    case OPT_DNS:
+        o->dns_server = optarg;
+        return 0;
+    case OPT_HOSTS:
+        o->hosts_file = optarg;
+        return 0;
+    case OPT_TIMEOUT:
+        if (!parse_uint(optarg, UINT32_MAX, &v) || v == 0) {
+            fprintf(stderr, "nio-get: bad --timeout '%s': want milliseconds from 1\n", optarg);
+            return -1;
+        }
+        o->timeout_ms = (uint32_t)v;
+        return 0;
+    case OPT_DEMO:
+        *demo = true;
+        return 0;
+    case 'h':
+        help();
+        return 1;
+    case 'V':
+        printf("nio-get %s\n", nio_version());
+        return 1;
+    default: /* getopt named the bad option already */
+        return -1;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    get_opts o = {0};
+    bool demo = false;
+    int opt, rc = 0, status = 2;
+    struct stat st;
+    run r;
+    while (rc == 0 && (opt = getopt_long(argc, argv, "c:o:qhV46", longopts, NULL)) != -1)
+        rc = take_opt(opt, &o, &demo);
+    if (rc != 0 || (!demo && optind >= argc)) {
+        if (rc <= 0)
+            usage(stderr);
+        status = rc > 0 ? 0 : 2;
+        goto done;
+    }
+    if (o.outdir != NULL && (stat(o.outdir, &st) < 0 || !S_ISDIR(st.st_mode))) {
+        fprintf(stderr, "nio-get: -o %s: not a directory; create it first\n", o.outdir);
+        goto done;
+    }
+    o.progress = !o.quiet && isatty(STDERR_FILENO);
+    if (demo) {
+        status = demo_main(&o);
+        goto done;
+    }
+    rc = run_init(&r, &o, argv + optind, (size_t)(argc - optind));
+    if (rc == 0)
+        rc = run_all(&r);
+    if (rc < 0)
+        fprintf(stderr, "nio-get: cannot run: %s\n", nio_strerror(rc));
+    else
+        out_summary(&r);
+    status = rc < 0 ? 2 : r.failed > 0 ? 1 : 0;
+    run_free(&r);
+done:
+    free(o.rules);
+    return status;
+}
