@@ -158,7 +158,11 @@ static int dispatch_batch(nio_poll *p, nio_event *ev, int from, int to)
     for (int i = n; i < to; i++) {
         if (ev[i].token & NIO__TAG) {
             nio__source *src = (nio__source *)(uintptr_t)(ev[i].token & ~NIO__TAG);
-            if (!src->dead)
+            /* dead: deleted earlier in this batch.  A delete from another
+             * thread may land just after this check: the callback then
+             * runs once more on memory that stays valid until the next
+             * wait, and must re-check its owner's state under its lock. */
+            if (!__atomic_load_n(&src->dead, __ATOMIC_ACQUIRE))
                 src->cb(src, ev[i].flags);
         } else {
             ev[n++] = ev[i];

@@ -47,7 +47,7 @@ void nio__source_del(nio_poll *p, nio__source *src)
      * end before closing it), so the fd cannot have been reused yet.  An
      * error only means the backend no longer holds it: nothing to undo. */
     (void)p->ops->del(p, src->fd);
-    src->dead = true;
+    __atomic_store_n(&src->dead, true, __ATOMIC_RELEASE);
     src->next_garbage = p->garbage;
     p->garbage = src;
     pthread_mutex_unlock(&p->lock);
