@@ -22,6 +22,7 @@
 #include "httpclient.h"
 #include "support/fakedns.h"
 #include "support/httpd.h"
+#include "support/dnsmasq.h"
 #include "testutil.h"
 
 #define DEADLINE 20000 /* ms: generous, only a hang reaches it */
@@ -296,54 +297,6 @@ START_TEST(http_numeric_and_localhost)
 END_TEST
 
 /* dnsmasq, started as tests/check_dnsmasq.c does. */
-#define DNSMASQ_DEFAULT "/usr/sbin/dnsmasq"
-
-static const char *dnsmasq_path(void)
-{
-    const char *p = getenv("NIO_DNSMASQ");
-    return p != NULL && *p != '\0' ? p : DNSMASQ_DEFAULT;
-}
-
-/* A port free for UDP and TCP on 127.0.0.1 at the time of asking (dnsmasq
- * binds both, and exits when either is taken). */
-static int free_port(void)
-{
-    for (int tries = 0; tries < 20; tries++) {
-        struct sockaddr_in a = {.sin_family = AF_INET};
-        socklen_t alen = sizeof a;
-        int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        int t = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (u >= 0 && t >= 0 && bind(u, (struct sockaddr *)&a, sizeof a) == 0 &&
-            getsockname(u, (struct sockaddr *)&a, &alen) == 0 &&
-            bind(t, (struct sockaddr *)&a, sizeof a) == 0)
-            port = ntohs(a.sin_port);
-        close(u);
-        close(t);
-        if (port > 0)
-            return port;
-    }
-    return -1;
-}
-
-static pid_t start_dnsmasq(int port)
-{
-    char portarg[32], userarg[300];
-    const struct passwd *pw = getpwuid(getuid());
-    pid_t pid;
-    snprintf(portarg, sizeof portarg, "--port=%d", port);
-    snprintf(userarg, sizeof userarg, "--user=%s", pw != NULL ? pw->pw_name : "root");
-    pid = fork();
-    if (pid == 0) {
-        execl(dnsmasq_path(), dnsmasq_path(), "--no-daemon", portarg, "--listen-address=127.0.0.1",
-              "--bind-interfaces", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-              "--pid-file=", userarg, "--log-facility=/dev/null", "--local-ttl=60",
-              "--address=/nio-test.example/127.0.0.1", "--address=/nio-test.example/::1",
-              (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
 
 START_TEST(http_dnsmasq)
 {
@@ -351,24 +304,15 @@ START_TEST(http_dnsmasq)
     char servers[32];
     nio_connect_opts o4 = {.size = sizeof o4, .family = NIO_AF_INET};
     nio_connect_opts o6 = {.size = sizeof o6, .family = NIO_AF_INET6};
-    int port, status, rc = -1;
+    int port, rc = -1;
     pid_t pid;
     if (access(dnsmasq_path(), X_OK) != 0) {
         printf("*** SKIP: %s not found: connect by name through dnsmasq did not run ***\n",
                dnsmasq_path());
         return;
     }
-    /* a port taken between asking and dnsmasq's bind: it exits, try another */
-    for (int k = 0;; k++) {
-        port = free_port();
-        ck_assert_int_gt(port, 0);
-        pid = start_dnsmasq(port);
-        ck_assert_int_gt(pid, 0);
-        usleep(200 * 1000);
-        if (waitpid(pid, &status, WNOHANG) == 0)
-            break;
-        ck_assert_msg(k < 5, "dnsmasq keeps exiting (status %d)", status);
-    }
+    pid = dnsmasq_start(&port);
+    ck_assert_msg(pid > 0, "dnsmasq did not start");
     memset(&e, 0, sizeof e);
     e.p = tu_poll(_i);
     snprintf(servers, sizeof servers, "127.0.0.1:%d", port);
@@ -397,8 +341,7 @@ START_TEST(http_dnsmasq)
     ck_assert_int_eq(http_by_name(&e, "nio-test.example", NULL), AF_INET6);
     ck_assert_int_eq(http_by_name(&e, "www.nio-test.example", &o4), AF_INET);
     ck_assert_int_eq(http_by_name(&e, "www.nio-test.example", &o6), AF_INET6);
-    kill(pid, SIGTERM);
-    waitpid(pid, &status, 0);
+    dnsmasq_stop(pid);
     env_down(&e);
 }
 END_TEST

@@ -14,59 +14,16 @@
 #include <unistd.h>
 
 #include <nio.h>
-#include <pwd.h>
 
-#define DNSMASQ_DEFAULT "/usr/sbin/dnsmasq"
+#include "support/dnsmasq.h"
 
 /* NIO_DNSMASQ overrides the path (and shows the SKIP path works). */
-static const char *dnsmasq_path(void)
-{
-    const char *p = getenv("NIO_DNSMASQ");
-    return p != NULL && *p != '\0' ? p : DNSMASQ_DEFAULT;
-}
 #define SKIP 77
 
 static int fail(const char *what, int err)
 {
     fprintf(stderr, "check_dnsmasq: FAIL: %s: %s\n", what, nio_strerror(err));
     return EXIT_FAILURE;
-}
-
-/* A port free for UDP and TCP on 127.0.0.1 at the time of asking. */
-static int free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t alen = sizeof a;
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), port = -1;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &alen) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
-static pid_t start_dnsmasq(int port)
-{
-    char portarg[32], userarg[300];
-    const struct passwd *pw = getpwuid(getuid());
-    pid_t pid;
-    snprintf(portarg, sizeof portarg, "--port=%d", port);
-    snprintf(userarg, sizeof userarg, "--user=%s", pw != NULL ? pw->pw_name : "root");
-    pid = fork();
-    if (pid == 0) {
-        /* --user: stay the current user (dnsmasq drops root to "nobody"
-         * otherwise); --pid-file=: no pid file; the rest keeps it from
-         * reading any system configuration or forwarding anything. */
-        execl(dnsmasq_path(), dnsmasq_path(), "--no-daemon", portarg, "--listen-address=127.0.0.1",
-              "--bind-interfaces", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-              "--pid-file=", userarg, "--log-facility=/dev/null", "--local-ttl=60",
-              "--address=/nio-test.example/127.0.0.1", "--address=/nio-test.example/::1",
-              (char *)NULL);
-        _exit(127);
-    }
-    return pid;
 }
 
 /* Resolve and wait; 0 and *out or the error. */
@@ -153,21 +110,18 @@ done:
 
 int main(void)
 {
-    int port, status, ret;
+    int port, ret;
     pid_t pid;
     if (access(dnsmasq_path(), X_OK) != 0) {
         printf("*** SKIP: %s not found: the dnsmasq integration test did not run ***\n",
                dnsmasq_path());
         return SKIP;
     }
-    if ((port = free_port()) < 0 || (pid = start_dnsmasq(port)) < 0) {
-        perror("check_dnsmasq: start");
+    if ((pid = dnsmasq_start(&port)) < 0)
         return EXIT_FAILURE;
-    }
     ret = run(port, "epoll");
     if (ret == EXIT_SUCCESS)
         ret = run(port, "poll");
-    kill(pid, SIGTERM);
-    waitpid(pid, &status, 0);
+    dnsmasq_stop(pid);
     return ret;
 }
