@@ -225,7 +225,8 @@ static void feed(const char *in, size_t len, size_t split, size_t step, feed_out
                 goto done;
             }
             ck_assert_uint_le(o->blen + bl, sizeof o->body);
-            memcpy(o->body + o->blen, b, bl);
+            if (bl > 0) /* b may be NULL when there is no body byte */
+                memcpy(o->body + o->blen, b, bl);
             o->blen += bl;
             sent += (size_t)r;
         }

@@ -681,16 +681,11 @@ static int channel_open(nio_resolver *r, const nio_resolver_opts *o, int aflags)
     if (status != ARES_SUCCESS)
         return status == ARES_ENOMEM ? -ENOMEM : NIO_EDNS;
     r->have_ch = true;
-    {
-        struct ares_options so;
-        int som;
-        r->min_timeout_ms = 0; /* unknown: re-arm after every call */
-        if (ares_save_options(r->ch, &so, &som) == ARES_SUCCESS) {
-            if (so.timeout > 0)
-                r->min_timeout_ms = (uint64_t)so.timeout; /* ms (ARES_OPT_TIMEOUTMS) */
-            ares_destroy_options(&so);
-        }
-    }
+    /* The first-try timeout is known only when we set it: c-ares' own
+     * default comes from resolv.conf.  (Not ares_save_options: in c-ares
+     * 1.18 it leaks what it copied when a later allocation fails.)  0
+     * means unknown: re-arm the timer after every call. */
+    r->min_timeout_ms = o->timeout_ms > 0 ? (uint64_t)o->timeout_ms : 0;
     if (o->servers != NULL && (status = ares_set_servers_ports_csv(r->ch, o->servers)) != ARES_SUCCESS)
         return status == ARES_ENOMEM ? -ENOMEM : -EINVAL;
     return 0;
