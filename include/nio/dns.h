@@ -107,7 +107,8 @@ NIO_EXTERN void nio_resolver_free(nio_resolver *r);
  *                 the other family; no event follows;
  *   NIO_EBADNAME  not a valid host name (empty, longer than 253 octets, an
  *                 empty or longer than 63 octets label);
- *   -EINVAL, -ENOMEM, -ECANCELED (poll closed).
+ *   -EINVAL, -ENOMEM, -ECANCELED (poll closed; also for a name that needs
+ *                 no I/O).
  * On any return but -EINPROGRESS no event is sent.  For an address list
  * with both families, IPv6 addresses come first.  An UNSPEC/BOTH lookup
  * completes when both the A and the AAAA queries have ended; it succeeds

@@ -964,6 +964,8 @@ static int resolve(nio_resolver *r, const char *name, int family, nio_token toke
         return -EINVAL;
     if ((fam = norm_family(family)) < 0)
         return fam;
+    if (nio__poll_closed(r->poll))
+        return -ECANCELED; /* even when the answer needs no I/O */
     fam = fam == NIO_AF_BOTH ? AF_UNSPEC : fam == AF_UNSPEC ? r->family : fam;
     nio__lower_name(lname, name, false);
     if (answer_static(name, lname, fam, now, &ret))

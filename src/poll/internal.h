@@ -37,6 +37,7 @@
 #define NIO_POLL_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -114,7 +115,8 @@ struct nio_poll {
     const nio__backend_ops *ops;
     void *backend;
     pthread_mutex_t lock;
-    bool closed;  /* set once, under lock; read racily only as a hint */
+    atomic_bool closed; /* set once, under lock; nio__poll_closed() reads it
+                         * without the lock (calls that need no poll state) */
     bool waiting; /* a thread is in nio_poll_wait() */
     bool blocked; /* ... and in the backend's wait, to be woken */
     uint64_t wait_deadline; /* when the blocked wait ends (UINT64_MAX: never) */
@@ -128,6 +130,12 @@ struct nio_poll {
 int nio__poll_lock(nio_poll *p);  /* -ECANCELED when closed (lock released) */
 void nio__poll_unlock(nio_poll *p);
 void nio__poll_kick_locked(nio_poll *p); /* wake a blocked waiter */
+/* Whether nio_poll_close() has run: for calls that answer without touching
+ * the poll (the resolver's fast path) yet promise -ECANCELED once closed. */
+static inline bool nio__poll_closed(nio_poll *p)
+{
+    return atomic_load_explicit(&p->closed, memory_order_acquire);
+}
 
 /* Internal fd sources (source.c).  new: allocates and registers with the
  * given NIO_* interest (mode bits included); del: see above, NULL ignored. */

@@ -60,8 +60,8 @@ int nio_rearm(nio_poll *p, int fd, unsigned what)
     int err;
     if (p == NULL || fd < 0 || (what & ~(unsigned)INTEREST_BITS) != 0)
         return -EINVAL;
-    if (p->ops->rearm == NULL)
-        return 0; /* the kernel keeps edge state itself */
+    if (p->ops->rearm == NULL) /* the kernel keeps edge state itself */
+        return nio__poll_closed(p) ? -ECANCELED : 0;
     if ((err = nio__poll_lock(p)) < 0)
         return err;
     err = p->ops->rearm(p, fd, what);

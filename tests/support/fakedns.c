@@ -40,6 +40,7 @@ struct rule {
     int drop;  /* -1: all */
     int delay_ms;
     bool truncate, malformed, wrong_id, garbage;
+    int tcp_close; /* FAKEDNS_TCP_CLOSE_*, 0: none */
 };
 
 struct count {
@@ -437,6 +438,7 @@ static void handle_conn(fakedns *s, struct conn *c)
         size_t mlen = (size_t)(c->buf[0] << 8 | c->buf[1]), olen;
         uint8_t out[MSGMAX + 2];
         const struct rule *rule = NULL;
+        int tcp_close;
         if (mlen > MSGMAX) {
             conn_close(c);
             return;
@@ -445,10 +447,19 @@ static void handle_conn(fakedns *s, struct conn *c)
             return;
         pthread_mutex_lock(&s->lock);
         olen = build_reply(s, c->buf + 2, mlen, true, out + 2, MSGMAX, &rule);
+        tcp_close = rule != NULL ? rule->tcp_close : 0;
         pthread_mutex_unlock(&s->lock);
+        if (tcp_close == FAKEDNS_TCP_CLOSE_BEFORE) {
+            conn_close(c); /* the query was read, never answered */
+            return;
+        }
         if (olen > 0) {
             put16(out, (unsigned)olen);
             (void)send(c->fd, out, olen + 2, MSG_NOSIGNAL);
+        }
+        if (tcp_close == FAKEDNS_TCP_CLOSE_AFTER) {
+            conn_close(c); /* answered, then gone */
+            return;
         }
         memmove(c->buf, c->buf + mlen + 2, c->len - mlen - 2);
         c->len -= mlen + 2;
@@ -671,6 +682,15 @@ void fakedns_set_drop(fakedns *s, const char *name, int qtype, int n)
     pthread_mutex_lock(&s->lock);
     if ((r = rule_get(s, name, qtype)) != NULL)
         r->drop = n;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void fakedns_set_tcp_close(fakedns *s, const char *name, int qtype, int when)
+{
+    struct rule *r;
+    pthread_mutex_lock(&s->lock);
+    if ((r = rule_get(s, name, qtype)) != NULL)
+        r->tcp_close = when;
     pthread_mutex_unlock(&s->lock);
 }
 

@@ -53,6 +53,12 @@ void fakedns_set_truncate(fakedns *s, const char *name, int qtype); /* TC=1 over
 void fakedns_set_malformed(fakedns *s, const char *name, int qtype); /* answer RR cut short */
 void fakedns_set_wrong_id(fakedns *s, const char *name, int qtype); /* bad id, then good */
 void fakedns_set_garbage(fakedns *s, const char *name, int qtype);  /* 5 junk bytes, then good */
+/* Over TCP: close the connection on a query instead of answering it
+ * (FAKEDNS_TCP_CLOSE_BEFORE), or right after answering it
+ * (FAKEDNS_TCP_CLOSE_AFTER); 0 restores the default (keep it open). */
+#define FAKEDNS_TCP_CLOSE_BEFORE 1
+#define FAKEDNS_TCP_CLOSE_AFTER 2
+void fakedns_set_tcp_close(fakedns *s, const char *name, int qtype, int when);
 /* Drop every query, whatever the name (a dead server). */
 void fakedns_drop_all(fakedns *s, bool on);
 

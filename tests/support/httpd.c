@@ -31,6 +31,7 @@ typedef struct conn {
     uint64_t delay_ms, body_len, body_sent, stop_at;
     nio_timer_id timer;
     bool timer_on;
+    bool dead; /* closed; freed after the batch (a timer event may follow) */
     char head[192];
     size_t head_len, head_sent;
     char text[64];
@@ -44,9 +45,14 @@ struct httpd {
     pthread_t thread;
     uint16_t port;
     conn list; /* sentinel */
+    conn *dead; /* closed in this batch, linked through next */
     uint64_t accepted, answered;
 };
 
+/* The connection's token is its address, for its stream and its timer: a
+ * timer that fired can no longer be cancelled, and its event may come later
+ * in the same batch as the one that closes the connection.  So a closed
+ * connection is only marked dead here and freed after the batch. */
 static void conn_close(httpd *h, conn *c)
 {
     if (c->timer_on)
@@ -54,7 +60,18 @@ static void conn_close(httpd *h, conn *c)
     nio_tcp_close(c->s);
     c->prev->next = c->next;
     c->next->prev = c->prev;
-    free(c);
+    c->dead = true;
+    c->next = h->dead;
+    h->dead = c;
+}
+
+static void free_dead(httpd *h)
+{
+    while (h->dead != NULL) {
+        conn *c = h->dead;
+        h->dead = c->next;
+        free(c);
+    }
 }
 
 static bool parse_u64(const char **p, uint64_t *out, uint64_t max)
@@ -228,6 +245,8 @@ static bool read_some(httpd *h, conn *c)
 
 static void on_conn(httpd *h, conn *c, unsigned flags)
 {
+    if (c->dead)
+        return;
     if (flags & NIO_EV_TIMER) {
         c->timer_on = false;
         start_response(h, c);
@@ -282,9 +301,11 @@ static void *serve(void *arg)
             else
                 on_conn(h, (conn *)(uintptr_t)ev[i].token, ev[i].flags);
         }
+        free_dead(h);
     }
     while (h->list.next != &h->list)
         conn_close(h, h->list.next);
+    free_dead(h);
     return NULL;
 }
 
