@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -50,6 +51,30 @@ static int raw_listener(nio_addr *a, int rcvbuf)
     a->len = sizeof a->ss;
     ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a->ss, &a->len), 0);
     return fd;
+}
+
+/* A blackhole: a raw listener with backlog 0 that never accepts, filled by
+ * raw connects until one stays pending; further SYNs are dropped, so a
+ * connect to it hangs (until its connect timeout).  fill[] gets the
+ * clients, closed by the caller with the listener. */
+static int raw_hole(nio_addr *a, int *fill, int cap, int *nfill)
+{
+    int lfd = raw_listener(a, 0);
+    ck_assert_int_eq(listen(lfd, 0), 0);
+    for (*nfill = 0; *nfill < cap;) {
+        struct pollfd pfd;
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(fd, 0);
+        fill[(*nfill)++] = fd;
+        if (connect(fd, (struct sockaddr *)&a->ss, a->len) == 0)
+            continue;
+        ck_assert_int_eq(errno, EINPROGRESS);
+        pfd = (struct pollfd){.fd = fd, .events = POLLOUT};
+        if (poll(&pfd, 1, 300) == 0)
+            return lfd; /* still pending: the backlog is full */
+    }
+    ck_abort_msg("could not fill the backlog");
+    return -1;
 }
 
 /* close() that sends RST instead of FIN (SO_LINGER 0). */
@@ -642,7 +667,7 @@ enum { RACE_THREADS = 4 };
 typedef struct race {
     nio_poll *p;
     nio_resolver *r;
-    nio_addr target;
+    nio_addr target, hole; /* a listener; one whose connects hang */
     nio_waker *w[RACE_THREADS];
     atomic_int bad;
     char msg[256];
@@ -688,7 +713,7 @@ static void *racer_main(void *arg)
     nio_token tok = (nio_token)(100 + me->id);
 
     for (int iter = 0; iter < 200000 && after < 50; iter++) {
-        int op = (int)(rand_r(&me->seed) % 8), rc;
+        int op = (int)(rand_r(&me->seed) % 9), rc;
         if (closed)
             after++;
         switch (op) {
@@ -734,6 +759,22 @@ static void *racer_main(void *arg)
                 nio_tcp_close(s);
             else if (s != NULL)
                 race_bad(R, me->id, "nio_tcp_connect left *out set", rc, closed);
+            break;
+        }
+        case 8: { /* connect with a connect timeout that fires about now, close
+                   * at about the same time: the timer's callback races the
+                   * close, and the poll's close races both */
+            nio_tcp_stream *s = NULL;
+            nio_tcp_opts o = {.size = sizeof o};
+            struct timespec ts = {0, (long)(rand_r(&me->seed) % 3000) * 1000};
+            o.connect_timeout_ms = 1 + (uint32_t)(rand_r(&me->seed) % 3);
+            rc = nio_tcp_connect_ex(R->p, (struct sockaddr *)&R->hole.ss, R->hole.len, &o, tok,
+                                    &s);
+            RACE_CHECK("nio_tcp_connect_ex", rc, rc == 0 || rc == -EINPROGRESS);
+            if (rc == 0 || rc == -EINPROGRESS) {
+                nanosleep(&ts, NULL);
+                nio_tcp_close(s);
+            }
             break;
         }
         case 4: { /* resolve, then cancel and free, or free */
@@ -815,13 +856,14 @@ START_TEST(poll_closed_during_every_call)
         racer who[RACE_THREADS];
         pthread_t th[RACE_THREADS], waiter;
         nio_resolver_opts o = NIO_RESOLVER_OPTS_INIT;
-        int lfd;
+        int lfd, hfd, fill[64], nfill;
         struct timespec ts = {0, (long)(rand_r(&seed) % 30 + 1) * 1000 * 1000};
 
         memset(&R, 0, sizeof R);
         pthread_mutex_init(&R.mu, NULL);
         R.p = tu_poll(_i);
         lfd = raw_listener(&R.target, 0);
+        hfd = raw_hole(&R.hole, fill, 64, &nfill);
         o.servers = fakedns_addr(dns);
         o.flags = NIO_RESOLVER_NO_SEARCH;
         o.hosts_file = "";
@@ -849,6 +891,9 @@ START_TEST(poll_closed_during_every_call)
             nio_waker_free(R.w[t]);
         nio_poll_free(R.p);
         close(lfd);
+        for (int k = 0; k < nfill; k++)
+            close(fill[k]);
+        close(hfd);
         pthread_mutex_destroy(&R.mu);
     }
     fakedns_stop(dns);

@@ -98,7 +98,7 @@ static uint32_t elapsed(const he *h)
 static void timer_stop(he *h, nio_timer_id *id)
 {
     if (*id != 0)
-        (void)nio_timer_cancel(h->poll, *id); /* -ENOENT: due, it finds us finished */
+        (void)nio__timer_cancel_cb(h->poll, *id); /* -ENOENT: due, it finds us finished */
     *id = 0;
 }
 

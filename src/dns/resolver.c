@@ -172,7 +172,7 @@ static void rearm_locked(nio_resolver *r)
     uint64_t ms;
 
     if (r->timer != 0) {
-        (void)nio_timer_cancel(r->poll, r->timer); /* -ENOENT: already popped */
+        (void)nio__timer_cancel_cb(r->poll, r->timer); /* -ENOENT: already popped */
         r->timer = 0;
     }
     if (r->destroying || (tvp = ares_timeout(r->ch, NULL, &tv)) == NULL)
@@ -544,7 +544,7 @@ static void query_unlink(nio_resolver *r, struct nio_dns_query *q)
 static void query_cancel_locked(struct nio_dns_query *q)
 {
     if (q->cb_timer != 0) {
-        if (nio_timer_cancel(q->r->poll, q->cb_timer) == -ENOENT)
+        if (nio__timer_cancel_cb(q->r->poll, q->cb_timer) == -ENOENT)
             q->cb_due = true; /* popped on the waiting thread: still comes */
         q->cb_timer = 0;
     }
@@ -779,7 +779,7 @@ void nio_resolver_free(nio_resolver *r)
     for (size_t i = 0; i < r->nsocks; i++)
         nio__source_del(r->poll, r->socks[i].src); /* any c-ares did not report */
     if (r->timer != 0)
-        (void)nio_timer_cancel(r->poll, r->timer); /* -ENOENT: fired already */
+        (void)nio__timer_cancel_cb(r->poll, r->timer); /* -ENOENT: fired already */
     pthread_mutex_unlock(&r->lock);
     free(r->socks);
     nio__cache_fini(&r->cache);

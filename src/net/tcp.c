@@ -65,30 +65,24 @@ static void connect_timeout_cb(void *arg)
  * thread the cancel either succeeds or the callback already ran.  When the
  * poll runs on another thread, the cancel can miss a timer that was just
  * popped: the callback is then due or running, and we wait for it, or, when
- * closing, hand the stream's memory over to it (NIO__T_ORPHAN).  After
- * nio_poll_close() the cancel cannot tell whether the timer was popped; a
- * callback that is due at that instant is the one case not covered
- * (closing a stream concurrently with closing its poll). */
+ * closing, hand the stream's memory over to it (NIO__T_ORPHAN).  The
+ * internal cancel works after nio_poll_close() too, so a popped timer is
+ * told apart from a pending one even while the poll is being closed. */
 static int timer_settle(nio_tcp_stream *s, bool closing)
 {
-    int st = atomic_load(&s->tstate), err, expect = NIO__T_ARMED;
+    int st = atomic_load(&s->tstate), expect = NIO__T_ARMED;
     if (st != NIO__T_ARMED && st != NIO__T_FIRING)
         return st;
-    err = nio_timer_cancel(s->poll, s->timer);
-    if (err == 0) {
+    if (nio__timer_cancel_cb(s->poll, s->timer) == 0) {
         atomic_store(&s->tstate, NIO__T_NONE);
         return NIO__T_NONE;
     }
-    if (err == -ENOENT && closing &&
-        atomic_compare_exchange_strong(&s->tstate, &expect, NIO__T_ORPHAN))
+    /* -ENOENT: popped; its callback runs (or ran) on the waiting thread */
+    if (closing && atomic_compare_exchange_strong(&s->tstate, &expect, NIO__T_ORPHAN))
         return NIO__T_ORPHAN;
-    for (;;) {
-        st = atomic_load(&s->tstate);
-        if (st == NIO__T_FIRING || (st == NIO__T_ARMED && err == -ENOENT))
-            sched_yield(); /* the callback is a few syscalls long */
-        else
-            return st;
-    }
+    while ((st = atomic_load(&s->tstate)) == NIO__T_FIRING || st == NIO__T_ARMED)
+        sched_yield(); /* the callback is a few syscalls long */
+    return st;
 }
 
 static int finish_connect(nio_tcp_stream *s, int result)

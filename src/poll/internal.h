@@ -154,6 +154,10 @@ int nio__pending_drain_locked(nio_poll *p, nio_event *ev, int cap);
 
 /* Timers (timer.c) */
 int nio__timer_start_cb(nio_poll *p, uint64_t ms, nio__timer_cb cb, void *arg, nio_timer_id *id);
+/* Cancel a timer of nio__timer_start_cb, also after nio_poll_close(): 0
+ * (its callback will not run), or -ENOENT (popped: the callback has run or
+ * is about to run on the waiting thread, whatever the poll's state). */
+int nio__timer_cancel_cb(nio_poll *p, nio_timer_id id);
 void nio__timers_free(nio__timers *t);
 /* Earliest deadline, UINT64_MAX when none. */
 uint64_t nio__timers_next_locked(nio_poll *p);

@@ -143,23 +143,34 @@ int nio__timer_start_cb(nio_poll *p, uint64_t ms, nio__timer_cb cb, void *arg, n
     return err;
 }
 
+static int cancel_locked(nio__timers *t, nio_timer_id id)
+{
+    uint32_t s = (uint32_t)id - 1u, gen = (uint32_t)(id >> 32);
+    if ((uint32_t)id == 0 || s >= t->nslots || t->slots[s].gen != gen || t->slots[s].heap_idx < 0)
+        return -ENOENT;
+    heap_remove(t, (uint32_t)t->slots[s].heap_idx);
+    slot_release(t, s);
+    return 0;
+}
+
 int nio_timer_cancel(nio_poll *p, nio_timer_id id)
 {
     int err;
-    uint32_t s = (uint32_t)id - 1u, gen = (uint32_t)(id >> 32);
-    nio__timers *t;
     if (p == NULL)
         return -EINVAL;
     if ((err = nio__poll_lock(p)) < 0)
         return err;
-    t = &p->timers;
-    if ((uint32_t)id == 0 || s >= t->nslots || t->slots[s].gen != gen || t->slots[s].heap_idx < 0) {
-        err = -ENOENT;
-    } else {
-        heap_remove(t, (uint32_t)t->slots[s].heap_idx);
-        slot_release(t, s);
-    }
+    err = cancel_locked(&p->timers, id);
     nio__poll_unlock(p);
+    return err;
+}
+
+int nio__timer_cancel_cb(nio_poll *p, nio_timer_id id)
+{
+    int err;
+    pthread_mutex_lock(&p->lock); /* closed or not: the heap lives until free */
+    err = cancel_locked(&p->timers, id);
+    pthread_mutex_unlock(&p->lock);
     return err;
 }
 
