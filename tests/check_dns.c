@@ -709,13 +709,20 @@ START_TEST(bad_options)
     o.family = 77;
     ck_assert_int_eq(nio_resolver_new(p, &o, &r), -EINVAL);
     ck_assert_int_eq(nio_resolver_new(NULL, NULL, &r), -EINVAL);
-    /* an older, shorter struct: the fields past its size are not read */
-    o.family = 77;
-    o.size = (uint32_t)offsetof(nio_resolver_opts, servers);
+    /* a size that is no version of the struct, shorter or longer */
+    o.family = 0;
+    o.size = offsetof(nio_resolver_opts, servers);
+    r = (nio_resolver *)1;
+    ck_assert_int_eq(nio_resolver_new(p, &o, &r), -EINVAL);
+    ck_assert_ptr_null(r);
+    o.size = sizeof o + 8;
+    ck_assert_int_eq(nio_resolver_new(p, &o, &r), -EINVAL);
+    o.size = 0; /* this version's */
+    o.hosts_file = "";
     ck_assert_int_eq(nio_resolver_new(p, &o, &r), 0);
     nio_resolver_free(r);
     o.size = sizeof o;
-    o.family = 0;
+    o.hosts_file = NULL;
     /* defaults: resolv.conf and /etc/hosts; nothing is asked here */
     ck_assert_int_eq(nio_resolver_new(p, NULL, &r), 0);
     nio_resolver_free(r);

@@ -42,6 +42,7 @@ static const struct url_case {
     {"http://[::1]:8080/x", 0, "::1", 8080, "/x", true},
     {"http://[::1]/", 0, "::1", 80, "/", true},
     {"http://[fe80::1%25lo]:1/", 0, "fe80::1%lo", 1, "/", true},
+    {"http://[FE80::AB%25Eth0]:1/", 0, "fe80::ab%Eth0", 1, "/", true}, /* zone keeps its case */
     {"https://h/", 0, "h", 443, "/", false},
     {"http://h/\xc3\xa9", 0, "h", 80, "/%C3%A9", false},
     {"http://h#only-fragment", 0, "h", 80, "/", false},

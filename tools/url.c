@@ -112,7 +112,8 @@ static int parse_v6(const char *p, const char *end, url_t *u, const char **after
     addr[alen] = '\0';
     if (inet_pton(AF_INET6, addr, bin) != 1)
         return URL_E_V6;
-    memcpy(u->host, addr, alen + 1);
+    for (size_t i = 0; i <= alen; i++)
+        u->host[i] = lower(addr[i]); /* the address, not its zone */
     if (zone < close) {
         const char *z = zone + 3;
         if (close - zone < 4 || memcmp(zone, "%25", 3) != 0)

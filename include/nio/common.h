@@ -28,8 +28,8 @@ extern "C" {
 #define NIO_VERSION_STRING "0.1.0"
 
 /* The caller's tag for an event source.  Any value from 0 to NIO_TOKEN_MAX;
- * the top bit is reserved for the library's own sources (see
- * src/poll/internal.h), so registering a larger token fails with -EINVAL. */
+ * the top bit is reserved for the library's own sources (the resolver's
+ * sockets, connect attempts), so a larger token is -EINVAL. */
 typedef uint64_t nio_token;
 #define NIO_TOKEN_MAX ((nio_token)INT64_MAX)
 

@@ -62,10 +62,11 @@ typedef struct nio_addrlist nio_addrlist;
 /* Resolver options: zero means "default" in every field, so
  * `nio_resolver_opts o = NIO_RESOLVER_OPTS_INIT;` (or a NULL pointer) gives
  * the defaults.  `size` lets later versions append fields: set it to
- * sizeof(nio_resolver_opts); 0 is read as this version's size.  Strings are
- * copied by nio_resolver_new(). */
+ * sizeof(nio_resolver_opts); 0 is read as this version's size, any other
+ * size is -EINVAL (as for nio_tcp_opts).  Strings are copied by
+ * nio_resolver_new(). */
 typedef struct nio_resolver_opts {
-    uint32_t size;
+    size_t size;
     unsigned flags;          /* NIO_RESOLVER_* */
     const char *servers;     /* "127.0.0.1:5353,[::1]:53"; NULL: resolv.conf's */
     const char *resolv_conf; /* NULL: /etc/resolv.conf */

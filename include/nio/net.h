@@ -141,9 +141,10 @@ NIO_EXTERN ssize_t nio_tcp_readv(nio_tcp_stream *s, const struct iovec *iov, int
 /* Write up to len bytes, straight to the socket (no queueing: see
  * nio_tcp_send for that).  Returns the count written (may be short),
  * -EAGAIN when the socket takes nothing now (wait for writable), -EPIPE or
- * -ECONNRESET when the peer is gone (never SIGPIPE).  len == 0 returns 0.
- * Mixing it with a non-empty write queue would reorder bytes: it returns
- * -EBUSY then.  Allocates nothing. */
+ * -ECONNRESET when the peer is gone (never SIGPIPE).  Mixing it with a
+ * non-empty write queue would reorder bytes: it returns -EBUSY then (len 0
+ * included); otherwise len == 0 returns 0.  -EINVAL for a NULL stream, or a
+ * NULL buf with len > 0.  Allocates nothing. */
 NIO_EXTERN ssize_t nio_tcp_write(nio_tcp_stream *s, const void *buf, size_t len);
 
 /* Gather write of iovcnt (1..IOV_MAX) buffers; as nio_tcp_write().  -EINVAL

@@ -624,12 +624,14 @@ static int norm_family(int family)
 
 static int read_opts(const nio_resolver_opts *in, nio_resolver_opts *o)
 {
-    size_t sz;
     memset(o, 0, sizeof *o);
     if (in == NULL)
         return 0;
-    sz = in->size == 0 || in->size > sizeof *o ? sizeof *o : in->size;
-    memcpy(o, in, sz);
+    /* this is the first version: a shorter size is no version of it, a
+     * longer one a newer caller's fields we would ignore */
+    if (in->size != 0 && in->size != sizeof *o)
+        return -EINVAL;
+    memcpy(o, in, sizeof *o);
     if (o->timeout_ms < 0 || o->tries < 0 || o->min_ttl < 0 || o->max_ttl < 0)
         return -EINVAL;
     return norm_family(o->family) < 0 ? -EINVAL : 0;
@@ -741,6 +743,8 @@ int nio_resolver_new(nio_poll *poll, const nio_resolver_opts *opts, nio_resolver
     nio_resolver *r = NULL;
     int err;
 
+    if (out != NULL)
+        *out = NULL;
     if (poll == NULL || out == NULL)
         return -EINVAL;
     if ((err = read_opts(opts, &o)) < 0)

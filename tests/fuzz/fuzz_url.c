@@ -43,10 +43,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tl = strnlen(u.target, sizeof u.target);
     CHECK(hl > 0 && hl < sizeof u.host);
     CHECK(tl > 0 && tl < sizeof u.target);
-    /* a name is lowercased; an IPv6 literal keeps its hex digits' case (url.h
-     * says "the host is lowercased": reported, left to tools/ for now) and
-     * its zone's (interface names are case-sensitive) */
-    for (size_t i = 0; i < hl && !u.host_v6; i++)
+    /* the host is lowercased, an IPv6 literal's hex digits too, but not its
+     * zone (interface names are case-sensitive) */
+    for (size_t i = 0; i < hl && u.host[i] != '%'; i++)
         CHECK(!(u.host[i] >= 'A' && u.host[i] <= 'Z'));
     CHECK(u.port >= 1);
     CHECK(u.port_given || u.port == (u.scheme == URL_HTTPS ? 443 : 80));
