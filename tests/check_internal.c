@@ -88,6 +88,50 @@ START_TEST(internal_timer_runs_callback)
 }
 END_TEST
 
+/* The internal cancel still works once the poll is closed (the public one
+ * is then -ECANCELED): a pending timer is cancelled (0) and never runs, a
+ * popped one, whose callback is running, is told apart (-ENOENT).  A stream
+ * closed while its poll closes relies on that to know whether its connect
+ * timer's callback still comes. */
+struct closer {
+    nio_poll *p;
+    nio_timer_id self, other;
+    int ran, self_rc, other_rc, pub_rc;
+};
+
+static void close_then_cancel(void *arg)
+{
+    struct closer *c = arg;
+    c->ran++;
+    ck_assert_int_eq(nio_poll_close(c->p), 0);
+    c->pub_rc = nio_timer_cancel(c->p, c->other);
+    c->self_rc = nio__timer_cancel_cb(c->p, c->self);
+    c->other_rc = nio__timer_cancel_cb(c->p, c->other);
+}
+
+static void never(void *arg)
+{
+    ((struct closer *)arg)->ran += 100;
+}
+
+START_TEST(internal_cancel_after_close)
+{
+    nio_poll *p = tu_poll(_i);
+    struct closer c = {p, 0, 0, 0, 1, 1, 1};
+    nio_event ev[4];
+    ck_assert_int_eq(nio__timer_start_cb(p, 0, close_then_cancel, &c, &c.self), 0);
+    ck_assert_int_eq(nio__timer_start_cb(p, 60000, never, &c, &c.other), 0);
+    ck_assert_int_eq(nio_poll_wait(p, ev, 4, 5000), -ECANCELED);
+    ck_assert_int_eq(c.ran, 1);
+    ck_assert_int_eq(c.pub_rc, -ECANCELED);
+    ck_assert_int_eq(c.self_rc, -ENOENT); /* popped: its callback is this one */
+    ck_assert_int_eq(c.other_rc, 0);      /* pending: cancelled, never runs */
+    ck_assert_int_eq(nio__timer_cancel_cb(p, c.other), -ENOENT);
+    nio_poll_free(p);
+    ck_assert_int_eq(c.ran, 1);
+}
+END_TEST
+
 /* A source whose callback deletes another source that is ready in the same
  * batch: the second callback must not run (and nothing is used after free:
  * the sanitizer and valgrind runs check that). */
@@ -139,6 +183,7 @@ int main(void)
     int failed;
     tcase_add_loop_test(tc, internal_source_is_invisible, 0, 2);
     tcase_add_loop_test(tc, internal_timer_runs_callback, 0, 2);
+    tcase_add_loop_test(tc, internal_cancel_after_close, 0, 2);
     tcase_add_loop_test(tc, delete_from_callback, 0, 2);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
