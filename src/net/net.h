@@ -16,8 +16,7 @@ enum {
     NIO__T_ARMED,  /* started, callback not begun */
     NIO__T_FIRING, /* callback running */
     NIO__T_FIRED,  /* callback ran: the connect timed out */
-    NIO__T_MOOT,   /* callback ran: the connect had completed, no effect */
-    NIO__T_ORPHAN  /* stream closed while the callback was due: it frees */
+    NIO__T_MOOT    /* callback ran: the connect had completed, no effect */
 };
 
 enum { NIO__CONNECTING, NIO__CONNECTED, NIO__FAILED };

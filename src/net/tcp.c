@@ -48,10 +48,8 @@ static void connect_timeout_cb(void *arg)
     socklen_t plen = sizeof peer;
     int expect = NIO__T_ARMED;
 
-    if (!atomic_compare_exchange_strong(&s->tstate, &expect, NIO__T_FIRING)) {
-        free(s); /* NIO__T_ORPHAN: closed while we were due; fd already gone */
-        return;
-    }
+    if (!atomic_compare_exchange_strong(&s->tstate, &expect, NIO__T_FIRING))
+        return; /* not reached: a cancelled timer's callback does not run */
     if (getpeername(s->fd, (struct sockaddr *)&peer, &plen) == 0) {
         atomic_store(&s->tstate, NIO__T_MOOT); /* connected in time */
         return;
@@ -64,22 +62,20 @@ static void connect_timeout_cb(void *arg)
 /* Bring the connect timer to rest and return its final state.  In one
  * thread the cancel either succeeds or the callback already ran.  When the
  * poll runs on another thread, the cancel can miss a timer that was just
- * popped: the callback is then due or running, and we wait for it, or, when
- * closing, hand the stream's memory over to it (NIO__T_ORPHAN).  The
- * internal cancel works after nio_poll_close() too, so a popped timer is
- * told apart from a pending one even while the poll is being closed. */
-static int timer_settle(nio_tcp_stream *s, bool closing)
+ * popped: its callback is then about to run or running on the waiting
+ * thread, which needs nothing from us (we hold no lock), so we wait for it
+ * to end; only then may the stream be closed and freed.  The internal
+ * cancel works after nio_poll_close() too, so a popped timer is told apart
+ * from a pending one even while the poll is being closed. */
+static int timer_settle(nio_tcp_stream *s)
 {
-    int st = atomic_load(&s->tstate), expect = NIO__T_ARMED;
+    int st = atomic_load(&s->tstate);
     if (st != NIO__T_ARMED && st != NIO__T_FIRING)
         return st;
     if (nio__timer_cancel_cb(s->poll, s->timer) == 0) {
         atomic_store(&s->tstate, NIO__T_NONE);
         return NIO__T_NONE;
     }
-    /* -ENOENT: popped; its callback runs (or ran) on the waiting thread */
-    if (closing && atomic_compare_exchange_strong(&s->tstate, &expect, NIO__T_ORPHAN))
-        return NIO__T_ORPHAN;
     while ((st = atomic_load(&s->tstate)) == NIO__T_FIRING || st == NIO__T_ARMED)
         sched_yield(); /* the callback is a few syscalls long */
     return st;
@@ -87,7 +83,7 @@ static int timer_settle(nio_tcp_stream *s, bool closing)
 
 static int finish_connect(nio_tcp_stream *s, int result)
 {
-    if (timer_settle(s, false) == NIO__T_FIRED)
+    if (timer_settle(s) == NIO__T_FIRED)
         result = -ETIMEDOUT;
     s->state = result == 0 ? NIO__CONNECTED : NIO__FAILED;
     s->connect_err = result;
@@ -355,17 +351,15 @@ int nio_tcp_reregister(nio_tcp_stream *s, nio_token token, unsigned interest)
 size_t nio_tcp_close(nio_tcp_stream *s)
 {
     size_t unsent;
-    int st;
     if (s == NULL)
         return 0;
     if (s->ext_close != NULL)
         s->ext_close(s); /* connect-by-name: attempts, lookups, timers */
-    st = timer_settle(s, true);
+    (void)timer_settle(s); /* after it, no callback touches s */
     nio__pending_cancel(s->poll, &s->done);
     (void)nio_deregister(s->poll, s->fd); /* -ECANCELED after poll close: fine */
     close(s->fd);
     unsent = nio__wq_release(s);
-    if (st != NIO__T_ORPHAN)
-        free(s);
+    free(s);
     return unsent;
 }
