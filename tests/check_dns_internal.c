@@ -172,11 +172,13 @@ static void scan_like_helpers(const char *name)
 {
     char lname[NIO__NAME_MAX], low[NIO__NAME_MAX];
     uint64_t h;
+    size_t len;
     bool maybe_lit;
     nio__ip ip;
-    ck_assert_int_eq(nio__scan_name(name, lname, &h, &maybe_lit), nio__check_name(name));
+    ck_assert_int_eq(nio__scan_name(name, lname, &len, &h, &maybe_lit), nio__check_name(name));
     nio__lower_name(low, name, false);
     ck_assert_str_eq(lname, low);
+    ck_assert_uint_eq(len, strlen(low));
     ck_assert(h == nio__hash_name(low));
     ck_assert(maybe_lit || !nio__parse_literal(name, &ip));
 }

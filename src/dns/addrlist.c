@@ -51,7 +51,7 @@ static size_t append(nio_addrlist *l, const nio__ip *v, size_t n, int want)
 nio_addrlist *nio__addrlist_new(const nio__ip *a, size_t na, const nio__ip *b, size_t nb,
                                 int want, int *err)
 {
-    size_t total = count_family(a, na, want) + count_family(b, nb, want);
+    size_t total = want == AF_UNSPEC ? na + nb : count_family(a, na, want) + count_family(b, nb, want);
     nio_addrlist *l = NULL;
     *err = 0;
     if (total == 0)

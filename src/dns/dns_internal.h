@@ -67,15 +67,16 @@ int nio__check_name(const char *name);
 /* Lowercase (ASCII) name into dst (NIO__NAME_MAX), dropping one trailing
  * dot when strip_dot. */
 void nio__lower_name(char *dst, const char *name, bool strip_dot);
-/* nio__lower_name(lname, name, false), *hash = nio__hash_name(lname) and
- * the result of nio__check_name(name), in one pass; *maybe_literal is
- * false when nio__parse_literal(name) cannot succeed. */
-int nio__scan_name(const char *name, char *lname, uint64_t *hash, bool *maybe_lit);
+/* nio__lower_name(lname, name, false), *len = strlen(lname), *hash =
+ * nio__hash_name(lname) and the result of nio__check_name(name), in one
+ * pass; *maybe_lit is false when nio__parse_literal(name) cannot succeed. */
+int nio__scan_name(const char *name, char *lname, size_t *len, uint64_t *hash, bool *maybe_lit);
 /* true and *ip for an IPv4 dotted quad or an IPv6 literal (with %scope). */
 bool nio__parse_literal(const char *s, nio__ip *ip);
 /* "localhost", "*.localhost", with or without the trailing dot; lname is
  * lowercased.  RFC 6761 section 6.3. */
 bool nio__is_localhost(const char *lname);
+bool nio__is_localhost_len(const char *lname, size_t len); /* len = strlen(lname) */
 
 /* ---------------------------------------------------------- address lists (addrlist.c) */
 /* A list of the addresses of a and b (a first) whose family is wanted
@@ -112,8 +113,9 @@ void nio__hosts_clear(nio__htab *t); /* free every entry, keep the table */
 /* The entry for a lowercased name, or NULL. */
 const nio__hostent *nio__hosts_find(const nio__hosts *h, const char *lname);
 const nio__hostent *nio__hosts_find_tab(const nio__htab *t, const char *lname);
-/* nio__hosts_find() with hname = nio__hash_name(lname). */
-const nio__hostent *nio__hosts_find_h(const nio__hosts *h, const char *lname, uint64_t hname);
+/* nio__hosts_find() with len = strlen(lname), hname = nio__hash_name(lname). */
+const nio__hostent *nio__hosts_find_h(const nio__hosts *h, const char *lname, size_t len,
+                                      uint64_t hname);
 
 /* ---------------------------------------------------------- cache (cache.c)
  * One entry per (name, record type): addresses, or a negative answer

@@ -138,12 +138,14 @@ static size_t lower_hash_labels(char *lname, const char *name, size_t n, uint64_
 /* The resolver's hot path reads the caller's name once, a word at a time:
  * this is nio__lower_name(lname, name, false), nio__hash_name(lname) and
  * nio__check_name(name). */
-int nio__scan_name(const char *name, char *lname, uint64_t *hash, bool *maybe_lit)
+int nio__scan_name(const char *name, char *lname, size_t *lname_len, uint64_t *hash,
+                   bool *maybe_lit)
 {
     size_t len = strnlen(name, NIO__NAME_MAX + 1);
     size_t n = len < NIO__NAME_MAX - 1 ? len : NIO__NAME_MAX - 1; /* 253 at most */
     size_t last = lower_hash_labels(lname, name, n, hash);
 
+    *lname_len = n;
     *maybe_lit = maybe_literal(name);
     if (len == 0 || last == SIZE_MAX || n - last > 63)
         return NIO_EBADNAME;
@@ -196,7 +198,11 @@ bool nio__parse_literal(const char *s, nio__ip *ip)
 
 bool nio__is_localhost(const char *lname)
 {
-    size_t len = strlen(lname);
+    return nio__is_localhost_len(lname, strlen(lname));
+}
+
+bool nio__is_localhost_len(const char *lname, size_t len)
+{
     static const char lh[] = "localhost";
     const size_t lhlen = sizeof lh - 1;
     if (len > 0 && lname[len - 1] == '.')

@@ -96,6 +96,7 @@ struct nio_dns_query {
 /* One lookup's request, as resolve() prepared it. */
 typedef struct lookup {
     const char *lname; /* lowercased */
+    size_t len;        /* strlen(lname) */
     uint64_t hname;    /* nio__hash_name(lname) */
     int fam;
     nio_token token;
@@ -601,14 +602,13 @@ static int subscribe_locked(nio_resolver *r, part *p, const lookup *lk, int type
 {
     uint64_t h = nio__hash_type(lk->hname, type);
     flight *f = (flight *)nio__htab_find(&r->flights, h, lk->lname, type);
-    const char *lname = lk->lname;
     if (f != NULL) {
         part_subscribe(p, f);
         return 0;
     }
     if ((f = nio__pool_get(&r->fpool)) == NULL)
         return -ENOMEM;
-    memcpy(f->name, lname, strlen(lname) + 1); /* shorter than NIO__NAME_MAX */
+    memcpy(f->name, lk->lname, lk->len + 1); /* shorter than NIO__NAME_MAX */
     f->node.name = f->name;
     f->subs = NULL;
     f->node.hash = h;
@@ -618,9 +618,9 @@ static int subscribe_locked(nio_resolver *r, part *p, const lookup *lk, int type
     part_subscribe(p, f);
     /* From here on f may be gone: c-ares can answer inside the call. */
     if (r->flags & NIO_RESOLVER_NO_SEARCH)
-        ares_query(r->ch, lname, NIO__C_IN, type, on_answer, f);
+        ares_query(r->ch, lk->lname, NIO__C_IN, type, on_answer, f);
     else
-        ares_search(r->ch, lname, NIO__C_IN, type, on_answer, f);
+        ares_search(r->ch, lk->lname, NIO__C_IN, type, on_answer, f);
     rearm_lazy_locked(r);
     return 0;
 }
@@ -664,8 +664,9 @@ static void query_cancel_locked(struct nio_dns_query *q)
 
 static void query_free_parts(struct nio_dns_query *q)
 {
-    free(q->parts[P6].owned);
-    free(q->parts[P4].owned);
+    for (int i = 0; i < 2; i++)
+        if (q->parts[i].owned != NULL) /* rare: more than PART_INLINE */
+            free(q->parts[i].owned);
     nio__pool_put(&q->r->qpool, q);
 }
 
@@ -920,7 +921,7 @@ static int answer_static(const char *name, const lookup *lk, int bad, bool maybe
     }
     if ((*ret = bad) < 0)
         return 1;
-    if (!nio__is_localhost(lk->lname))
+    if (!nio__is_localhost_len(lk->lname, lk->len))
         return 0;
     *now = nio__addrlist_new(loop, 2, NULL, 0, lk->fam, &err);
     *ret = *now != NULL ? 0 : err;
@@ -1054,10 +1055,12 @@ static int resolve_locked(nio_resolver *r, const lookup *lk, nio_dns_query **qou
     uint64_t t = lookup_clock(r);
     int err;
 
-    nio__hosts_refresh(&r->hosts, t);
-    if ((he = nio__hosts_find_h(&r->hosts, lk->lname, lk->hname)) != NULL &&
-        (err = hosts_list(he, lk->fam, now)) != 0)
-        return err < 0 ? err : 0;
+    if (r->hosts.path != NULL) {
+        nio__hosts_refresh(&r->hosts, t);
+        if ((he = nio__hosts_find_h(&r->hosts, lk->lname, lk->len, lk->hname)) != NULL &&
+            (err = hosts_list(he, lk->fam, now)) != 0)
+            return err < 0 ? err : 0;
+    }
     if (cache_hits_locked(r, lk, t, hit))
         return combine_hits(hit, now);
     /* Fail now rather than start a query nobody can wait for (set once,
@@ -1085,7 +1088,7 @@ static int resolve(nio_resolver *r, const char *name, int family, nio_token toke
                    nio__resolve_fn cb, void *cb_arg, nio_dns_query **q, nio_addrlist **now)
 {
     char lname[NIO__NAME_MAX];
-    lookup lk = {lname, 0, 0, token, cb, cb_arg};
+    lookup lk = {lname, 0, 0, 0, token, cb, cb_arg};
     bool maybe_literal;
     int fam, ret, bad;
 
@@ -1100,7 +1103,7 @@ static int resolve(nio_resolver *r, const char *name, int family, nio_token toke
     if (nio__poll_closed(r->poll))
         return -ECANCELED; /* even when the answer needs no I/O */
     lk.fam = fam == NIO_AF_BOTH ? AF_UNSPEC : fam == AF_UNSPEC ? r->family : fam;
-    bad = nio__scan_name(name, lname, &lk.hname, &maybe_literal);
+    bad = nio__scan_name(name, lname, &lk.len, &lk.hname, &maybe_literal);
     if (answer_static(name, &lk, bad, maybe_literal, now, &ret))
         return ret;
     pthread_mutex_lock(&r->lock);

@@ -98,11 +98,13 @@ static void scan_agrees(const char *s)
 {
     char lname[NIO__NAME_MAX], low[NIO__NAME_MAX];
     uint64_t h;
+    size_t len;
     bool maybe_lit;
     nio__ip ip;
-    CHECK(nio__scan_name(s, lname, &h, &maybe_lit) == nio__check_name(s));
+    CHECK(nio__scan_name(s, lname, &len, &h, &maybe_lit) == nio__check_name(s));
     nio__lower_name(low, s, false);
     CHECK(strcmp(lname, low) == 0);
+    CHECK(len == strlen(low));
     CHECK(h == nio__hash_name(low));
     CHECK(maybe_lit || !nio__parse_literal(s, &ip));
 }
