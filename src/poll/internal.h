@@ -122,6 +122,11 @@ struct nio_poll {
     bool waiting; /* a thread is in nio_poll_wait() */
     bool blocked; /* ... and in the backend's wait, to be woken */
     uint64_t wait_deadline; /* when the blocked wait ends (UINT64_MAX: never) */
+    /* The loop's time, for nio_timer_start() (see poll.h): between the
+     * return of nio_poll_wait() and the next call (loop_time_ok), one clock
+     * reading serves every start; loop_now_set once it is read. */
+    bool loop_time_ok, loop_now_set;
+    uint64_t loop_now;
     nio__wakefd wake;
     nio__timers timers;
     nio__pending pending; /* sentinel of the queued completions */
