@@ -1,4 +1,5 @@
-/* timers on nio: nio_timer_start / nio_timer_cancel, events on token k. */
+/* timers on nio: nio_timer_start / nio_timer_cancel, events on token k.
+ * Starts count from the loop's time (include/nio/poll.h), like libev's. */
 #include "common.h"
 
 #include <nio.h>
@@ -27,6 +28,10 @@ int main(int argc, char **argv)
         if ((err = nio_timer_cancel(p, id[k])) < 0)
             die("nio_timer_cancel", err);
 
+    /* The loop's time to the present, as ev_now_update() and
+     * uv_update_time() do for the peers: starts count from it. */
+    if ((err = nio_poll_wait(p, ev, BATCH, 0)) < 0)
+        die("nio_poll_wait", err);
     bench_begin("start", &t0);
     for (long k = 0; k < n; k++)
         if ((err = nio_timer_start(p, timer_delay_ms(k), (nio_token)k, &id[k])) < 0)

@@ -165,6 +165,53 @@ START_TEST(names_and_literals)
 }
 END_TEST
 
+/* nio__scan_name (the resolver's one pass over a name) gives what
+ * nio__check_name, nio__lower_name and nio__hash_name give, and never
+ * rules out a literal nio__parse_literal accepts. */
+static void scan_like_helpers(const char *name)
+{
+    char lname[NIO__NAME_MAX], low[NIO__NAME_MAX];
+    uint64_t h;
+    size_t len;
+    bool maybe_lit;
+    nio__ip ip;
+    ck_assert_int_eq(nio__scan_name(name, lname, &len, &h, &maybe_lit), nio__check_name(name));
+    nio__lower_name(low, name, false);
+    ck_assert_str_eq(lname, low);
+    ck_assert_uint_eq(len, strlen(low));
+    ck_assert(h == nio__hash_name(low));
+    ck_assert(maybe_lit || !nio__parse_literal(name, &ip));
+}
+
+START_TEST(scan_name_as_helpers)
+{
+    static const char *const names[] = {
+        "", ".", "..", "a", "a.", "a..", ".a", "a..b", "A.B.", "WWW.Example.COM",
+        "127.0.0.1", "1.2.3.4.", "::1", "fe80::1%1", "FE80::1%lo", "::ffff:1.2.3.4",
+        "abc:def", "deadbeef", "1a.test", "r1-0.bench.test", "\xc4.test"};
+    char big[300];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        scan_like_helpers(names[i]);
+    /* label and name lengths at their bounds, with and without the dot */
+    for (size_t len = 60; len <= 256; len++) {
+        memset(big, 'x', len);
+        for (size_t k = 63; k < len; k += 64)
+            big[k] = '.';
+        for (int tail = 0; tail < 3; tail++) {
+            big[len] = '\0';
+            if (tail > 0)
+                big[len - 1] = '.';
+            if (tail > 1 && len > 2)
+                big[len - 2] = '.';
+            scan_like_helpers(big);
+        }
+        memset(big, 'x', len);
+        big[len] = '\0';
+        scan_like_helpers(big); /* one label, too long past 63 */
+    }
+}
+END_TEST
+
 START_TEST(wire_names)
 {
     uint8_t buf[300];
@@ -208,6 +255,17 @@ static unsigned wait_done(nio_poll *p, nio_token token)
     return 0;
 }
 
+/* One lookup with nth allocation failing, as in oom_lookup below. */
+static void oom_resolve(nio_poll *p, nio_resolver *r, const char *name, struct oom_run *run,
+                        nio_addrlist **l, nio_dns_query **q)
+{
+    run->rc_resolve = nio_resolve(r, name, NIO_AF_UNSPEC, 1, q, l);
+    if (run->rc_resolve == -EINPROGRESS) {
+        run->flags = wait_done(p, 1);
+        run->rc_result = nio_dns_query_result(*q, l);
+    }
+}
+
 /* One lookup on a fresh resolver with the n-th allocation failing. */
 static bool oom_lookup(fakedns *s, int backend, long nth, struct oom_run *run)
 {
@@ -227,11 +285,7 @@ static bool oom_lookup(fakedns *s, int backend, long nth, struct oom_run *run)
     arm(nth);
     run->rc_new = nio_resolver_new(p, &o, &r);
     if (run->rc_new == 0)
-        run->rc_resolve = nio_resolve(r, "oom.test", NIO_AF_UNSPEC, 1, &q, &l);
-    if (run->rc_new == 0 && run->rc_resolve == -EINPROGRESS) {
-        run->flags = wait_done(p, 1);
-        run->rc_result = nio_dns_query_result(q, &l);
-    }
+        oom_resolve(p, r, "oom.test", run, &l, &q);
     injected = disarm();
     run->count = nio_addrlist_count(l);
     nio_addrlist_free(l);
@@ -279,6 +333,116 @@ START_TEST(allocation_failure_at_every_step)
 }
 END_TEST
 
+/* A resolver that has made lookups before keeps their query and flight
+ * records for the next ones: with the n-th allocation of such a lookup
+ * failing, it still fails cleanly (-ENOMEM, no leak: the sanitizer and
+ * valgrind runs), and a result that could not be made (the list is made
+ * by nio_dns_query_result) can be asked for again. */
+static int retried_ok; /* results made on a second asking */
+
+static bool oom_warm_lookup(nio_poll *p, nio_resolver *r, long nth, struct oom_run *run)
+{
+    nio_dns_query *q = NULL;
+    nio_addrlist *l = NULL;
+    char name[64];
+    bool injected;
+
+    memset(run, 0, sizeof *run);
+    snprintf(name, sizeof name, "w%ld.oom.test", nth); /* not cached yet */
+    arm(nth);
+    oom_resolve(p, r, name, run, &l, &q);
+    injected = disarm();
+    if (run->rc_result == -ENOMEM) { /* c-ares' own failure, or the list's */
+        ck_assert(injected);
+        run->rc_result = nio_dns_query_result(q, &l);
+        ck_assert(run->rc_result == 0 || run->rc_result == -ENOMEM);
+        retried_ok += run->rc_result == 0;
+    }
+    run->count = nio_addrlist_count(l);
+    nio_addrlist_free(l);
+    nio_dns_query_free(q);
+    return injected;
+}
+
+START_TEST(allocation_failure_with_spare_records)
+{
+    fakedns *s = fakedns_start();
+    nio_poll *p = tu_poll(_i);
+    nio_resolver *r = NULL;
+    nio_resolver_opts o = NIO_RESOLVER_OPTS_INIT;
+    struct oom_run run;
+    long nth;
+    ck_assert_ptr_nonnull(s);
+    retried_ok = 0;
+    for (nth = 0; nth < 200; nth++) {
+        char name[64];
+        snprintf(name, sizeof name, "w%ld.oom.test", nth);
+        fakedns_add_a(s, name, "127.0.0.1", 60);
+        fakedns_add_aaaa(s, name, "::1", 60);
+    }
+    o.servers = fakedns_addr(s);
+    o.flags = NIO_RESOLVER_NO_SEARCH;
+    o.hosts_file = "";
+    o.timeout_ms = 200;
+    o.tries = 2;
+    ck_assert_int_eq(nio_resolver_new(p, &o, &r), 0);
+    ck_assert(!oom_warm_lookup(p, r, 0, &run)); /* fills the spares */
+    ck_assert_uint_eq(run.count, 2);
+    for (nth = 1; nth < 200; nth++) {
+        bool injected = oom_warm_lookup(p, r, nth, &run);
+        if (run.rc_resolve != -EINPROGRESS) {
+            ck_assert_msg(injected && run.rc_resolve == -ENOMEM, "resolve at %ld: %s", nth,
+                          nio_err_name(run.rc_resolve));
+            continue;
+        }
+        ck_assert_uint_eq(run.flags, NIO_EV_DONE);
+        if (run.rc_result != 0) {
+            ck_assert_msg(injected, "result at %ld: %s", nth, nio_err_name(run.rc_result));
+            continue;
+        }
+        ck_assert_msg(run.count == 2 || (injected && run.count == 1), "count at %ld: %zu", nth,
+                      run.count);
+        if (!injected)
+            break; /* past the last allocation of a lookup */
+    }
+    ck_assert_int_lt(nth, 200);
+    ck_assert_int_gt(retried_ok, 0);
+    nio_resolver_free(r);
+    nio_poll_free(p);
+    fakedns_stop(s);
+}
+END_TEST
+
+/* The record pool: spares are reused last in, first out, at most max are
+ * kept, and fini frees them (the sanitizer run checks the leaks). */
+START_TEST(record_pool)
+{
+    nio__pool pool;
+    void *a, *b, *c;
+    nio__pool_init(&pool, 100, 2);
+    ck_assert_ptr_nonnull(a = nio__pool_get(&pool));
+    ck_assert_ptr_nonnull(b = nio__pool_get(&pool));
+    ck_assert_ptr_nonnull(c = nio__pool_get(&pool));
+    memset(a, 1, 100);
+    nio__pool_put(&pool, a);
+    nio__pool_put(&pool, b);
+    nio__pool_put(&pool, c); /* a third spare is freed at once */
+    nio__pool_put(&pool, NULL);
+    ck_assert_uint_eq(pool.n, 2);
+    ck_assert_ptr_eq(nio__pool_get(&pool), b);
+    ck_assert_ptr_eq(nio__pool_get(&pool), a);
+    memset(a, 2, 100); /* whole again, poisoned or not */
+    ck_assert_uint_eq(pool.n, 0);
+    arm(1);
+    ck_assert_ptr_null(nio__pool_get(&pool)); /* empty: malloc, which fails */
+    ck_assert(disarm());
+    nio__pool_put(&pool, a);
+    nio__pool_put(&pool, b);
+    nio__pool_fini(&pool);
+    ck_assert_uint_eq(pool.n, 0);
+}
+END_TEST
+
 static Suite *dns_internal_suite(void)
 {
     Suite *s = suite_create("dns_internal");
@@ -288,8 +452,11 @@ static Suite *dns_internal_suite(void)
     tcase_add_test(tc, cache_lru_and_expiry);
     tcase_add_test(tc, hosts_parser);
     tcase_add_test(tc, names_and_literals);
+    tcase_add_test(tc, scan_name_as_helpers);
     tcase_add_test(tc, wire_names);
     tcase_add_loop_test(tc, allocation_failure_at_every_step, 0, 2);
+    tcase_add_loop_test(tc, allocation_failure_with_spare_records, 0, 2);
+    tcase_add_test(tc, record_pool);
     suite_add_tcase(s, tc);
     return s;
 }

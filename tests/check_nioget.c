@@ -434,7 +434,11 @@ START_TEST(prog_order)
     ck_assert_ptr_nonnull(strstr(p.out, "3 fetched, 3 ok, 0 failed"));
     ck_assert_ptr_nonnull(strstr(p.out, "200 "));
     ck_assert_uint_eq(p.elen, 0);
-    ck_assert_msg(p.secs < 1.4, "took %.2f s: not concurrent", p.secs);
+    /* Concurrency is what the order shows: the URLs are given 900, 100,
+     * 500, so fetches one after another would print 900 first.  No upper
+     * bound on the time: a loaded machine stretched this run past one
+     * (1.57 s for the 0.9 s delay). */
+    ck_assert_msg(p.secs > 0.85, "took %.2f s for a 0.9 s delay", p.secs);
     httpd_stop(h);
 }
 END_TEST

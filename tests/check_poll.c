@@ -724,6 +724,66 @@ START_TEST(signal_during_wait)
 }
 END_TEST
 
+/* Between two waits, timers count from the loop's time (poll.h): one
+ * clock reading, so a start after 150 ms of work is already due.  A
+ * zero-timeout wait brings the loop's time to the present. */
+START_TEST(timers_count_from_the_loop_time)
+{
+    nio_poll *p = tu_poll(_i);
+    nio_event ev[4];
+    nio_timer_id id;
+    uint64_t lo;
+    ck_assert_int_eq(nio_poll_wait(p, ev, 4, 0), 0);
+    ck_assert_int_eq(nio_timer_start(p, 100, 1, &id), 0); /* reads the loop's time */
+    usleep(150 * 1000);                                    /* "work" */
+    ck_assert_int_eq(nio_timer_start(p, 100, 2, &id), 0); /* due 100 ms after it */
+    ck_assert_int_eq(nio_poll_wait(p, ev, 4, 0), 2);
+    ck_assert_uint_eq(ev[0].flags & ev[1].flags, NIO_EV_TIMER);
+    usleep(150 * 1000);
+    ck_assert_int_eq(nio_poll_wait(p, ev, 4, 0), 0); /* the loop's time is now */
+    lo = nio_now_ms() + 100;
+    ck_assert_int_eq(nio_timer_start(p, 100, 3, &id), 0);
+    ck_assert_int_eq(nio_poll_wait(p, ev, 4, LONG_WAIT), 1);
+    ck_assert_uint_ge(nio_now_ms(), lo);
+    nio_poll_free(p);
+}
+END_TEST
+
+struct late_start {
+    nio_poll *p;
+    uint64_t lo;
+};
+
+static void *start_late(void *arg)
+{
+    struct late_start *ls = arg;
+    nio_timer_id id;
+    usleep(300 * 1000); /* the waiter is in its wait; its loop's time is old */
+    ls->lo = nio_now_ms() + 100;
+    ck_assert_int_eq(nio_timer_start(ls->p, 100, 7, &id), 0);
+    return NULL;
+}
+
+/* A start from another thread while a wait is under way counts from the
+ * clock, not from the loop's time of the wait before: never early. */
+START_TEST(timer_started_during_a_wait_counts_from_the_clock)
+{
+    struct late_start ls = {tu_poll(_i), 0};
+    nio_event ev[4];
+    nio_timer_id far;
+    pthread_t t;
+    ck_assert_int_eq(nio_poll_wait(ls.p, ev, 4, 0), 0);
+    ck_assert_int_eq(nio_timer_start(ls.p, 60000, 8, &far), 0); /* reads the loop's time */
+    ck_assert_int_eq(nio_timer_cancel(ls.p, far), 0);
+    ck_assert_int_eq(pthread_create(&t, NULL, start_late, &ls), 0);
+    ck_assert_int_eq(nio_poll_wait(ls.p, ev, 4, LONG_WAIT), 1);
+    ck_assert_uint_eq(ev[0].token, 7);
+    pthread_join(t, NULL);
+    ck_assert_uint_ge(nio_now_ms(), ls.lo);
+    nio_poll_free(ls.p);
+}
+END_TEST
+
 START_TEST(wait_timeout_elapses)
 {
     nio_poll *p = tu_poll(_i);
@@ -821,6 +881,8 @@ static Suite *poll_suite(void)
     tcase_add_loop_test(tc, reused_fd_gets_no_stale_event, 0, 2);
     tcase_add_loop_test(tc, signal_during_wait, 0, 2);
     tcase_add_loop_test(tc, wait_timeout_elapses, 0, 2);
+    tcase_add_loop_test(tc, timers_count_from_the_loop_time, 0, 2);
+    tcase_add_loop_test(tc, timer_started_during_a_wait_counts_from_the_clock, 0, 2);
     tcase_add_loop_test(tc, second_waiter_is_busy, 0, 2);
     tcase_add_loop_test(tc, env_selects_backend, 0, 2);
     tcase_add_test(tc, error_names);

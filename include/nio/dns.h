@@ -126,7 +126,9 @@ NIO_EXTERN int nio_resolve(nio_resolver *r, const char *name, int family, nio_to
  * NIO_ETIMEOUT_DNS, NIO_EREFUSED, NIO_ESERVFAIL, NIO_EFORMERR, NIO_ENOTIMP,
  * NIO_EBADRESP, NIO_ECONNDNS, NIO_EDNS) or -ENOMEM; NIO_ECANCELLED_DNS after
  * nio_dns_cancel(); -EAGAIN while still in flight; -EALREADY when the list
- * was already taken by an earlier call.  *out is NULL on failure.
+ * was already taken by an earlier call.  The list is made by this call:
+ * -ENOMEM may also mean that it could not be, and then the query is left
+ * as it was (a later call may succeed).  *out is NULL on failure.
  * SERVFAIL, REFUSED and NOTIMP are reported as such when the resolver has
  * one server; with several, c-ares (1.18) tries the next server instead,
  * and a lookup that every server refused ends with NIO_ECONNDNS.  Any

@@ -140,8 +140,16 @@ NIO_EXTERN int nio_wake(nio_waker *waker);
  * not concurrently with nio_wake() on the same waker.  NULL is ignored. */
 NIO_EXTERN void nio_waker_free(nio_waker *waker);
 
-/* Timers.  A timer fires once, ms milliseconds from now (CLOCK_MONOTONIC),
- * as one NIO_EV_TIMER event on token.  Timer slots are recycled, so
+/* Timers.  A timer fires once, ms milliseconds after its start time
+ * (CLOCK_MONOTONIC), as one NIO_EV_TIMER event on token.  The start time is
+ * the loop's time, as in libev: after nio_poll_wait() returns and until it
+ * is called again, every start counts from one clock reading, taken when
+ * the wait woke up (or at the first start after it), not from a reading per
+ * start.  Work done between two waits therefore makes timers started after
+ * it fire early by that work's duration; call nio_poll_wait() with timeout
+ * 0 first to count from the present.  Before the first wait, and while a
+ * wait is under way (a start from another thread), the start time is the
+ * clock's at the call.  Timer slots are recycled, so
  * starting a timer allocates nothing once the poll has held that many
  * timers before.  The id names the timer until it fires or is cancelled;
  * ids are never reused within a poll's life in practice (32-bit generation

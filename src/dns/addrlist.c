@@ -1,4 +1,6 @@
-/* Address lists handed to the caller: one allocation, plain sockaddrs. */
+/* Address lists handed to the caller: one allocation, plain sockaddrs,
+ * each in a slot the size of the largest (sockaddr_in6, 28 bytes, not a
+ * 128-byte sockaddr_storage: a list of one fits a small allocation). */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -6,9 +8,15 @@
 
 #include "dns_internal.h"
 
+typedef union slot {
+    struct sockaddr sa;
+    struct sockaddr_in sin;
+    struct sockaddr_in6 sin6;
+} slot;
+
 struct nio_addrlist {
     size_t n;
-    struct sockaddr_storage addrs[];
+    slot addrs[];
 };
 
 static size_t count_family(const nio__ip *v, size_t n, int want)
@@ -19,18 +27,16 @@ static size_t count_family(const nio__ip *v, size_t n, int want)
     return c;
 }
 
-static void to_sockaddr(const nio__ip *ip, struct sockaddr_storage *ss)
+static void to_sockaddr(const nio__ip *ip, slot *s)
 {
-    memset(ss, 0, sizeof *ss);
+    memset(s, 0, sizeof *s);
     if (ip->family == AF_INET) {
-        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-        sin->sin_family = AF_INET;
-        memcpy(&sin->sin_addr, ip->b, 4);
+        s->sin.sin_family = AF_INET;
+        memcpy(&s->sin.sin_addr, ip->b, 4);
     } else {
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-        sin6->sin6_family = AF_INET6;
-        memcpy(&sin6->sin6_addr, ip->b, 16);
-        sin6->sin6_scope_id = ip->scope;
+        s->sin6.sin6_family = AF_INET6;
+        memcpy(&s->sin6.sin6_addr, ip->b, 16);
+        s->sin6.sin6_scope_id = ip->scope;
     }
 }
 
@@ -45,7 +51,7 @@ static size_t append(nio_addrlist *l, const nio__ip *v, size_t n, int want)
 nio_addrlist *nio__addrlist_new(const nio__ip *a, size_t na, const nio__ip *b, size_t nb,
                                 int want, int *err)
 {
-    size_t total = count_family(a, na, want) + count_family(b, nb, want);
+    size_t total = want == AF_UNSPEC ? na + nb : count_family(a, na, want) + count_family(b, nb, want);
     nio_addrlist *l = NULL;
     *err = 0;
     if (total == 0)
@@ -72,7 +78,7 @@ const struct sockaddr *nio_addrlist_get(const nio_addrlist *l, size_t i, socklen
     const struct sockaddr *sa;
     if (l == NULL || i >= l->n)
         return NULL;
-    sa = (const struct sockaddr *)&l->addrs[i];
+    sa = &l->addrs[i].sa;
     if (len != NULL)
         *len = sa->sa_family == AF_INET ? sizeof(struct sockaddr_in)
                                         : sizeof(struct sockaddr_in6);
@@ -82,10 +88,10 @@ const struct sockaddr *nio_addrlist_get(const nio_addrlist *l, size_t i, socklen
 void nio_addrlist_set_port(nio_addrlist *l, uint16_t port)
 {
     for (size_t i = 0; l != NULL && i < l->n; i++) {
-        if (l->addrs[i].ss_family == AF_INET)
-            ((struct sockaddr_in *)&l->addrs[i])->sin_port = htons(port);
+        if (l->addrs[i].sa.sa_family == AF_INET)
+            l->addrs[i].sin.sin_port = htons(port);
         else
-            ((struct sockaddr_in6 *)&l->addrs[i])->sin6_port = htons(port);
+            l->addrs[i].sin6.sin6_port = htons(port);
     }
 }
 

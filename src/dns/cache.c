@@ -35,8 +35,7 @@ static void entry_drop(nio__cache *c, nio__centry *e)
 {
     nio__htab_remove(&c->tab, &e->node);
     lru_unlink(c, e);
-    free(e->node.name);
-    free(e);
+    free(e); /* the name lives in the same allocation */
 }
 
 int nio__cache_init(nio__cache *c, size_t max)
@@ -55,10 +54,16 @@ void nio__cache_fini(nio__cache *c)
 
 const nio__centry *nio__cache_get(nio__cache *c, const char *name, int type, uint64_t now)
 {
+    return c->max == 0 ? NULL : nio__cache_get_h(c, name, nio__hash(name, type), type, now);
+}
+
+const nio__centry *nio__cache_get_h(nio__cache *c, const char *name, uint64_t h, int type,
+                                    uint64_t now)
+{
     nio__centry *e;
     if (c->max == 0)
         return NULL;
-    e = (nio__centry *)nio__htab_find(&c->tab, nio__hash(name, type), name, type);
+    e = (nio__centry *)nio__htab_find(&c->tab, h, name, type);
     if (e == NULL)
         return NULL;
     if (now >= e->expires) {
@@ -73,18 +78,28 @@ const nio__centry *nio__cache_get(nio__cache *c, const char *name, int type, uin
 int nio__cache_put(nio__cache *c, const char *name, int type, int err, const nio__ip *ips,
                    size_t n, uint64_t ttl_ms, uint64_t now)
 {
-    uint64_t h = nio__hash(name, type);
-    nio__centry *e = (nio__centry *)nio__htab_find(&c->tab, h, name, type);
+    if (c->max == 0)
+        return 0;
+    return nio__cache_put_h(c, name, nio__hash(name, type), type, err, ips, n, ttl_ms, now);
+}
 
-    if (e != NULL)
+int nio__cache_put_h(nio__cache *c, const char *name, uint64_t h, int type, int err,
+                     const nio__ip *ips, size_t n, uint64_t ttl_ms, uint64_t now)
+{
+    size_t len = strlen(name) + 1;
+    nio__centry *e;
+
+    if (c->max == 0) /* off: nothing stored, nothing to replace */
+        return 0;
+    if ((e = (nio__centry *)nio__htab_find(&c->tab, h, name, type)) != NULL)
         entry_drop(c, e);
-    if (c->max == 0 || ttl_ms == 0)
+    if (ttl_ms == 0)
         return 0; /* TTL 0: use once, never cache (RFC 1035 section 3.2.1) */
-    e = malloc(sizeof *e + n * sizeof e->ips[0]);
-    if (e == NULL || (e->node.name = strdup(name)) == NULL) {
-        free(e);
+    /* One allocation: the addresses, then the name. */
+    if ((e = malloc(sizeof *e + n * sizeof e->ips[0] + len)) == NULL)
         return -ENOMEM;
-    }
+    e->node.name = (char *)&e->ips[n];
+    memcpy(e->node.name, name, len);
     e->node.hash = h;
     e->node.type = type;
     e->expires = now + ttl_ms;

@@ -42,7 +42,21 @@ typedef struct nio__htab {
 
 int nio__htab_init(nio__htab *t, size_t nbuckets); /* 0 or -ENOMEM */
 void nio__htab_fini(nio__htab *t);                  /* frees buckets, not nodes */
-uint64_t nio__hash(const char *name, int type);
+/* Names hash a word (8 bytes) at a time, the last one zero-padded, then the
+ * length: the same for nio__hash_name() and nio__scan_name()'s one pass. */
+#define NIO__HASH_SEED 0x243f6a8885a308d3ull
+static inline uint64_t nio__hash_word(uint64_t h, uint64_t w)
+{
+    h = (h ^ w) * 0x9e3779b97f4a7c15ull; /* 2^64 / golden ratio */
+    return h ^ (h >> 32);                 /* high bits into the low (buckets) */
+}
+uint64_t nio__hash_name(const char *name);
+/* The key of (name, type) from nio__hash_name(name). */
+static inline uint64_t nio__hash_type(uint64_t hname, int type)
+{
+    return nio__hash_word(hname, (uint64_t)(unsigned)type);
+}
+uint64_t nio__hash(const char *name, int type); /* nio__hash_type(nio__hash_name(name), type) */
 nio__hnode *nio__htab_find(const nio__htab *t, uint64_t hash, const char *name, int type);
 void nio__htab_insert(nio__htab *t, nio__hnode *node); /* node->hash set; never fails */
 void nio__htab_remove(nio__htab *t, nio__hnode *node);
@@ -50,14 +64,19 @@ void nio__htab_remove(nio__htab *t, nio__hnode *node);
 /* ---------------------------------------------------------- names (fastpath.c) */
 /* 0, or NIO_EBADNAME for what no DNS name can be. */
 int nio__check_name(const char *name);
-/* Lowercase name into dst (NIO__NAME_MAX), dropping one trailing dot when
- * strip_dot. */
+/* Lowercase (ASCII) name into dst (NIO__NAME_MAX), dropping one trailing
+ * dot when strip_dot. */
 void nio__lower_name(char *dst, const char *name, bool strip_dot);
+/* nio__lower_name(lname, name, false), *len = strlen(lname), *hash =
+ * nio__hash_name(lname) and the result of nio__check_name(name), in one
+ * pass; *maybe_lit is false when nio__parse_literal(name) cannot succeed. */
+int nio__scan_name(const char *name, char *lname, size_t *len, uint64_t *hash, bool *maybe_lit);
 /* true and *ip for an IPv4 dotted quad or an IPv6 literal (with %scope). */
 bool nio__parse_literal(const char *s, nio__ip *ip);
 /* "localhost", "*.localhost", with or without the trailing dot; lname is
  * lowercased.  RFC 6761 section 6.3. */
 bool nio__is_localhost(const char *lname);
+bool nio__is_localhost_len(const char *lname, size_t len); /* len = strlen(lname) */
 
 /* ---------------------------------------------------------- address lists (addrlist.c) */
 /* A list of the addresses of a and b (a first) whose family is wanted
@@ -94,6 +113,9 @@ void nio__hosts_clear(nio__htab *t); /* free every entry, keep the table */
 /* The entry for a lowercased name, or NULL. */
 const nio__hostent *nio__hosts_find(const nio__hosts *h, const char *lname);
 const nio__hostent *nio__hosts_find_tab(const nio__htab *t, const char *lname);
+/* nio__hosts_find() with len = strlen(lname), hname = nio__hash_name(lname). */
+const nio__hostent *nio__hosts_find_h(const nio__hosts *h, const char *lname, size_t len,
+                                      uint64_t hname);
 
 /* ---------------------------------------------------------- cache (cache.c)
  * One entry per (name, record type): addresses, or a negative answer
@@ -121,7 +143,26 @@ const nio__centry *nio__cache_get(nio__cache *c, const char *name, int type, uin
  * but for the removal of the replaced entry). */
 int nio__cache_put(nio__cache *c, const char *name, int type, int err, const nio__ip *ips,
                    size_t n, uint64_t ttl_ms, uint64_t now);
+/* The same with the key's hash given (h == nio__hash(name, type)). */
+const nio__centry *nio__cache_get_h(nio__cache *c, const char *name, uint64_t h, int type,
+                                    uint64_t now);
+int nio__cache_put_h(nio__cache *c, const char *name, uint64_t h, int type, int err,
+                     const nio__ip *ips, size_t n, uint64_t ttl_ms, uint64_t now);
 size_t nio__cache_count(const nio__cache *c);
+
+/* ---------------------------------------------------------- record pools (pool.c)
+ * A bounded free list of records of one size.  get: a spare record, else
+ * malloc (NULL on ENOMEM); put: keep it as a spare, or free it when max
+ * are kept already. */
+typedef struct nio__pool {
+    void *head;
+    size_t n, max, size;
+} nio__pool;
+
+void nio__pool_init(nio__pool *p, size_t size, size_t max);
+void *nio__pool_get(nio__pool *p);
+void nio__pool_put(nio__pool *p, void *x); /* NULL: nothing */
+void nio__pool_fini(nio__pool *p);         /* frees the spares */
 
 /* ---------------------------------------------------------- callback lookups (resolver.c)
  * For connect-by-name: as nio_resolve(), but a lookup that goes to DNS

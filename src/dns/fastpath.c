@@ -1,6 +1,6 @@
 /* Answers that need no I/O: name syntax, numeric literals, localhost. */
 #include <arpa/inet.h>
-#include <ctype.h>
+#include <endian.h>
 #include <net/if.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,14 +37,122 @@ int nio__check_name(const char *name)
     return 0;
 }
 
+/* ASCII only: DNS compares names case-insensitively for ASCII letters
+ * alone (RFC 4343 section 3), and tolower() would follow the caller's
+ * locale. */
+static inline char lower_ascii(unsigned char c)
+{
+    return (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+}
+
 void nio__lower_name(char *dst, const char *name, bool strip_dot)
 {
     size_t i = 0;
     for (; name[i] != '\0' && i < NIO__NAME_MAX - 1; i++)
-        dst[i] = (char)tolower((unsigned char)name[i]);
+        dst[i] = lower_ascii((unsigned char)name[i]);
     if (strip_dot && i > 1 && dst[i - 1] == '.')
         i--;
     dst[i] = '\0';
+}
+
+/* Whether s can be a numeric literal at all: inet_pton takes only digits
+ * and dots for IPv4, and every IPv6 literal holds a ':' and starts with a
+ * hex digit or ':'.  A quick no for almost every host name. */
+static bool maybe_literal(const char *s)
+{
+    unsigned char c = (unsigned char)s[0];
+    if (!((c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') || c == ':'))
+        return false;
+    return strchr(s, ':') != NULL || s[strspn(s, "0123456789.")] == '\0';
+}
+
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/* lower_ascii() on the 8 bytes of w at once: 0x20 added to each byte in
+ * 'A'..'Z' (no byte's sum carries into the next). */
+static inline uint64_t lower_word(uint64_t w)
+{
+    uint64_t low7 = w & ~HIGHS;
+    uint64_t ge_a = low7 + ONES * (0x80 - 'A');     /* high bit: byte >= 'A' */
+    uint64_t gt_z = low7 + ONES * (0x80 - 'Z' - 1); /* high bit: byte > 'Z' */
+    return w | ((ge_a & ~gt_z & ~w & HIGHS) >> 2);
+}
+
+/* 0x80 in each byte of w that is a dot (exact: no borrow across bytes). */
+static inline uint64_t dots_of(uint64_t w)
+{
+    uint64_t t = w ^ (ONES * '.');
+    return ~(((t & ~HIGHS) + ~HIGHS) | t) & HIGHS;
+}
+
+/* The word of s at i, byte k at bits 8k (n - i bytes, zero-padded, when
+ * fewer than 8 are left), and back. */
+static inline uint64_t load_word(const char *s, size_t i, size_t n)
+{
+    uint64_t w = 0;
+    if (n - i >= 8) {
+        memcpy(&w, s + i, 8);
+        return le64toh(w);
+    }
+    for (size_t k = 0; k < n - i; k++)
+        w |= (uint64_t)(unsigned char)s[i + k] << (8 * k);
+    return w;
+}
+
+static inline void store_word(char *s, size_t i, size_t n, uint64_t w)
+{
+    if (n - i >= 8) {
+        w = htole64(w);
+        memcpy(s + i, &w, 8);
+        return;
+    }
+    for (size_t k = 0; k < n - i; k++)
+        s[i + k] = (char)(w >> (8 * k));
+}
+
+/* lname = name's first n bytes lowercased and *hash as nio__hash_name()
+ * makes it, a word at a time; returns where the last label starts, or
+ * SIZE_MAX for an empty label or one longer than 63 before it. */
+static size_t lower_hash_labels(char *lname, const char *name, size_t n, uint64_t *hash)
+{
+    uint64_t h = NIO__HASH_SEED;
+    size_t start = 0; /* of the current label */
+    bool bad = false;
+    for (size_t i = 0; i < n; i += 8) {
+        uint64_t w = lower_word(load_word(name, i, n)), m = dots_of(w);
+        store_word(lname, i, n, w);
+        h = nio__hash_word(h, htole64(w));
+        if (m == 0)
+            continue;
+        /* the label ending at the word's first dot; those between its
+         * dots are shorter than 8, and empty when two dots are adjacent */
+        bad |= i + (size_t)__builtin_ctzll(m) / 8 - start - 1 >= 63 || (m & (m << 8)) != 0;
+        start = i + (size_t)(63 - __builtin_clzll(m)) / 8 + 1;
+    }
+    lname[n] = '\0';
+    *hash = nio__hash_word(h, n);
+    return bad ? SIZE_MAX : start;
+}
+
+/* The resolver's hot path reads the caller's name once, a word at a time:
+ * this is nio__lower_name(lname, name, false), nio__hash_name(lname) and
+ * nio__check_name(name). */
+int nio__scan_name(const char *name, char *lname, size_t *lname_len, uint64_t *hash,
+                   bool *maybe_lit)
+{
+    size_t len = strnlen(name, NIO__NAME_MAX + 1);
+    size_t n = len < NIO__NAME_MAX - 1 ? len : NIO__NAME_MAX - 1; /* 253 at most */
+    size_t last = lower_hash_labels(lname, name, n, hash);
+
+    *lname_len = n;
+    *maybe_lit = maybe_literal(name);
+    if (len == 0 || last == SIZE_MAX || n - last > 63)
+        return NIO_EBADNAME;
+    if (len == n) /* nothing after the last dot: the root (one trailing dot) */
+        return 0;
+    /* 254 characters: only with a trailing dot after a last label */
+    return len == n + 1 && name[n] == '.' && last < n ? 0 : NIO_EBADNAME;
 }
 
 static bool parse_scope(const char *s, uint32_t *scope)
@@ -90,7 +198,11 @@ bool nio__parse_literal(const char *s, nio__ip *ip)
 
 bool nio__is_localhost(const char *lname)
 {
-    size_t len = strlen(lname);
+    return nio__is_localhost_len(lname, strlen(lname));
+}
+
+bool nio__is_localhost_len(const char *lname, size_t len)
+{
     static const char lh[] = "localhost";
     const size_t lhlen = sizeof lh - 1;
     if (len > 0 && lname[len - 1] == '.')

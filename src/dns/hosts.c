@@ -250,3 +250,13 @@ const nio__hostent *nio__hosts_find(const nio__hosts *h, const char *lname)
         return NULL;
     return nio__hosts_find_tab(&h->tab, lname);
 }
+
+const nio__hostent *nio__hosts_find_h(const nio__hosts *h, const char *lname, size_t len,
+                                      uint64_t hname)
+{
+    if (h->path == NULL)
+        return NULL;
+    if (len > 1 && lname[len - 1] == '.') /* the key is without it: hash again */
+        return nio__hosts_find_tab(&h->tab, lname);
+    return (const nio__hostent *)nio__htab_find(&h->tab, nio__hash_type(hname, 0), lname, 0);
+}

@@ -23,16 +23,30 @@ void nio__htab_fini(nio__htab *t)
     t->nb = t->n = 0;
 }
 
-/* FNV-1a: names are short and hostile input is not a concern for a table
- * the caller fills with its own lookups (the bound on size is the cache's). */
+/* Names are short and hostile input is not a concern for a table the
+ * caller fills with its own lookups (the bound on size is the cache's), so
+ * a multiplicative hash over whole words will do.  The type is mixed in
+ * last, so that the resolver hashes a name once and derives the key of
+ * each record type from it (nio__hash_type). */
+uint64_t nio__hash_name(const char *name)
+{
+    size_t n = strlen(name), i = 0;
+    uint64_t h = NIO__HASH_SEED, w;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, name + i, 8);
+        h = nio__hash_word(h, w);
+    }
+    if (i < n) {
+        w = 0;
+        memcpy(&w, name + i, n - i);
+        h = nio__hash_word(h, w);
+    }
+    return nio__hash_word(h, n);
+}
+
 uint64_t nio__hash(const char *name, int type)
 {
-    uint64_t h = 1469598103934665603ull ^ (uint64_t)(unsigned)type;
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-        h ^= *p;
-        h *= 1099511628211ull;
-    }
-    return h;
+    return nio__hash_type(nio__hash_name(name), type);
 }
 
 nio__hnode *nio__htab_find(const nio__htab *t, uint64_t hash, const char *name, int type)

@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +37,13 @@
 #define DEFAULT_CACHE_SIZE 4096
 #define DEFAULT_MAX_TTL 3600
 #define DEFAULT_NEG_TTL 30
+#define PART_INLINE 4    /* addresses a query part holds itself; more are allocated */
+#define ANSWER_STACK 16  /* answer records parsed on the stack; more are allocated */
+/* Spare query and flight records kept per resolver: a free list holds no
+ * more records than were once in use at the same time, and this bounds
+ * what a burst leaves behind (about 200 KiB); lookups in flight beyond it
+ * allocate. */
+#define POOL_MAX 256
 
 enum { P6 = 0, P4 = 1 }; /* part index: IPv6 first, as lists are ordered */
 enum qstate { Q_RUNNING, Q_DONE, Q_CANCELLED };
@@ -46,18 +54,20 @@ typedef struct part part;
 struct part {
     bool want, done;
     int err;
-    const nio__ip *ips; /* owned, or borrowed from the cache (see below) */
-    nio__ip *owned;
+    const nio__ip *ips; /* inl, owned, or borrowed from the cache (see below) */
+    nio__ip *owned;     /* when more than PART_INLINE */
     size_t n;
     flight *f;               /* while subscribed */
     part *fprev, *fnext;     /* the flight's subscribers */
     struct nio_dns_query *q;
+    nio__ip inl[PART_INLINE]; /* last (see query_init) */
 };
 
 struct flight {
-    nio__hnode node; /* key: lowercased name, record type */
+    nio__hnode node; /* key: name (below), record type */
     nio_resolver *r;
     part *subs;
+    char name[NIO__NAME_MAX]; /* lowercased */
 };
 
 struct nio_dns_query {
@@ -67,7 +77,6 @@ struct nio_dns_query {
     int err;
     nio_addrlist *list;
     bool taken;
-    part parts[2];
     nio__pending done;
     struct nio_dns_query *prev, *next; /* r->queries */
     /* Internal callback queries (nio__resolve_cb): cb instead of the event,
@@ -80,7 +89,20 @@ struct nio_dns_query {
     void *cb_arg;
     nio_timer_id cb_timer;
     bool starting, cb_due, zombie;
+    struct nio_dns_query *next_finished; /* r->finished */
+    part parts[2]; /* last: query_init clears all but their inline addresses */
 };
+
+/* One lookup's request, as resolve() prepared it. */
+typedef struct lookup {
+    const char *lname; /* lowercased */
+    size_t len;        /* strlen(lname) */
+    uint64_t hname;    /* nio__hash_name(lname) */
+    int fam;
+    nio_token token;
+    nio__resolve_fn cb;
+    void *cb_arg;
+} lookup;
 
 typedef struct rsock {
     int fd;
@@ -102,11 +124,19 @@ struct nio_resolver {
     size_t nsocks, capsocks;
     nio_timer_id timer; /* 0 when none */
     uint64_t timer_due;     /* when it fires (nio_now_ms) */
+    bool timer_early;       /* armed for at most min_timeout_ms ahead */
     uint64_t min_timeout_ms; /* c-ares' first-try timeout (0: unknown) */
+    uint64_t batch_now;     /* clock read before ares_process_fd, for the cache; 0: none */
     nio__hosts hosts;
     nio__cache cache;
     nio__htab flights;
     struct nio_dns_query *queries;
+    nio__pool qpool, fpool; /* spare queries and flights */
+    /* Completions during one ares_process_fd() call, posted together
+     * after it (one poll lock for the batch), in order; batching while
+     * inside such a call. */
+    bool batching;
+    struct nio_dns_query *finished, **finished_tail;
 };
 
 /* ------------------------------------------------------------ library init */
@@ -163,6 +193,24 @@ static int map_ares(int status)
 
 static void on_timer(void *arg);
 
+/* ares_process_fd() with the completions it makes posted after it, under
+ * one poll lock (r->lock held).  Nothing frees a query meanwhile: that
+ * takes r->lock. */
+static void process_fd_locked(nio_resolver *r, ares_socket_t rfd, ares_socket_t wfd)
+{
+    struct nio_dns_query *q;
+    r->finished = NULL;
+    r->finished_tail = &r->finished;
+    r->batching = true;
+    ares_process_fd(r->ch, rfd, wfd);
+    r->batching = false;
+    if ((q = r->finished) == NULL || nio__poll_lock(r->poll) < 0)
+        return; /* none, or the poll is closed: nobody waits for the events */
+    for (; q != NULL; q = q->next_finished)
+        nio__pending_post_locked(r->poll, &q->done, q->token, NIO_EV_DONE);
+    nio__poll_unlock(r->poll);
+}
+
 /* After every call into c-ares: its next timeout may have moved.  A stale
  * callback of a timer that already popped is harmless (it only processes
  * timeouts and re-arms), and at most one of ours is ever in the heap. */
@@ -183,6 +231,7 @@ static void rearm_locked(nio_resolver *r)
     if (nio__timer_start_cb(r->poll, ms, on_timer, r, &r->timer) < 0)
         r->timer = 0;
     r->timer_due = nio_now_ms() + ms;
+    r->timer_early = r->min_timeout_ms > 0 && ms <= r->min_timeout_ms;
 }
 
 /* After a call into c-ares that starts queries or processes sockets.  Any
@@ -191,11 +240,13 @@ static void rearm_locked(nio_resolver *r)
  * armed for no later than that still fires before every deadline set since
  * it was armed: keep it, and spare the ares_timeout() walk over every query
  * in flight on each call.  A timer left due early only makes on_timer
- * process nothing and re-arm. */
+ * process nothing and re-arm.  A timer armed for at most min_timeout_ms
+ * ahead is due before any deadline set after it was armed, so that case
+ * needs no clock read either (the usual one: a first try's deadline). */
 static void rearm_lazy_locked(nio_resolver *r)
 {
     if (r->timer != 0 && r->min_timeout_ms > 0 && !r->destroying &&
-        r->timer_due <= nio_now_ms() + r->min_timeout_ms)
+        (r->timer_early || r->timer_due <= nio_now_ms() + r->min_timeout_ms))
         return;
     rearm_locked(r);
 }
@@ -205,7 +256,7 @@ static void on_timer(void *arg)
     nio_resolver *r = arg;
     pthread_mutex_lock(&r->lock);
     if (!r->destroying) {
-        ares_process_fd(r->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+        process_fd_locked(r, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
         rearm_locked(r);
     }
     pthread_mutex_unlock(&r->lock);
@@ -217,10 +268,14 @@ static void on_sock(nio__source *src, unsigned flags)
     const unsigned rd = NIO_EV_READABLE | NIO_EV_ERROR | NIO_EV_READ_CLOSED | NIO_EV_WRITE_CLOSED;
     pthread_mutex_lock(&r->lock);
     if (!r->destroying) {
+        /* One clock read for every answer of the batch the cache stores
+         * (an expiry counted from a moment earlier is only sooner). */
+        r->batch_now = r->cache.max > 0 ? nio_now_ms() : 0;
         /* If c-ares closed this fd in the meantime, it ignores an fd it
          * does not know, and a reused number only meets EAGAIN. */
-        ares_process_fd(r->ch, (flags & rd) ? src->fd : ARES_SOCKET_BAD,
-                        (flags & NIO_EV_WRITABLE) ? src->fd : ARES_SOCKET_BAD);
+        process_fd_locked(r, (flags & rd) ? src->fd : ARES_SOCKET_BAD,
+                          (flags & NIO_EV_WRITABLE) ? src->fd : ARES_SOCKET_BAD);
+        r->batch_now = 0;
         rearm_lazy_locked(r);
     }
     pthread_mutex_unlock(&r->lock);
@@ -317,9 +372,27 @@ static int combine(const part *parts, nio_addrlist **out)
 
 static void query_cb_run(void *arg);
 
+/* The outcome without the list: 0 when there are addresses, else the
+ * lookup's error. */
+static int outcome(const part *parts)
+{
+    if (part_has_addrs(&parts[P6]) || part_has_addrs(&parts[P4]))
+        return 0;
+    return combine_errors(&parts[P6], &parts[P4]);
+}
+
+/* A completed query's list, made on first demand (r->lock held): 0, or
+ * -ENOMEM with the query unchanged.  Not at completion: the caller's thread
+ * allocates it next to where it frees the previous one, not amid c-ares'
+ * own frees inside ares_process_fd(). */
+static int query_list_locked(struct nio_dns_query *q)
+{
+    return q->list != NULL ? 0 : combine(q->parts, &q->list);
+}
+
 static void query_finish_locked(struct nio_dns_query *q)
 {
-    q->err = combine(q->parts, &q->list);
+    q->err = outcome(q->parts);
     q->state = Q_DONE;
     if (q->cb != NULL) {
         /* Ended inside nio__resolve_cb(): it returns the result itself.
@@ -327,6 +400,12 @@ static void query_finish_locked(struct nio_dns_query *q)
          * own timeout: nothing else can tell it from here. */
         if (!q->starting && nio__timer_start_cb(q->r->poll, 0, query_cb_run, q, &q->cb_timer) < 0)
             q->cb_timer = 0;
+        return;
+    }
+    if (q->r->batching) {
+        q->next_finished = NULL;
+        *q->r->finished_tail = q;
+        q->r->finished_tail = &q->next_finished;
         return;
     }
     /* -ECANCELED: the poll is closed and nobody will wait for the event. */
@@ -357,21 +436,23 @@ static void part_subscribe(part *p, flight *f)
     f->subs = p;
 }
 
-/* Fill a part with an answer: a copy of n addresses, or err. */
+/* Fill a part with an answer: a copy of n addresses (in the part itself
+ * when they fit), or err. */
 static void part_fill(part *p, int err, const nio__ip *ips, size_t n)
 {
+    nio__ip *dst = p->inl;
     p->done = true;
     p->err = err;
     p->ips = NULL;
     p->n = 0;
     if (err != 0 || n == 0)
         return;
-    if ((p->owned = malloc(n * sizeof *ips)) == NULL) {
+    if (n > PART_INLINE && (dst = p->owned = malloc(n * sizeof *ips)) == NULL) {
         p->err = -ENOMEM;
         return;
     }
-    memcpy(p->owned, ips, n * sizeof *ips);
-    p->ips = p->owned;
+    memcpy(dst, ips, n * sizeof *ips);
+    p->ips = dst;
     p->n = n;
 }
 
@@ -384,52 +465,47 @@ static uint64_t clamp_ttl(const nio_resolver *r, uint64_t ttl_ms)
     return ttl_ms > r->max_ttl_ms ? r->max_ttl_ms : ttl_ms;
 }
 
-/* Parse an answer into ips (caller frees): 0, or a NIO_E* code.  The TTL is
- * the smallest in the answer; c-ares already caps each address's TTL at
- * that of the CNAME records leading to it (RFC 2181 section 5.2 makes an
- * RRset's TTL the unit; a chain lives as long as its shortest link). */
-static int parse_answer(int type, const unsigned char *abuf, int alen, nio__ip **ips,
-                        size_t *n, uint64_t *ttl_ms)
-{
-    int count = alen >= 12 ? (abuf[6] << 8 | abuf[7]) : 0, got, status, err = 0;
-    void *rr = NULL;
-    uint32_t ttl = UINT32_MAX;
+typedef union rrbuf {
+    struct ares_addrttl a[ANSWER_STACK];
+    struct ares_addr6ttl a6[ANSWER_STACK];
+} rrbuf;
 
-    *ips = NULL;
-    *n = 0;
+/* ares_parse_a/aaaa_reply into rr, or into an allocation (*heap, the
+ * caller frees it) when the header counts more answers than rr holds. */
+static int parse_records(int type, const unsigned char *abuf, int alen, rrbuf *rr, void **heap,
+                         int *got)
+{
+    int count = alen >= 12 ? (abuf[6] << 8 | abuf[7]) : 0;
+    void *v = rr;
+    *heap = NULL;
     if (count == 0)
         count = 1; /* let c-ares say ENODATA, or EBADRESP for a short buffer */
-    got = count;
-    if (type == NIO__T_A) {
-        if ((rr = calloc((size_t)count, sizeof(struct ares_addrttl))) == NULL)
+    if (count > ANSWER_STACK) {
+        size_t one = type == NIO__T_A ? sizeof rr->a[0] : sizeof rr->a6[0];
+        if ((v = *heap = calloc((size_t)count, one)) == NULL)
             return -ENOMEM;
-        status = ares_parse_a_reply(abuf, alen, NULL, rr, &got);
-    } else {
-        if ((rr = calloc((size_t)count, sizeof(struct ares_addr6ttl))) == NULL)
-            return -ENOMEM;
-        status = ares_parse_aaaa_reply(abuf, alen, NULL, rr, &got);
     }
-    if ((err = map_ares(status)) != 0)
-        goto done;
-    if (got <= 0) {
-        err = NIO_ENODATA;
-        goto done;
-    }
-    if ((*ips = calloc((size_t)got, sizeof **ips)) == NULL) {
-        err = -ENOMEM;
-        goto done;
-    }
+    *got = count;
+    return map_ares(type == NIO__T_A ? ares_parse_a_reply(abuf, alen, NULL, v, got)
+                                     : ares_parse_aaaa_reply(abuf, alen, NULL, v, got));
+}
+
+/* The records' addresses into ips; returns the smallest TTL (seconds). */
+static uint32_t copy_records(int type, const void *rr, int got, nio__ip *ips)
+{
+    uint32_t ttl = UINT32_MAX;
     for (int i = 0; i < got; i++) {
         int t;
+        memset(&ips[i], 0, sizeof ips[i]);
         if (type == NIO__T_A) {
-            struct ares_addrttl *a = &((struct ares_addrttl *)rr)[i];
-            (*ips)[i].family = AF_INET;
-            memcpy((*ips)[i].b, &a->ipaddr, 4);
+            const struct ares_addrttl *a = &((const struct ares_addrttl *)rr)[i];
+            ips[i].family = AF_INET;
+            memcpy(ips[i].b, &a->ipaddr, 4);
             t = a->ttl;
         } else {
-            struct ares_addr6ttl *a = &((struct ares_addr6ttl *)rr)[i];
-            (*ips)[i].family = AF_INET6;
-            memcpy((*ips)[i].b, &a->ip6addr, 16);
+            const struct ares_addr6ttl *a = &((const struct ares_addr6ttl *)rr)[i];
+            ips[i].family = AF_INET6;
+            memcpy(ips[i].b, &a->ip6addr, 16);
             t = a->ttl;
         }
         if (t < 0)
@@ -437,29 +513,55 @@ static int parse_answer(int type, const unsigned char *abuf, int alen, nio__ip *
         if ((uint32_t)t < ttl)
             ttl = (uint32_t)t;
     }
-    *n = (size_t)got;
-    *ttl_ms = (uint64_t)ttl * 1000u;
-done:
-    free(rr);
-    return err;
+    return ttl;
 }
 
-static void flight_free(flight *f)
+/* Parse an answer: 0 and n addresses in *ips, or a NIO_E* code.  *ips is
+ * buf (ANSWER_STACK entries) when they fit, else an allocation the caller
+ * frees.  The TTL is the smallest in the answer; c-ares already caps each
+ * address's TTL at that of the CNAME records leading to it (RFC 2181
+ * section 5.2 makes an RRset's TTL the unit; a chain lives as long as its
+ * shortest link). */
+static int parse_answer(int type, const unsigned char *abuf, int alen, nio__ip *buf,
+                        nio__ip **ips, size_t *n, uint64_t *ttl_ms)
 {
-    free(f->node.name);
-    free(f);
+    rrbuf rr;
+    void *heap;
+    int got, err;
+
+    *ips = NULL;
+    *n = 0;
+    if ((err = parse_records(type, abuf, alen, &rr, &heap, &got)) != 0)
+        goto done;
+    if (got <= 0) {
+        err = NIO_ENODATA;
+        goto done;
+    }
+    *ips = got <= ANSWER_STACK ? buf : calloc((size_t)got, sizeof **ips);
+    if (*ips == NULL) {
+        err = -ENOMEM;
+        goto done;
+    }
+    *ttl_ms = (uint64_t)copy_records(type, heap != NULL ? heap : (void *)&rr, got, *ips) * 1000u;
+    *n = (size_t)got;
+done:
+    free(heap);
+    return err;
 }
 
 static void cache_store(nio_resolver *r, const flight *f, int err, const nio__ip *ips, size_t n,
                         uint64_t ttl_ms)
 {
-    uint64_t now = nio_now_ms();
+    uint64_t now;
+    if (r->cache.max == 0)
+        return; /* off: spare the clock read */
+    now = r->batch_now != 0 ? r->batch_now : nio_now_ms();
     if (err == 0)
-        (void)nio__cache_put(&r->cache, f->node.name, f->node.type, 0, ips, n,
-                             clamp_ttl(r, ttl_ms), now); /* ENOMEM: just not cached */
+        (void)nio__cache_put_h(&r->cache, f->name, f->node.hash, f->node.type, 0, ips, n,
+                               clamp_ttl(r, ttl_ms), now); /* ENOMEM: just not cached */
     else if ((err == NIO_ENOTFOUND || err == NIO_ENODATA) && r->cache_neg)
-        (void)nio__cache_put(&r->cache, f->node.name, f->node.type, err, NULL, 0, r->neg_ttl_ms,
-                             now); /* RFC 2308 section 5; ENOMEM: not cached */
+        (void)nio__cache_put_h(&r->cache, f->name, f->node.hash, f->node.type, err, NULL, 0,
+                               r->neg_ttl_ms, now); /* RFC 2308 section 5; ENOMEM: not cached */
 }
 
 /* c-ares' answer for one flight (r->lock held; may run inside ares_query()
@@ -468,18 +570,19 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
 {
     flight *f = arg;
     nio_resolver *r = f->r;
-    nio__ip *ips = NULL;
+    nio__ip buf[ANSWER_STACK], *ips = NULL;
     size_t n = 0;
     uint64_t ttl_ms = 0;
     int err;
 
     (void)timeouts;
     if (status == ARES_EDESTRUCTION || r->destroying) {
-        flight_free(f); /* nio_resolver_free() already dropped every subscriber */
+        nio__pool_put(&r->fpool, f); /* nio_resolver_free() dropped every subscriber */
         return;
     }
-    err = status == ARES_SUCCESS ? parse_answer(f->node.type, abuf, alen, &ips, &n, &ttl_ms)
-                                 : map_ares(status);
+    err = status == ARES_SUCCESS
+              ? parse_answer(f->node.type, abuf, alen, buf, &ips, &n, &ttl_ms)
+              : map_ares(status);
     cache_store(r, f, err, ips, n, ttl_ms);
     nio__htab_remove(&r->flights, &f->node);
     while (f->subs != NULL) {
@@ -489,23 +592,25 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
         if (p->q->state == Q_RUNNING && query_complete(p->q))
             query_finish_locked(p->q);
     }
-    free(ips);
-    flight_free(f);
+    if (ips != buf)
+        free(ips);
+    nio__pool_put(&r->fpool, f);
 }
 
-/* Subscribe p to the flight for (lname, type), starting one if none. */
-static int subscribe_locked(nio_resolver *r, part *p, const char *lname, int type)
+/* Subscribe p to the flight for (lk's name, type), starting one if none. */
+static int subscribe_locked(nio_resolver *r, part *p, const lookup *lk, int type)
 {
-    uint64_t h = nio__hash(lname, type);
-    flight *f = (flight *)nio__htab_find(&r->flights, h, lname, type);
+    uint64_t h = nio__hash_type(lk->hname, type);
+    flight *f = (flight *)nio__htab_find(&r->flights, h, lk->lname, type);
     if (f != NULL) {
         part_subscribe(p, f);
         return 0;
     }
-    if ((f = calloc(1, sizeof *f)) == NULL || (f->node.name = strdup(lname)) == NULL) {
-        free(f);
+    if ((f = nio__pool_get(&r->fpool)) == NULL)
         return -ENOMEM;
-    }
+    memcpy(f->name, lk->lname, lk->len + 1); /* shorter than NIO__NAME_MAX */
+    f->node.name = f->name;
+    f->subs = NULL;
     f->node.hash = h;
     f->node.type = type;
     f->r = r;
@@ -513,9 +618,9 @@ static int subscribe_locked(nio_resolver *r, part *p, const char *lname, int typ
     part_subscribe(p, f);
     /* From here on f may be gone: c-ares can answer inside the call. */
     if (r->flags & NIO_RESOLVER_NO_SEARCH)
-        ares_query(r->ch, lname, NIO__C_IN, type, on_answer, f);
+        ares_query(r->ch, lk->lname, NIO__C_IN, type, on_answer, f);
     else
-        ares_search(r->ch, lname, NIO__C_IN, type, on_answer, f);
+        ares_search(r->ch, lk->lname, NIO__C_IN, type, on_answer, f);
     rearm_lazy_locked(r);
     return 0;
 }
@@ -559,9 +664,10 @@ static void query_cancel_locked(struct nio_dns_query *q)
 
 static void query_free_parts(struct nio_dns_query *q)
 {
-    free(q->parts[P6].owned);
-    free(q->parts[P4].owned);
-    free(q);
+    for (int i = 0; i < 2; i++)
+        if (q->parts[i].owned != NULL) /* rare: more than PART_INLINE */
+            free(q->parts[i].owned);
+    nio__pool_put(&q->r->qpool, q);
 }
 
 static void query_destroy_locked(struct nio_dns_query *q)
@@ -755,6 +861,8 @@ int nio_resolver_new(nio_poll *poll, const nio_resolver_opts *opts, nio_resolver
     if ((r = calloc(1, sizeof *r)) == NULL)
         return -ENOMEM;
     r->poll = poll;
+    nio__pool_init(&r->qpool, sizeof(struct nio_dns_query), POOL_MAX);
+    nio__pool_init(&r->fpool, sizeof(flight), POOL_MAX);
     apply_opts(r, &o);
     if ((err = -pthread_mutex_init(&r->lock, NULL)) < 0) {
         free(r);
@@ -789,16 +897,19 @@ void nio_resolver_free(nio_resolver *r)
     nio__cache_fini(&r->cache);
     nio__htab_fini(&r->flights);
     nio__hosts_fini(&r->hosts);
+    nio__pool_fini(&r->qpool); /* after ares_destroy: its flights come back here */
+    nio__pool_fini(&r->fpool);
     pthread_mutex_destroy(&r->lock);
     free(r);
 }
 
 /* ------------------------------------------------------------ public: lookups */
 
-/* Fast path answers that need no lock: literal and localhost.  1 when
+/* Fast path answers that need no lock: literal and localhost.  bad is
+ * nio__check_name(name); maybe_literal from nio__scan_name.  1 when
  * answered (*ret set), 0 to go on. */
-static int answer_static(const char *name, const char *lname, int fam, nio_addrlist **now,
-                         int *ret)
+static int answer_static(const char *name, const lookup *lk, int bad, bool maybe_literal,
+                         nio_addrlist **now, int *ret)
 {
     static const nio__ip loop[2] = {
         {AF_INET6, 0, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}},
@@ -807,16 +918,16 @@ static int answer_static(const char *name, const char *lname, int fam, nio_addrl
     nio__ip ip;
     int err;
 
-    if (nio__parse_literal(name, &ip)) {
-        *now = nio__addrlist_new(&ip, 1, NULL, 0, fam, &err);
+    if (maybe_literal && nio__parse_literal(name, &ip)) {
+        *now = nio__addrlist_new(&ip, 1, NULL, 0, lk->fam, &err);
         *ret = *now != NULL ? 0 : err < 0 ? err : NIO_ENODATA;
         return 1;
     }
-    if ((*ret = nio__check_name(name)) < 0)
+    if ((*ret = bad) < 0)
         return 1;
-    if (!nio__is_localhost(lname))
+    if (!nio__is_localhost_len(lk->lname, lk->len))
         return 0;
-    *now = nio__addrlist_new(loop, 2, NULL, 0, fam, &err);
+    *now = nio__addrlist_new(loop, 2, NULL, 0, lk->fam, &err);
     *ret = *now != NULL ? 0 : err;
     return 1;
 }
@@ -842,49 +953,65 @@ static int hosts_list(const nio__hostent *e, int fam, nio_addrlist **now)
     return err < 0 ? err : *now != NULL;
 }
 
-/* Fill the wanted parts from the cache, borrowing the entries' addresses
- * (valid under r->lock until the cache next changes: a get only ever drops
- * the entry it looks up); true when all were there.  The hot path: a hash
- * lookup per type, no allocation until the caller's list. */
-static bool parts_from_cache_locked(nio_resolver *r, part *parts, const char *lname)
+/* The cache's entries for the record types lk wants (hit[i], NULL when
+ * missing or not wanted; valid under r->lock until the cache next changes:
+ * a get only ever drops the entry it looks up); true when all were there.
+ * The hot path: a hash lookup per type, no allocation until the caller's
+ * list. */
+static bool cache_hits_locked(nio_resolver *r, const lookup *lk, uint64_t now,
+                              const nio__centry *hit[2])
 {
     static const int types[2] = {NIO__T_AAAA, NIO__T_A};
-    uint64_t now = nio_now_ms();
+    const bool want[2] = {lk->fam != AF_INET, lk->fam != AF_INET6};
     bool all = true;
     for (int i = 0; i < 2; i++) {
-        const nio__centry *e;
-        if (!parts[i].want)
+        if (!want[i])
             continue;
-        if ((e = nio__cache_get(&r->cache, lname, types[i], now)) == NULL) {
-            all = false;
-            continue;
-        }
-        parts[i].done = true;
-        parts[i].err = e->err;
-        parts[i].ips = e->ips;
-        parts[i].n = e->n;
+        hit[i] = nio__cache_get_h(&r->cache, lk->lname, nio__hash_type(lk->hname, types[i]),
+                                  types[i], now);
+        all = all && hit[i] != NULL;
     }
     return all;
 }
 
-static int start_query_locked(nio_resolver *r, struct nio_dns_query *q, const char *lname)
+/* The caller's list (or error) from cache entries for every wanted type. */
+static int combine_hits(const nio__centry *const hit[2], nio_addrlist **now)
+{
+    part p[2];
+    for (int i = 0; i < 2; i++) {
+        p[i].want = hit[i] != NULL;
+        p[i].err = p[i].want ? hit[i]->err : 0;
+        p[i].ips = p[i].want ? hit[i]->ips : NULL;
+        p[i].n = p[i].want ? hit[i]->n : 0;
+    }
+    return combine(p, now);
+}
+
+static int start_query_locked(nio_resolver *r, struct nio_dns_query *q, const lookup *lk)
 {
     static const int types[2] = {NIO__T_AAAA, NIO__T_A};
     int err = 0;
     query_link(r, q);
     for (int i = 0; i < 2 && err == 0; i++)
         if (q->parts[i].want && !q->parts[i].done)
-            err = subscribe_locked(r, &q->parts[i], lname, types[i]);
+            err = subscribe_locked(r, &q->parts[i], lk, types[i]);
     if (err < 0)
         query_destroy_locked(q); /* withdraws an event posted meanwhile */
     return err;
 }
 
-static void query_init(struct nio_dns_query *q, nio_resolver *r, nio_token token, int fam)
+static void query_init(struct nio_dns_query *q, nio_resolver *r, const lookup *lk)
 {
-    memset(q, 0, sizeof *q);
+    int fam = lk->fam;
+    /* All but the parts' inline addresses, written before they are read. */
+    memset(q, 0, offsetof(struct nio_dns_query, parts));
+    for (int i = 0; i < 2; i++)
+        memset(&q->parts[i], 0, offsetof(part, inl));
     q->r = r;
-    q->token = token;
+    q->token = lk->token;
+    q->cb = lk->cb;
+    q->cb_arg = lk->cb_arg;
+    q->starting = true;
     q->state = Q_RUNNING;
     q->err = -EAGAIN;
     nio__pending_init(&q->done);
@@ -894,56 +1021,63 @@ static void query_init(struct nio_dns_query *q, nio_resolver *r, nio_token token
     q->parts[P4].want = fam != AF_INET6;
 }
 
-/* The query checked against the cache on the stack, now kept: on the heap,
- * with copies of the parts borrowed from the cache. */
-static struct nio_dns_query *query_keep(const struct nio_dns_query *tmp)
+/* A query in a record of the resolver's pool, with copies of the answers
+ * the cache had (hit[i], or NULL). */
+static struct nio_dns_query *query_new(nio_resolver *r, const lookup *lk,
+                                       const nio__centry *const hit[2])
 {
-    struct nio_dns_query *q = malloc(sizeof *q);
+    struct nio_dns_query *q = nio__pool_get(&r->qpool);
     if (q == NULL)
         return NULL;
-    *q = *tmp;
+    query_init(q, r, lk);
     for (int i = 0; i < 2; i++) {
         part *p = &q->parts[i];
-        p->q = q;
-        if (p->done && p->err == 0) {
-            part_fill(p, 0, p->ips, p->n);
-            if (p->err < 0) {
-                query_free_parts(q);
-                return NULL;
-            }
+        if (!p->want || hit[i] == NULL)
+            continue;
+        part_fill(p, hit[i]->err, hit[i]->ips, hit[i]->n);
+        if (p->err == -ENOMEM) {
+            query_free_parts(q);
+            return NULL;
         }
     }
     return q;
 }
 
-static int resolve_locked(nio_resolver *r, const char *lname, int fam, nio_token token,
-                          nio__resolve_fn cb, void *cb_arg, nio_dns_query **qout,
+/* The clock for the hosts file's re-check and the cache; 0 when neither
+ * needs it (a clock read is a good part of an uncached lookup's cost). */
+static uint64_t lookup_clock(const nio_resolver *r)
+{
+    return r->hosts.path != NULL || r->cache.max > 0 ? nio_now_ms() : 0;
+}
+
+static int resolve_locked(nio_resolver *r, const lookup *lk, nio_dns_query **qout,
                           nio_addrlist **now)
 {
     const nio__hostent *he;
-    struct nio_dns_query tmp, *q;
+    const nio__centry *hit[2] = {NULL, NULL};
+    struct nio_dns_query *q;
+    uint64_t t = lookup_clock(r);
     int err;
 
-    nio__hosts_refresh(&r->hosts, nio_now_ms());
-    if ((he = nio__hosts_find(&r->hosts, lname)) != NULL && (err = hosts_list(he, fam, now)) != 0)
-        return err < 0 ? err : 0;
-    query_init(&tmp, r, token, fam);
-    tmp.cb = cb;
-    tmp.cb_arg = cb_arg;
-    tmp.starting = true;
-    if (parts_from_cache_locked(r, tmp.parts, lname))
-        return combine(tmp.parts, now);
-    /* Fail now rather than start a query nobody can wait for. */
-    if ((err = nio__poll_lock(r->poll)) < 0)
-        return err;
-    nio__poll_unlock(r->poll);
-    if ((q = query_keep(&tmp)) == NULL)
+    if (r->hosts.path != NULL) {
+        nio__hosts_refresh(&r->hosts, t);
+        if ((he = nio__hosts_find_h(&r->hosts, lk->lname, lk->len, lk->hname)) != NULL &&
+            (err = hosts_list(he, lk->fam, now)) != 0)
+            return err < 0 ? err : 0;
+    }
+    if (cache_hits_locked(r, lk, t, hit))
+        return combine_hits(hit, now);
+    /* Fail now rather than start a query nobody can wait for (set once,
+     * under the poll's lock: as good a read as one under it). */
+    if (nio__poll_closed(r->poll))
+        return -ECANCELED;
+    if ((q = query_new(r, lk, hit)) == NULL)
         return -ENOMEM;
-    if ((err = start_query_locked(r, q, lname)) < 0)
+    if ((err = start_query_locked(r, q, lk)) < 0)
         return err;
     q->starting = false;
     if (q->cb != NULL && q->state == Q_DONE) { /* c-ares failed it inside the call */
-        if ((err = q->err) == 0) {
+        if ((err = q->err) == 0 && (err = query_list_locked(q)) == 0) {
             *now = q->list;
             q->taken = true;
         }
@@ -958,7 +1092,9 @@ static int resolve(nio_resolver *r, const char *name, int family, nio_token toke
                    nio__resolve_fn cb, void *cb_arg, nio_dns_query **q, nio_addrlist **now)
 {
     char lname[NIO__NAME_MAX];
-    int fam, ret;
+    lookup lk = {lname, 0, 0, 0, token, cb, cb_arg};
+    bool maybe_literal;
+    int fam, ret, bad;
 
     if (q != NULL)
         *q = NULL;
@@ -970,12 +1106,12 @@ static int resolve(nio_resolver *r, const char *name, int family, nio_token toke
         return fam;
     if (nio__poll_closed(r->poll))
         return -ECANCELED; /* even when the answer needs no I/O */
-    fam = fam == NIO_AF_BOTH ? AF_UNSPEC : fam == AF_UNSPEC ? r->family : fam;
-    nio__lower_name(lname, name, false);
-    if (answer_static(name, lname, fam, now, &ret))
+    lk.fam = fam == NIO_AF_BOTH ? AF_UNSPEC : fam == AF_UNSPEC ? r->family : fam;
+    bad = nio__scan_name(name, lname, &lk.len, &lk.hname, &maybe_literal);
+    if (answer_static(name, &lk, bad, maybe_literal, now, &ret))
         return ret;
     pthread_mutex_lock(&r->lock);
-    ret = resolve_locked(r, lname, fam, token, cb, cb_arg, q, now);
+    ret = resolve_locked(r, &lk, q, now);
     pthread_mutex_unlock(&r->lock);
     return ret;
 }
@@ -1023,10 +1159,9 @@ int nio_dns_query_result(nio_dns_query *q, nio_addrlist **out)
         err = q->err;
     } else if (q->taken) {
         err = -EALREADY;
-    } else {
+    } else if ((err = query_list_locked(q)) == 0) {
         *out = q->list;
         q->taken = true;
-        err = 0;
     }
     pthread_mutex_unlock(&q->r->lock);
     return err;

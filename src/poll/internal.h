@@ -61,7 +61,9 @@ typedef struct nio__pending {
     struct nio__pending *next, *prev;
     nio_token token;
     uint32_t flags;
-    bool queued;
+    /* Written under p->lock; nio__pending_cancel() reads it without the
+     * lock to skip the lock round trip for a node already delivered. */
+    atomic_bool queued;
 } nio__pending;
 
 /* Backend ops: one file per backend.  Datum is a user token or a tagged
@@ -120,6 +122,11 @@ struct nio_poll {
     bool waiting; /* a thread is in nio_poll_wait() */
     bool blocked; /* ... and in the backend's wait, to be woken */
     uint64_t wait_deadline; /* when the blocked wait ends (UINT64_MAX: never) */
+    /* The loop's time, for nio_timer_start() (see poll.h): between the
+     * return of nio_poll_wait() and the next call (loop_time_ok), one clock
+     * reading serves every start; loop_now_set once it is read. */
+    bool loop_time_ok, loop_now_set;
+    uint64_t loop_now;
     nio__wakefd wake;
     nio__timers timers;
     nio__pending pending; /* sentinel of the queued completions */
@@ -146,9 +153,14 @@ void nio__source_del(nio_poll *p, nio__source *src);
 void nio__source_free_garbage_locked(nio_poll *p);
 
 /* Completions (pending.c).  post: queue (or re-flag, ORing flags) the node;
- * cancel: unqueue, so it is never delivered.  Both any thread. */
+ * cancel: unqueue, so it is never delivered.  Both any thread, but not
+ * both on one node at once: the node's owner orders them (a post racing a
+ * cancel could queue the node after the cancel, and it is freed next). */
 void nio__pending_init(nio__pending *n);
 int nio__pending_post(nio_poll *p, nio__pending *n, nio_token token, uint32_t flags);
+/* The same under nio__poll_lock() (which said the poll is open): for a
+ * batch of posts under one lock. */
+void nio__pending_post_locked(nio_poll *p, nio__pending *n, nio_token token, uint32_t flags);
 void nio__pending_cancel(nio_poll *p, nio__pending *n);
 int nio__pending_drain_locked(nio_poll *p, nio_event *ev, int cap);
 

@@ -9,7 +9,7 @@ void nio__pending_init(nio__pending *n)
     n->next = n->prev = NULL;
     n->token = 0;
     n->flags = 0;
-    n->queued = false;
+    atomic_init(&n->queued, false);
 }
 
 static void unlink_node(nio__pending *n)
@@ -17,7 +17,9 @@ static void unlink_node(nio__pending *n)
     n->prev->next = n->next;
     n->next->prev = n->prev;
     n->next = n->prev = NULL;
-    n->queued = false;
+    /* Last, and release: a canceller that reads false without the lock
+     * may free n at once (see nio__pending_cancel). */
+    atomic_store_explicit(&n->queued, false, memory_order_release);
 }
 
 int nio__pending_post(nio_poll *p, nio__pending *n, nio_token token, uint32_t flags)
@@ -25,26 +27,38 @@ int nio__pending_post(nio_poll *p, nio__pending *n, nio_token token, uint32_t fl
     int err = nio__poll_lock(p);
     if (err < 0)
         return err;
-    if (n->queued) {
+    nio__pending_post_locked(p, n, token, flags);
+    nio__poll_unlock(p);
+    return 0;
+}
+
+void nio__pending_post_locked(nio_poll *p, nio__pending *n, nio_token token, uint32_t flags)
+{
+    if (atomic_load_explicit(&n->queued, memory_order_relaxed)) {
         n->flags |= flags; /* coalesce with the undelivered event */
     } else {
         n->token = token;
         n->flags = flags;
-        n->queued = true;
+        atomic_store_explicit(&n->queued, true, memory_order_relaxed);
         n->prev = p->pending.prev;
         n->next = &p->pending;
         p->pending.prev->next = n;
         p->pending.prev = n;
         nio__poll_kick_locked(p);
     }
-    nio__poll_unlock(p);
-    return 0;
 }
 
+/* The caller guarantees that no post of n runs concurrently (the owner
+ * posts under its own lock, which it holds here), so a node seen not
+ * queued stays so: no lock needed, which is the common case of a
+ * completion already delivered.  The acquire pairs with unlink_node's
+ * release, so the waiting thread is done with n when this returns. */
 void nio__pending_cancel(nio_poll *p, nio__pending *n)
 {
+    if (!atomic_load_explicit(&n->queued, memory_order_acquire))
+        return;
     pthread_mutex_lock(&p->lock);
-    if (n->queued)
+    if (atomic_load_explicit(&n->queued, memory_order_relaxed))
         unlink_node(n);
     pthread_mutex_unlock(&p->lock);
 }

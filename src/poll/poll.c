@@ -180,6 +180,8 @@ static int run_timers_locked(nio_poll *p, nio_event *ev, int cap)
     if (nio__timers_next_locked(p) == UINT64_MAX)
         return 0; /* no timers: spare the clock read on every wait */
     now = nio_now_ms();
+    p->loop_now = now; /* the loop's time, once this wait returns */
+    p->loop_now_set = true;
     while (n < cap && !p->closed) {
         nio__timer_cb cb = NULL;
         void *arg = NULL;
@@ -247,6 +249,7 @@ int nio_poll_wait(nio_poll *p, nio_event *ev, int cap, int timeout_ms)
         return -EBUSY;
     }
     p->waiting = true;
+    p->loop_time_ok = p->loop_now_set = false; /* until this wait returns */
     nio__source_free_garbage_locked(p);
     deadline = timeout_ms < 0 ? UINT64_MAX : nio_now_ms() + (uint64_t)timeout_ms;
     for (;;) {
@@ -259,6 +262,7 @@ int nio_poll_wait(nio_poll *p, nio_event *ev, int cap, int timeout_ms)
             break;
     }
     p->waiting = false;
+    p->loop_time_ok = true;
     nio__poll_unlock(p);
     return n;
 }

@@ -98,12 +98,29 @@ static int slot_take(nio__timers *t, uint32_t *out)
     return 0;
 }
 
+/* The time a caller's timer counts from: the loop's time (poll.h) between
+ * a wait's return and the next wait, read once for every start there;
+ * otherwise (no wait yet, or one under way on another thread, maybe for
+ * long) the clock. */
+static uint64_t start_time_locked(nio_poll *p)
+{
+    if (!p->loop_time_ok)
+        return nio_now_ms();
+    if (!p->loop_now_set) {
+        p->loop_now = nio_now_ms();
+        p->loop_now_set = true;
+    }
+    return p->loop_now;
+}
+
+/* Internal timers (cb set) count from the clock: a connect's or a DNS
+ * timeout is never cut short by the loop's time. */
 static int start_locked(nio_poll *p, uint64_t ms, nio_token token, nio__timer_cb cb, void *arg,
                         nio_timer_id *id)
 {
     nio__timers *t = &p->timers;
     uint32_t s;
-    uint64_t deadline = nio_now_ms() + ms;
+    uint64_t deadline = (cb == NULL ? start_time_locked(p) : nio_now_ms()) + ms;
     if (deadline < ms)
         deadline = UINT64_MAX - 1; /* saturate: "never", in practice */
     if (t->nheap == t->capheap && grow((void **)&t->heap, &t->capheap, sizeof *t->heap) < 0)

@@ -16,7 +16,7 @@ int nio_waker_new(nio_poll *p, nio_token token, nio_waker **out)
     nio_waker *w;
     if (p == NULL || out == NULL || token > NIO_TOKEN_MAX)
         return -EINVAL;
-    if (__atomic_load_n(&p->closed, __ATOMIC_RELAXED))
+    if (nio__poll_closed(p))
         return -ECANCELED;
     w = calloc(1, sizeof *w);
     if (w == NULL)

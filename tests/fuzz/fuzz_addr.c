@@ -93,10 +93,27 @@ static void split_round_trip(const char *s, size_t cap)
     free(host);
 }
 
+/* The resolver's one-pass scan agrees with the helpers it stands for. */
+static void scan_agrees(const char *s)
+{
+    char lname[NIO__NAME_MAX], low[NIO__NAME_MAX];
+    uint64_t h;
+    size_t len;
+    bool maybe_lit;
+    nio__ip ip;
+    CHECK(nio__scan_name(s, lname, &len, &h, &maybe_lit) == nio__check_name(s));
+    nio__lower_name(low, s, false);
+    CHECK(strcmp(lname, low) == 0);
+    CHECK(len == strlen(low));
+    CHECK(h == nio__hash_name(low));
+    CHECK(maybe_lit || !nio__parse_literal(s, &ip));
+}
+
 static void name_helpers(const char *s)
 {
     char lname[NIO__NAME_MAX];
     nio__ip ip;
+    scan_agrees(s);
     if (nio__parse_literal(s, &ip))
         CHECK(ip.family == AF_INET || ip.family == AF_INET6);
     nio__lower_name(lname, s, true);
