@@ -38,7 +38,12 @@
 
 #include <nio/common.h>
 #include <nio/poll.h>
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#else
 #include <sys/socket.h>
+#endif
 
 #ifdef __cplusplus
 extern "C" {

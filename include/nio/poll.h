@@ -109,22 +109,22 @@ NIO_EXTERN void nio_poll_free(nio_poll *poll);
  * Returns 0; -EEXIST when fd is already registered; -EINVAL for a bad
  * token, an empty interest, both modes at once, or a negative fd; -EBADF;
  * -EPERM for a regular file on the epoll backend; -ECANCELED once closed. */
-NIO_EXTERN int nio_register(nio_poll *poll, int fd, nio_token token, unsigned interest);
+NIO_EXTERN int nio_register(nio_poll *poll, nio_socket fd, nio_token token, unsigned interest);
 
 /* Replace both the token and the interest of a registered fd; also the way
  * to arm a NIO_ONESHOT registration again.  -ENOENT when fd is not
  * registered; otherwise as nio_register(). */
-NIO_EXTERN int nio_reregister(nio_poll *poll, int fd, nio_token token, unsigned interest);
+NIO_EXTERN int nio_reregister(nio_poll *poll, nio_socket fd, nio_token token, unsigned interest);
 
 /* Remove fd from the poll.  Call it before closing the fd.  After it
  * returns, no event for this registration is reported by a later
  * nio_poll_wait() call.  -ENOENT when fd is not registered. */
-NIO_EXTERN int nio_deregister(nio_poll *poll, int fd);
+NIO_EXTERN int nio_deregister(nio_poll *poll, nio_socket fd);
 
 /* Edge mode on the poll(2) backend: watch fd again for the conditions in
  * `what` (NIO_READABLE/NIO_WRITABLE) after an I/O call failed with EAGAIN.
  * A no-op on epoll.  0, -ENOENT when fd is not registered. */
-NIO_EXTERN int nio_rearm(nio_poll *poll, int fd, unsigned what);
+NIO_EXTERN int nio_rearm(nio_poll *poll, nio_socket fd, unsigned what);
 
 /* Create a waker: nio_wake() from any thread delivers one NIO_EV_WAKE event
  * on token; wakes that happen before the waiting thread collects the event
