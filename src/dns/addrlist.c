@@ -1,8 +1,13 @@
 /* Address lists handed to the caller: one allocation, plain sockaddrs. */
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#else
+#include <netinet/in.h>
+#endif
 
 #include "dns_internal.h"
 

@@ -23,17 +23,16 @@
  * Stale events: an attempt's source is deleted before its socket is
  * closed, so a reused descriptor number never meets an old registration,
  * and sources are found by pointer under he->mu, never by fd. */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#ifndef _WIN32
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#endif
 
 #include "dns/dns_internal.h"
 #include "net/net.h"

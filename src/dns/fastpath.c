@@ -1,11 +1,16 @@
 /* Answers that need no I/O: name syntax, numeric literals, localhost. */
-#include <arpa/inet.h>
 #include <ctype.h>
-#include <net/if.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dns_internal.h"
+
+#ifdef _WIN32
+#include <iphlpapi.h> /* if_nametoindex (netioapi.h) */
+#else
+#include <arpa/inet.h>
+#include <net/if.h>
+#endif
 
 /* Lengths per RFC 1035 section 2.3.4: 63-octet labels, 255-octet wire
  * names, hence 253 characters of text without the trailing dot.  Any other

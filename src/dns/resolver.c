@@ -24,7 +24,6 @@
  */
 #include <ares.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,7 +82,7 @@ struct nio_dns_query {
 };
 
 typedef struct rsock {
-    int fd;
+    ares_socket_t fd;
     unsigned interest;
     nio__source *src;
 } rsock;
@@ -226,7 +225,7 @@ static void on_sock(nio__source *src, unsigned flags)
     pthread_mutex_unlock(&r->lock);
 }
 
-static rsock *sock_find(nio_resolver *r, int fd)
+static rsock *sock_find(nio_resolver *r, ares_socket_t fd)
 {
     for (size_t i = 0; i < r->nsocks; i++)
         if (r->socks[i].fd == fd)
@@ -234,7 +233,7 @@ static rsock *sock_find(nio_resolver *r, int fd)
     return NULL;
 }
 
-static int sock_add(nio_resolver *r, int fd, unsigned interest)
+static int sock_add(nio_resolver *r, ares_socket_t fd, unsigned interest)
 {
     nio__source *src;
     int err;
@@ -724,7 +723,8 @@ static int init_tables(nio_resolver *r, const nio_resolver_opts *o)
 {
     size_t csize = o->cache_size < 0 ? 0 : o->cache_size == 0 ? DEFAULT_CACHE_SIZE
                                                                 : (size_t)o->cache_size;
-    const char *hosts = o->hosts_file != NULL ? o->hosts_file : "/etc/hosts";
+    char buf[512];
+    const char *hosts = o->hosts_file != NULL ? o->hosts_file : nio__hosts_default(buf, sizeof buf);
     int err;
     if ((err = nio__cache_init(&r->cache, csize)) < 0)
         return err;
