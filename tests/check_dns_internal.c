@@ -3,7 +3,6 @@
  * and the fake server's wire helpers.  Linked statically (see
  * Makefile.am) to reach the library's hidden symbols. */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
@@ -289,7 +288,7 @@ static Suite *dns_internal_suite(void)
     tcase_add_test(tc, hosts_parser);
     tcase_add_test(tc, names_and_literals);
     tcase_add_test(tc, wire_names);
-    tcase_add_loop_test(tc, allocation_failure_at_every_step, 0, 2);
+    tcase_add_loop_test(tc, allocation_failure_at_every_step, 0, tu_nbackends);
     suite_add_tcase(s, tc);
     return s;
 }

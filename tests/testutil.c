@@ -5,11 +5,17 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
+#include <time.h>
 #ifdef _WIN32
+#include <iphlpapi.h>
+#include <sys/stat.h>
+#include <sys/utime.h>
 #include <windows.h>
 #else
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #endif
 
 #ifdef _WIN32
@@ -130,6 +136,50 @@ void tu_sleep_ms(unsigned ms)
     Sleep(ms);
 }
 
+const char *tu_lo_name(void)
+{
+    static char name[256]; /* IF_NAMESIZE and more: Windows' names are longer */
+    if (name[0] == '\0')
+        ck_assert_ptr_nonnull(if_indextoname(1, name));
+    return name;
+}
+
+static void temp_name(char *path, size_t cap)
+{
+    char dir[MAX_PATH + 1];
+    DWORD n = GetTempPathA(sizeof dir, dir);
+    ck_assert(n > 0 && n < sizeof dir);
+    ck_assert_uint_ge(cap, MAX_PATH + 1);
+    ck_assert(GetTempFileNameA(dir, "nio", 0, path) != 0); /* creates it, empty */
+}
+
+void tu_tempfile(char *path, size_t cap)
+{
+    temp_name(path, cap);
+}
+
+void tu_tempdir(char *path, size_t cap)
+{
+    temp_name(path, cap);
+    ck_assert(DeleteFileA(path));
+    ck_assert(CreateDirectoryA(path, NULL));
+}
+
+void tu_remove(const char *path)
+{
+    if (!DeleteFileA(path))
+        RemoveDirectoryA(path);
+}
+
+void tu_mtime_ahead(const char *path, int secs)
+{
+    struct _stat64 st;
+    struct __utimbuf64 t;
+    ck_assert_int_eq(_stat64(path, &st), 0);
+    t.actime = t.modtime = time(NULL) + secs;
+    ck_assert_int_eq(_utime64(path, &t), 0);
+}
+
 int tu_under_wine(void)
 {
     HMODULE ntdll = GetModuleHandleA("ntdll.dll");
@@ -228,6 +278,40 @@ void tu_hangup(nio_socket s)
 void tu_sleep_ms(unsigned ms)
 {
     usleep((useconds_t)ms * 1000);
+}
+
+const char *tu_lo_name(void)
+{
+    return "lo";
+}
+
+void tu_tempfile(char *path, size_t cap)
+{
+    int fd;
+    ck_assert_int_lt(snprintf(path, cap, "/tmp/nio-test-XXXXXX"), (int)cap);
+    fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+}
+
+void tu_tempdir(char *path, size_t cap)
+{
+    ck_assert_int_lt(snprintf(path, cap, "/tmp/nio-testdir-XXXXXX"), (int)cap);
+    ck_assert_ptr_nonnull(mkdtemp(path));
+}
+
+void tu_remove(const char *path)
+{
+    remove(path); /* a file or an empty directory */
+}
+
+void tu_mtime_ahead(const char *path, int secs)
+{
+    struct timespec later[2];
+    clock_gettime(CLOCK_REALTIME, &later[0]);
+    later[0].tv_sec += secs;
+    later[1] = later[0];
+    ck_assert_int_eq(utimensat(AT_FDCWD, path, later, 0), 0);
 }
 
 int tu_under_wine(void)

@@ -57,6 +57,18 @@ int tu_poll_one(nio_socket s, short events, int ms);
 size_t tu_drain(nio_poll *p, nio_socket fd); /* read until EAGAIN, then nio_rearm */
 void tu_write_all(nio_socket fd, const void *buf, size_t len);
 void tu_sleep_ms(unsigned ms);
+/* The loopback interface's name, for IPv6 scopes ("fe80::1%lo"): "lo" on
+ * Linux; Windows names interfaces by type and index ("loopback_0", Wine's
+ * "loopback_1"). */
+const char *tu_lo_name(void);
+/* A new empty file, or directory, under the system's temporary directory:
+ * its path in path[cap].  tu_remove() deletes either. */
+void tu_tempfile(char *path, size_t cap);
+void tu_tempdir(char *path, size_t cap);
+void tu_remove(const char *path);
+/* Set a file's modification time secs seconds into the future (a distinct
+ * time even on file systems with coarse timestamps). */
+void tu_mtime_ahead(const char *path, int secs);
 /* Nonzero when running under Wine, whose sockets differ from Windows' in
  * a few documented places (the tests say where). */
 int tu_under_wine(void);

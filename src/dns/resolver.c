@@ -25,6 +25,8 @@
 #include <ares.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -110,14 +112,22 @@ struct nio_resolver {
 
 /* ------------------------------------------------------------ library init */
 
-static pthread_once_t ares_once = PTHREAD_ONCE_INIT;
+static atomic_int ares_once; /* 0: not begun, 1: running, 2: done */
 static int ares_init_status = ARES_ENOTINITIALIZED;
 
 /* ares_library_init() is not thread-safe (it counts calls); once per
- * process, and never cleaned up, as other users of c-ares may share it. */
-static void ares_init_once(void)
+ * process, and never cleaned up, as other users of c-ares may share it.
+ * Not pthread_once: winpthreads' allocates, and crashes when it cannot. */
+static int ares_init_once(void)
 {
-    ares_init_status = ares_library_init(ARES_LIB_INIT_ALL);
+    int expect = 0;
+    if (atomic_compare_exchange_strong(&ares_once, &expect, 1)) {
+        ares_init_status = ares_library_init(ARES_LIB_INIT_ALL);
+        atomic_store(&ares_once, 2);
+    }
+    while (atomic_load(&ares_once) != 2)
+        sched_yield(); /* another thread is in ares_library_init: brief */
+    return ares_init_status;
 }
 
 /* ------------------------------------------------------------ error map */
@@ -745,9 +755,8 @@ int nio_resolver_new(nio_poll *poll, const nio_resolver_opts *opts, nio_resolver
         return -EINVAL;
     if ((err = read_opts(opts, &o)) < 0)
         return err;
-    pthread_once(&ares_once, ares_init_once);
-    if (ares_init_status != ARES_SUCCESS)
-        return ares_init_status == ARES_ENOMEM ? -ENOMEM : NIO_EDNS;
+    if ((err = ares_init_once()) != ARES_SUCCESS)
+        return err == ARES_ENOMEM ? -ENOMEM : NIO_EDNS;
     if ((r = calloc(1, sizeof *r)) == NULL)
         return -ENOMEM;
     r->poll = poll;
