@@ -311,10 +311,17 @@ static uint32_t complete(afd_state *st, asock *s)
         free(s);
         return 0;
     }
+    if (!NT_SUCCESS(status) && status != STATUS_CANCELLED) {
+        /* The request itself failed (its socket is gone under us): an
+         * error, said once; asking again would only fail again, at every
+         * wait.  A reregister starts it afresh. */
+        f = from_afd(AFD_POLL_ABORT, s->want);
+        s->armed = 0;
+        idle_sync(st, s);
+        return f;
+    }
     if (NT_SUCCESS(status) && s->info.NumberOfHandles >= 1)
         e = s->info.Handles[0].Events;
-    else if (status != STATUS_CANCELLED)
-        e = AFD_POLL_ABORT; /* the request itself failed: report it as an error */
     if (e & AFD_POLL_LOCAL_CLOSE) {
         forget(st, s);
         return 0;
