@@ -3,23 +3,22 @@
  * truncation, malformed replies, failover, cancellation, teardown, threads.
  * Every case runs on both poll backends. */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <net/if.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "support/fakedns.h"
 #include "testutil.h"
+
+#ifdef _WIN32
+#include <iphlpapi.h> /* if_nametoindex */
+#else
+#include <net/if.h>
+#endif
 
 #define DEADLINE 20000 /* ms: generous, only a hang reaches it */
 
@@ -139,9 +138,13 @@ START_TEST(numeric_fast_path)
     assert_resolves_to(&e, "127.0.0.1", NIO_AF_UNSPEC, "127.0.0.1", true);
     assert_resolves_to(&e, "::1", NIO_AF_INET6, "::1", true);
     assert_resolves_to(&e, "::ffff:127.0.0.2", AF_INET6, "::ffff:127.0.0.2", true);
-    ck_assert_int_eq(nio_resolve(e.r, "fe80::1%lo", NIO_AF_UNSPEC, 1, &q, &l), 0);
+    {
+        char lit[300];
+        snprintf(lit, sizeof lit, "fe80::1%%%s", tu_lo_name());
+        ck_assert_int_eq(nio_resolve(e.r, lit, NIO_AF_UNSPEC, 1, &q, &l), 0);
+    }
     s6 = (const struct sockaddr_in6 *)nio_addrlist_get(l, 0, NULL);
-    ck_assert_uint_eq(s6->sin6_scope_id, if_nametoindex("lo"));
+    ck_assert_uint_eq(s6->sin6_scope_id, if_nametoindex(tu_lo_name()));
     ck_assert_uint_eq(s6->sin6_port, 0);
     nio_addrlist_set_port(l, 443);
     ck_assert_uint_eq(ntohs(s6->sin6_port), 443);
@@ -236,11 +239,9 @@ static const char hosts_text[] =
 START_TEST(hosts_file_entries)
 {
     env e;
-    char path[] = "/tmp/nio-hosts-XXXXXX";
-    int fd = mkstemp(path);
+    char path[512];
     nio_addrlist *l;
-    ck_assert_int_ge(fd, 0);
-    close(fd);
+    tu_tempfile(path, sizeof path);
     write_file(path, hosts_text);
     env_opts(&e, tu_poll(_i));
     e.o.hosts_file = path;
@@ -268,34 +269,27 @@ START_TEST(hosts_file_entries)
     assert_resolves_to(&e, "v6only.test", NIO_AF_INET6, "::ffff:127.0.0.17", true);
     assert_resolves_to(&e, "v6only.test", NIO_AF_INET, "127.0.0.99", false);
     env_down(&e);
-    unlink(path);
+    tu_remove(path);
 }
 END_TEST
 
 START_TEST(hosts_file_reloads_on_change)
 {
     env e;
-    char path[] = "/tmp/nio-hosts-XXXXXX";
-    int fd = mkstemp(path);
-    struct timespec later[2];
-    ck_assert_int_ge(fd, 0);
-    close(fd);
+    char path[512];
+    tu_tempfile(path, sizeof path);
     write_file(path, "127.0.0.20 reload.test\n");
     env_opts(&e, tu_poll(_i));
     e.o.hosts_file = path;
     env_start(&e);
     assert_resolves_to(&e, "reload.test", NIO_AF_INET, "127.0.0.20", true);
     write_file(path, "127.0.0.21 reload.test\n");
-    /* a distinct mtime even on coarse-timestamp file systems */
-    clock_gettime(CLOCK_REALTIME, &later[0]);
-    later[0].tv_sec += 10;
-    later[1] = later[0];
-    ck_assert_int_eq(utimensat(AT_FDCWD, path, later, 0), 0);
-    usleep(1100 * 1000); /* the file is stat'ed at most once a second */
+    tu_mtime_ahead(path, 10);
+    tu_sleep_ms(1100); /* the file is stat'ed at most once a second */
     assert_resolves_to(&e, "reload.test", NIO_AF_INET, "127.0.0.21", true);
     /* removed: DNS is used */
-    unlink(path);
-    usleep(1100 * 1000);
+    tu_remove(path);
+    tu_sleep_ms(1100);
     fakedns_add_a(e.s, "reload.test", "127.0.0.22", 60);
     assert_resolves_to(&e, "reload.test", NIO_AF_INET, "127.0.0.22", false);
     env_down(&e);
@@ -305,8 +299,8 @@ END_TEST
 START_TEST(hosts_file_missing_or_unreadable)
 {
     env e;
-    char dir[] = "/tmp/nio-hostsdir-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char dir[512];
+    tu_tempdir(dir, sizeof dir);
     env_opts(&e, tu_poll(_i));
     e.o.hosts_file = "/nonexistent/nio/hosts";
     env_start(&e);
@@ -318,7 +312,7 @@ START_TEST(hosts_file_missing_or_unreadable)
     env_start(&e);
     assert_resolves_to(&e, "dns.test", NIO_AF_INET, "127.0.0.30", false);
     env_down(&e);
-    rmdir(dir);
+    tu_remove(dir);
 }
 END_TEST
 
@@ -364,7 +358,7 @@ START_TEST(cname_chain_and_ttl)
     fakedns_add_a(e.s, "real.test", "127.0.2.1", 300);
     assert_resolves_to(&e, "alias.test", NIO_AF_INET, "127.0.2.1", false);
     assert_resolves_to(&e, "ALIAS.test", NIO_AF_INET, "127.0.2.1", true);
-    usleep(1300 * 1000);
+    tu_sleep_ms(1300);
     assert_resolves_to(&e, "alias.test", NIO_AF_INET, "127.0.2.1", false);
     ck_assert_uint_eq(fakedns_count(e.s, "alias.test", FAKEDNS_T_A), 2);
     env_down(&e);
@@ -420,7 +414,7 @@ START_TEST(cache_hit_and_expiry)
     assert_resolves_to(&e, "long.test", NIO_AF_INET, "127.0.4.2", false);
     assert_resolves_to(&e, "cached.test", NIO_AF_INET, "127.0.4.1", true);
     ck_assert_uint_eq(fakedns_count(e.s, "cached.test", 0), 1);
-    usleep(1300 * 1000);
+    tu_sleep_ms(1300);
     assert_resolves_to(&e, "cached.test", NIO_AF_INET, "127.0.4.1", false);
     assert_resolves_to(&e, "long.test", NIO_AF_INET, "127.0.4.2", true);
     ck_assert_uint_eq(fakedns_count(e.s, "cached.test", 0), 2);
@@ -675,11 +669,11 @@ static uint16_t dead_port(void)
 {
     struct sockaddr_in a = {.sin_family = AF_INET};
     socklen_t alen = sizeof a;
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    nio_socket fd = tu_socket(AF_INET, SOCK_DGRAM, 0);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
     ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
-    close(fd);
+    tu_close(fd);
     return ntohs(a.sin_port);
 }
 
@@ -693,7 +687,11 @@ START_TEST(connection_refused)
     e.o.timeout_ms = 3000;
     e.o.tries = 1;
     env_start(&e);
-    assert_fails(&e, "refused.test", NIO_AF_INET, NIO_ECONNDNS);
+    /* Wine's AFD poll takes the ICMP error for itself (the poll reports an
+     * error event, then recv() finds nothing): c-ares can only time out
+     * there.  Windows and Linux hand the refusal to recv(). */
+    assert_fails(&e, "refused.test", NIO_AF_INET,
+                 tu_under_wine() ? NIO_ETIMEOUT_DNS : NIO_ECONNDNS);
     env_down(&e);
 }
 END_TEST
@@ -775,8 +773,8 @@ START_TEST(cancel_later)
     fakedns_add_a(e.s, "ready.test", "127.0.11.3", 60);
     ck_assert_int_eq(nio_resolve(e.r, "ready.test", NIO_AF_INET, 8, &done, &l), -EINPROGRESS);
     for (int i = 0; i < 200 && fakedns_count(e.s, "ready.test", 0) == 0; i++)
-        usleep(10 * 1000);
-    usleep(50 * 1000);
+        tu_sleep_ms(10);
+    tu_sleep_ms(50);
     /* a zero-timeout wait services the socket but the event may already
      * be posted: either way, after cancel nothing for token 8 arrives */
     nio_dns_cancel(done);
@@ -918,35 +916,35 @@ static Suite *dns_suite(void)
     Suite *s = suite_create("dns");
     TCase *tc = tcase_create("resolver");
     tcase_set_timeout(tc, 60);
-    tcase_add_loop_test(tc, numeric_fast_path, 0, 2);
-    tcase_add_loop_test(tc, localhost_names, 0, 2);
-    tcase_add_loop_test(tc, bad_names_and_args, 0, 2);
-    tcase_add_loop_test(tc, hosts_file_entries, 0, 2);
-    tcase_add_loop_test(tc, hosts_file_reloads_on_change, 0, 2);
-    tcase_add_loop_test(tc, hosts_file_missing_or_unreadable, 0, 2);
-    tcase_add_loop_test(tc, a_and_aaaa, 0, 2);
-    tcase_add_loop_test(tc, cname_chain_and_ttl, 0, 2);
-    tcase_add_loop_test(tc, coalescing, 0, 2);
-    tcase_add_loop_test(tc, cache_hit_and_expiry, 0, 2);
-    tcase_add_loop_test(tc, min_ttl_and_no_cache, 0, 2);
-    tcase_add_loop_test(tc, negative_cache, 0, 2);
-    tcase_add_loop_test(tc, each_rcode_its_error, 0, 2);
-    tcase_add_loop_test(tc, timeout_error, 0, 2);
-    tcase_add_loop_test(tc, timeout_then_retry, 0, 2);
-    tcase_add_loop_test(tc, a_answered_while_aaaa_dropped, 0, 2);
-    tcase_add_loop_test(tc, unspec_partial_failure_keeps_addresses, 0, 2);
-    tcase_add_loop_test(tc, truncated_retries_over_tcp, 0, 2);
-    tcase_add_loop_test(tc, malformed_reply_is_an_error, 0, 2);
-    tcase_add_loop_test(tc, wrong_id_and_garbage_ignored, 0, 2);
-    tcase_add_loop_test(tc, failover_to_second_server, 0, 2);
-    tcase_add_loop_test(tc, servfail_fails_over_with_two_servers, 0, 2);
-    tcase_add_loop_test(tc, connection_refused, 0, 2);
-    tcase_add_loop_test(tc, bad_options, 0, 2);
-    tcase_add_loop_test(tc, cancel_immediately, 0, 2);
-    tcase_add_loop_test(tc, cancel_later, 0, 2);
-    tcase_add_loop_test(tc, cancel_inside_event_handling, 0, 2);
-    tcase_add_loop_test(tc, free_resolver_with_250_in_flight, 0, 2);
-    tcase_add_loop_test(tc, concurrent_resolves_from_threads, 0, 2);
+    tcase_add_loop_test(tc, numeric_fast_path, 0, tu_nbackends);
+    tcase_add_loop_test(tc, localhost_names, 0, tu_nbackends);
+    tcase_add_loop_test(tc, bad_names_and_args, 0, tu_nbackends);
+    tcase_add_loop_test(tc, hosts_file_entries, 0, tu_nbackends);
+    tcase_add_loop_test(tc, hosts_file_reloads_on_change, 0, tu_nbackends);
+    tcase_add_loop_test(tc, hosts_file_missing_or_unreadable, 0, tu_nbackends);
+    tcase_add_loop_test(tc, a_and_aaaa, 0, tu_nbackends);
+    tcase_add_loop_test(tc, cname_chain_and_ttl, 0, tu_nbackends);
+    tcase_add_loop_test(tc, coalescing, 0, tu_nbackends);
+    tcase_add_loop_test(tc, cache_hit_and_expiry, 0, tu_nbackends);
+    tcase_add_loop_test(tc, min_ttl_and_no_cache, 0, tu_nbackends);
+    tcase_add_loop_test(tc, negative_cache, 0, tu_nbackends);
+    tcase_add_loop_test(tc, each_rcode_its_error, 0, tu_nbackends);
+    tcase_add_loop_test(tc, timeout_error, 0, tu_nbackends);
+    tcase_add_loop_test(tc, timeout_then_retry, 0, tu_nbackends);
+    tcase_add_loop_test(tc, a_answered_while_aaaa_dropped, 0, tu_nbackends);
+    tcase_add_loop_test(tc, unspec_partial_failure_keeps_addresses, 0, tu_nbackends);
+    tcase_add_loop_test(tc, truncated_retries_over_tcp, 0, tu_nbackends);
+    tcase_add_loop_test(tc, malformed_reply_is_an_error, 0, tu_nbackends);
+    tcase_add_loop_test(tc, wrong_id_and_garbage_ignored, 0, tu_nbackends);
+    tcase_add_loop_test(tc, failover_to_second_server, 0, tu_nbackends);
+    tcase_add_loop_test(tc, servfail_fails_over_with_two_servers, 0, tu_nbackends);
+    tcase_add_loop_test(tc, connection_refused, 0, tu_nbackends);
+    tcase_add_loop_test(tc, bad_options, 0, tu_nbackends);
+    tcase_add_loop_test(tc, cancel_immediately, 0, tu_nbackends);
+    tcase_add_loop_test(tc, cancel_later, 0, tu_nbackends);
+    tcase_add_loop_test(tc, cancel_inside_event_handling, 0, tu_nbackends);
+    tcase_add_loop_test(tc, free_resolver_with_250_in_flight, 0, tu_nbackends);
+    tcase_add_loop_test(tc, concurrent_resolves_from_threads, 0, tu_nbackends);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -3,7 +3,6 @@
  * and the fake server's wire helpers.  Linked statically (see
  * Makefile.am) to reach the library's hidden symbols. */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
@@ -454,8 +453,8 @@ static Suite *dns_internal_suite(void)
     tcase_add_test(tc, names_and_literals);
     tcase_add_test(tc, scan_name_as_helpers);
     tcase_add_test(tc, wire_names);
-    tcase_add_loop_test(tc, allocation_failure_at_every_step, 0, 2);
-    tcase_add_loop_test(tc, allocation_failure_with_spare_records, 0, 2);
+    tcase_add_loop_test(tc, allocation_failure_at_every_step, 0, tu_nbackends);
+    tcase_add_loop_test(tc, allocation_failure_with_spare_records, 0, tu_nbackends);
     tcase_add_test(tc, record_pool);
     suite_add_tcase(s, tc);
     return s;

@@ -5,14 +5,13 @@
 #include <check.h>
 #include <errno.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #include "poll/internal.h"
 #include "testutil.h"
 
 struct echo_src {
     nio_poll *p;
-    int fd;
+    nio_socket fd;
     int calls;
     nio__source *src;
     nio__pending done;
@@ -31,8 +30,9 @@ static void on_ready(nio__source *src, unsigned flags)
 START_TEST(internal_source_is_invisible)
 {
     nio_poll *p = tu_poll(_i);
-    struct echo_src e = {p, -1, 0, NULL, {0}, 31};
-    int sv[2], others = 0;
+    struct echo_src e = {p, NIO_INVALID_SOCKET, 0, NULL, {0}, 31};
+    nio_socket sv[2];
+    int others = 0;
     nio_event ev[8];
     tu_socketpair(sv);
     e.fd = sv[0];
@@ -50,8 +50,8 @@ START_TEST(internal_source_is_invisible)
     ck_assert_int_eq(tu_collect(p, ev, 8, 30), 0);
     ck_assert_int_eq(e.calls, 1);
     (void)others;
-    close(sv[0]);
-    close(sv[1]);
+    tu_close(sv[0]);
+    tu_close(sv[1]);
     nio_poll_free(p);
 }
 END_TEST
@@ -156,7 +156,7 @@ START_TEST(delete_from_callback)
 {
     nio_poll *p = tu_poll(_i);
     struct pair pr = {p, NULL, NULL, -1, -1, 0};
-    int a[2], b[2];
+    nio_socket a[2], b[2];
     nio_event ev[4];
     tu_socketpair(a);
     tu_socketpair(b);
@@ -164,13 +164,13 @@ START_TEST(delete_from_callback)
     ck_assert_int_eq(nio__source_new(p, b[0], NIO_READABLE, kill_other, &pr, &pr.b), 0);
     tu_write_all(a[1], "a", 1);
     tu_write_all(b[1], "b", 1);
-    usleep(10000);
+    tu_sleep_ms(10);
     ck_assert_int_eq(tu_collect(p, ev, 4, 50), 0);
     ck_assert_int_eq(pr.calls, 1);
-    close(a[0]);
-    close(a[1]);
-    close(b[0]);
-    close(b[1]);
+    tu_close(a[0]);
+    tu_close(a[1]);
+    tu_close(b[0]);
+    tu_close(b[1]);
     nio_poll_free(p);
 }
 END_TEST
@@ -181,10 +181,10 @@ int main(void)
     TCase *tc = tcase_create("sources");
     SRunner *sr;
     int failed;
-    tcase_add_loop_test(tc, internal_source_is_invisible, 0, 2);
-    tcase_add_loop_test(tc, internal_timer_runs_callback, 0, 2);
-    tcase_add_loop_test(tc, internal_cancel_after_close, 0, 2);
-    tcase_add_loop_test(tc, delete_from_callback, 0, 2);
+    tcase_add_loop_test(tc, internal_source_is_invisible, 0, tu_nbackends);
+    tcase_add_loop_test(tc, internal_timer_runs_callback, 0, tu_nbackends);
+    tcase_add_loop_test(tc, internal_cancel_after_close, 0, tu_nbackends);
+    tcase_add_loop_test(tc, delete_from_callback, 0, tu_nbackends);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -6,17 +6,16 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include "testutil.h"
+
+#ifndef _WIN32
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#endif
 
 #define LONG_WAIT 10000 /* generous: a loaded machine must not fail a test */
 
@@ -212,19 +211,40 @@ static const struct {
     {"1.2.3.4%lo:80", -EINVAL, NULL},
 };
 
+/* The cases name the loopback interface "lo", as Linux does: "%lo" stands
+ * for whatever it is called here (tu_lo_name). */
+static const char *with_lo(const char *in, char *buf, size_t cap)
+{
+    const char *lo = tu_lo_name();
+    size_t n = 0;
+    for (const char *p = in; *p != '\0'; p++) {
+        const char *piece = strncmp(p, "%lo", 3) == 0 ? lo : NULL;
+        if (piece != NULL) {
+            n += (size_t)snprintf(buf + n, cap - n, "%%%s", piece);
+            p += 2;
+        } else {
+            n += (size_t)snprintf(buf + n, cap - n, "%c", *p);
+        }
+        ck_assert_uint_lt(n, cap);
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
 START_TEST(addr_parse_table)
 {
     for (size_t k = 0; k < sizeof parse_cases / sizeof parse_cases[0]; k++) {
         nio_addr a;
-        char buf[NIO_ADDRSTRLEN];
-        int rc = nio_addr_parse(parse_cases[k].in, &a);
+        char buf[NIO_ADDRSTRLEN], in[256], out[256];
+        const char *want = parse_cases[k].out ? parse_cases[k].out : parse_cases[k].in;
+        int rc = nio_addr_parse(with_lo(parse_cases[k].in, in, sizeof in), &a);
         ck_assert_msg(rc == parse_cases[k].rc, "parse(\"%s\") = %d, want %d", parse_cases[k].in,
                       rc, parse_cases[k].rc);
         if (rc != 0)
             continue;
         rc = nio_addr_format((struct sockaddr *)&a.ss, a.len, buf, sizeof buf);
         ck_assert_int_gt(rc, 0);
-        ck_assert_str_eq(buf, parse_cases[k].out ? parse_cases[k].out : parse_cases[k].in);
+        ck_assert_str_eq(buf, with_lo(want, out, sizeof out));
         ck_assert_int_eq((size_t)rc, strlen(buf));
     }
     ck_assert_int_eq(nio_addr_parse(NULL, &(nio_addr){0}), -EINVAL);
@@ -241,7 +261,10 @@ START_TEST(addr_from_ip_format_port)
     ck_assert_int_eq(nio_addr_port((struct sockaddr *)&a.ss, a.len), 8080);
     ck_assert_int_gt(nio_addr_format((struct sockaddr *)&a.ss, a.len, buf, sizeof buf), 0);
     ck_assert_str_eq(buf, "[::1]:8080");
-    ck_assert_int_eq(nio_addr_from_ip("fe80::1%lo", 80, &a), 0);
+    {
+        char ip[256];
+        ck_assert_int_eq(nio_addr_from_ip(with_lo("fe80::1%lo", ip, sizeof ip), 80, &a), 0);
+    }
     ck_assert_uint_ne(((struct sockaddr_in6 *)&a.ss)->sin6_scope_id, 0);
     ck_assert_int_eq(nio_addr_from_ip("10.1.2.3", 0, &a), 0);
     ck_assert_int_eq(nio_addr_port((struct sockaddr *)&a.ss, a.len), 0);
@@ -350,10 +373,11 @@ START_TEST(connect_refused)
     nio_poll *p = tu_poll(_i);
     nio_tcp_stream *c = NULL;
     nio_addr a;
-    int rc, hold;
+    int rc;
+    nio_socket hold;
     /* a bound socket that never listens: its port refuses, and stays ours */
     ck_assert_int_eq(nio_addr_parse("127.0.0.1:0", &a), 0);
-    hold = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    hold = tu_socket(AF_INET, SOCK_STREAM, 0);
     ck_assert_int_eq(bind(hold, (struct sockaddr *)&a.ss, a.len), 0);
     a.len = sizeof a.ss;
     ck_assert_int_eq(getsockname(hold, (struct sockaddr *)&a.ss, &a.len), 0);
@@ -366,10 +390,10 @@ START_TEST(connect_refused)
         ck_assert_int_eq(nio_tcp_connect_result(c), -ECONNREFUSED);
         /* still the caller's: sticky result, usable handle */
         ck_assert_int_eq(nio_tcp_connect_result(c), -ECONNREFUSED);
-        ck_assert_int_ge(nio_tcp_fd(c), 0);
+        ck_assert(nio_tcp_fd(c) != NIO_INVALID_SOCKET);
         ck_assert_uint_eq(nio_tcp_close(c), 0);
     }
-    close(hold);
+    tu_close(hold);
     nio_poll_free(p);
     ck_assert_int_eq(tu_count_fds(), fds);
 }
@@ -378,33 +402,30 @@ END_TEST
 /* Fill a backlog-0 listener that never accepts until a connect stays
  * pending (this kernel drops SYNs to a full accept queue).  Returns the
  * count of raw client fds in fill[]. */
-static int fill_backlog(const nio_addr *a, int *fill, int max)
+static int fill_backlog(const nio_addr *a, nio_socket *fill, int max)
 {
     int n = 0;
     while (n < max) {
-        struct pollfd pf;
-        int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        ck_assert_int_ge(fd, 0);
+        nio_socket fd = tu_socket(a->ss.ss_family, SOCK_STREAM, 1);
         fill[n++] = fd;
-        if (connect(fd, (const struct sockaddr *)&a->ss, a->len) < 0)
-            ck_assert_int_eq(errno, EINPROGRESS);
-        pf = (struct pollfd){.fd = fd, .events = POLLOUT};
-        if (poll(&pf, 1, 300) == 0)
+        ck_assert(tu_connect_started(fd, (const struct sockaddr *)&a->ss, a->len));
+        if (tu_poll_one(fd, POLLOUT, 300) == 0)
             return n; /* this one hangs in SYN_SENT: the queue is full */
     }
     ck_abort_msg("backlog never filled after %d connects", max);
     return n;
 }
 
-static void close_all(int *fds, int n)
+static void close_all(nio_socket *fds, int n)
 {
     for (int i = 0; i < n; i++)
-        close(fds[i]);
+        tu_close(fds[i]);
 }
 
 START_TEST(connect_timeout)
 {
-    int fds = tu_count_fds(), fill[64], nfill;
+    int fds = tu_count_fds(), nfill;
+    nio_socket fill[64];
     nio_poll *p = tu_poll(_i);
     nio_addr a;
     nio_tcp_listener *l = listen_on(p, "127.0.0.1:0", 0, &a);
@@ -429,7 +450,8 @@ END_TEST
 
 START_TEST(close_while_connecting)
 {
-    int fds = tu_count_fds(), fill[64], nfill;
+    int fds = tu_count_fds(), nfill;
+    nio_socket fill[64];
     nio_poll *p = tu_poll(_i);
     nio_addr a;
     nio_tcp_listener *l = listen_on(p, "127.0.0.1:0", 0, &a);
@@ -483,7 +505,10 @@ START_TEST(reset_by_peer)
     f = wait_flags(pr.p, TOK_C, NIO_EV_READ_CLOSED);
     ck_assert(f & NIO_EV_READ_CLOSED);
     r = nio_tcp_read(pr.c, b, sizeof b);
-    ck_assert_msg(r == -ECONNRESET, "read: %zd", r);
+    /* Wine's server takes the reset's pending error for itself when it
+     * polls the socket, so its recv() then says end of stream; Windows and
+     * Linux say ECONNRESET. */
+    ck_assert_msg(r == -ECONNRESET || (r == 0 && tu_under_wine()), "read: %zd", r);
     pair_close(&pr);
 }
 END_TEST
@@ -508,7 +533,7 @@ START_TEST(write_to_dead_peer)
     /* and again, through the queue and the vector path */
     w = nio_tcp_send(pr.c, chunk, sizeof chunk);
     ck_assert_msg(w == -EPIPE || w == -ECONNRESET, "send: %zd", w);
-    w = nio_tcp_writev(pr.c, &(struct iovec){chunk, 10}, 1);
+    w = nio_tcp_writev(pr.c, &(nio_iovec){chunk, 10}, 1);
     ck_assert_msg(w == -EPIPE || w == -ECONNRESET, "writev: %zd", w);
     pair_close(&pr);
 }
@@ -554,11 +579,11 @@ END_TEST
 /* Gather-write n one-byte vectors, retrying the tail after a short write. */
 static void writev_bytes(nio_poll *p, nio_tcp_stream *s, nio_token tok, char *b, int n)
 {
-    struct iovec v[64];
+    nio_iovec v[64];
     int done = 0;
     ck_assert_int_le(n, 64);
     for (int i = 0; i < n; i++)
-        v[i] = (struct iovec){b + i, 1};
+        v[i] = (nio_iovec){b + i, 1};
     while (done < n) {
         ssize_t w = nio_tcp_writev(s, v + done, n - done);
         if (w == -EAGAIN) {
@@ -573,11 +598,11 @@ static void writev_bytes(nio_poll *p, nio_tcp_stream *s, nio_token tok, char *b,
 /* Scatter-read exactly n bytes into one-byte vectors. */
 static void readv_bytes(nio_poll *p, nio_tcp_stream *s, nio_token tok, char *b, int n)
 {
-    struct iovec v[64];
+    nio_iovec v[64];
     int got = 0;
     uint64_t end = nio_now_ms() + LONG_WAIT;
     for (int i = 0; i < n; i++)
-        v[i] = (struct iovec){b + i, 1};
+        v[i] = (nio_iovec){b + i, 1};
     while (got < n) {
         ssize_t r = nio_tcp_readv(s, v + got, n - got);
         if (r == -EAGAIN) {
@@ -614,7 +639,7 @@ START_TEST(bad_arguments)
 {
     pair pr;
     char b[8];
-    struct iovec v[2] = {{b, 0}, {b, 0}}, nullv = {NULL, 4};
+    nio_iovec v[2] = {{b, 0}, {b, 0}}, nullv = {NULL, 4};
     nio_tcp_stream *out = (nio_tcp_stream *)&pr; /* must be reset to NULL */
     nio_tcp_listener *lout = NULL;
     nio_addr a;
@@ -663,7 +688,7 @@ START_TEST(bad_arguments)
     ck_assert_int_eq(nio_tcp_shutdown(NULL, SHUT_WR), -EINVAL);
     ck_assert_int_eq(nio_tcp_local_addr(NULL, &a), -EINVAL);
     ck_assert_int_eq(nio_tcp_peer_addr(pr.c, NULL), -EINVAL);
-    ck_assert_int_eq(nio_tcp_fd(NULL), -EINVAL);
+    ck_assert(nio_tcp_fd(NULL) == TU_FD_OF_NULL);
     ck_assert_int_eq(nio_tcp_reregister(NULL, 1, NIO_READABLE), -EINVAL);
     ck_assert_int_eq(nio_tcp_set_nodelay(NULL, true), -EINVAL);
     ck_assert_int_eq(nio_tcp_set_linger0(NULL, true), -EINVAL);
@@ -693,6 +718,7 @@ END_TEST
 
 /* ------------------------------------------------------------ listener */
 
+#ifndef _WIN32 /* Windows has no descriptor limit to hit, and no spare to free */
 /* The child of listener_emfile: every failure is an exit code, never a
  * Check assertion (this is not Check's process). */
 static int emfile_child(int _i)
@@ -765,6 +791,8 @@ START_TEST(listener_emfile)
     ck_assert_int_eq(tu_count_fds(), fds);
 }
 END_TEST
+#endif
+
 
 START_TEST(listener_options)
 {
@@ -775,10 +803,20 @@ START_TEST(listener_options)
     nio_tcp_listen_opts o = {.reuseport = true};
     int rc;
     ck_assert_int_eq(nio_addr_parse("127.0.0.1:0", &a), 0);
+#ifdef _WIN32
+    o.reuseport = false;
+#endif
     ck_assert_int_eq(nio_tcp_listen_ex(p, (struct sockaddr *)&a.ss, a.len, 4, &o, 1, &l1), 0);
     ck_assert_int_eq(nio_tcp_listener_addr(l1, &a), 0);
+#ifdef _WIN32
+    o.reuseport = true;
+#endif
     /* the same port again: fine with REUSEPORT, refused without */
+#ifdef _WIN32 /* no SO_REUSEPORT */
+    ck_assert_int_eq(nio_tcp_listen_ex(p, (struct sockaddr *)&a.ss, a.len, 4, &o, 2, &l2), -ENOTSUP);
+#else
     ck_assert_int_eq(nio_tcp_listen_ex(p, (struct sockaddr *)&a.ss, a.len, 4, &o, 2, &l2), 0);
+#endif
     ck_assert_int_eq(nio_tcp_listen(p, (struct sockaddr *)&a.ss, a.len, 4, 3, &l3), -EADDRINUSE);
     ck_assert_ptr_null(l3);
     nio_tcp_listener_close(l1);
@@ -840,7 +878,7 @@ static bool udp_round(int _i, const char *where)
     ck_assert(memcmp(b, "pong", 4) == 0);
     ck_assert_int_eq(nio_udp_recv(u2, b, sizeof b), 0);
     ck_assert_int_eq(nio_udp_reregister(u2, 77, NIO_READABLE), 0);
-    ck_assert_int_ge(nio_udp_fd(u2), 0);
+    ck_assert(nio_udp_fd(u2) != NIO_INVALID_SOCKET);
     nio_udp_close(u1);
     nio_udp_close(u2);
     nio_poll_free(p);
@@ -865,13 +903,13 @@ END_TEST
 START_TEST(tcp_ipv6)
 {
     nio_addr a;
-    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    nio_socket fd = socket(AF_INET6, SOCK_STREAM, 0);
     bool ok;
     pair pr;
     ck_assert_int_eq(nio_addr_parse("[::1]:0", &a), 0);
-    ok = fd >= 0 && bind(fd, (struct sockaddr *)&a.ss, a.len) == 0;
-    if (fd >= 0)
-        close(fd);
+    ok = fd != NIO_INVALID_SOCKET && bind(fd, (struct sockaddr *)&a.ss, a.len) == 0;
+    if (fd != NIO_INVALID_SOCKET)
+        tu_close(fd);
     if (!ok) {
         fprintf(stderr, "SKIP tcp_ipv6 (%s): ::1 is unavailable\n", tu_backend(_i));
         return;
@@ -1095,9 +1133,9 @@ START_TEST(bulk_64mib_both_ways)
         int v = 0;
         socklen_t vl = sizeof v;
         /* the kernel doubles the request for its bookkeeping */
-        ck_assert_int_eq(getsockopt(nio_tcp_fd(k ? pr.s : pr.c), SOL_SOCKET, SO_SNDBUF, &v, &vl), 0);
+        ck_assert_int_eq(getsockopt(nio_tcp_fd(k ? pr.s : pr.c), SOL_SOCKET, SO_SNDBUF, (void *)&v, &vl), 0);
         ck_assert_int_le(v, 2 * 4096 + 1024);
-        ck_assert_int_eq(getsockopt(nio_tcp_fd(k ? pr.s : pr.c), SOL_SOCKET, SO_RCVBUF, &v, &vl), 0);
+        ck_assert_int_eq(getsockopt(nio_tcp_fd(k ? pr.s : pr.c), SOL_SOCKET, SO_RCVBUF, (void *)&v, &vl), 0);
         ck_assert_int_le(v, 2 * 4096 + 1024);
     }
     memset(sd, 0, sizeof sd);
@@ -1157,7 +1195,7 @@ START_TEST(short_write_then_drain_reports_writable)
         if (r > 0)
             got += (size_t)r;
         else
-            usleep(1000);
+            tu_sleep_ms(1);
     }
     ck_assert_uint_eq(got, (size_t)w);
     end = nio_now_ms() + LONG_WAIT;
@@ -1175,31 +1213,33 @@ static Suite *net_suite(void)
     TCase *heavy = tcase_create("heavy");
     tcase_set_timeout(tc, 60);
     tcase_set_timeout(heavy, 600);
-    tcase_add_loop_test(tc, addr_parse_table, 0, 2);
-    tcase_add_loop_test(tc, short_write_then_drain_reports_writable, 0, 2);
-    tcase_add_loop_test(tc, addr_from_ip_format_port, 0, 2);
-    tcase_add_loop_test(tc, split_host_port_table, 0, 2);
-    tcase_add_loop_test(tc, connect_accept_addresses_options, 0, 2);
-    tcase_add_loop_test(tc, connect_refused, 0, 2);
-    tcase_add_loop_test(tc, connect_timeout, 0, 2);
-    tcase_add_loop_test(tc, close_while_connecting, 0, 2);
-    tcase_add_loop_test(tc, timeout_does_not_hit_completed_connect, 0, 2);
-    tcase_add_loop_test(tc, reset_by_peer, 0, 2);
-    tcase_add_loop_test(tc, write_to_dead_peer, 0, 2);
-    tcase_add_loop_test(tc, half_close, 0, 2);
-    tcase_add_loop_test(tc, ping_pong_buffer, 0, 2);
-    tcase_add_loop_test(tc, ping_pong_vectors, 0, 2);
-    tcase_add_loop_test(tc, bad_arguments, 0, 2);
-    tcase_add_loop_test(tc, reregister_changes_token, 0, 2);
-    tcase_add_loop_test(tc, listener_emfile, 0, 2);
-    tcase_add_loop_test(tc, listener_options, 0, 2);
-    tcase_add_loop_test(tc, udp_ipv4, 0, 2);
-    tcase_add_loop_test(tc, udp_ipv6, 0, 2);
-    tcase_add_loop_test(tc, tcp_ipv6, 0, 2);
-    tcase_add_loop_test(tc, read_into_limits, 0, 2);
-    tcase_add_loop_test(tc, write_queue_marks_and_close_count, 0, 2);
-    tcase_add_loop_test(tc, write_queue_drains, 0, 2);
-    tcase_add_loop_test(heavy, bulk_64mib_both_ways, 0, 2);
+    tcase_add_loop_test(tc, addr_parse_table, 0, tu_nbackends);
+    tcase_add_loop_test(tc, short_write_then_drain_reports_writable, 0, tu_nbackends);
+    tcase_add_loop_test(tc, addr_from_ip_format_port, 0, tu_nbackends);
+    tcase_add_loop_test(tc, split_host_port_table, 0, tu_nbackends);
+    tcase_add_loop_test(tc, connect_accept_addresses_options, 0, tu_nbackends);
+    tcase_add_loop_test(tc, connect_refused, 0, tu_nbackends);
+    tcase_add_loop_test(tc, connect_timeout, 0, tu_nbackends);
+    tcase_add_loop_test(tc, close_while_connecting, 0, tu_nbackends);
+    tcase_add_loop_test(tc, timeout_does_not_hit_completed_connect, 0, tu_nbackends);
+    tcase_add_loop_test(tc, reset_by_peer, 0, tu_nbackends);
+    tcase_add_loop_test(tc, write_to_dead_peer, 0, tu_nbackends);
+    tcase_add_loop_test(tc, half_close, 0, tu_nbackends);
+    tcase_add_loop_test(tc, ping_pong_buffer, 0, tu_nbackends);
+    tcase_add_loop_test(tc, ping_pong_vectors, 0, tu_nbackends);
+    tcase_add_loop_test(tc, bad_arguments, 0, tu_nbackends);
+    tcase_add_loop_test(tc, reregister_changes_token, 0, tu_nbackends);
+#ifndef _WIN32
+    tcase_add_loop_test(tc, listener_emfile, 0, tu_nbackends);
+#endif
+    tcase_add_loop_test(tc, listener_options, 0, tu_nbackends);
+    tcase_add_loop_test(tc, udp_ipv4, 0, tu_nbackends);
+    tcase_add_loop_test(tc, udp_ipv6, 0, tu_nbackends);
+    tcase_add_loop_test(tc, tcp_ipv6, 0, tu_nbackends);
+    tcase_add_loop_test(tc, read_into_limits, 0, tu_nbackends);
+    tcase_add_loop_test(tc, write_queue_marks_and_close_count, 0, tu_nbackends);
+    tcase_add_loop_test(tc, write_queue_drains, 0, tu_nbackends);
+    tcase_add_loop_test(heavy, bulk_64mib_both_ways, 0, tu_nbackends);
     suite_add_tcase(s, tc);
     suite_add_tcase(s, heavy);
     return s;

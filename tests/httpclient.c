@@ -84,9 +84,18 @@ bool hreq_on_event(hreq *r, unsigned flags)
     return read_all(r);
 }
 
+/* The blank line that ends the head (memmem is GNU's, not Windows'). */
+static const char *head_end(const char *d, size_t n)
+{
+    for (size_t i = 0; i + 4 <= n; i++)
+        if (memcmp(d + i, "\r\n\r\n", 4) == 0)
+            return d + i;
+    return NULL;
+}
+
 const char *hreq_body(const hreq *r, size_t *len)
 {
-    const char *b = r->data ? memmem(r->data, r->len, "\r\n\r\n", 4) : NULL;
+    const char *b = r->data ? head_end(r->data, r->len) : NULL;
     if (b == NULL)
         return NULL;
     b += 4;

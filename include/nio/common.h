@@ -16,7 +16,11 @@
 extern "C" {
 #endif
 
-#if defined(__GNUC__) && __GNUC__ >= 4
+#if defined(_WIN32)
+/* A DLL built by libtool exports every symbol when none is marked, and a
+ * static library needs no marking: nothing to say on Windows. */
+#define NIO_EXTERN
+#elif defined(__GNUC__) && __GNUC__ >= 4
 #define NIO_EXTERN __attribute__((visibility("default")))
 #else
 #define NIO_EXTERN
@@ -32,6 +36,19 @@ extern "C" {
  * sockets, connect attempts), so a larger token is -EINVAL. */
 typedef uint64_t nio_token;
 #define NIO_TOKEN_MAX ((nio_token)INT64_MAX)
+
+/* A socket as the system names it, passed to nio_register() and returned
+ * by nio_tcp_fd() and its kin: a file descriptor (int) on POSIX systems, a
+ * SOCKET (an unsigned, pointer-sized handle) on Windows.  On POSIX systems
+ * it is plain int, so code written for int keeps its ABI.
+ * NIO_INVALID_SOCKET is a value no socket has (-1; INVALID_SOCKET). */
+#ifdef _WIN32
+typedef uintptr_t nio_socket;
+#define NIO_INVALID_SOCKET (~(nio_socket)0)
+#else
+typedef int nio_socket;
+#define NIO_INVALID_SOCKET (-1)
+#endif
 
 /* Library error codes outside the errno range (errno values stay below
  * 4096 on every supported system).  The list macro keeps the enum and

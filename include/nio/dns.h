@@ -38,7 +38,12 @@
 
 #include <nio/common.h>
 #include <nio/poll.h>
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#else
 #include <sys/socket.h>
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -69,8 +74,9 @@ typedef struct nio_resolver_opts {
     size_t size;
     unsigned flags;          /* NIO_RESOLVER_* */
     const char *servers;     /* "127.0.0.1:5353,[::1]:53"; NULL: resolv.conf's */
-    const char *resolv_conf; /* NULL: /etc/resolv.conf */
-    const char *hosts_file;  /* NULL: /etc/hosts; "": no hosts file */
+    const char *resolv_conf; /* NULL: /etc/resolv.conf (Windows: the adapters' settings) */
+    const char *hosts_file;  /* NULL: /etc/hosts (Windows: <system dir>\drivers\etc\hosts);
+                              * "": no hosts file */
     int timeout_ms;          /* first try's timeout; 0: resolv.conf or c-ares default */
     int tries;               /* attempts per server; 0: resolv.conf or c-ares default */
     int rotate;              /* 1: spread queries over the servers; 0: resolv.conf */

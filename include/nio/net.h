@@ -10,8 +10,17 @@
  * re-armed the poll(2) backend's edge emulation (nio_rearm), so nothing is
  * missed.
  *
- * Errors: negative errno values, as everywhere in nio.  Nothing here raises
- * SIGPIPE (MSG_NOSIGNAL), and EINTR is retried inside.
+ * Errors: negative errno values, as everywhere in nio, on Windows too
+ * (Winsock's codes are mapped: WSAECONNREFUSED is -ECONNREFUSED).  Nothing
+ * here raises SIGPIPE (MSG_NOSIGNAL), and EINTR is retried inside.
+ *
+ * Windows: the poll starts Winsock (WSAStartup) and stops it when freed, so
+ * every call here on a live poll finds it started.  Sockets are SOCKETs
+ * (nio_socket), created non-inheritable; vectored calls take up to 64
+ * buffers; there is no SO_REUSEPORT (-ENOTSUP), SO_REUSEADDR is not set
+ * (on Windows it would let another socket steal the port), and the
+ * listener keeps no spare descriptor (Windows has no descriptor table to
+ * run out of).
  *
  * Threads: a stream, listener or UDP socket is used by one thread at a time
  * (calls on one object are not synchronised with each other); different
@@ -29,14 +38,38 @@
 #include <nio/common.h>
 #include <nio/poll.h>
 
-#include <netinet/in.h>
 #include <stdbool.h>
-#include <sys/socket.h>
 #include <sys/types.h>
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#else
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
+#endif
 
 #ifdef __cplusplus
 extern "C" {
+#endif
+
+/* One buffer of a scatter/gather call: struct iovec on POSIX systems (so
+ * the ABI there is readv(2)'s), the same two fields on Windows, which has
+ * no struct iovec. */
+#ifdef _WIN32
+/* nio_tcp_shutdown()'s how by its POSIX names (Winsock's SD_RECEIVE,
+ * SD_SEND and SD_BOTH, which have the same values, work as well). */
+#ifndef SHUT_RD
+#define SHUT_RD SD_RECEIVE
+#define SHUT_WR SD_SEND
+#define SHUT_RDWR SD_BOTH
+#endif
+typedef struct nio_iovec {
+    void *iov_base;
+    size_t iov_len;
+} nio_iovec;
+#else
+typedef struct iovec nio_iovec;
 #endif
 
 /* ------------------------------------------------------------ addresses */
@@ -136,7 +169,7 @@ NIO_EXTERN ssize_t nio_tcp_read(nio_tcp_stream *s, void *buf, size_t len);
 /* Scatter read into iovcnt (1..IOV_MAX) buffers; as nio_tcp_read().
  * -EINVAL for NULL, iovcnt out of range, a NULL base with a nonzero length,
  * or a total length of 0. */
-NIO_EXTERN ssize_t nio_tcp_readv(nio_tcp_stream *s, const struct iovec *iov, int iovcnt);
+NIO_EXTERN ssize_t nio_tcp_readv(nio_tcp_stream *s, const nio_iovec *iov, int iovcnt);
 
 /* Write up to len bytes, straight to the socket (no queueing: see
  * nio_tcp_send for that).  Returns the count written (may be short),
@@ -149,7 +182,7 @@ NIO_EXTERN ssize_t nio_tcp_write(nio_tcp_stream *s, const void *buf, size_t len)
 
 /* Gather write of iovcnt (1..IOV_MAX) buffers; as nio_tcp_write().  -EINVAL
  * for NULL, iovcnt out of range, or a NULL base with a nonzero length. */
-NIO_EXTERN ssize_t nio_tcp_writev(nio_tcp_stream *s, const struct iovec *iov, int iovcnt);
+NIO_EXTERN ssize_t nio_tcp_writev(nio_tcp_stream *s, const nio_iovec *iov, int iovcnt);
 
 /* shutdown(2): how is SHUT_RD, SHUT_WR or SHUT_RDWR.  After SHUT_WR the
  * peer reads end of stream, and this side can still read.  Queued bytes
@@ -175,8 +208,9 @@ NIO_EXTERN int nio_tcp_set_keepalive(nio_tcp_stream *s, bool on, int idle_s, int
 NIO_EXTERN int nio_tcp_set_linger0(nio_tcp_stream *s, bool on);
 NIO_EXTERN int nio_tcp_set_buffer_sizes(nio_tcp_stream *s, int sndbuf, int rcvbuf);
 
-/* The descriptor, still owned by the stream (do not close it), or -EINVAL. */
-NIO_EXTERN int nio_tcp_fd(const nio_tcp_stream *s);
+/* The descriptor, still owned by the stream (do not close it).  For NULL:
+ * -EINVAL on POSIX systems, NIO_INVALID_SOCKET on Windows. */
+NIO_EXTERN nio_socket nio_tcp_fd(const nio_tcp_stream *s);
 
 /* Change the token and interest (NIO_READABLE | NIO_WRITABLE, optional
  * NIO_LEVEL / NIO_ONESHOT) of the stream's registration; a pending
@@ -297,7 +331,7 @@ NIO_EXTERN int nio_tcp_accept(nio_tcp_listener *l, nio_token token, nio_tcp_stre
 /* Bound address (the real port after binding port 0).  0 or -errno. */
 NIO_EXTERN int nio_tcp_listener_addr(const nio_tcp_listener *l, nio_addr *out);
 /* The listening descriptor, still owned by the listener, or -EINVAL. */
-NIO_EXTERN int nio_tcp_listener_fd(const nio_tcp_listener *l);
+NIO_EXTERN nio_socket nio_tcp_listener_fd(const nio_tcp_listener *l);
 /* Deregister, close (both descriptors) and free.  NULL is ignored. */
 NIO_EXTERN void nio_tcp_listener_close(nio_tcp_listener *l);
 
@@ -327,7 +361,7 @@ NIO_EXTERN ssize_t nio_udp_recv_from(nio_udp_socket *u, void *buf, size_t len, n
 NIO_EXTERN ssize_t nio_udp_recv(nio_udp_socket *u, void *buf, size_t len);
 
 NIO_EXTERN int nio_udp_local_addr(const nio_udp_socket *u, nio_addr *out);
-NIO_EXTERN int nio_udp_fd(const nio_udp_socket *u);
+NIO_EXTERN nio_socket nio_udp_fd(const nio_udp_socket *u);
 NIO_EXTERN int nio_udp_reregister(nio_udp_socket *u, nio_token token, unsigned interest);
 /* Deregister, close and free.  NULL is ignored. */
 NIO_EXTERN void nio_udp_close(nio_udp_socket *u);

@@ -21,9 +21,10 @@
  * given.  In edge mode an event is reported when the fd becomes ready; read
  * (or write) until the call fails with EAGAIN, and the next event comes when
  * new readiness arrives.  The epoll backend gets this from the kernel.  The
- * portable poll(2) backend emulates it: after reporting, it stops watching
- * the reported condition until the fd is found not ready at the start of a
- * later wait, or until nio_rearm() is called.  nio's own socket calls rearm
+ * portable poll(2) backend and the Windows iocp backend emulate it: after
+ * reporting, they stop watching the reported condition until the fd is
+ * found not ready at the start of a later wait, or until nio_rearm() is
+ * called.  nio's own socket calls rearm
  * by themselves on EAGAIN; a program that reads a raw fd registered in edge
  * mode should call nio_rearm() after EAGAIN so that readiness arriving
  * between its last read and the next wait is not missed (a no-op on epoll).
@@ -65,18 +66,21 @@ typedef struct nio_event {
 #define NIO_EV_DONE 0x80u         /* an operation (connect, DNS query) completed */
 #define NIO_EV_WAKE 0x100u        /* a waker was woken */
 
-/* Create a poll on the best backend for this system (epoll on Linux), or
+/* Create a poll on the best backend for this system (epoll on Linux, iocp
+ * on Windows), or
  * the one named by the environment variable NIO_BACKEND when it is set.
  * Returns 0 and *out, or -errno (-ENOMEM, -EMFILE, ...); -EINVAL when
  * NIO_BACKEND names no backend built into this library. */
 NIO_EXTERN int nio_poll_new(nio_poll **out);
 
-/* Create a poll on a named backend: "epoll" or "poll".  NULL means the
- * default (as nio_poll_new(), ignoring NIO_BACKEND).  -EINVAL for an unknown
- * name, -ENOTSUP for a backend not built on this system. */
+/* Create a poll on a named backend: "epoll" or "poll" on POSIX systems,
+ * "iocp" on Windows (readiness from the AFD driver on an I/O completion
+ * port; the poll also starts Winsock, and stops it when freed).  NULL means
+ * the default (as nio_poll_new(), ignoring NIO_BACKEND).  -EINVAL for an
+ * unknown name, -ENOTSUP for a backend not built on this system. */
 NIO_EXTERN int nio_poll_new_with(nio_poll **out, const char *backend);
 
-/* The backend's name ("epoll", "poll").  Never NULL. */
+/* The backend's name ("epoll", "poll", "iocp").  Never NULL. */
 NIO_EXTERN const char *nio_poll_backend(const nio_poll *poll);
 
 /* Wait for events: up to cap of them are written to ev.  timeout_ms < 0
@@ -107,24 +111,26 @@ NIO_EXTERN void nio_poll_free(nio_poll *poll);
  * NIO_READABLE, NIO_WRITABLE, NIO_PRIORITY and optionally NIO_LEVEL or
  * NIO_ONESHOT.  Read-closed, hang-up and error are always reported.
  * Returns 0; -EEXIST when fd is already registered; -EINVAL for a bad
- * token, an empty interest, both modes at once, or a negative fd; -EBADF;
+ * token, an empty interest, both modes at once, or a negative fd
+ * (NIO_INVALID_SOCKET); -EBADF (also for a Windows handle that is not a
+ * socket: only sockets can be registered there);
  * -EPERM for a regular file on the epoll backend; -ECANCELED once closed. */
-NIO_EXTERN int nio_register(nio_poll *poll, int fd, nio_token token, unsigned interest);
+NIO_EXTERN int nio_register(nio_poll *poll, nio_socket fd, nio_token token, unsigned interest);
 
 /* Replace both the token and the interest of a registered fd; also the way
  * to arm a NIO_ONESHOT registration again.  -ENOENT when fd is not
  * registered; otherwise as nio_register(). */
-NIO_EXTERN int nio_reregister(nio_poll *poll, int fd, nio_token token, unsigned interest);
+NIO_EXTERN int nio_reregister(nio_poll *poll, nio_socket fd, nio_token token, unsigned interest);
 
 /* Remove fd from the poll.  Call it before closing the fd.  After it
  * returns, no event for this registration is reported by a later
  * nio_poll_wait() call.  -ENOENT when fd is not registered. */
-NIO_EXTERN int nio_deregister(nio_poll *poll, int fd);
+NIO_EXTERN int nio_deregister(nio_poll *poll, nio_socket fd);
 
 /* Edge mode on the poll(2) backend: watch fd again for the conditions in
  * `what` (NIO_READABLE/NIO_WRITABLE) after an I/O call failed with EAGAIN.
  * A no-op on epoll.  0, -ENOENT when fd is not registered. */
-NIO_EXTERN int nio_rearm(nio_poll *poll, int fd, unsigned what);
+NIO_EXTERN int nio_rearm(nio_poll *poll, nio_socket fd, unsigned what);
 
 /* Create a waker: nio_wake() from any thread delivers one NIO_EV_WAKE event
  * on token; wakes that happen before the waiting thread collects the event

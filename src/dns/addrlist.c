@@ -2,9 +2,14 @@
  * each in a slot the size of the largest (sockaddr_in6, 28 bytes, not a
  * 128-byte sockaddr_storage: a list of one fits a small allocation). */
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#else
+#include <netinet/in.h>
+#endif
 
 #include "dns_internal.h"
 

@@ -23,17 +23,16 @@
  * Stale events: an attempt's source is deleted before its socket is
  * closed, so a reused descriptor number never meets an old registration,
  * and sources are found by pointer under he->mu, never by fd. */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#ifndef _WIN32
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#endif
 
 #include "dns/dns_internal.h"
 #include "net/net.h"
@@ -51,7 +50,7 @@ enum { F6 = 0, F4 = 1 }; /* IPv6 first, as RFC 8305 section 4 prefers */
 typedef struct attempt {
     struct attempt *next; /* in start order */
     nio__source *src;
-    int fd;
+    nio_socket fd;
     uint64_t deadline; /* per-attempt timeout (tcp->connect_timeout_ms), 0: none */
 } attempt;
 
@@ -105,7 +104,7 @@ static void timer_stop(he *h, nio_timer_id *id)
 static void attempt_free(he *h, attempt *a)
 {
     nio__source_del(h->poll, a->src); /* before close: the number may be reused */
-    close(a->fd);
+    nio__close(a->fd);
     free(a);
 }
 
@@ -163,14 +162,15 @@ static void fail(he *h, int err)
 /* The attempt connected: its socket becomes the caller's stream. */
 static void win(he *h, attempt *a)
 {
-    int fd = a->fd, err;
+    nio_socket fd = a->fd;
+    int err;
     attempt_unlink(h, a);
     nio__source_del(h->poll, a->src);
     free(a);
     h->s->fd = fd;
     if ((err = nio_register(h->poll, fd, h->token, NIO__STREAM_INTEREST)) < 0) {
-        h->s->fd = -1;
-        close(fd);
+        h->s->fd = NIO_INVALID_SOCKET;
+        nio__close(fd);
         fail(h, err);
         return;
     }
@@ -194,13 +194,13 @@ static const nio_addr *next_address(he *h)
     return &h->f[i].v[h->f[i].next++];
 }
 
-static int apply_tcp_opts(int fd, const nio_tcp_opts *o)
+static int apply_tcp_opts(nio_socket fd, const nio_tcp_opts *o)
 {
-    int one = 1, err;
+    int err;
     if ((err = nio__set_bufsizes(fd, o->sndbuf, o->rcvbuf)) < 0)
         return err;
-    if (o->nodelay && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
-        return -errno;
+    if (o->nodelay && (err = nio__setsockopt_int(fd, IPPROTO_TCP, TCP_NODELAY, 1)) < 0)
+        return err;
     return 0;
 }
 
@@ -222,19 +222,18 @@ static int start_attempt(he *h)
 {
     const nio_addr *a = next_address(h);
     attempt *at = NULL;
-    int fd, err;
+    nio_socket fd;
+    int err;
 
     h->attempts++;
     h->addr = *a;
-    if ((err = fd = nio__socket(a->ss.ss_family, SOCK_STREAM)) < 0)
+    if ((err = nio__socket(a->ss.ss_family, SOCK_STREAM, &fd)) < 0)
         return err;
     if ((err = apply_tcp_opts(fd, &h->tcp)) < 0)
         goto fail;
-    if (connect(fd, (const struct sockaddr *)&a->ss, a->len) < 0 && errno != EINPROGRESS &&
-        errno != EINTR) {
-        err = -errno;
+    err = nio__connect(fd, (const struct sockaddr *)&a->ss, a->len);
+    if (err < 0 && err != -EINPROGRESS)
         goto fail;
-    }
     if ((at = calloc(1, sizeof *at)) == NULL) {
         err = -ENOMEM;
         goto fail;
@@ -255,7 +254,7 @@ static int start_attempt(he *h)
     return 0;
 fail:
     free(at);
-    close(fd);
+    nio__close(fd);
     return err;
 }
 
@@ -297,8 +296,7 @@ static void on_attempt(nio__source *src, unsigned flags)
 {
     he *h = src->arg;
     attempt *a;
-    int soerr = 0;
-    socklen_t slen = sizeof soerr;
+    int soerr;
     nio_addr peer;
     int rc;
 
@@ -310,10 +308,8 @@ static void on_attempt(nio__source *src, unsigned flags)
         ;
     if (a == NULL)
         goto done; /* an attempt already dropped */
-    if (getsockopt(a->fd, SOL_SOCKET, SO_ERROR, &soerr, &slen) < 0)
-        soerr = errno;
-    if (soerr != 0) {
-        attempt_failed(h, a, -soerr);
+    if ((soerr = nio__so_error(a->fd)) != 0) {
+        attempt_failed(h, a, soerr);
     } else if ((rc = nio__sockname(a->fd, &peer, true)) == 0) {
         h->addr = peer;
         win(h, a);

@@ -92,16 +92,27 @@ typedef struct nio__hostent {
     size_t n, cap;
 } nio__hostent;
 
+/* What tells a changed file: modification time, size and inode (Windows:
+ * no inode, and times in whole seconds). */
+typedef struct nio__file_stamp {
+    int64_t sec;
+    long nsec;
+    int64_t size;
+    uint64_t ino;
+} nio__file_stamp;
+
 typedef struct nio__hosts {
     char *path; /* NULL: no hosts file */
     nio__htab tab;
     bool checked;     /* stat done at least once */
     uint64_t checked_ms;
-    bool have_stamp;  /* the loaded table matches stamp_* */
-    struct timespec stamp_mtime;
-    off_t stamp_size;
-    ino_t stamp_ino;
+    bool have_stamp;  /* the loaded table matches stamp */
+    nio__file_stamp stamp;
 } nio__hosts;
+
+/* The system's hosts file: /etc/hosts; on Windows
+ * <system directory>\drivers\etc\hosts (written into buf). */
+const char *nio__hosts_default(char *buf, size_t cap);
 
 int nio__hosts_init(nio__hosts *h, const char *path); /* 0 or -ENOMEM; loads nothing yet */
 void nio__hosts_fini(nio__hosts *h);

@@ -1,11 +1,19 @@
 /* Answers that need no I/O: name syntax, numeric literals, localhost. */
-#include <arpa/inet.h>
-#include <endian.h>
-#include <net/if.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dns_internal.h"
+
+#ifdef _WIN32
+#include <iphlpapi.h> /* if_nametoindex (netioapi.h) */
+/* Windows is little-endian on every architecture it runs on. */
+#define le64toh(x) (x)
+#define htole64(x) (x)
+#else
+#include <arpa/inet.h>
+#include <endian.h>
+#include <net/if.h>
+#endif
 
 /* Lengths per RFC 1035 section 2.3.4: 63-octet labels, 255-octet wire
  * names, hence 253 characters of text without the trailing dot.  Any other

@@ -10,6 +10,13 @@
 
 #include "dns_internal.h"
 
+#ifdef _WIN32
+#include <windows.h>
+#define HOSTS_FOPEN_MODE "rN" /* N: not inherited (the C runtime's O_NOINHERIT) */
+#else
+#define HOSTS_FOPEN_MODE "re" /* e: O_CLOEXEC */
+#endif
+
 #define HOSTS_RECHECK_MS 1000
 #define HOSTS_MAX_BYTES (64u << 20) /* refuse absurd files rather than eat memory */
 
@@ -127,7 +134,7 @@ int nio__hosts_parse(nio__htab *t, const char *text, size_t len)
  * that cannot be read: the hosts file is then empty, DNS still used). */
 static int read_file(const char *path, char **text, size_t *len)
 {
-    FILE *f = fopen(path, "re");
+    FILE *f = fopen(path, HOSTS_FOPEN_MODE);
     char *buf = NULL;
     size_t n = 0, cap = 0;
     int err = 0;
@@ -185,11 +192,41 @@ void nio__hosts_fini(nio__hosts *h)
     h->path = NULL;
 }
 
+#ifdef _WIN32
+static nio__file_stamp stamp_of(const struct stat *st)
+{
+    return (nio__file_stamp){(int64_t)st->st_mtime, 0, (int64_t)st->st_size, 0};
+}
+
+const char *nio__hosts_default(char *buf, size_t cap)
+{
+    static const char tail[] = "\\drivers\\etc\\hosts";
+    UINT n = GetSystemDirectoryA(buf, (UINT)cap);
+    if (n == 0 || n + sizeof tail > cap)
+        return ""; /* no system directory: no hosts file, DNS still used */
+    memcpy(buf + n, tail, sizeof tail);
+    return buf;
+}
+#else
+static nio__file_stamp stamp_of(const struct stat *st)
+{
+    return (nio__file_stamp){(int64_t)st->st_mtim.tv_sec, st->st_mtim.tv_nsec,
+                             (int64_t)st->st_size, (uint64_t)st->st_ino};
+}
+
+const char *nio__hosts_default(char *buf, size_t cap)
+{
+    (void)buf;
+    (void)cap;
+    return "/etc/hosts";
+}
+#endif
+
 static bool same_stamp(const nio__hosts *h, const struct stat *st)
 {
-    return h->have_stamp && st->st_mtim.tv_sec == h->stamp_mtime.tv_sec &&
-           st->st_mtim.tv_nsec == h->stamp_mtime.tv_nsec && st->st_size == h->stamp_size &&
-           st->st_ino == h->stamp_ino;
+    nio__file_stamp s = stamp_of(st);
+    return h->have_stamp && s.sec == h->stamp.sec && s.nsec == h->stamp.nsec &&
+           s.size == h->stamp.size && s.ino == h->stamp.ino;
 }
 
 /* Build a fresh table and swap it in only when complete: on ENOMEM the old
@@ -213,11 +250,8 @@ static void reload(nio__hosts *h, const struct stat *st)
     nio__htab_fini(&h->tab);
     h->tab = t;
     h->have_stamp = st != NULL;
-    if (st != NULL) {
-        h->stamp_mtime = st->st_mtim;
-        h->stamp_size = st->st_size;
-        h->stamp_ino = st->st_ino;
-    }
+    if (st != NULL)
+        h->stamp = stamp_of(st);
 }
 
 void nio__hosts_refresh(nio__hosts *h, uint64_t now)

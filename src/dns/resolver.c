@@ -24,8 +24,9 @@
  */
 #include <ares.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,7 +106,7 @@ typedef struct lookup {
 } lookup;
 
 typedef struct rsock {
-    int fd;
+    ares_socket_t fd;
     unsigned interest;
     nio__source *src;
 } rsock;
@@ -141,14 +142,22 @@ struct nio_resolver {
 
 /* ------------------------------------------------------------ library init */
 
-static pthread_once_t ares_once = PTHREAD_ONCE_INIT;
+static atomic_int ares_once; /* 0: not begun, 1: running, 2: done */
 static int ares_init_status = ARES_ENOTINITIALIZED;
 
 /* ares_library_init() is not thread-safe (it counts calls); once per
- * process, and never cleaned up, as other users of c-ares may share it. */
-static void ares_init_once(void)
+ * process, and never cleaned up, as other users of c-ares may share it.
+ * Not pthread_once: winpthreads' allocates, and crashes when it cannot. */
+static int ares_init_once(void)
 {
-    ares_init_status = ares_library_init(ARES_LIB_INIT_ALL);
+    int expect = 0;
+    if (atomic_compare_exchange_strong(&ares_once, &expect, 1)) {
+        ares_init_status = ares_library_init(ARES_LIB_INIT_ALL);
+        atomic_store(&ares_once, 2);
+    }
+    while (atomic_load(&ares_once) != 2)
+        sched_yield(); /* another thread is in ares_library_init: brief */
+    return ares_init_status;
 }
 
 /* ------------------------------------------------------------ error map */
@@ -281,7 +290,7 @@ static void on_sock(nio__source *src, unsigned flags)
     pthread_mutex_unlock(&r->lock);
 }
 
-static rsock *sock_find(nio_resolver *r, int fd)
+static rsock *sock_find(nio_resolver *r, ares_socket_t fd)
 {
     for (size_t i = 0; i < r->nsocks; i++)
         if (r->socks[i].fd == fd)
@@ -289,7 +298,7 @@ static rsock *sock_find(nio_resolver *r, int fd)
     return NULL;
 }
 
-static int sock_add(nio_resolver *r, int fd, unsigned interest)
+static int sock_add(nio_resolver *r, ares_socket_t fd, unsigned interest)
 {
     nio__source *src;
     int err;
@@ -832,7 +841,8 @@ static int init_tables(nio_resolver *r, const nio_resolver_opts *o)
 {
     size_t csize = o->cache_size < 0 ? 0 : o->cache_size == 0 ? DEFAULT_CACHE_SIZE
                                                                 : (size_t)o->cache_size;
-    const char *hosts = o->hosts_file != NULL ? o->hosts_file : "/etc/hosts";
+    char buf[512];
+    const char *hosts = o->hosts_file != NULL ? o->hosts_file : nio__hosts_default(buf, sizeof buf);
     int err;
     if ((err = nio__cache_init(&r->cache, csize)) < 0)
         return err;
@@ -855,9 +865,8 @@ int nio_resolver_new(nio_poll *poll, const nio_resolver_opts *opts, nio_resolver
         return -EINVAL;
     if ((err = read_opts(opts, &o)) < 0)
         return err;
-    pthread_once(&ares_once, ares_init_once);
-    if (ares_init_status != ARES_SUCCESS)
-        return ares_init_status == ARES_ENOMEM ? -ENOMEM : NIO_EDNS;
+    if ((err = ares_init_once()) != ARES_SUCCESS)
+        return err == ARES_ENOMEM ? -ENOMEM : NIO_EDNS;
     if ((r = calloc(1, sizeof *r)) == NULL)
         return -ENOMEM;
     r->poll = poll;

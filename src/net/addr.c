@@ -1,14 +1,19 @@
 /* Addresses: parse, format and split "host:port" strings.  Pure functions,
  * thread-safe; the only lookups are interface names for IPv6 scope ids. */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <net/if.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "net/net.h"
+
+#ifdef _WIN32
+#include <iphlpapi.h> /* if_nametoindex, if_indextoname (netioapi.h) */
+#else
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#endif
 
 /* IPv6 text, '%', an interface name or number, NUL. */
 #define IP_TEXT_MAX (INET6_ADDRSTRLEN + IF_NAMESIZE + 2)
@@ -84,6 +89,10 @@ static int parse_scope(const char *s, uint32_t *id)
         *id = (uint32_t)v;
         return 0;
     }
+    /* A second '%' is junk; not every if_nametoindex() says so (Wine's
+     * reads "loopback_1%x" as loopback_1). */
+    if (strchr(s, '%') != NULL)
+        return -EINVAL;
     *id = if_nametoindex(s);
     return *id == 0 ? -EINVAL : 0;
 }

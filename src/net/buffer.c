@@ -115,7 +115,7 @@ static int wq_reserve(nio_tcp_stream *s, size_t n)
 static int wq_flush(nio_tcp_stream *s)
 {
     while (queued(s) > 0) {
-        struct iovec v = {s->wq + s->wq_off, queued(s)};
+        nio_iovec v = {s->wq + s->wq_off, queued(s)};
         ssize_t r = nio__stream_sendmsg(s, &v, 1);
         if (r == -EAGAIN)
             return 0;
@@ -150,7 +150,7 @@ int nio_tcp_send(nio_tcp_stream *s, const void *buf, size_t len)
         return err;
     if (queued(s) == 0 && len > 0) {
         /* the common case: straight to the socket, no copy */
-        struct iovec v = {nio__unconst(p), len};
+        nio_iovec v = {nio__unconst(p), len};
         ssize_t r = nio__stream_sendmsg(s, &v, 1);
         if (r < 0 && r != -EAGAIN)
             return (int)r;

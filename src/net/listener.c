@@ -1,12 +1,12 @@
 /* TCP listener: bind, listen, accept, and the reserve-descriptor answer to
  * running out of descriptors. */
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <stddef.h>
 #include <stdlib.h>
+#ifndef _WIN32
+#include <netinet/in.h>
 #include <sys/socket.h>
-#include <unistd.h>
+#endif
 
 #include "net/net.h"
 
@@ -18,37 +18,36 @@
 
 struct nio_tcp_listener {
     nio_poll *poll;
-    int fd;
-    int spare; /* /dev/null, held so that EMFILE can be answered; -1 if lost */
+    nio_socket fd;
+    int spare; /* /dev/null, held so that EMFILE can be answered; -1 if lost or none */
 };
 
-static int open_spare(void)
-{
-    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    return fd < 0 ? -errno : fd;
-}
+/* Windows: SO_REUSEADDR would let another socket bind the same port while
+ * this one listens; rebinding past TIME_WAIT, what POSIX systems need it
+ * for, Windows allows without it. */
+#ifdef _WIN32
+#define REUSEADDR_NEEDED 0
+#else
+#define REUSEADDR_NEEDED 1
+#endif
 
-static int set_flag(int fd, int level, int name, int v)
-{
-    return setsockopt(fd, level, name, &v, sizeof v) < 0 ? -errno : 0;
-}
-
-static int apply_listen_opts(int fd, int family, const nio_tcp_listen_opts *o)
+static int apply_listen_opts(nio_socket fd, int family, const nio_tcp_listen_opts *o)
 {
     int err;
-    if ((o == NULL || !o->no_reuseaddr) && (err = set_flag(fd, SOL_SOCKET, SO_REUSEADDR, 1)) < 0)
+    if (REUSEADDR_NEEDED && (o == NULL || !o->no_reuseaddr) &&
+        (err = nio__setsockopt_int(fd, SOL_SOCKET, SO_REUSEADDR, 1)) < 0)
         return err;
     if (o == NULL)
         return 0;
 #ifdef SO_REUSEPORT
-    if (o->reuseport && (err = set_flag(fd, SOL_SOCKET, SO_REUSEPORT, 1)) < 0)
+    if (o->reuseport && (err = nio__setsockopt_int(fd, SOL_SOCKET, SO_REUSEPORT, 1)) < 0)
         return err;
 #else
     if (o->reuseport)
         return -ENOTSUP;
 #endif
     if (o->v6only != 0 && family == AF_INET6 &&
-        (err = set_flag(fd, IPPROTO_IPV6, IPV6_V6ONLY, o->v6only > 0)) < 0)
+        (err = nio__setsockopt_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, o->v6only > 0)) < 0)
         return err;
     return nio__set_bufsizes(fd, o->sndbuf, o->rcvbuf);
 }
@@ -77,16 +76,15 @@ int nio_tcp_listen_ex(nio_poll *p, const struct sockaddr *sa, socklen_t len, int
     if ((l = calloc(1, sizeof *l)) == NULL)
         return -ENOMEM;
     l->poll = p;
-    l->fd = l->spare = -1;
-    if ((err = l->fd = nio__socket(sa->sa_family, SOCK_STREAM)) < 0)
+    l->fd = NIO_INVALID_SOCKET;
+    l->spare = -1;
+    if ((err = nio__socket(sa->sa_family, SOCK_STREAM, &l->fd)) < 0)
         goto done;
     if ((err = apply_listen_opts(l->fd, sa->sa_family, opts)) < 0)
         goto done;
-    if (bind(l->fd, sa, len) < 0 || listen(l->fd, backlog < 0 ? SOMAXCONN : backlog) < 0) {
-        err = -errno;
+    if ((err = nio__bind_listen(l->fd, sa, len, backlog)) < 0)
         goto done;
-    }
-    if ((err = l->spare = open_spare()) < 0)
+    if ((err = nio__spare_open(&l->spare)) < 0)
         goto done;
     if ((err = nio_register(p, l->fd, token, NIO_READABLE)) < 0)
         goto done;
@@ -95,10 +93,10 @@ int nio_tcp_listen_ex(nio_poll *p, const struct sockaddr *sa, socklen_t len, int
     err = 0;
 done:
     if (l != NULL) {
-        if (l->fd >= 0)
-            close(l->fd);
+        if (l->fd != NIO_INVALID_SOCKET)
+            nio__close(l->fd);
         if (l->spare >= 0)
-            close(l->spare);
+            nio__spare_close(l->spare);
         free(l);
     }
     return err;
@@ -110,29 +108,6 @@ int nio_tcp_listen(nio_poll *p, const struct sockaddr *sa, socklen_t len, int ba
     return nio_tcp_listen_ex(p, sa, len, backlog, NULL, token, out);
 }
 
-static int accept_fd(int lfd)
-{
-    int fd;
-#ifdef NIO_HAVE_ACCEPT4
-    do
-        fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    while (fd < 0 && errno == EINTR);
-    return fd < 0 ? -errno : fd;
-#else
-    int err;
-    do
-        fd = accept(lfd, NULL, NULL);
-    while (fd < 0 && errno == EINTR);
-    if (fd < 0)
-        return -errno;
-    if ((err = nio__set_nonblock_cloexec(fd)) < 0) {
-        close(fd);
-        return err;
-    }
-    return fd;
-#endif
-}
-
 /* Out of descriptors, a waiting connection stays in the backlog: the
  * client hangs and a level-triggered loop would spin on it.  So free the
  * spare descriptor, take the waiting connections one at a time and close
@@ -141,43 +116,44 @@ static int accept_fd(int lfd)
  * grab the freed slot first, and then the spare is lost (-1) until close. */
 static int emfile_drain(nio_tcp_listener *l)
 {
-    int fd = 0, shed = 0;
-    for (int i = 0; i < EMFILE_DRAIN_MAX && l->spare >= 0 && fd >= 0; i++) {
-        close(l->spare);
-        fd = accept_fd(l->fd);
-        if (fd >= 0) {
-            close(fd);
+    int rc = 0, shed = 0;
+    for (int i = 0; i < EMFILE_DRAIN_MAX && l->spare >= 0 && rc >= 0; i++) {
+        nio_socket fd;
+        nio__spare_close(l->spare);
+        rc = nio__accept(l->fd, &fd);
+        if (rc >= 0) {
+            nio__close(fd);
             shed++;
         }
-        l->spare = open_spare();
+        if (nio__spare_open(&l->spare) < 0)
+            l->spare = -1; /* lost until close */
     }
-    if (l->spare < 0)
-        l->spare = -1; /* open_spare's -errno: lost until close */
-    if (fd == -EAGAIN)
+    if (rc == -EAGAIN)
         (void)nio_rearm(l->poll, l->fd, NIO_READABLE); /* fails only once closed */
     return shed;
 }
 
 int nio_tcp_accept(nio_tcp_listener *l, nio_token token, nio_tcp_stream **out)
 {
-    int fd, err;
+    nio_socket fd;
+    int err;
     if (out != NULL)
         *out = NULL;
     if (l == NULL || out == NULL || token > NIO_TOKEN_MAX)
         return -EINVAL;
-    fd = accept_fd(l->fd);
-    if (fd == -EAGAIN || fd == -EWOULDBLOCK) {
+    err = nio__accept(l->fd, &fd);
+    if (err == -EAGAIN) {
         (void)nio_rearm(l->poll, l->fd, NIO_READABLE); /* fails only once closed */
         return -EAGAIN;
     }
     /* Linux allocates the descriptor before looking at the queue, so an
      * empty queue also says EMFILE: only shed connections make it news. */
-    if ((fd == -EMFILE || fd == -ENFILE) && l->spare >= 0)
-        return emfile_drain(l) > 0 ? fd : -EAGAIN;
-    if (fd < 0)
-        return fd;
+    if ((err == -EMFILE || err == -ENFILE) && l->spare >= 0)
+        return emfile_drain(l) > 0 ? err : -EAGAIN;
+    if (err < 0)
+        return err;
     if ((err = nio__stream_new(l->poll, fd, NIO__CONNECTED, token, out)) < 0) {
-        close(fd);
+        nio__close(fd);
         /* More connections may be queued, and a caller told of a failure
          * rather than -EAGAIN waits for the next event: have the poll(2)
          * backend report the listener again while it is readable (epoll
@@ -192,9 +168,13 @@ int nio_tcp_listener_addr(const nio_tcp_listener *l, nio_addr *out)
     return l == NULL ? -EINVAL : nio__sockname(l->fd, out, false);
 }
 
-int nio_tcp_listener_fd(const nio_tcp_listener *l)
+nio_socket nio_tcp_listener_fd(const nio_tcp_listener *l)
 {
+#ifdef _WIN32
+    return l == NULL ? NIO_INVALID_SOCKET : l->fd;
+#else
     return l == NULL ? -EINVAL : l->fd;
+#endif
 }
 
 void nio_tcp_listener_close(nio_tcp_listener *l)
@@ -202,8 +182,8 @@ void nio_tcp_listener_close(nio_tcp_listener *l)
     if (l == NULL)
         return;
     (void)nio_deregister(l->poll, l->fd); /* -ECANCELED after poll close: fine */
-    close(l->fd);
+    nio__close(l->fd);
     if (l->spare >= 0)
-        close(l->spare);
+        nio__spare_close(l->spare);
     free(l);
 }

@@ -23,7 +23,7 @@ enum { NIO__CONNECTING, NIO__CONNECTED, NIO__FAILED };
 
 struct nio_tcp_stream {
     nio_poll *poll;
-    int fd;
+    nio_socket fd;
     int state;       /* NIO__CONNECTING ... */
     int connect_err; /* when NIO__FAILED */
     nio_token token;
@@ -41,7 +41,7 @@ struct nio_tcp_stream {
     void (*ext_close)(nio_tcp_stream *s);
 };
 
-/* struct iovec and msghdr have no const members; the kernel only reads
+/* nio_iovec and msghdr have no const members; the kernel only reads
  * through them on the send side (and recvmsg never writes the array). */
 static inline void *nio__unconst(const void *p)
 {
@@ -56,22 +56,57 @@ static inline void *nio__unconst(const void *p)
 
 /* A new stream around a socket (connected or connecting), registered on
  * the poll with token.  On failure the fd is NOT closed. */
-int nio__stream_new(nio_poll *p, int fd, int state, nio_token token, nio_tcp_stream **out);
-
-/* socket(2) with SOCK_NONBLOCK | SOCK_CLOEXEC, or the fcntl fallback. */
-int nio__socket(int family, int type);
+int nio__stream_new(nio_poll *p, nio_socket fd, int state, nio_token token, nio_tcp_stream **out);
 
 /* Check an AF_INET/AF_INET6 address given to a socket call. */
 int nio__check_sockaddr(const struct sockaddr *sa, socklen_t len);
 
 /* Apply SO_SNDBUF / SO_RCVBUF where > 0. */
-int nio__set_bufsizes(int fd, int sndbuf, int rcvbuf);
+int nio__set_bufsizes(nio_socket fd, int sndbuf, int rcvbuf);
 
 /* getsockname / getpeername into a nio_addr. */
-int nio__sockname(int fd, nio_addr *out, bool peer);
+int nio__sockname(nio_socket fd, nio_addr *out, bool peer);
 
 /* sendmsg(MSG_NOSIGNAL) with EINTR retried and EAGAIN re-armed. */
-ssize_t nio__stream_sendmsg(nio_tcp_stream *s, const struct iovec *iov, int iovcnt);
+ssize_t nio__stream_sendmsg(nio_tcp_stream *s, const nio_iovec *iov, int iovcnt);
+
+/* ------------------------------------------------------------ the system
+ * The socket calls, one file per system (sock.c: POSIX, sock_win.c:
+ * Windows), so that the rest of src/net is written once.  Every one
+ * returns a negative errno value on failure, the same on every system;
+ * EINTR is retried inside; nothing raises SIGPIPE. */
+
+/* A nonblocking, close-on-exec (non-inheritable) socket. */
+int nio__socket(int family, int type, nio_socket *out);
+/* accept: the new socket nonblocking and close-on-exec, or -EAGAIN. */
+int nio__accept(nio_socket lfd, nio_socket *out);
+void nio__close(nio_socket fd);
+int nio__bind(nio_socket fd, const struct sockaddr *sa, socklen_t len);
+/* bind, then listen with backlog (< 0: SOMAXCONN). */
+int nio__bind_listen(nio_socket fd, const struct sockaddr *sa, socklen_t len, int backlog);
+/* connect: 0 done, -EINPROGRESS under way, or the failure. */
+int nio__connect(nio_socket fd, const struct sockaddr *sa, socklen_t len);
+/* The failure of a connect (SO_ERROR): 0 when none (yet), or -errno. */
+int nio__so_error(nio_socket fd);
+int nio__setsockopt(nio_socket fd, int level, int name, const void *v, socklen_t len);
+int nio__setsockopt_int(nio_socket fd, int level, int name, int v); /* tcpopt.c */
+int nio__shutdown(nio_socket fd, int how);
+/* Transfers: the byte count or -errno (-EAGAIN when it would block). */
+ssize_t nio__recv(nio_socket fd, void *buf, size_t len);
+ssize_t nio__send(nio_socket fd, const void *buf, size_t len);
+ssize_t nio__recvv(nio_socket fd, const nio_iovec *iov, int iovcnt);
+ssize_t nio__sendv(nio_socket fd, const nio_iovec *iov, int iovcnt);
+ssize_t nio__sendto(nio_socket fd, const void *buf, size_t len, const struct sockaddr *sa,
+                    socklen_t salen);
+ssize_t nio__recvfrom(nio_socket fd, void *buf, size_t len, struct sockaddr_storage *ss,
+                      socklen_t *sl);
+/* The most buffers one vectored call takes (IOV_MAX on POSIX). */
+int nio__iov_max(void);
+/* The listener's spare descriptor for the EMFILE answer: 0 and the
+ * descriptor, or -1 where the system has no use for one (Windows), or
+ * -errno. */
+int nio__spare_open(int *out);
+void nio__spare_close(int fd);
 
 /* The write queue's share of close: bytes discarded, storage freed. */
 size_t nio__wq_release(nio_tcp_stream *s);

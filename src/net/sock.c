@@ -1,16 +1,24 @@
-/* Socket helpers shared by the stream, listener and UDP code. */
+/* The socket calls on POSIX systems (see "the system" in net.h), and the
+ * helpers every system shares. */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "net/net.h"
 
-int nio__socket(int family, int type)
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0 /* systems without it set SO_NOSIGPIPE instead */
+#endif
+
+int nio__socket(int family, int type, nio_socket *out)
 {
 #ifdef NIO_HAVE_SOCK_NONBLOCK
     int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    return fd < 0 ? -errno : fd;
+    if (fd < 0)
+        return -errno;
 #else
     /* Not atomic: a fork+exec in another thread between socket() and the
      * fcntl can inherit the fd.  Only on systems without SOCK_CLOEXEC. */
@@ -21,22 +29,158 @@ int nio__socket(int family, int type)
         close(fd);
         return err;
     }
-    return fd;
 #endif
-}
-
-int nio__set_bufsizes(int fd, int sndbuf, int rcvbuf)
-{
-    if (sndbuf < 0 || rcvbuf < 0)
-        return -EINVAL;
-    if (sndbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf) < 0)
-        return -errno;
-    if (rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) < 0)
-        return -errno;
+    *out = fd;
     return 0;
 }
 
-int nio__sockname(int fd, nio_addr *out, bool peer)
+int nio__accept(nio_socket lfd, nio_socket *out)
+{
+    int fd;
+#ifdef NIO_HAVE_ACCEPT4
+    do
+        fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+#else
+    int err;
+    do
+        fd = accept(lfd, NULL, NULL);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    if ((err = nio__set_nonblock_cloexec(fd)) < 0) {
+        close(fd);
+        return err;
+    }
+#endif
+    *out = fd;
+    return 0;
+}
+
+void nio__close(nio_socket fd)
+{
+    close(fd);
+}
+
+/* EINTR leaves the connect running in the background (POSIX), so it is
+ * EINPROGRESS too. */
+int nio__connect(nio_socket fd, const struct sockaddr *sa, socklen_t len)
+{
+    if (connect(fd, sa, len) == 0)
+        return 0;
+    return errno == EINTR ? -EINPROGRESS : -errno;
+}
+
+int nio__so_error(nio_socket fd)
+{
+    int soerr = 0;
+    socklen_t slen = sizeof soerr;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &slen) < 0)
+        return -errno;
+    return -soerr;
+}
+
+int nio__setsockopt(nio_socket fd, int level, int name, const void *v, socklen_t len)
+{
+    return setsockopt(fd, level, name, v, len) < 0 ? -errno : 0;
+}
+
+int nio__shutdown(nio_socket fd, int how)
+{
+    return shutdown(fd, how) < 0 ? -errno : 0;
+}
+
+static ssize_t result(ssize_t r)
+{
+    if (r >= 0)
+        return r;
+    return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+}
+
+ssize_t nio__recv(nio_socket fd, void *buf, size_t len)
+{
+    ssize_t r;
+    do
+        r = recv(fd, buf, len, 0);
+    while (r < 0 && errno == EINTR);
+    return result(r);
+}
+
+ssize_t nio__send(nio_socket fd, const void *buf, size_t len)
+{
+    ssize_t r;
+    do
+        r = send(fd, buf, len, MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    return result(r);
+}
+
+ssize_t nio__recvv(nio_socket fd, const nio_iovec *iov, int iovcnt)
+{
+    struct msghdr m = {0};
+    ssize_t r;
+    m.msg_iov = nio__unconst(iov);
+    m.msg_iovlen = (size_t)iovcnt;
+    do
+        r = recvmsg(fd, &m, 0);
+    while (r < 0 && errno == EINTR);
+    return result(r);
+}
+
+ssize_t nio__sendv(nio_socket fd, const nio_iovec *iov, int iovcnt)
+{
+    struct msghdr m = {0};
+    ssize_t r;
+    m.msg_iov = nio__unconst(iov);
+    m.msg_iovlen = (size_t)iovcnt;
+    do
+        r = sendmsg(fd, &m, MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    return result(r);
+}
+
+ssize_t nio__sendto(nio_socket fd, const void *buf, size_t len, const struct sockaddr *sa,
+                    socklen_t salen)
+{
+    ssize_t r;
+    do
+        r = sendto(fd, buf, len, MSG_NOSIGNAL, sa, sa != NULL ? salen : 0);
+    while (r < 0 && errno == EINTR);
+    return result(r);
+}
+
+ssize_t nio__recvfrom(nio_socket fd, void *buf, size_t len, struct sockaddr_storage *ss,
+                      socklen_t *sl)
+{
+    ssize_t r;
+    do
+        r = recvfrom(fd, buf, len, 0, (struct sockaddr *)ss, sl);
+    while (r < 0 && errno == EINTR);
+    return result(r);
+}
+
+int nio__iov_max(void)
+{
+    return IOV_MAX;
+}
+
+int nio__spare_open(int *out)
+{
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    *out = fd;
+    return 0;
+}
+
+void nio__spare_close(int fd)
+{
+    close(fd);
+}
+
+int nio__sockname(nio_socket fd, nio_addr *out, bool peer)
 {
     int rc;
     if (out == NULL)
@@ -48,4 +192,16 @@ int nio__sockname(int fd, nio_addr *out, bool peer)
     else
         rc = getsockname(fd, (struct sockaddr *)&out->ss, &out->len);
     return rc < 0 ? -errno : 0;
+}
+
+int nio__bind_listen(nio_socket fd, const struct sockaddr *sa, socklen_t len, int backlog)
+{
+    if (bind(fd, sa, len) < 0 || listen(fd, backlog < 0 ? SOMAXCONN : backlog) < 0)
+        return -errno;
+    return 0;
+}
+
+int nio__bind(nio_socket fd, const struct sockaddr *sa, socklen_t len)
+{
+    return bind(fd, sa, len) < 0 ? -errno : 0;
 }

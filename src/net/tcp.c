@@ -3,21 +3,21 @@
  * The write queue and read helper live in buffer.c. */
 #include <errno.h>
 #include <limits.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sched.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#ifndef _WIN32
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#endif
 
 #include "net/net.h"
 
 /* The first published nio_tcp_opts ends after rcvbuf; size == 0 means it. */
 #define TCP_OPTS_V1_SIZE (offsetof(nio_tcp_opts, rcvbuf) + sizeof(int))
 
-int nio__stream_new(nio_poll *p, int fd, int state, nio_token token, nio_tcp_stream **out)
+int nio__stream_new(nio_poll *p, nio_socket fd, int state, nio_token token, nio_tcp_stream **out)
 {
     int err;
     nio_tcp_stream *s = calloc(1, sizeof *s);
@@ -44,17 +44,16 @@ int nio__stream_new(nio_poll *p, int fd, int state, nio_token token, nio_tcp_str
 static void connect_timeout_cb(void *arg)
 {
     nio_tcp_stream *s = arg;
-    struct sockaddr_storage peer;
-    socklen_t plen = sizeof peer;
+    nio_addr peer;
     int expect = NIO__T_ARMED;
 
     if (!atomic_compare_exchange_strong(&s->tstate, &expect, NIO__T_FIRING))
         return; /* not reached: a cancelled timer's callback does not run */
-    if (getpeername(s->fd, (struct sockaddr *)&peer, &plen) == 0) {
+    if (nio__sockname(s->fd, &peer, true) == 0) {
         atomic_store(&s->tstate, NIO__T_MOOT); /* connected in time */
         return;
     }
-    (void)shutdown(s->fd, SHUT_RDWR); /* best effort: the state says it all */
+    (void)nio__shutdown(s->fd, SHUT_RDWR); /* best effort: the state says it all */
     (void)nio__pending_post(s->poll, &s->done, s->token, NIO_EV_WRITABLE | NIO_EV_ERROR);
     atomic_store(&s->tstate, NIO__T_FIRED);
 }
@@ -92,8 +91,7 @@ static int finish_connect(nio_tcp_stream *s, int result)
 
 int nio_tcp_connect_result(nio_tcp_stream *s)
 {
-    int soerr = 0;
-    socklen_t slen = sizeof soerr;
+    int rc;
     nio_addr peer;
 
     if (s == NULL)
@@ -105,13 +103,12 @@ int nio_tcp_connect_result(nio_tcp_stream *s)
     /* A peer address means connected: one system call on the common path.
      * Without one (ENOTCONN), SO_ERROR tells a failure from a connect still
      * under way. */
-    if (nio__sockname(s->fd, &peer, true) == 0)
+    if ((rc = nio__sockname(s->fd, &peer, true)) == 0)
         return finish_connect(s, 0);
-    if (errno != ENOTCONN)
-        return finish_connect(s, -errno);
-    if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &soerr, &slen) < 0)
-        return finish_connect(s, -errno);
-    return soerr != 0 ? finish_connect(s, -soerr) : -EINPROGRESS;
+    if (rc != -ENOTCONN)
+        return finish_connect(s, rc);
+    rc = nio__so_error(s->fd);
+    return rc != 0 ? finish_connect(s, rc) : -EINPROGRESS;
 }
 
 static int check_opts(const nio_tcp_opts *o)
@@ -127,25 +124,16 @@ static int check_opts(const nio_tcp_opts *o)
 
 /* Options that must be set before connect(2): buffer sizes fix the
  * window scale in the SYN. */
-static int apply_opts(int fd, const nio_tcp_opts *o)
+static int apply_opts(nio_socket fd, const nio_tcp_opts *o)
 {
-    int one = 1, err;
+    int err;
     if (o == NULL)
         return 0;
     if ((err = nio__set_bufsizes(fd, o->sndbuf, o->rcvbuf)) < 0)
         return err;
-    if (o->nodelay && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
-        return -errno;
+    if (o->nodelay && (err = nio__setsockopt_int(fd, IPPROTO_TCP, TCP_NODELAY, 1)) < 0)
+        return err;
     return 0;
-}
-
-/* connect(2): 0 done, -EINPROGRESS, or the failure.  EINTR leaves the
- * connect running in the background (POSIX), so it is EINPROGRESS too. */
-static int start_connect(int fd, const struct sockaddr *sa, socklen_t len)
-{
-    if (connect(fd, sa, len) == 0)
-        return 0;
-    return errno == EINTR ? -EINPROGRESS : -errno;
 }
 
 static int arm_timer(nio_tcp_stream *s, uint32_t ms)
@@ -161,7 +149,8 @@ int nio_tcp_connect_ex(nio_poll *p, const struct sockaddr *sa, socklen_t len,
                        const nio_tcp_opts *opts, nio_token token, nio_tcp_stream **out)
 {
     nio_tcp_stream *s = NULL;
-    int fd = -1, err, rc;
+    nio_socket fd = NIO_INVALID_SOCKET;
+    int err, rc;
 
     if (out != NULL)
         *out = NULL;
@@ -169,18 +158,18 @@ int nio_tcp_connect_ex(nio_poll *p, const struct sockaddr *sa, socklen_t len,
         return -EINVAL;
     if ((err = check_opts(opts)) < 0)
         return err;
-    if ((err = fd = nio__socket(sa->sa_family, SOCK_STREAM)) < 0)
+    if ((err = nio__socket(sa->sa_family, SOCK_STREAM, &fd)) < 0)
         goto done;
     if ((err = apply_opts(fd, opts)) < 0)
         goto done;
-    rc = start_connect(fd, sa, len);
+    rc = nio__connect(fd, sa, len);
     if (rc < 0 && rc != -EINPROGRESS) {
         err = rc;
         goto done;
     }
     if ((err = nio__stream_new(p, fd, rc == 0 ? NIO__CONNECTED : NIO__CONNECTING, token, &s)) < 0)
         goto done;
-    fd = -1; /* the stream's now */
+    fd = NIO_INVALID_SOCKET; /* the stream's now */
     if (rc != 0 && opts != NULL && opts->connect_timeout_ms > 0 &&
         (err = arm_timer(s, opts->connect_timeout_ms)) < 0)
         goto done;
@@ -190,8 +179,8 @@ int nio_tcp_connect_ex(nio_poll *p, const struct sockaddr *sa, socklen_t len,
 done:
     if (s != NULL)
         (void)nio_tcp_close(s); /* only after a failed timer start: nothing queued */
-    if (fd >= 0)
-        close(fd);
+    if (fd != NIO_INVALID_SOCKET)
+        nio__close(fd);
     return err;
 }
 
@@ -201,16 +190,13 @@ int nio_tcp_connect(nio_poll *p, const struct sockaddr *sa, socklen_t len, nio_t
     return nio_tcp_connect_ex(p, sa, len, NULL, token, out);
 }
 
-/* The tail of every I/O call: EAGAIN re-arms the poll(2) backend's edge
- * emulation for `what` (a no-op on epoll). */
-static ssize_t io_fail(nio_tcp_stream *s, unsigned what)
+/* The tail of every failed I/O call: EAGAIN re-arms the poll(2) and
+ * iocp backends' edge emulation for `what` (a no-op on epoll). */
+static ssize_t io_fail(nio_tcp_stream *s, ssize_t err, unsigned what)
 {
-    int e = errno;
-    if (e == EAGAIN || e == EWOULDBLOCK) {
+    if (err == -EAGAIN)
         (void)nio_rearm(s->poll, s->fd, what); /* only fails if the poll is closed */
-        return -EAGAIN;
-    }
-    return -e;
+    return err;
 }
 
 /* A short transfer means the socket ran dry (read) or full (write) even
@@ -225,7 +211,7 @@ static ssize_t io_done(nio_tcp_stream *s, ssize_t r, size_t want, unsigned what)
     return r;
 }
 
-static size_t iov_total(const struct iovec *iov, int iovcnt)
+static size_t iov_total(const nio_iovec *iov, int iovcnt)
 {
     size_t sum = 0;
     for (int i = 0; i < iovcnt; i++)
@@ -238,10 +224,8 @@ ssize_t nio_tcp_read(nio_tcp_stream *s, void *buf, size_t len)
     ssize_t r;
     if (s == NULL || buf == NULL || len == 0)
         return -EINVAL;
-    do
-        r = recv(s->fd, buf, len, 0);
-    while (r < 0 && errno == EINTR);
-    return r >= 0 ? io_done(s, r, len, NIO_READABLE) : io_fail(s, NIO_READABLE);
+    r = nio__recv(s->fd, buf, len);
+    return r >= 0 ? io_done(s, r, len, NIO_READABLE) : io_fail(s, r, NIO_READABLE);
 }
 
 ssize_t nio_tcp_write(nio_tcp_stream *s, const void *buf, size_t len)
@@ -253,17 +237,15 @@ ssize_t nio_tcp_write(nio_tcp_stream *s, const void *buf, size_t len)
         return -EBUSY;
     if (len == 0)
         return 0;
-    do
-        r = send(s->fd, buf, len, MSG_NOSIGNAL);
-    while (r < 0 && errno == EINTR);
-    return r >= 0 ? io_done(s, r, len, NIO_WRITABLE) : io_fail(s, NIO_WRITABLE);
+    r = nio__send(s->fd, buf, len);
+    return r >= 0 ? io_done(s, r, len, NIO_WRITABLE) : io_fail(s, r, NIO_WRITABLE);
 }
 
 /* Validate a vector; *total gets the byte count. */
-static int check_iov(const struct iovec *iov, int iovcnt, size_t *total)
+static int check_iov(const nio_iovec *iov, int iovcnt, size_t *total)
 {
     size_t sum = 0;
-    if (iov == NULL || iovcnt <= 0 || iovcnt > IOV_MAX)
+    if (iov == NULL || iovcnt <= 0 || iovcnt > nio__iov_max())
         return -EINVAL;
     for (int i = 0; i < iovcnt; i++) {
         if (iov[i].iov_base == NULL && iov[i].iov_len > 0)
@@ -276,35 +258,24 @@ static int check_iov(const struct iovec *iov, int iovcnt, size_t *total)
     return 0;
 }
 
-ssize_t nio_tcp_readv(nio_tcp_stream *s, const struct iovec *iov, int iovcnt)
+ssize_t nio_tcp_readv(nio_tcp_stream *s, const nio_iovec *iov, int iovcnt)
 {
-    struct msghdr m = {0};
     size_t total;
     ssize_t r;
     if (s == NULL || check_iov(iov, iovcnt, &total) < 0 || total == 0)
         return -EINVAL;
-    m.msg_iov = nio__unconst(iov);
-    m.msg_iovlen = (size_t)iovcnt;
-    do
-        r = recvmsg(s->fd, &m, 0);
-    while (r < 0 && errno == EINTR);
-    return r >= 0 ? io_done(s, r, total, NIO_READABLE) : io_fail(s, NIO_READABLE);
+    r = nio__recvv(s->fd, iov, iovcnt);
+    return r >= 0 ? io_done(s, r, total, NIO_READABLE) : io_fail(s, r, NIO_READABLE);
 }
 
-ssize_t nio__stream_sendmsg(nio_tcp_stream *s, const struct iovec *iov, int iovcnt)
+ssize_t nio__stream_sendmsg(nio_tcp_stream *s, const nio_iovec *iov, int iovcnt)
 {
-    struct msghdr m = {0};
-    ssize_t r;
-    m.msg_iov = nio__unconst(iov);
-    m.msg_iovlen = (size_t)iovcnt;
-    do
-        r = sendmsg(s->fd, &m, MSG_NOSIGNAL);
-    while (r < 0 && errno == EINTR);
+    ssize_t r = nio__sendv(s->fd, iov, iovcnt);
     return r >= 0 ? io_done(s, r, iov_total(iov, iovcnt), NIO_WRITABLE)
-                  : io_fail(s, NIO_WRITABLE);
+                  : io_fail(s, r, NIO_WRITABLE);
 }
 
-ssize_t nio_tcp_writev(nio_tcp_stream *s, const struct iovec *iov, int iovcnt)
+ssize_t nio_tcp_writev(nio_tcp_stream *s, const nio_iovec *iov, int iovcnt)
 {
     size_t total;
     if (s == NULL || check_iov(iov, iovcnt, &total) < 0)
@@ -320,7 +291,7 @@ int nio_tcp_shutdown(nio_tcp_stream *s, int how)
 {
     if (s == NULL || (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR))
         return -EINVAL;
-    return shutdown(s->fd, how) < 0 ? -errno : 0;
+    return nio__shutdown(s->fd, how);
 }
 
 int nio_tcp_local_addr(const nio_tcp_stream *s, nio_addr *out)
@@ -333,9 +304,13 @@ int nio_tcp_peer_addr(const nio_tcp_stream *s, nio_addr *out)
     return s == NULL ? -EINVAL : nio__sockname(s->fd, out, true);
 }
 
-int nio_tcp_fd(const nio_tcp_stream *s)
+nio_socket nio_tcp_fd(const nio_tcp_stream *s)
 {
+#ifdef _WIN32
+    return s == NULL ? NIO_INVALID_SOCKET : s->fd;
+#else
     return s == NULL ? -EINVAL : s->fd;
+#endif
 }
 
 int nio_tcp_reregister(nio_tcp_stream *s, nio_token token, unsigned interest)
@@ -358,7 +333,7 @@ size_t nio_tcp_close(nio_tcp_stream *s)
     (void)timer_settle(s); /* after it, no callback touches s */
     nio__pending_cancel(s->poll, &s->done);
     (void)nio_deregister(s->poll, s->fd); /* -ECANCELED after poll close: fine */
-    close(s->fd);
+    nio__close(s->fd);
     unsent = nio__wq_release(s);
     free(s);
     return unsent;

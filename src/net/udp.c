@@ -2,14 +2,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "net/net.h"
 
 struct nio_udp_socket {
     nio_poll *poll;
-    int fd;
+    nio_socket fd;
 };
 
 int nio_udp_bind(nio_poll *p, const struct sockaddr *sa, socklen_t len, nio_token token,
@@ -25,20 +23,19 @@ int nio_udp_bind(nio_poll *p, const struct sockaddr *sa, socklen_t len, nio_toke
     if ((u = calloc(1, sizeof *u)) == NULL)
         return -ENOMEM;
     u->poll = p;
-    if ((err = u->fd = nio__socket(sa->sa_family, SOCK_DGRAM)) < 0)
+    u->fd = NIO_INVALID_SOCKET;
+    if ((err = nio__socket(sa->sa_family, SOCK_DGRAM, &u->fd)) < 0)
         goto done;
-    if (bind(u->fd, sa, len) < 0) {
-        err = -errno;
+    if ((err = nio__bind(u->fd, sa, len)) < 0)
         goto done;
-    }
     if ((err = nio_register(p, u->fd, token, NIO_READABLE | NIO_WRITABLE)) < 0)
         goto done;
     *out = u;
     u = NULL;
 done:
     if (u != NULL) {
-        if (u->fd >= 0)
-            close(u->fd);
+        if (u->fd != NIO_INVALID_SOCKET)
+            nio__close(u->fd);
         free(u);
     }
     return err;
@@ -50,17 +47,14 @@ int nio_udp_connect(nio_udp_socket *u, const struct sockaddr *sa, socklen_t len)
         return -EINVAL;
     /* a datagram connect is immediate: no EINPROGRESS, and EINTR cannot
      * leave it half-done */
-    return connect(u->fd, sa, len) < 0 ? -errno : 0;
+    return nio__connect(u->fd, sa, len);
 }
 
-static ssize_t udp_fail(nio_udp_socket *u, unsigned what)
+static ssize_t udp_fail(nio_udp_socket *u, ssize_t err, unsigned what)
 {
-    int e = errno;
-    if (e == EAGAIN || e == EWOULDBLOCK) {
+    if (err == -EAGAIN)
         (void)nio_rearm(u->poll, u->fd, what); /* fails only once closed */
-        return -EAGAIN;
-    }
-    return -e;
+    return err;
 }
 
 ssize_t nio_udp_send_to(nio_udp_socket *u, const void *buf, size_t len,
@@ -71,10 +65,8 @@ ssize_t nio_udp_send_to(nio_udp_socket *u, const void *buf, size_t len,
         return -EINVAL;
     if (sa != NULL && nio__check_sockaddr(sa, salen) < 0)
         return -EINVAL;
-    do
-        r = sendto(u->fd, buf, len, MSG_NOSIGNAL, sa, sa != NULL ? salen : 0);
-    while (r < 0 && errno == EINTR);
-    return r >= 0 ? r : udp_fail(u, NIO_WRITABLE);
+    r = nio__sendto(u->fd, buf, len, sa, salen);
+    return r >= 0 ? r : udp_fail(u, r, NIO_WRITABLE);
 }
 
 ssize_t nio_udp_send(nio_udp_socket *u, const void *buf, size_t len)
@@ -89,14 +81,12 @@ ssize_t nio_udp_recv_from(nio_udp_socket *u, void *buf, size_t len, nio_addr *fr
     ssize_t r;
     if (u == NULL || (buf == NULL && len > 0))
         return -EINVAL;
-    do
-        r = recvfrom(u->fd, buf, len, 0, (struct sockaddr *)&ss, &sl);
-    while (r < 0 && errno == EINTR);
+    r = nio__recvfrom(u->fd, buf, len, &ss, &sl);
     if (r < 0)
-        return udp_fail(u, NIO_READABLE);
+        return udp_fail(u, r, NIO_READABLE);
     if (from != NULL) {
         memset(from, 0, sizeof *from);
-        memcpy(&from->ss, &ss, sl < sizeof ss ? sl : sizeof ss);
+        memcpy(&from->ss, &ss, (size_t)sl < sizeof ss ? (size_t)sl : sizeof ss);
         from->len = sl;
     }
     return r;
@@ -112,9 +102,13 @@ int nio_udp_local_addr(const nio_udp_socket *u, nio_addr *out)
     return u == NULL ? -EINVAL : nio__sockname(u->fd, out, false);
 }
 
-int nio_udp_fd(const nio_udp_socket *u)
+nio_socket nio_udp_fd(const nio_udp_socket *u)
 {
+#ifdef _WIN32
+    return u == NULL ? NIO_INVALID_SOCKET : u->fd;
+#else
     return u == NULL ? -EINVAL : u->fd;
+#endif
 }
 
 int nio_udp_reregister(nio_udp_socket *u, nio_token token, unsigned interest)
@@ -127,6 +121,6 @@ void nio_udp_close(nio_udp_socket *u)
     if (u == NULL)
         return;
     (void)nio_deregister(u->poll, u->fd); /* -ECANCELED after poll close: fine */
-    close(u->fd);
+    nio__close(u->fd);
     free(u);
 }

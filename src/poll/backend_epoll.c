@@ -149,4 +149,7 @@ const nio__backend_ops nio__epoll_ops = {
     .del = ep_del,
     .rearm = NULL,
     .wait = ep_wait,
+    .wake_open = nio__wakefd_open,
+    .wake_close = nio__wakefd_close,
+    .wake_signal = nio__wakefd_signal,
 };

@@ -313,4 +313,7 @@ const nio__backend_ops nio__pollfd_ops = {
     .del = pl_del,
     .rearm = pl_rearm,
     .wait = pl_wait,
+    .wake_open = nio__wakefd_open,
+    .wake_close = nio__wakefd_close,
+    .wake_signal = nio__wakefd_signal,
 };

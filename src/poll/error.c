@@ -4,6 +4,93 @@
 
 #include "nio/common.h"
 
+#ifdef _WIN32
+/* The C runtime's strerror() knows only the classic codes (below 43) and
+ * has no names at all: nio's own table for the codes it returns, with
+ * glibc's wording so that messages read alike on every system. */
+#define WIN_ERRNO_TEXT(X)                                                                          \
+    X(EPERM, "Operation not permitted")                                                            \
+    X(ENOENT, "No such file or directory")                                                         \
+    X(EINTR, "Interrupted system call")                                                            \
+    X(EIO, "Input/output error")                                                                   \
+    X(EBADF, "Bad file descriptor")                                                                \
+    X(EAGAIN, "Resource temporarily unavailable")                                                  \
+    X(ENOMEM, "Cannot allocate memory")                                                            \
+    X(EACCES, "Permission denied")                                                                 \
+    X(EFAULT, "Bad address")                                                                       \
+    X(EBUSY, "Device or resource busy")                                                            \
+    X(EEXIST, "File exists")                                                                       \
+    X(EINVAL, "Invalid argument")                                                                  \
+    X(ENFILE, "Too many open files in system")                                                     \
+    X(EMFILE, "Too many open files")                                                               \
+    X(ENOSPC, "No space left on device")                                                           \
+    X(EPIPE, "Broken pipe")                                                                        \
+    X(ERANGE, "Numerical result out of range")                                                     \
+    X(ENOSYS, "Function not implemented")                                                          \
+    X(EADDRINUSE, "Address already in use")                                                        \
+    X(EADDRNOTAVAIL, "Cannot assign requested address")                                            \
+    X(EAFNOSUPPORT, "Address family not supported by protocol")                                    \
+    X(EALREADY, "Operation already in progress")                                                   \
+    X(ECANCELED, "Operation canceled")                                                             \
+    X(ECONNABORTED, "Software caused connection abort")                                            \
+    X(ECONNREFUSED, "Connection refused")                                                          \
+    X(ECONNRESET, "Connection reset by peer")                                                      \
+    X(EDESTADDRREQ, "Destination address required")                                                \
+    X(EHOSTUNREACH, "No route to host")                                                            \
+    X(EINPROGRESS, "Operation now in progress")                                                    \
+    X(EISCONN, "Transport endpoint is already connected")                                          \
+    X(EMSGSIZE, "Message too long")                                                                \
+    X(ENETDOWN, "Network is down")                                                                 \
+    X(ENETRESET, "Network dropped connection on reset")                                            \
+    X(ENETUNREACH, "Network is unreachable")                                                       \
+    X(ENOBUFS, "No buffer space available")                                                        \
+    X(ENOPROTOOPT, "Protocol not available")                                                       \
+    X(ENOTCONN, "Transport endpoint is not connected")                                             \
+    X(ENOTSOCK, "Socket operation on non-socket")                                                  \
+    X(ENOTSUP, "Operation not supported")                                                          \
+    X(EOPNOTSUPP, "Operation not supported on socket")                                             \
+    X(EPROTONOSUPPORT, "Protocol not supported")                                                   \
+    X(EPROTOTYPE, "Protocol wrong type for socket")                                                \
+    X(ETIMEDOUT, "Connection timed out")                                                           \
+    X(EWOULDBLOCK, "Operation would block")
+
+static const char *errno_desc(int e)
+{
+    switch (e) {
+#define WIN_ERRNO_DESC_(name, msg)                                                                 \
+    case name:                                                                                     \
+        return msg;
+        WIN_ERRNO_TEXT(WIN_ERRNO_DESC_)
+#undef WIN_ERRNO_DESC_
+    default:
+        return NULL;
+    }
+}
+
+static const char *errno_name(int e)
+{
+    switch (e) {
+#define WIN_ERRNO_NAME_(name, msg)                                                                 \
+    case name:                                                                                     \
+        return #name;
+        WIN_ERRNO_TEXT(WIN_ERRNO_NAME_)
+#undef WIN_ERRNO_NAME_
+    default:
+        return NULL;
+    }
+}
+#else
+static const char *errno_desc(int e)
+{
+    return strerrordesc_np(e);
+}
+
+static const char *errno_name(int e)
+{
+    return strerrorname_np(e);
+}
+#endif
+
 const char *nio_strerror(int err)
 {
     if (err > 0)
@@ -20,7 +107,7 @@ const char *nio_strerror(int err)
         break;
     }
     if (-err > 0 && -err < 4096) {
-        const char *d = strerrordesc_np(-err);
+        const char *d = errno_desc(-err);
         if (d != NULL)
             return d;
     }
@@ -43,7 +130,7 @@ const char *nio_err_name(int err)
         break;
     }
     if (-err > 0 && -err < 4096) {
-        const char *n = strerrorname_np(-err);
+        const char *n = errno_name(-err);
         if (n != NULL)
             return n;
     }

@@ -52,7 +52,7 @@ typedef void (*nio__timer_cb)(void *arg);
 struct nio__source {
     nio__source_cb cb;
     void *arg;
-    int fd;
+    nio_socket fd;
     bool dead;
     nio__source *next_garbage;
 };
@@ -68,20 +68,37 @@ typedef struct nio__pending {
 
 /* Backend ops: one file per backend.  Datum is a user token or a tagged
  * source pointer.  wait() writes at most cap events {datum, NIO_EV_*} and
- * returns the count or -errno (never -EINTR: it retries itself). */
+ * returns the count or -errno (never -EINTR: it retries itself).
+ * The wake channel (wake_open, wake_close, wake_signal) makes a blocked
+ * wait() return: the POSIX backends share the core's wake fd (wakefd.c);
+ * the IOCP backend posts a packet to its own port. */
 typedef struct nio__backend_ops {
     const char *name;
     int (*init)(nio_poll *p);
     void (*destroy)(nio_poll *p);
-    int (*add)(nio_poll *p, int fd, uint64_t datum, unsigned interest);
-    int (*mod)(nio_poll *p, int fd, uint64_t datum, unsigned interest);
-    int (*del)(nio_poll *p, int fd);
-    int (*rearm)(nio_poll *p, int fd, unsigned what);
+    int (*add)(nio_poll *p, nio_socket fd, uint64_t datum, unsigned interest);
+    int (*mod)(nio_poll *p, nio_socket fd, uint64_t datum, unsigned interest);
+    int (*del)(nio_poll *p, nio_socket fd);
+    int (*rearm)(nio_poll *p, nio_socket fd, unsigned what);
     int (*wait)(nio_poll *p, nio_event *ev, int cap, int timeout_ms);
+    int (*wake_open)(nio_poll *p);
+    void (*wake_close)(nio_poll *p);
+    void (*wake_signal)(nio_poll *p);
 } nio__backend_ops;
 
 extern const nio__backend_ops nio__epoll_ops;
 extern const nio__backend_ops nio__pollfd_ops;
+extern const nio__backend_ops nio__afd_ops;
+
+/* Whether s cannot be a socket (a negative fd; INVALID_SOCKET). */
+static inline bool nio__socket_bad(nio_socket s)
+{
+#ifdef _WIN32
+    return s == NIO_INVALID_SOCKET;
+#else
+    return s < 0;
+#endif
+}
 
 /* Timer slot and heap entry (timer.c). */
 typedef struct nio__tslot {
@@ -146,7 +163,7 @@ static inline bool nio__poll_closed(nio_poll *p)
 
 /* Internal fd sources (source.c).  new: allocates and registers with the
  * given NIO_* interest (mode bits included); del: see above, NULL ignored. */
-int nio__source_new(nio_poll *p, int fd, unsigned interest, nio__source_cb cb, void *arg,
+int nio__source_new(nio_poll *p, nio_socket fd, unsigned interest, nio__source_cb cb, void *arg,
                     nio__source **out);
 int nio__source_mod(nio_poll *p, nio__source *src, unsigned interest);
 void nio__source_del(nio_poll *p, nio__source *src);
@@ -177,12 +194,19 @@ uint64_t nio__timers_next_locked(nio_poll *p);
 int nio__timers_pop_expired_locked(nio_poll *p, uint64_t now, nio_event *ev,
                                    nio__timer_cb *cb, void **arg);
 
-/* Wake channel (wakefd.c) */
+/* Wake channel of the POSIX backends (wakefd.c) */
 int nio__wakefd_open(nio_poll *p);
 void nio__wakefd_close(nio_poll *p);
 void nio__wakefd_signal(nio_poll *p);
 
+#ifdef _WIN32
+/* A Winsock or Win32 error code as a negative errno value (winerr.c);
+ * nio__wsa_errno() maps WSAGetLastError(). */
+int nio__win_errno(unsigned long err);
+int nio__wsa_errno(void);
+#else
 /* Close-on-exec, nonblocking descriptor helpers (util.c). */
 int nio__set_nonblock_cloexec(int fd);
+#endif
 
 #endif

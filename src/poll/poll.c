@@ -5,32 +5,60 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#ifdef _WIN32
+#include <windows.h>
+#endif
 
 #include "internal.h"
 
+#ifdef _WIN32
+/* The performance counter: monotonic, and finer than GetTickCount64's
+ * 10-16 ms, which would make short timers late by a tick. */
+uint64_t nio_now_ms(void)
+{
+    static LARGE_INTEGER freq; /* constant since boot: a racing store is harmless */
+    LARGE_INTEGER now;
+    if (freq.QuadPart == 0)
+        QueryPerformanceFrequency(&freq);
+    QueryPerformanceCounter(&now);
+    return (uint64_t)(now.QuadPart / freq.QuadPart) * 1000u +
+           (uint64_t)(now.QuadPart % freq.QuadPart) * 1000u / (uint64_t)freq.QuadPart;
+}
+#else
 uint64_t nio_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
+#endif
+
+/* The backends built into this library, the default first.  A name that
+ * some build knows but this one lacks is -ENOTSUP; any other, -EINVAL. */
+static const nio__backend_ops *const backends[] = {
+#ifdef NIO_HAVE_EPOLL
+    &nio__epoll_ops,
+#endif
+#ifdef _WIN32
+    &nio__afd_ops,
+#else
+    &nio__pollfd_ops,
+#endif
+};
+static const char *const known_backends[] = {"epoll", "poll", "iocp"};
 
 static const nio__backend_ops *backend_by_name(const char *name, int *err)
 {
     *err = 0;
-    if (name == NULL || strcmp(name, "epoll") == 0) {
-#ifdef NIO_HAVE_EPOLL
-        return &nio__epoll_ops;
-#else
-        if (name != NULL) {
-            *err = -ENOTSUP;
-            return NULL;
-        }
-#endif
-    }
-    if (name == NULL || strcmp(name, "poll") == 0)
-        return &nio__pollfd_ops;
+    if (name == NULL)
+        return backends[0];
+    for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++)
+        if (strcmp(name, backends[i]->name) == 0)
+            return backends[i];
     *err = -EINVAL;
+    for (size_t i = 0; i < sizeof known_backends / sizeof known_backends[0]; i++)
+        if (strcmp(name, known_backends[i]) == 0)
+            *err = -ENOTSUP;
     return NULL;
 }
 
@@ -62,7 +90,7 @@ int nio_poll_new_with(nio_poll **out, const char *backend)
     err = ops->init(p);
     if (err < 0)
         goto fail_lock;
-    err = nio__wakefd_open(p);
+    err = ops->wake_open(p);
     if (err < 0)
         goto fail_backend;
     *out = p;
@@ -105,7 +133,7 @@ void nio__poll_unlock(nio_poll *p)
 void nio__poll_kick_locked(nio_poll *p)
 {
     if (p->blocked)
-        nio__wakefd_signal(p);
+        p->ops->wake_signal(p);
 }
 
 int nio_poll_close(nio_poll *p)
@@ -117,7 +145,7 @@ int nio_poll_close(nio_poll *p)
     p->closed = true;
     /* Always signal: a waiter may be between taking its timeout and
      * entering the backend; the signal makes that wait return at once. */
-    nio__wakefd_signal(p);
+    p->ops->wake_signal(p);
     nio__poll_unlock(p);
     return 0;
 }
@@ -130,7 +158,7 @@ void nio_poll_free(nio_poll *p)
     p->closed = true;
     nio__source_free_garbage_locked(p);
     pthread_mutex_unlock(&p->lock);
-    nio__wakefd_close(p);
+    p->ops->wake_close(p);
     p->ops->destroy(p);
     nio__timers_free(&p->timers);
     pthread_mutex_destroy(&p->lock);

@@ -8,9 +8,9 @@
 #define INTEREST_BITS (NIO_READABLE | NIO_WRITABLE | NIO_PRIORITY)
 #define MODE_BITS (NIO_LEVEL | NIO_ONESHOT)
 
-static int check_args(nio_poll *p, int fd, nio_token token, unsigned interest)
+static int check_args(nio_poll *p, nio_socket fd, nio_token token, unsigned interest)
 {
-    if (p == NULL || fd < 0 || token > NIO_TOKEN_MAX)
+    if (p == NULL || nio__socket_bad(fd) || token > NIO_TOKEN_MAX)
         return -EINVAL;
     if ((interest & ~(INTEREST_BITS | MODE_BITS)) != 0 || (interest & INTEREST_BITS) == 0)
         return -EINVAL;
@@ -19,7 +19,7 @@ static int check_args(nio_poll *p, int fd, nio_token token, unsigned interest)
     return 0;
 }
 
-int nio_register(nio_poll *p, int fd, nio_token token, unsigned interest)
+int nio_register(nio_poll *p, nio_socket fd, nio_token token, unsigned interest)
 {
     int err = check_args(p, fd, token, interest);
     if (err < 0)
@@ -31,7 +31,7 @@ int nio_register(nio_poll *p, int fd, nio_token token, unsigned interest)
     return err;
 }
 
-int nio_reregister(nio_poll *p, int fd, nio_token token, unsigned interest)
+int nio_reregister(nio_poll *p, nio_socket fd, nio_token token, unsigned interest)
 {
     int err = check_args(p, fd, token, interest);
     if (err < 0)
@@ -43,10 +43,10 @@ int nio_reregister(nio_poll *p, int fd, nio_token token, unsigned interest)
     return err;
 }
 
-int nio_deregister(nio_poll *p, int fd)
+int nio_deregister(nio_poll *p, nio_socket fd)
 {
     int err;
-    if (p == NULL || fd < 0)
+    if (p == NULL || nio__socket_bad(fd))
         return -EINVAL;
     if ((err = nio__poll_lock(p)) < 0)
         return err;
@@ -55,10 +55,10 @@ int nio_deregister(nio_poll *p, int fd)
     return err;
 }
 
-int nio_rearm(nio_poll *p, int fd, unsigned what)
+int nio_rearm(nio_poll *p, nio_socket fd, unsigned what)
 {
     int err;
-    if (p == NULL || fd < 0 || (what & ~(unsigned)INTEREST_BITS) != 0)
+    if (p == NULL || nio__socket_bad(fd) || (what & ~(unsigned)INTEREST_BITS) != 0)
         return -EINVAL;
     if (p->ops->rearm == NULL) /* the kernel keeps edge state itself */
         return nio__poll_closed(p) ? -ECANCELED : 0;

@@ -5,7 +5,7 @@
 
 #include "internal.h"
 
-int nio__source_new(nio_poll *p, int fd, unsigned interest, nio__source_cb cb, void *arg,
+int nio__source_new(nio_poll *p, nio_socket fd, unsigned interest, nio__source_cb cb, void *arg,
                     nio__source **out)
 {
     int err;

@@ -1,21 +1,145 @@
 /* The fake DNS server (see fakedns.h).  Plain blocking sockets driven by
- * poll(2) in one thread: it is a test fixture, not part of the library. */
+ * poll(2) in one thread: it is a test fixture, not part of the library.
+ * On Windows the same with winsock and WSAPoll; the differences stay in
+ * the few helpers just below. */
 #define _GNU_SOURCE
 #include "fakedns.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
+
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <mswsock.h>
+
+typedef SOCKET fd_t;
+#define FD_NONE INVALID_SOCKET
+#define SOCK_CLOEXEC 0 /* sockets are not inherited unless asked */
+#define MSG_NOSIGNAL 0 /* no SIGPIPE on Windows */
+#define MSG_DONTWAIT 0 /* the UDP socket is nonblocking instead (sock_setup) */
+
+static void fd_close(fd_t fd)
+{
+    closesocket(fd);
+}
+
+static int fd_poll(struct pollfd *pfd, int n, int ms)
+{
+    return WSAPoll(pfd, (ULONG)n, ms);
+}
+
+static fd_t fd_accept(fd_t l)
+{
+    return accept(l, NULL, NULL);
+}
+
+/* Nonblocking, and no WSAECONNRESET on the UDP socket when a client that
+ * was answered has gone (an ICMP port unreachable): neither may stall or
+ * end the loop. */
+static void sock_setup(fd_t fd, int type)
+{
+    u_long on = 1;
+    BOOL off = FALSE;
+    DWORD got;
+    if (type != SOCK_DGRAM)
+        return;
+    (void)ioctlsocket(fd, FIONBIO, &on);
+    (void)WSAIoctl(fd, SIO_UDP_CONNRESET, &off, sizeof off, NULL, 0, &got, NULL, NULL);
+}
+
+/* No pipes for WSAPoll: the stop signal is a datagram that the stop socket,
+ * bound to loopback, sends to itself. */
+static int stop_open(fd_t stop[2])
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    stop[0] = socket(AF_INET, SOCK_DGRAM, 0);
+    stop[1] = FD_NONE;
+    if (stop[0] == FD_NONE)
+        return -1;
+    if (bind(stop[0], (struct sockaddr *)&a, sizeof a) != 0) {
+        closesocket(stop[0]);
+        stop[0] = FD_NONE;
+        return -1;
+    }
+    return 0;
+}
+
+static void stop_signal(fd_t stop[2])
+{
+    struct sockaddr_in a;
+    int alen = sizeof a;
+    if (getsockname(stop[0], (struct sockaddr *)&a, &alen) == 0)
+        (void)sendto(stop[0], "x", 1, 0, (struct sockaddr *)&a, alen);
+}
+
+static int net_start(void)
+{
+    WSADATA wsa;
+    return WSAStartup(MAKEWORD(2, 2), &wsa) == 0 ? 0 : -1;
+}
+
+static void net_stop(void)
+{
+    WSACleanup();
+}
+#else
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+typedef int fd_t;
+#define FD_NONE (-1)
+
+static void fd_close(fd_t fd)
+{
+    close(fd);
+}
+
+static int fd_poll(struct pollfd *pfd, int n, int ms)
+{
+    return poll(pfd, (nfds_t)n, ms);
+}
+
+static fd_t fd_accept(fd_t l)
+{
+    return accept4(l, NULL, NULL, SOCK_CLOEXEC);
+}
+
+static void sock_setup(fd_t fd, int type)
+{
+    (void)fd;
+    (void)type;
+}
+
+static int stop_open(fd_t stop[2])
+{
+    return pipe2(stop, O_CLOEXEC);
+}
+
+static void stop_signal(fd_t stop[2])
+{
+    (void)!write(stop[1], "x", 1);
+}
+
+static int net_start(void)
+{
+    return 0;
+}
+
+static void net_stop(void)
+{
+}
+#endif
 
 #define MAXREC 256
 #define MAXRULE 128
@@ -50,7 +174,7 @@ struct count {
 };
 
 struct conn {
-    int fd;
+    fd_t fd;
     uint8_t buf[MSGMAX + 2];
     size_t len;
 };
@@ -65,7 +189,7 @@ struct delayed {
 struct fakedns {
     pthread_t thread;
     pthread_mutex_t lock;
-    int udp, tcp, stop_pipe[2];
+    fd_t udp, tcp, stop[2]; /* stop: a pipe; on Windows stop[0] only (stop_open) */
     uint16_t port;
     char addr[32];
     bool drop_all;
@@ -348,14 +472,15 @@ static void send_udp_extras(fakedns *s, const struct rule *rule, const uint8_t *
         return;
     if (rule->garbage) {
         static const uint8_t junk[5] = {0xde, 0xad, 0xbe, 0xef, 0x00};
-        (void)sendto(s->udp, junk, sizeof junk, 0, (const struct sockaddr *)peer, sizeof *peer);
+        (void)sendto(s->udp, (const void *)junk, sizeof junk, 0, (const struct sockaddr *)peer,
+                     sizeof *peer);
     }
     if (rule->wrong_id && len >= 2) {
         uint8_t copy[MSGMAX];
         memcpy(copy, msg, len);
         copy[0] ^= 0x5a;
         copy[1] ^= 0xa5;
-        (void)sendto(s->udp, copy, len, 0, (const struct sockaddr *)peer, sizeof *peer);
+        (void)sendto(s->udp, (const void *)copy, len, 0, (const struct sockaddr *)peer, sizeof *peer);
     }
 }
 
@@ -365,7 +490,7 @@ static void handle_udp(fakedns *s)
     struct sockaddr_in peer;
     socklen_t plen = sizeof peer;
     const struct rule *rule = NULL;
-    ssize_t n = recvfrom(s->udp, in, sizeof in, MSG_DONTWAIT, (struct sockaddr *)&peer, &plen);
+    ssize_t n = recvfrom(s->udp, (void *)in, sizeof in, MSG_DONTWAIT, (struct sockaddr *)&peer, &plen);
     size_t olen;
     if (n <= 0)
         return;
@@ -382,7 +507,7 @@ static void handle_udp(fakedns *s)
     }
     if (olen > 0) {
         send_udp_extras(s, rule, out, olen, &peer);
-        (void)sendto(s->udp, out, olen, 0, (struct sockaddr *)&peer, sizeof peer);
+        (void)sendto(s->udp, (const void *)out, olen, 0, (struct sockaddr *)&peer, sizeof peer);
     }
     pthread_mutex_unlock(&s->lock);
 }
@@ -397,7 +522,8 @@ static void send_due(fakedns *s)
             i++;
             continue;
         }
-        (void)sendto(s->udp, d->msg, d->len, 0, (struct sockaddr *)&d->peer, sizeof d->peer);
+        (void)sendto(s->udp, (const void *)d->msg, d->len, 0, (struct sockaddr *)&d->peer,
+                     sizeof d->peer);
         *d = s->delayed[--s->ndelayed];
     }
     pthread_mutex_unlock(&s->lock);
@@ -405,30 +531,30 @@ static void send_due(fakedns *s)
 
 static void conn_close(struct conn *c)
 {
-    close(c->fd);
-    c->fd = -1;
+    fd_close(c->fd);
+    c->fd = FD_NONE;
     c->len = 0;
 }
 
 static void handle_accept(fakedns *s)
 {
-    int fd = accept4(s->tcp, NULL, NULL, SOCK_CLOEXEC);
-    if (fd < 0)
+    fd_t fd = fd_accept(s->tcp);
+    if (fd == FD_NONE)
         return;
     for (int i = 0; i < MAXCONN; i++) {
-        if (s->conns[i].fd < 0) {
+        if (s->conns[i].fd == FD_NONE) {
             s->conns[i].fd = fd;
             s->conns[i].len = 0;
             return;
         }
     }
-    close(fd);
+    fd_close(fd);
 }
 
 /* RFC 1035 section 4.2.2: each TCP message has a 2-byte length prefix. */
 static void handle_conn(fakedns *s, struct conn *c)
 {
-    ssize_t n = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
+    ssize_t n = recv(c->fd, (void *)(c->buf + c->len), sizeof c->buf - c->len, 0);
     if (n <= 0) {
         conn_close(c);
         return;
@@ -455,7 +581,7 @@ static void handle_conn(fakedns *s, struct conn *c)
         }
         if (olen > 0) {
             put16(out, (unsigned)olen);
-            (void)send(c->fd, out, olen + 2, MSG_NOSIGNAL);
+            (void)send(c->fd, (const void *)out, olen + 2, MSG_NOSIGNAL);
         }
         if (tcp_close == FAKEDNS_TCP_CLOSE_AFTER) {
             conn_close(c); /* answered, then gone */
@@ -485,16 +611,16 @@ static void *serve(void *arg)
     for (;;) {
         struct pollfd pfd[3 + MAXCONN];
         int n = 3, map[MAXCONN];
-        pfd[0] = (struct pollfd){s->stop_pipe[0], POLLIN, 0};
+        pfd[0] = (struct pollfd){s->stop[0], POLLIN, 0};
         pfd[1] = (struct pollfd){s->udp, POLLIN, 0};
         pfd[2] = (struct pollfd){s->tcp, POLLIN, 0};
         for (int i = 0; i < MAXCONN; i++) {
-            if (s->conns[i].fd >= 0) {
+            if (s->conns[i].fd != FD_NONE) {
                 map[n - 3] = i;
                 pfd[n++] = (struct pollfd){s->conns[i].fd, POLLIN, 0};
             }
         }
-        if (poll(pfd, (nfds_t)n, next_timeout(s)) < 0 && errno != EINTR)
+        if (fd_poll(pfd, n, next_timeout(s)) < 0 && errno != EINTR)
             break;
         if (pfd[0].revents)
             break;
@@ -523,7 +649,11 @@ static int bind_pair(fakedns *s)
     if (bind(s->udp, (struct sockaddr *)&a, sizeof a) < 0 ||
         getsockname(s->udp, (struct sockaddr *)&a, &alen) < 0)
         return -1;
+#ifndef _WIN32 /* on Windows SO_REUSEADDR would let it share a port in use */
     (void)setsockopt(s->tcp, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+#else
+    (void)one;
+#endif
     if (bind(s->tcp, (struct sockaddr *)&a, sizeof a) < 0 || listen(s->tcp, 16) < 0)
         return -1;
     s->port = ntohs(a.sin_port);
@@ -535,13 +665,15 @@ static int open_sockets(fakedns *s)
     for (int attempt = 0; attempt < 20; attempt++) {
         s->udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         s->tcp = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (s->udp >= 0 && s->tcp >= 0 && bind_pair(s) == 0)
+        if (s->udp != FD_NONE && s->tcp != FD_NONE && bind_pair(s) == 0) {
+            sock_setup(s->udp, SOCK_DGRAM);
             return 0;
-        if (s->udp >= 0)
-            close(s->udp);
-        if (s->tcp >= 0)
-            close(s->tcp);
-        s->udp = s->tcp = -1;
+        }
+        if (s->udp != FD_NONE)
+            fd_close(s->udp);
+        if (s->tcp != FD_NONE)
+            fd_close(s->tcp);
+        s->udp = s->tcp = FD_NONE;
     }
     return -1;
 }
@@ -551,29 +683,33 @@ fakedns *fakedns_start(void)
     fakedns *s = calloc(1, sizeof *s);
     if (s == NULL)
         return NULL;
+    if (net_start() < 0) {
+        free(s);
+        return NULL;
+    }
     s->delayed = calloc(MAXDELAYED, sizeof *s->delayed);
-    s->udp = s->tcp = s->stop_pipe[0] = s->stop_pipe[1] = -1;
+    s->udp = s->tcp = s->stop[0] = s->stop[1] = FD_NONE;
     for (int i = 0; i < MAXCONN; i++)
-        s->conns[i].fd = -1;
+        s->conns[i].fd = FD_NONE;
     pthread_mutex_init(&s->lock, NULL);
-    if (s->delayed == NULL || open_sockets(s) < 0 || pipe2(s->stop_pipe, O_CLOEXEC) < 0)
+    if (s->delayed == NULL || open_sockets(s) < 0 || stop_open(s->stop) < 0)
         goto fail;
     snprintf(s->addr, sizeof s->addr, "127.0.0.1:%u", (unsigned)s->port);
     if (pthread_create(&s->thread, NULL, serve, s) != 0)
         goto fail;
     return s;
 fail:
-    if (s->udp >= 0)
-        close(s->udp);
-    if (s->tcp >= 0)
-        close(s->tcp);
-    if (s->stop_pipe[0] >= 0) {
-        close(s->stop_pipe[0]);
-        close(s->stop_pipe[1]);
-    }
+    if (s->udp != FD_NONE)
+        fd_close(s->udp);
+    if (s->tcp != FD_NONE)
+        fd_close(s->tcp);
+    for (int i = 0; i < 2; i++)
+        if (s->stop[i] != FD_NONE)
+            fd_close(s->stop[i]);
     pthread_mutex_destroy(&s->lock);
     free(s->delayed);
     free(s);
+    net_stop();
     return NULL;
 }
 
@@ -581,18 +717,20 @@ void fakedns_stop(fakedns *s)
 {
     if (s == NULL)
         return;
-    (void)!write(s->stop_pipe[1], "x", 1);
+    stop_signal(s->stop);
     pthread_join(s->thread, NULL);
     for (int i = 0; i < MAXCONN; i++)
-        if (s->conns[i].fd >= 0)
-            close(s->conns[i].fd);
-    close(s->udp);
-    close(s->tcp);
-    close(s->stop_pipe[0]);
-    close(s->stop_pipe[1]);
+        if (s->conns[i].fd != FD_NONE)
+            fd_close(s->conns[i].fd);
+    fd_close(s->udp);
+    fd_close(s->tcp);
+    for (int i = 0; i < 2; i++)
+        if (s->stop[i] != FD_NONE)
+            fd_close(s->stop[i]);
     pthread_mutex_destroy(&s->lock);
     free(s->delayed);
     free(s);
+    net_stop();
 }
 
 uint16_t fakedns_port(const fakedns *s)
