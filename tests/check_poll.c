@@ -762,11 +762,11 @@ START_TEST(timer_started_during_a_wait_counts_from_the_clock)
 {
     struct late_start ls = {tu_poll(_i), 0};
     nio_event ev[4];
-    nio_timer_id far;
+    nio_timer_id far_id;
     pthread_t t;
     ck_assert_int_eq(nio_poll_wait(ls.p, ev, 4, 0), 0);
-    ck_assert_int_eq(nio_timer_start(ls.p, 60000, 8, &far), 0); /* reads the loop's time */
-    ck_assert_int_eq(nio_timer_cancel(ls.p, far), 0);
+    ck_assert_int_eq(nio_timer_start(ls.p, 60000, 8, &far_id), 0); /* reads the loop's time */
+    ck_assert_int_eq(nio_timer_cancel(ls.p, far_id), 0);
     ck_assert_int_eq(pthread_create(&t, NULL, start_late, &ls), 0);
     ck_assert_int_eq(nio_poll_wait(ls.p, ev, 4, LONG_WAIT), 1);
     ck_assert_uint_eq(ev[0].token, 7);
