@@ -761,7 +761,7 @@ int nio_resolver_new(nio_poll *poll, const nio_resolver_opts *opts, nio_resolver
         return -ENOMEM;
     r->poll = poll;
     apply_opts(r, &o);
-    if ((err = -pthread_mutex_init(&r->lock, NULL)) < 0) {
+    if ((err = nio__mutex_init(&r->lock)) < 0) {
         free(r);
         return err;
     }
