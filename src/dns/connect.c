@@ -651,7 +651,7 @@ int nio_tcp_connect_host(nio_poll *poll, nio_resolver *r, const char *host, uint
     }
     h->f[F6].want = family != AF_INET;
     h->f[F4].want = family != AF_INET6;
-    if ((err = -pthread_mutex_init(&h->mu, NULL)) < 0) {
+    if ((err = nio__mutex_init(&h->mu)) < 0) {
         free(h);
         return err;
     }

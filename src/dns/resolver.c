@@ -873,7 +873,7 @@ int nio_resolver_new(nio_poll *poll, const nio_resolver_opts *opts, nio_resolver
     nio__pool_init(&r->qpool, sizeof(struct nio_dns_query), POOL_MAX);
     nio__pool_init(&r->fpool, sizeof(flight), POOL_MAX);
     apply_opts(r, &o);
-    if ((err = -pthread_mutex_init(&r->lock, NULL)) < 0) {
+    if ((err = nio__mutex_init(&r->lock)) < 0) {
         free(r);
         return err;
     }

@@ -16,7 +16,10 @@
  *    one completion follows, and memory is reused only after it came.
  *    Changing the conditions cancels the request (NtCancelIoFileEx) and
  *    resubmits when its cancelled completion arrives; a deregistered
- *    socket whose request is out is freed by that completion.
+ *    socket whose request is out is freed by that completion;
+ *  - requests go out when a wait starts (at once only when a thread is
+ *    already blocked in one), so that what comes back is the state at
+ *    that wait, as with epoll.
  *
  * A poll request is level-triggered: it completes at once while a
  * condition holds.  Edge and oneshot modes are emulated as in the poll(2)
@@ -335,7 +338,20 @@ static uint32_t complete(afd_state *st, asock *s)
     return f;
 }
 
-/* Send the requests of the sockets that came back.  Lock held. */
+/* A registration changed.  With a thread blocked in the wait, ask afd.sys
+ * now; otherwise when the next wait starts (as wepoll does), so that the
+ * answer is the state at that wait, as epoll's would be: a socket that
+ * became writable and then readable before the wait is one event, not
+ * two.  Lock held. */
+static int schedule(nio_poll *p, afd_state *st, asock *s)
+{
+    if (p->blocked)
+        return update(st, s);
+    list_set(&st->fresh, &s->fresh, true);
+    return 0;
+}
+
+/* Send the requests of the sockets that came back or changed.  Lock held. */
 static void resubmit(afd_state *st)
 {
     while (st->fresh.next != &st->fresh) {
@@ -417,12 +433,18 @@ static void rearm_idle(afd_state *st)
 
 /* ------------------------------------------------------------ registry */
 
+/* The provider's own socket under sock, and proof that sock is one: a
+ * handle that is not a socket fails SO_TYPE with WSAENOTSOCK (-EBADF);
+ * Wine's SIO_BASE_HANDLE would not tell. */
 static int base_socket(nio_socket sock, HANDLE *base)
 {
     SOCKET b = INVALID_SOCKET;
     DWORD bytes = 0;
+    int type = 0, len = sizeof type;
+    if (getsockopt((SOCKET)sock, SOL_SOCKET, SO_TYPE, (char *)&type, &len) != 0)
+        return nio__wsa_errno();
     if (WSAIoctl((SOCKET)sock, SIO_BASE_HANDLE, NULL, 0, &b, sizeof b, &bytes, NULL, NULL) != 0)
-        return nio__wsa_errno(); /* WSAENOTSOCK: -EBADF */
+        return nio__wsa_errno();
     *base = (HANDLE)b;
     return 0;
 }
@@ -455,7 +477,7 @@ static int af_add(nio_poll *p, nio_socket fd, uint64_t datum, unsigned interest)
         free(s);
         return err;
     }
-    if ((err = update(st, s)) < 0)
+    if ((err = schedule(p, st, s)) < 0)
         forget(st, s);
     return err;
 }
@@ -467,7 +489,7 @@ static int af_mod(nio_poll *p, nio_socket fd, uint64_t datum, unsigned interest)
     if (s == NULL)
         return -ENOENT;
     set_interest(st, s, datum, interest);
-    return update(st, s);
+    return schedule(p, st, s);
 }
 
 static int af_del(nio_poll *p, nio_socket fd)
@@ -494,7 +516,7 @@ static int af_rearm(nio_poll *p, nio_socket fd, unsigned what)
         return 0;
     s->armed |= add;
     idle_sync(st, s);
-    return update(st, s);
+    return schedule(p, st, s);
 }
 
 /* ------------------------------------------------------------ port and device */

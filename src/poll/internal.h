@@ -150,6 +150,13 @@ struct nio_poll {
     nio__source *garbage;
 };
 
+/* pthread_mutex_init, then one lock and unlock: winpthreads allocates a
+ * mutex at its first lock, and a lock that fails for want of memory would
+ * go unnoticed later (no caller checks pthread_mutex_lock); here the
+ * failure is a -ENOMEM the creating call can return.  0 or -errno;
+ * nothing to destroy on failure.  (poll.c) */
+int nio__mutex_init(pthread_mutex_t *m);
+
 /* Poll core (poll.c) */
 int nio__poll_lock(nio_poll *p);  /* -ECANCELED when closed (lock released) */
 void nio__poll_unlock(nio_poll *p);

@@ -82,10 +82,9 @@ int nio_poll_new_with(nio_poll **out, const char *backend)
     p->wake.rfd = p->wake.wfd = -1;
     nio__pending_init(&p->pending);
     p->pending.next = p->pending.prev = &p->pending;
-    err = pthread_mutex_init(&p->lock, NULL);
-    if (err != 0) {
+    if ((err = nio__mutex_init(&p->lock)) < 0) {
         free(p);
-        return -err;
+        return err;
     }
     err = ops->init(p);
     if (err < 0)
@@ -102,6 +101,19 @@ fail_lock:
     pthread_mutex_destroy(&p->lock);
     free(p);
     return err;
+}
+
+int nio__mutex_init(pthread_mutex_t *m)
+{
+    int err = pthread_mutex_init(m, NULL);
+    if (err != 0)
+        return -err;
+    if ((err = pthread_mutex_lock(m)) != 0) {
+        pthread_mutex_destroy(m);
+        return -err;
+    }
+    pthread_mutex_unlock(m);
+    return 0;
 }
 
 int nio_poll_new(nio_poll **out)
