@@ -727,11 +727,11 @@ START_TEST(timers_count_from_the_loop_time)
     uint64_t lo;
     ck_assert_int_eq(nio_poll_wait(p, ev, 4, 0), 0);
     ck_assert_int_eq(nio_timer_start(p, 100, 1, &id), 0); /* reads the loop's time */
-    usleep(150 * 1000);                                    /* "work" */
+    tu_sleep_ms(150);                                          /* "work" */
     ck_assert_int_eq(nio_timer_start(p, 100, 2, &id), 0); /* due 100 ms after it */
     ck_assert_int_eq(nio_poll_wait(p, ev, 4, 0), 2);
     ck_assert_uint_eq(ev[0].flags & ev[1].flags, NIO_EV_TIMER);
-    usleep(150 * 1000);
+    tu_sleep_ms(150);
     ck_assert_int_eq(nio_poll_wait(p, ev, 4, 0), 0); /* the loop's time is now */
     lo = nio_now_ms() + 100;
     ck_assert_int_eq(nio_timer_start(p, 100, 3, &id), 0);
@@ -750,7 +750,7 @@ static void *start_late(void *arg)
 {
     struct late_start *ls = arg;
     nio_timer_id id;
-    usleep(300 * 1000); /* the waiter is in its wait; its loop's time is old */
+    tu_sleep_ms(300); /* the waiter is in its wait; its loop's time is old */
     ls->lo = nio_now_ms() + 100;
     ck_assert_int_eq(nio_timer_start(ls->p, 100, 7, &id), 0);
     return NULL;
