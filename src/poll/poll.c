@@ -16,10 +16,8 @@
  * 10-16 ms, which would make short timers late by a tick. */
 uint64_t nio_now_ms(void)
 {
-    static LARGE_INTEGER freq; /* constant since boot: a racing store is harmless */
-    LARGE_INTEGER now;
-    if (freq.QuadPart == 0)
-        QueryPerformanceFrequency(&freq);
+    LARGE_INTEGER freq, now;
+    QueryPerformanceFrequency(&freq); /* fixed at boot; a read of shared memory */
     QueryPerformanceCounter(&now);
     return (uint64_t)(now.QuadPart / freq.QuadPart) * 1000u +
            (uint64_t)(now.QuadPart % freq.QuadPart) * 1000u / (uint64_t)freq.QuadPart;
