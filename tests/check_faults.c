@@ -139,8 +139,11 @@ static int fill_all(filler *f)
     struct dirent *e;
     if (d == NULL)
         return -1;
+    /* fcntl skips descriptors the process cannot use: valgrind lists its
+     * own, above the limit it shows the program, in /proc/self/fd */
     while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.' && atoi(e->d_name) != dirfd(d) && atoi(e->d_name) > maxfd)
+        if (e->d_name[0] != '.' && atoi(e->d_name) != dirfd(d) && atoi(e->d_name) > maxfd &&
+            fcntl(atoi(e->d_name), F_GETFD) >= 0)
             maxfd = atoi(e->d_name);
     closedir(d);
     if (maxfd + 1 + 16 > FILL_MAX)
@@ -377,7 +380,15 @@ static int exhaust_resolver_child(int _i)
 static void run_child(int (*fn)(int), int _i)
 {
     int fds = tu_count_fds(), st = 0;
-    pid_t pid = fork();
+    pid_t pid;
+    /* valgrind keeps descriptors of its own and emulates RLIMIT_NOFILE, so
+     * the table cannot be filled exactly under it (tests/valgrind-run sets
+     * this); these cases run in the gcc, clang, ASan and TSan builds */
+    if (getenv("NIO_UNDER_VALGRIND") != NULL) {
+        fprintf(stderr, "descriptor exhaustion: not under valgrind\n");
+        return;
+    }
+    pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0)
         _exit(fn(_i));
