@@ -308,8 +308,6 @@ int main(void)
 {
     Suite *s = suite_create("allocfail");
     TCase *tc = tcase_create("poll-and-net");
-    SRunner *sr;
-    int failed;
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, poll_new, 0, tu_nbackends);
     tcase_add_loop_test(tc, first_wait, 0, tu_nbackends);
@@ -321,9 +319,5 @@ int main(void)
     tcase_add_loop_test(tc, write_queue, 0, tu_nbackends);
     tcase_add_loop_test(tc, read_into, 0, tu_nbackends);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tu_run_suite(s);
 }

@@ -745,8 +745,6 @@ int main(void)
 {
     Suite *s = suite_create("connect");
     TCase *tc = tcase_create("connect");
-    SRunner *sr;
-    int failed;
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, http_fakedns, 0, tu_nbackends);
     tcase_add_loop_test(tc, http_hosts_file, 0, tu_nbackends);
@@ -770,9 +768,5 @@ int main(void)
     tcase_add_loop_test(tc, close_from_other_thread, 0, tu_nbackends);
     tcase_add_loop_test(tc, many_by_name, 0, tu_nbackends);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tu_run_suite(s);
 }

@@ -462,15 +462,9 @@ static Suite *dns_internal_suite(void)
 
 int main(void)
 {
-    SRunner *sr;
-    int failed;
     /* c-ares' allocations go through the wrappers too (before any resolver:
      * nio's own ares_library_init then only counts). */
     if (ares_library_init_mem(ARES_LIB_INIT_ALL, malloc, free, realloc) != ARES_SUCCESS)
         return EXIT_FAILURE;
-    sr = srunner_create(dns_internal_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tu_run_suite(dns_internal_suite());
 }

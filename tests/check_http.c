@@ -414,8 +414,6 @@ int main(void)
 {
     Suite *s = suite_create("http");
     TCase *tc = tcase_create("delayed-server");
-    SRunner *sr;
-    int failed;
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, a_one_request, 0, tu_nbackends);
     tcase_add_loop_test(tc, b_two_requests, 0, tu_nbackends);
@@ -430,9 +428,5 @@ int main(void)
     tcase_add_loop_test(tc, bad_requests, 0, tu_nbackends);
     tcase_add_loop_test(tc, ipv6_request, 0, tu_nbackends);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tu_run_suite(s);
 }

@@ -179,16 +179,10 @@ int main(void)
 {
     Suite *s = suite_create("internal");
     TCase *tc = tcase_create("sources");
-    SRunner *sr;
-    int failed;
     tcase_add_loop_test(tc, internal_source_is_invisible, 0, tu_nbackends);
     tcase_add_loop_test(tc, internal_timer_runs_callback, 0, tu_nbackends);
     tcase_add_loop_test(tc, internal_cancel_after_close, 0, tu_nbackends);
     tcase_add_loop_test(tc, delete_from_callback, 0, tu_nbackends);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tu_run_suite(s);
 }

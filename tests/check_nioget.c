@@ -767,8 +767,6 @@ int main(void)
 {
     Suite *s = suite_create("nioget");
     TCase *unit = tcase_create("parsers"), *prog_tc = tcase_create("program");
-    SRunner *sr;
-    int failed;
     tcase_add_loop_test(unit, url_table, 0, (int)(sizeof url_cases / sizeof url_cases[0]));
     tcase_add_test(unit, url_bounds);
     tcase_add_loop_test(unit, resp_table, 0, (int)(sizeof resp_cases / sizeof resp_cases[0]));
@@ -790,9 +788,5 @@ int main(void)
     tcase_add_test(prog_tc, prog_usage);
     tcase_add_test(prog_tc, prog_demo);
     suite_add_tcase(s, prog_tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tu_run_suite(s);
 }

@@ -602,14 +602,8 @@ int main(void)
 {
     Suite *s = suite_create("soak");
     TCase *tc = tcase_create("soak");
-    SRunner *sr;
-    int failed;
     tcase_set_timeout(tc, soak_seconds() + 120);
     tcase_add_loop_test(tc, random_operations, 0, 2);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tu_run_suite(s);
 }

@@ -57,6 +57,10 @@ int tu_poll_one(nio_socket s, short events, int ms);
 size_t tu_drain(nio_poll *p, nio_socket fd); /* read until EAGAIN, then nio_rearm */
 void tu_write_all(nio_socket fd, const void *buf, size_t len);
 void tu_sleep_ms(unsigned ms);
+/* Run every case of s (Check's default mode), free the runner; the exit
+ * status for main: EXIT_SUCCESS when nothing failed. */
+struct Suite;
+int tu_run_suite(struct Suite *s);
 /* The loopback interface's name, for IPv6 scopes ("fe80::1%lo"): "lo" on
  * Linux; Windows names interfaces by type and index ("loopback_0", Wine's
  * "loopback_1"). */
