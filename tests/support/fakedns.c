@@ -805,41 +805,20 @@ RULE_SETTER(fakedns_set_malformed, r->malformed = true)
 RULE_SETTER(fakedns_set_wrong_id, r->wrong_id = true)
 RULE_SETTER(fakedns_set_garbage, r->garbage = true)
 
-void fakedns_set_rcode(fakedns *s, const char *name, int qtype, int rcode)
-{
-    struct rule *r;
-    pthread_mutex_lock(&s->lock);
-    if ((r = rule_get(s, name, qtype)) != NULL)
-        r->rcode = rcode;
-    pthread_mutex_unlock(&s->lock);
-}
+#define RULE_SETTER_INT(fn, field)                                                            \
+    void fn(fakedns *s, const char *name, int qtype, int v)                                   \
+    {                                                                                         \
+        struct rule *r;                                                                       \
+        pthread_mutex_lock(&s->lock);                                                         \
+        if ((r = rule_get(s, name, qtype)) != NULL)                                           \
+            r->field = v;                                                                     \
+        pthread_mutex_unlock(&s->lock);                                                       \
+    }
 
-void fakedns_set_drop(fakedns *s, const char *name, int qtype, int n)
-{
-    struct rule *r;
-    pthread_mutex_lock(&s->lock);
-    if ((r = rule_get(s, name, qtype)) != NULL)
-        r->drop = n;
-    pthread_mutex_unlock(&s->lock);
-}
-
-void fakedns_set_tcp_close(fakedns *s, const char *name, int qtype, int when)
-{
-    struct rule *r;
-    pthread_mutex_lock(&s->lock);
-    if ((r = rule_get(s, name, qtype)) != NULL)
-        r->tcp_close = when;
-    pthread_mutex_unlock(&s->lock);
-}
-
-void fakedns_set_delay(fakedns *s, const char *name, int qtype, int ms)
-{
-    struct rule *r;
-    pthread_mutex_lock(&s->lock);
-    if ((r = rule_get(s, name, qtype)) != NULL)
-        r->delay_ms = ms;
-    pthread_mutex_unlock(&s->lock);
-}
+RULE_SETTER_INT(fakedns_set_rcode, rcode)
+RULE_SETTER_INT(fakedns_set_drop, drop)
+RULE_SETTER_INT(fakedns_set_tcp_close, tcp_close)
+RULE_SETTER_INT(fakedns_set_delay, delay_ms)
 
 void fakedns_drop_all(fakedns *s, bool on)
 {
