@@ -1,4 +1,4 @@
-/* The internal-source machinery (src/poll/internal.h): library sources and
+/* The internal-source machinery (src/poll/poll_internal.h): library sources and
  * callback timers are serviced inside nio_poll_wait and never reach the
  * caller's array; completions posted from them do, on the caller's token. */
 #define _GNU_SOURCE
@@ -6,7 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "poll/internal.h"
+#include "poll/poll_internal.h"
 #include "testutil.h"
 
 struct echo_src {

@@ -35,7 +35,7 @@
 #endif
 
 #include "dns/dns_internal.h"
-#include "net/net.h"
+#include "net/net_internal.h"
 #include "nio/connect.h"
 
 #define DEFAULT_TIMEOUT_MS 30000u

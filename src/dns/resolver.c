@@ -32,7 +32,7 @@
 #include <string.h>
 
 #include "dns_internal.h"
-#include "poll/internal.h"
+#include "poll/poll_internal.h"
 
 #define NIO__C_IN 1 /* class IN, RFC 1035 section 3.2.4 */
 #define DEFAULT_CACHE_SIZE 4096

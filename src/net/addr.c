@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/net.h"
+#include "net/net_internal.h"
 
 #ifdef _WIN32
 #include <iphlpapi.h> /* if_nametoindex, if_indextoname (netioapi.h) */

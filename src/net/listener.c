@@ -8,7 +8,7 @@
 #include <sys/socket.h>
 #endif
 
-#include "net/net.h"
+#include "net/net_internal.h"
 
 #define LISTEN_OPTS_V1_SIZE (offsetof(nio_tcp_listen_opts, rcvbuf) + sizeof(int))
 

@@ -8,7 +8,7 @@
 #include <limits.h>
 #include <string.h>
 
-#include "net/net.h"
+#include "net/net_internal.h"
 
 /* Winsock sizes transfers in int. */
 static int clamp_len(size_t len)

@@ -1,6 +1,6 @@
 /* TCP streams: nonblocking connect completed through the poll, with an
  * optional timeout; reads and writes that re-arm on EAGAIN; options; close.
- * The write queue and read helper live in buffer.c. */
+ * The write queue and read helper live in wqueue.c and readbuf.c. */
 #include <errno.h>
 #include <limits.h>
 #include <sched.h>
@@ -12,7 +12,7 @@
 #include <netinet/tcp.h>
 #endif
 
-#include "net/net.h"
+#include "net/net_internal.h"
 
 /* The first published nio_tcp_opts ends after rcvbuf; size == 0 means it. */
 #define TCP_OPTS_V1_SIZE (offsetof(nio_tcp_opts, rcvbuf) + sizeof(int))

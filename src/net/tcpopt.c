@@ -6,7 +6,7 @@
 #include <sys/socket.h>
 #endif
 
-#include "net/net.h"
+#include "net/net_internal.h"
 
 int nio__setsockopt_int(nio_socket fd, int level, int name, int v)
 {

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/net.h"
+#include "net/net_internal.h"
 
 struct nio_udp_socket {
     nio_poll *poll;

@@ -1,6 +1,6 @@
 /* What mingw-w64's headers lack for polling sockets through the Ancillary
  * Function Driver (afd.sys), the kernel side of Winsock.  Private to
- * src/poll/backend_afd.c.
+ * src/poll/backend_iocp.c.
  *
  * None of this is in the public SDK; the values are the driver's own and
  * have not changed since Windows NT 4.  Where each comes from:

@@ -8,7 +8,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "poll_internal.h"
 
 typedef struct epoll_state {
     int epfd;

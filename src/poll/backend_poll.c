@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "poll_internal.h"
 
 #ifndef POLLRDHUP
 #define POLLRDHUP 0
@@ -304,7 +304,7 @@ static int pl_wait(nio_poll *p, nio_event *ev, int cap, int timeout_ms)
     return rc;
 }
 
-const nio__backend_ops nio__pollfd_ops = {
+const nio__backend_ops nio__poll_ops = {
     .name = "poll",
     .init = pl_init,
     .destroy = pl_destroy,

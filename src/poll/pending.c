@@ -2,7 +2,7 @@
  * allocates and nothing is lost when the caller's array is small. */
 #include <errno.h>
 
-#include "internal.h"
+#include "poll_internal.h"
 
 void nio__pending_init(nio__pending *n)
 {

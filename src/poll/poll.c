@@ -9,7 +9,7 @@
 #include <windows.h>
 #endif
 
-#include "internal.h"
+#include "poll_internal.h"
 
 #ifdef _WIN32
 /* The performance counter: monotonic, and finer than GetTickCount64's
@@ -38,9 +38,9 @@ static const nio__backend_ops *const backends[] = {
     &nio__epoll_ops,
 #endif
 #ifdef _WIN32
-    &nio__afd_ops,
+    &nio__iocp_ops,
 #else
-    &nio__pollfd_ops,
+    &nio__poll_ops,
 #endif
 };
 static const char *const known_backends[] = {"epoll", "poll", "iocp"};

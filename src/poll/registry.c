@@ -3,7 +3,7 @@
  * against nio_poll_close(). */
 #include <errno.h>
 
-#include "internal.h"
+#include "poll_internal.h"
 
 #define INTEREST_BITS (NIO_READABLE | NIO_WRITABLE | NIO_PRIORITY)
 #define MODE_BITS (NIO_LEVEL | NIO_ONESHOT)

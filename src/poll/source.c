@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "poll_internal.h"
 
 int nio__source_new(nio_poll *p, nio_socket fd, unsigned interest, nio__source_cb cb, void *arg,
                     nio__source **out)

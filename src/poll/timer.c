@@ -7,7 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "poll_internal.h"
 
 static int grow(void **mem, uint32_t *cap, size_t elem)
 {

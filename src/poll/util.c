@@ -2,7 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 
-#include "internal.h"
+#include "poll_internal.h"
 
 int nio__set_nonblock_cloexec(int fd)
 {

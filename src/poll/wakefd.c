@@ -14,7 +14,7 @@
 #include <sys/eventfd.h>
 #endif
 
-#include "internal.h"
+#include "poll_internal.h"
 
 static void drain(nio__source *src, unsigned evflags)
 {

@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "poll_internal.h"
 
 struct nio_waker {
     nio_poll *poll;

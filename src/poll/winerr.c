@@ -6,7 +6,7 @@
 #include <winsock2.h>
 #include <windows.h>
 
-#include "internal.h"
+#include "poll_internal.h"
 
 #define WIN_ERRNO_MAP(X)                                                                           \
     X(WSAEWOULDBLOCK, EAGAIN)                                                                      \

@@ -1,12 +1,12 @@
-/* Private to src/net: the stream's insides, shared by tcp.c, listener.c and
- * buffer.c. */
+/* Private to src/net: the stream's insides, shared by tcp.c, listener.c,
+ * readbuf.c and wqueue.c. */
 #ifndef NIO_NET_INTERNAL_H
 #define NIO_NET_INTERNAL_H
 
 #include <stdatomic.h>
 
 #include "nio/net.h"
-#include "poll/internal.h"
+#include "poll/poll_internal.h"
 
 /* Connect-timer states.  The timer's callback runs on the thread in
  * nio_poll_wait(), which need not be the stream's thread, so the stream and

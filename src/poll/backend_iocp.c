@@ -35,7 +35,7 @@
 #include <string.h>
 
 #include "afd.h"
-#include "internal.h"
+#include "poll_internal.h"
 
 #define AFD_KEY 0  /* completion key of the poll requests */
 #define WAKE_KEY 1 /* ... and of the wake packets */
@@ -458,7 +458,7 @@ static void set_interest(afd_state *st, asock *s, uint64_t datum, unsigned inter
     idle_sync(st, s);
 }
 
-static int af_add(nio_poll *p, nio_socket fd, uint64_t datum, unsigned interest)
+static int iocp_add(nio_poll *p, nio_socket fd, uint64_t datum, unsigned interest)
 {
     afd_state *st = p->backend;
     HANDLE base = NULL;
@@ -482,7 +482,7 @@ static int af_add(nio_poll *p, nio_socket fd, uint64_t datum, unsigned interest)
     return err;
 }
 
-static int af_mod(nio_poll *p, nio_socket fd, uint64_t datum, unsigned interest)
+static int iocp_mod(nio_poll *p, nio_socket fd, uint64_t datum, unsigned interest)
 {
     afd_state *st = p->backend;
     asock *s = lookup(st, fd);
@@ -492,7 +492,7 @@ static int af_mod(nio_poll *p, nio_socket fd, uint64_t datum, unsigned interest)
     return schedule(p, st, s);
 }
 
-static int af_del(nio_poll *p, nio_socket fd)
+static int iocp_del(nio_poll *p, nio_socket fd)
 {
     afd_state *st = p->backend;
     asock *s = lookup(st, fd);
@@ -502,7 +502,7 @@ static int af_del(nio_poll *p, nio_socket fd)
     return 0;
 }
 
-static int af_rearm(nio_poll *p, nio_socket fd, unsigned what)
+static int iocp_rearm(nio_poll *p, nio_socket fd, unsigned what)
 {
     afd_state *st = p->backend;
     asock *s = lookup(st, fd);
@@ -546,7 +546,7 @@ static int open_afd(HANDLE port, HANDLE *out)
     return 0;
 }
 
-static int af_init(nio_poll *p)
+static int iocp_init(nio_poll *p)
 {
     WSADATA wd;
     int err = -ENOMEM, wsa;
@@ -603,7 +603,7 @@ static void drain(afd_state *st)
     }
 }
 
-static void af_destroy(nio_poll *p)
+static void iocp_destroy(nio_poll *p)
 {
     afd_state *st = p->backend;
     if (st == NULL)
@@ -664,7 +664,7 @@ static int collect(afd_state *st, ULONG n, nio_event *ev)
     return out;
 }
 
-static int af_wait(nio_poll *p, nio_event *ev, int cap, int timeout_ms)
+static int iocp_wait(nio_poll *p, nio_event *ev, int cap, int timeout_ms)
 {
     afd_state *st = p->backend;
     ULONG n = 0;
@@ -686,13 +686,13 @@ static int af_wait(nio_poll *p, nio_event *ev, int cap, int timeout_ms)
     return out;
 }
 
-static int af_wake_open(nio_poll *p)
+static int iocp_wake_open(nio_poll *p)
 {
     (void)p; /* the port is the wake channel */
     return 0;
 }
 
-static void af_wake_close(nio_poll *p)
+static void iocp_wake_close(nio_poll *p)
 {
     (void)p;
 }
@@ -700,7 +700,7 @@ static void af_wake_close(nio_poll *p)
 /* One packet at a time: wakes coalesce as the eventfd's do.  A signal that
  * finds a packet posted but already taken is dropped safely: the waiter
  * took it, so it is awake and looks at the poll's state after this. */
-static void af_wake_signal(nio_poll *p)
+static void iocp_wake_signal(nio_poll *p)
 {
     afd_state *st = p->backend;
     if (atomic_exchange(&st->wake_posted, true))
@@ -709,16 +709,16 @@ static void af_wake_signal(nio_poll *p)
         atomic_store(&st->wake_posted, false); /* out of nonpaged pool: the next signal retries */
 }
 
-const nio__backend_ops nio__afd_ops = {
+const nio__backend_ops nio__iocp_ops = {
     .name = "iocp",
-    .init = af_init,
-    .destroy = af_destroy,
-    .add = af_add,
-    .mod = af_mod,
-    .del = af_del,
-    .rearm = af_rearm,
-    .wait = af_wait,
-    .wake_open = af_wake_open,
-    .wake_close = af_wake_close,
-    .wake_signal = af_wake_signal,
+    .init = iocp_init,
+    .destroy = iocp_destroy,
+    .add = iocp_add,
+    .mod = iocp_mod,
+    .del = iocp_del,
+    .rearm = iocp_rearm,
+    .wait = iocp_wait,
+    .wake_open = iocp_wake_open,
+    .wake_close = iocp_wake_close,
+    .wake_signal = iocp_wake_signal,
 };

@@ -87,8 +87,8 @@ typedef struct nio__backend_ops {
 } nio__backend_ops;
 
 extern const nio__backend_ops nio__epoll_ops;
-extern const nio__backend_ops nio__pollfd_ops;
-extern const nio__backend_ops nio__afd_ops;
+extern const nio__backend_ops nio__poll_ops;
+extern const nio__backend_ops nio__iocp_ops;
 
 /* Whether s cannot be a socket (a negative fd; INVALID_SOCKET). */
 static inline bool nio__socket_bad(nio_socket s)
