@@ -711,6 +711,64 @@ START_TEST(close_from_other_thread)
 }
 END_TEST
 
+/* nio_tcp_connect_result() may be called before the event (connect.h),
+ * from the thread that uses the stream while another waits and completes
+ * the connect: once it says connected, the stream's descriptor is there
+ * and works (no torn view of the completion; ThreadSanitizer checks the
+ * ordering). */
+typedef struct poller {
+    nio_tcp_stream *s;
+    int result;
+    nio_socket fd;
+    nio_addr peer;
+    int peer_rc;
+} poller;
+
+static void *poll_result(void *arg)
+{
+    poller *pr = arg;
+    uint64_t end = nio_now_ms() + DEADLINE;
+    while ((pr->result = nio_tcp_connect_result(pr->s)) == -EINPROGRESS && nio_now_ms() < end)
+        ; /* spin: the completion lands at any point of this loop */
+    pr->fd = nio_tcp_fd(pr->s);
+    pr->peer_rc = nio_tcp_peer_addr(pr->s, &pr->peer);
+    return NULL;
+}
+
+START_TEST(connect_result_polled_from_other_thread)
+{
+    env e;
+    env_up(&e, _i);
+    env_httpd(&e, _i, HTTPD_V4 | HTTPD_V6, 0);
+    fakedns_set_delay(e.dns, "dual.test", 0, 20);
+    for (int k = 0; k < 20; k++) {
+        poller pr = {0};
+        pthread_t t;
+        int done = 0;
+        uint64_t end = nio_now_ms() + DEADLINE;
+        ck_assert_int_eq(nio_tcp_connect_host(e.p, e.r, k % 2 ? "dual.test" : "localhost",
+                                              e.port, NULL, 9, &pr.s),
+                         -EINPROGRESS);
+        ck_assert_int_eq(pthread_create(&t, NULL, poll_result, &pr), 0);
+        while (!done && nio_now_ms() < end) {
+            nio_event ev[8];
+            int n = nio_poll_wait(e.p, ev, 8, 100);
+            ck_assert_int_ge(n, 0);
+            for (int j = 0; j < n; j++)
+                done |= ev[j].token == 9 && (ev[j].flags & NIO_EV_DONE);
+        }
+        pthread_join(t, NULL);
+        ck_assert(done);
+        ck_assert_int_eq(pr.result, 0);
+        ck_assert_msg(pr.fd != NIO_INVALID_SOCKET, "connected without a descriptor");
+        ck_assert_int_eq(pr.peer_rc, 0);
+        ck_assert_int_eq(nio_addr_port((struct sockaddr *)&pr.peer.ss, pr.peer.len), e.port);
+        nio_tcp_close(pr.s);
+    }
+    env_down(&e);
+}
+END_TEST
+
 /* ------------------------------------------------------------ many */
 
 START_TEST(many_by_name)
@@ -766,6 +824,7 @@ int main(void)
     tcase_add_loop_test(tc, close_while_connecting, 0, tu_nbackends);
     tcase_add_loop_test(tc, close_before_collecting, 0, tu_nbackends);
     tcase_add_loop_test(tc, close_from_other_thread, 0, tu_nbackends);
+    tcase_add_loop_test(tc, connect_result_polled_from_other_thread, 0, tu_nbackends);
     tcase_add_loop_test(tc, many_by_name, 0, tu_nbackends);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);

@@ -6,6 +6,8 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -443,6 +445,142 @@ START_TEST(connect_timeout)
     expect_quiet(p, TOK_C, 100);
     close_all(fill, nfill);
     nio_tcp_listener_close(l);
+    nio_poll_free(p);
+    ck_assert_int_eq(tu_count_fds(), fds);
+}
+END_TEST
+
+/* A connect-timeout completion already queued but not yet delivered (the
+ * caller's array was full) moves with nio_tcp_reregister() to the new
+ * token, as net.h promises.  The listener lives on another poll, so that
+ * its backlog's readiness does not take the one slot. */
+START_TEST(queued_timeout_completion_follows_reregister)
+{
+    int fds = tu_count_fds(), nfill;
+    nio_socket fill[64];
+    nio_poll *p = tu_poll(_i), *lp = tu_poll(_i);
+    nio_addr a;
+    nio_tcp_listener *l = listen_on(lp, "127.0.0.1:0", 0, &a);
+    nio_tcp_stream *c = NULL;
+    nio_tcp_opts o = {.connect_timeout_ms = 100};
+    nio_timer_id id;
+    nio_event ev[4];
+    unsigned f = 0;
+    int n;
+    nfill = fill_backlog(&a, fill, 64);
+    ck_assert_int_eq(nio_tcp_connect_ex(p, (struct sockaddr *)&a.ss, a.len, &o, TOK_C, &c),
+                     -EINPROGRESS);
+    ck_assert_int_eq(nio_timer_start(p, 150, TOK_U1, &id), 0); /* due after the connect's */
+    tu_sleep_ms(300);
+    /* one slot: the connect timer runs first and queues its completion,
+     * then the caller's timer fills the array */
+    ck_assert_int_eq(nio_poll_wait(p, ev, 1, LONG_WAIT), 1);
+    ck_assert_uint_eq(ev[0].token, TOK_U1);
+    ck_assert_int_eq(nio_tcp_reregister(c, TOK_U2, NIO_READABLE | NIO_WRITABLE), 0);
+    /* everything on the new token: the completion, and the socket's own
+     * readiness after the aborted connect; nothing on the old one */
+    n = tu_collect(p, ev, 4, 200);
+    for (int k = 0; k < n; k++) {
+        ck_assert_msg(ev[k].token == TOK_U2, "event on %llu flags %#x",
+                      (unsigned long long)ev[k].token, ev[k].flags);
+        f |= ev[k].flags;
+    }
+    ck_assert_uint_eq(f & (NIO_EV_WRITABLE | NIO_EV_ERROR), NIO_EV_WRITABLE | NIO_EV_ERROR);
+    ck_assert_int_eq(nio_tcp_connect_result(c), -ETIMEDOUT);
+    nio_tcp_close(c);
+    close_all(fill, nfill);
+    nio_tcp_listener_close(l);
+    nio_poll_free(lp);
+    nio_poll_free(p);
+    ck_assert_int_eq(tu_count_fds(), fds);
+}
+END_TEST
+
+/* nio_tcp_reregister() from another thread while the waiting thread runs
+ * the connect timer's callback: the completion arrives once, on one of the
+ * tokens, and (under ThreadSanitizer) the two threads do not race on the
+ * stream's token. */
+struct rereg_race {
+    nio_poll *p;
+    nio_tcp_stream *c;
+    atomic_int stop;
+};
+
+static void *rereg_loop(void *arg)
+{
+    struct rereg_race *rr = arg;
+    for (unsigned k = 0; !atomic_load(&rr->stop); k++) {
+        int rc = nio_tcp_reregister(rr->c, k % 2 ? TOK_U1 : TOK_U2, NIO_READABLE | NIO_WRITABLE);
+        ck_assert_int_eq(rc, 0);
+        tu_sleep_ms(0);
+    }
+    return NULL;
+}
+
+START_TEST(reregister_races_connect_timeout)
+{
+    int fds = tu_count_fds(), nfill, got = 0;
+    nio_socket fill[64];
+    nio_poll *p = tu_poll(_i), *lp = tu_poll(_i);
+    nio_addr a;
+    nio_tcp_listener *l = listen_on(lp, "127.0.0.1:0", 0, &a);
+    nio_tcp_opts o = {.connect_timeout_ms = 50};
+    struct rereg_race rr = {.p = p};
+    nio_event ev[8];
+    pthread_t t;
+    uint64_t end;
+    nfill = fill_backlog(&a, fill, 64);
+    ck_assert_int_eq(nio_tcp_connect_ex(p, (struct sockaddr *)&a.ss, a.len, &o, TOK_C, &rr.c),
+                     -EINPROGRESS);
+    atomic_init(&rr.stop, 0);
+    ck_assert_int_eq(pthread_create(&t, NULL, rereg_loop, &rr), 0);
+    end = nio_now_ms() + LONG_WAIT;
+    while (got == 0 && nio_now_ms() < end) {
+        int n = nio_poll_wait(p, ev, 8, 100);
+        ck_assert_int_ge(n, 0);
+        for (int k = 0; k < n; k++)
+            got += (ev[k].flags & NIO_EV_ERROR) != 0;
+    }
+    atomic_store(&rr.stop, 1);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(got, 1);
+    ck_assert_int_eq(nio_tcp_connect_result(rr.c), -ETIMEDOUT);
+    nio_tcp_close(rr.c);
+    close_all(fill, nfill);
+    nio_tcp_listener_close(l);
+    nio_poll_free(lp);
+    nio_poll_free(p);
+    ck_assert_int_eq(tu_count_fds(), fds);
+}
+END_TEST
+
+/* The loop runs late past a connect's deadline, and the connect has
+ * failed meanwhile: the failure on the socket wins, the timeout claims
+ * only connects that are really still pending. */
+START_TEST(refused_connect_past_its_deadline_is_refused)
+{
+    int fds = tu_count_fds();
+    nio_poll *p = tu_poll(_i);
+    nio_tcp_stream *c = NULL;
+    nio_tcp_opts o = {.connect_timeout_ms = 50};
+    nio_addr a;
+    nio_socket hold;
+    int rc;
+    ck_assert_int_eq(nio_addr_parse("127.0.0.1:0", &a), 0);
+    hold = tu_socket(AF_INET, SOCK_STREAM, 0); /* bound, never listening: refuses */
+    ck_assert_int_eq(bind(hold, (struct sockaddr *)&a.ss, a.len), 0);
+    a.len = sizeof a.ss;
+    ck_assert_int_eq(getsockname(hold, (struct sockaddr *)&a.ss, &a.len), 0);
+    rc = nio_tcp_connect_ex(p, (struct sockaddr *)&a.ss, a.len, &o, TOK_C, &c);
+    if (rc == -EINPROGRESS) {
+        tu_sleep_ms(200); /* the loop is late: refused, and past the deadline */
+        wait_flags(p, TOK_C, NIO_EV_WRITABLE | NIO_EV_ERROR);
+        ck_assert_int_eq(nio_tcp_connect_result(c), -ECONNREFUSED);
+        nio_tcp_close(c);
+    } else {
+        ck_assert_int_eq(rc, -ECONNREFUSED); /* refused at once: nothing to test */
+    }
+    tu_close(hold);
     nio_poll_free(p);
     ck_assert_int_eq(tu_count_fds(), fds);
 }
@@ -1220,6 +1358,9 @@ static Suite *net_suite(void)
     tcase_add_loop_test(tc, connect_accept_addresses_options, 0, tu_nbackends);
     tcase_add_loop_test(tc, connect_refused, 0, tu_nbackends);
     tcase_add_loop_test(tc, connect_timeout, 0, tu_nbackends);
+    tcase_add_loop_test(tc, queued_timeout_completion_follows_reregister, 0, tu_nbackends);
+    tcase_add_loop_test(tc, reregister_races_connect_timeout, 0, tu_nbackends);
+    tcase_add_loop_test(tc, refused_connect_past_its_deadline_is_refused, 0, tu_nbackends);
     tcase_add_loop_test(tc, close_while_connecting, 0, tu_nbackends);
     tcase_add_loop_test(tc, timeout_does_not_hit_completed_connect, 0, tu_nbackends);
     tcase_add_loop_test(tc, reset_by_peer, 0, tu_nbackends);

@@ -179,6 +179,39 @@ START_TEST(read_closed_and_hangup)
 }
 END_TEST
 
+/* Read-closed, hang-up and error are reported whatever the interest
+ * (poll.h): a registration for writable only, or priority only, still
+ * hears of the peer's FIN, as epoll's always-on EPOLLRDHUP gives.  The
+ * poll(2) backend asked for POLLRDHUP only with NIO_READABLE. */
+static void read_closed_with(int _i, unsigned interest)
+{
+    nio_poll *p = tu_poll(_i);
+    nio_socket sv[2];
+    unsigned f = 0;
+    tu_socketpair(sv);
+    ck_assert_int_eq(nio_register(p, sv[0], 1, interest), 0);
+    if (interest & NIO_WRITABLE)
+        ck_assert(tu_wait_token(p, 1, LONG_WAIT, NULL) & NIO_EV_WRITABLE);
+    if (interest & NIO_ONESHOT) /* silent since that event: arm it again */
+        ck_assert_int_eq(nio_reregister(p, sv[0], 1, interest), 0);
+    ck_assert_int_eq(shutdown(sv[1], SHUT_WR), 0);
+    for (int k = 0; k < 4 && !(f & NIO_EV_READ_CLOSED); k++)
+        f |= tu_wait_token(p, 1, LONG_WAIT / 4, NULL);
+    ck_assert_msg(f & NIO_EV_READ_CLOSED, "interest %#x: flags %#x", interest, f);
+    tu_close(sv[0]);
+    tu_close(sv[1]);
+    nio_poll_free(p);
+}
+
+START_TEST(read_closed_without_readable_interest)
+{
+    read_closed_with(_i, NIO_WRITABLE);
+    read_closed_with(_i, NIO_WRITABLE | NIO_LEVEL);
+    read_closed_with(_i, NIO_WRITABLE | NIO_ONESHOT);
+    read_closed_with(_i, NIO_PRIORITY);
+}
+END_TEST
+
 START_TEST(capacity_one_loses_nothing)
 {
     nio_poll *p = tu_poll(_i);
@@ -776,6 +809,121 @@ START_TEST(timer_started_during_a_wait_counts_from_the_clock)
 }
 END_TEST
 
+/* A start from another thread between two waits of the waiting thread
+ * counts from the clock at the call: the loop's time belongs to the
+ * waiting thread, whose last start set it (poll.h). */
+struct other_start {
+    nio_poll *p;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int go;
+    uint64_t t0; /* ns, just before the start */
+};
+
+static void *start_when_told(void *arg)
+{
+    struct other_start *os = arg;
+    nio_timer_id id;
+    pthread_mutex_lock(&os->mu);
+    while (!os->go)
+        pthread_cond_wait(&os->cv, &os->mu);
+    pthread_mutex_unlock(&os->mu);
+    os->t0 = tu_now_ns();
+    ck_assert_int_eq(nio_timer_start(os->p, 100, 9, &id), 0);
+    return NULL;
+}
+
+START_TEST(timer_from_other_thread_between_waits_counts_from_the_clock)
+{
+    struct other_start os = {.p = tu_poll(_i)};
+    nio_event ev[4];
+    nio_timer_id id;
+    pthread_t t;
+    uint64_t fired;
+    pthread_mutex_init(&os.mu, NULL);
+    pthread_cond_init(&os.cv, NULL);
+    ck_assert_int_eq(pthread_create(&t, NULL, start_when_told, &os), 0);
+    ck_assert_int_eq(nio_poll_wait(os.p, ev, 4, 0), 0);
+    ck_assert_int_eq(nio_timer_start(os.p, 60000, 8, &id), 0); /* sets the loop's time */
+    tu_sleep_ms(60);                                            /* busy between waits */
+    pthread_mutex_lock(&os.mu);
+    os.go = 1;
+    pthread_cond_signal(&os.cv);
+    pthread_mutex_unlock(&os.mu);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(nio_poll_wait(os.p, ev, 4, LONG_WAIT), 1);
+    fired = tu_now_ns();
+    ck_assert_uint_eq(ev[0].token, 9);
+    ck_assert_msg(fired - os.t0 >= 100000000u, "fired after %.3f ms",
+                  (double)(fired - os.t0) / 1e6);
+    ck_assert_int_eq(nio_timer_cancel(os.p, id), 0);
+    pthread_mutex_destroy(&os.mu);
+    pthread_cond_destroy(&os.cv);
+    nio_poll_free(os.p);
+}
+END_TEST
+
+/* Timers started from another thread while one waits, at every fraction
+ * of a millisecond: none fires before its time has passed, not even by
+ * a part of a millisecond (a clock read in whole milliseconds loses up to
+ * one at the start). */
+#define EARLY_N 200
+struct early {
+    nio_poll *p;
+    uint64_t t0[EARLY_N]; /* ns before each start */
+    unsigned ms[EARLY_N];
+};
+
+static void *start_many(void *arg)
+{
+    struct early *e = arg;
+    for (int k = 0; k < EARLY_N; k++) {
+        nio_timer_id id;
+        e->ms[k] = 1 + (unsigned)(k % 5);
+        e->t0[k] = tu_now_ns();
+        ck_assert_int_eq(nio_timer_start(e->p, e->ms[k], (nio_token)k, &id), 0);
+        tu_sleep_ms(0);
+        for (volatile int spin = 0; spin < 20000 * (k % 7); spin++)
+            ; /* a different fraction of a millisecond each time */
+    }
+    return NULL;
+}
+
+START_TEST(timers_never_fire_early)
+{
+    static struct early e;
+    nio_event ev[16];
+    pthread_t t;
+    int got = 0, early = 0;
+    uint64_t worst = 0, end;
+    memset(&e, 0, sizeof e);
+    e.p = tu_poll(_i);
+    ck_assert_int_eq(pthread_create(&t, NULL, start_many, &e), 0);
+    end = nio_now_ms() + 30000;
+    while (got < EARLY_N && nio_now_ms() < end) {
+        int n = nio_poll_wait(e.p, ev, 16, 1000);
+        uint64_t now = tu_now_ns();
+        ck_assert_int_ge(n, 0);
+        for (int k = 0; k < n; k++) {
+            int i = (int)ev[k].token;
+            uint64_t due = e.t0[i] + (uint64_t)e.ms[i] * 1000000u;
+            ck_assert_uint_eq(ev[k].flags, NIO_EV_TIMER);
+            if (now < due) {
+                early++;
+                if (due - now > worst)
+                    worst = due - now;
+            }
+            got++;
+        }
+    }
+    pthread_join(t, NULL);
+    ck_assert_int_eq(got, EARLY_N);
+    ck_assert_msg(early == 0, "%d of %d timers fired early, by up to %.3f ms", early, EARLY_N,
+                  (double)worst / 1e6);
+    nio_poll_free(e.p);
+}
+END_TEST
+
 START_TEST(wait_timeout_elapses)
 {
     nio_poll *p = tu_poll(_i);
@@ -864,6 +1012,7 @@ static Suite *poll_suite(void)
     tcase_add_loop_test(tc, priority_reported, 0, tu_nbackends);
     tcase_add_loop_test(tc, deregister_stops_events, 0, tu_nbackends);
     tcase_add_loop_test(tc, read_closed_and_hangup, 0, tu_nbackends);
+    tcase_add_loop_test(tc, read_closed_without_readable_interest, 0, tu_nbackends);
     tcase_add_loop_test(tc, capacity_one_loses_nothing, 0, tu_nbackends);
     tcase_add_loop_test(tc, misuse_is_an_error, 0, tu_nbackends);
     tcase_add_loop_test(tc, zero_timeout_returns_ready, 0, tu_nbackends);
@@ -881,6 +1030,9 @@ static Suite *poll_suite(void)
     tcase_add_loop_test(tc, wait_timeout_elapses, 0, tu_nbackends);
     tcase_add_loop_test(tc, timers_count_from_the_loop_time, 0, tu_nbackends);
     tcase_add_loop_test(tc, timer_started_during_a_wait_counts_from_the_clock, 0, tu_nbackends);
+    tcase_add_loop_test(tc, timer_from_other_thread_between_waits_counts_from_the_clock, 0,
+                        tu_nbackends);
+    tcase_add_loop_test(tc, timers_never_fire_early, 0, tu_nbackends);
     tcase_add_loop_test(tc, second_waiter_is_busy, 0, tu_nbackends);
     tcase_add_loop_test(tc, env_selects_backend, 0, tu_nbackends);
     tcase_add_test(tc, error_names);

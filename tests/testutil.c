@@ -204,6 +204,15 @@ void tu_sleep_ms(unsigned ms)
     Sleep(ms);
 }
 
+uint64_t tu_now_ns(void)
+{
+    LARGE_INTEGER f, c;
+    QueryPerformanceFrequency(&f);
+    QueryPerformanceCounter(&c);
+    return (uint64_t)(c.QuadPart / f.QuadPart) * 1000000000u +
+           (uint64_t)(c.QuadPart % f.QuadPart) * 1000000000u / (uint64_t)f.QuadPart;
+}
+
 const char *tu_lo_name(void)
 {
     static char name[256]; /* IF_NAMESIZE and more: Windows' names are longer */
@@ -346,6 +355,13 @@ void tu_hangup(nio_socket s)
 void tu_sleep_ms(unsigned ms)
 {
     usleep((useconds_t)ms * 1000);
+}
+
+uint64_t tu_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 const char *tu_lo_name(void)

@@ -57,6 +57,9 @@ int tu_poll_one(nio_socket s, short events, int ms);
 size_t tu_drain(nio_poll *p, nio_socket fd); /* read until EAGAIN, then nio_rearm */
 void tu_write_all(nio_socket fd, const void *buf, size_t len);
 void tu_sleep_ms(unsigned ms);
+/* The monotonic clock in nanoseconds, finer than nio_now_ms(): for tests
+ * that a timer never fires early, even by a fraction of a millisecond. */
+uint64_t tu_now_ns(void);
 /* Run every case of s (Check's default mode), free the runner; the exit
  * status for main: EXIT_SUCCESS when nothing failed. */
 struct Suite;
