@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "poll/poll_internal.h"
@@ -175,6 +176,133 @@ START_TEST(delete_from_callback)
 }
 END_TEST
 
+/* ------------------------------------------------------------ invariants
+ * nio__poll_verify() checks the timer heap (order, slot <-> heap indices,
+ * the free list), the pending queue and the backend's table.  It holds
+ * through a random mix of every operation on each backend, and it can
+ * fail: a corrupted heap or queue is caught. */
+
+static unsigned rnd_next(unsigned *x)
+{
+    *x = *x * 1103515245u + 12345u;
+    return *x >> 16;
+}
+
+static void verify_ok(nio_poll *p, int step)
+{
+    int line = nio__poll_verify(p);
+    ck_assert_msg(line == 0, "step %d: invariant at line %d fails", step, line);
+}
+
+START_TEST(invariants_hold_through_random_operations)
+{
+    enum { NT = 400, NFD = 8 };
+    nio_poll *p = tu_poll(_i);
+    nio_timer_id ids[NT] = {0};
+    nio_waker *w[4];
+    nio_socket sv[NFD][2];
+    bool reg[NFD] = {false};
+    unsigned x = 12345u + (unsigned)_i;
+    static const unsigned modes[3] = {0, NIO_LEVEL, NIO_ONESHOT};
+    nio_event ev[16];
+    for (int k = 0; k < NFD; k++)
+        tu_socketpair(sv[k]);
+    for (int k = 0; k < 4; k++)
+        ck_assert_int_eq(nio_waker_new(p, 500 + (nio_token)k, &w[k]), 0);
+    for (int step = 0; step < 3000; step++) {
+        unsigned op = rnd_next(&x) % 8, i = rnd_next(&x) % NT, f = rnd_next(&x) % NFD;
+        switch (op) {
+        case 0:
+        case 1:
+            if (ids[i] == 0)
+                ck_assert_int_eq(nio_timer_start(p, rnd_next(&x) % 50, i, &ids[i]), 0);
+            break;
+        case 2:
+            if (ids[i] != 0)
+                (void)nio_timer_cancel(p, ids[i]); /* -ENOENT once fired */
+            ids[i] = 0;
+            break;
+        case 3:
+            (void)nio_wake(w[i % 4]);
+            break;
+        case 4:
+            if (reg[f])
+                ck_assert_int_eq(nio_deregister(p, sv[f][0]), 0);
+            else
+                ck_assert_int_eq(nio_register(p, sv[f][0], 1000 + f,
+                                              NIO_READABLE | NIO_WRITABLE | modes[i % 3]),
+                                 0);
+            reg[f] = !reg[f];
+            break;
+        case 5:
+            if (reg[f])
+                ck_assert_int_eq(nio_reregister(p, sv[f][0], 1000 + f, NIO_READABLE | modes[i % 3]),
+                                 0);
+            tu_write_all(sv[f][1], "x", 1);
+            break;
+        case 6:
+            (void)tu_drain(p, sv[f][0]);
+            break;
+        default: {
+            int n = nio_poll_wait(p, ev, 1 + (int)(i % 16), (int)(i % 3));
+            ck_assert_int_ge(n, 0);
+            for (int k = 0; k < n; k++)
+                if ((ev[k].flags & NIO_EV_TIMER) && ev[k].token < NT)
+                    ids[ev[k].token] = 0;
+        }
+        }
+        verify_ok(p, step);
+    }
+    for (int k = 0; k < 4; k++)
+        nio_waker_free(w[k]);
+    verify_ok(p, -1);
+    for (int k = 0; k < NFD; k++) {
+        tu_close(sv[k][0]);
+        tu_close(sv[k][1]);
+    }
+    nio_poll_free(p);
+}
+END_TEST
+
+START_TEST(invariant_checks_catch_corruption)
+{
+    nio_poll *p = tu_poll(_i);
+    nio_timer_id id;
+    nio__heapent e;
+    nio__pending a, b;
+    for (int k = 0; k < 10; k++)
+        ck_assert_int_eq(nio_timer_start(p, 1000 + 100 * (uint64_t)k, 1, &id), 0);
+    verify_ok(p, 0);
+    /* heap order: the root and a leaf swapped */
+    e = p->timers.heap[0];
+    p->timers.heap[0] = p->timers.heap[9];
+    p->timers.heap[9] = e;
+    ck_assert_int_ne(nio__timers_verify(&p->timers), 0);
+    p->timers.heap[9] = p->timers.heap[0];
+    p->timers.heap[0] = e;
+    verify_ok(p, 1);
+    /* a slot that forgot its heap position */
+    p->timers.slots[p->timers.heap[3].slot].heap_idx = 4;
+    ck_assert_int_ne(nio__timers_verify(&p->timers), 0);
+    p->timers.slots[p->timers.heap[3].slot].heap_idx = 3;
+    verify_ok(p, 2);
+    /* the pending queue: a node whose back link is wrong */
+    nio__pending_init(&a);
+    nio__pending_init(&b);
+    ck_assert_int_eq(nio__pending_post(p, &a, 1, NIO_EV_DONE), 0);
+    ck_assert_int_eq(nio__pending_post(p, &b, 2, NIO_EV_DONE), 0);
+    verify_ok(p, 3);
+    b.prev = &b;
+    ck_assert_int_ne(nio__poll_verify(p), 0);
+    b.prev = &a;
+    verify_ok(p, 4);
+    nio__pending_cancel(p, &a);
+    nio__pending_cancel(p, &b);
+    verify_ok(p, 5);
+    nio_poll_free(p);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("internal");
@@ -183,6 +311,8 @@ int main(void)
     tcase_add_loop_test(tc, internal_timer_runs_callback, 0, tu_nbackends);
     tcase_add_loop_test(tc, internal_cancel_after_close, 0, tu_nbackends);
     tcase_add_loop_test(tc, delete_from_callback, 0, tu_nbackends);
+    tcase_add_loop_test(tc, invariants_hold_through_random_operations, 0, tu_nbackends);
+    tcase_add_loop_test(tc, invariant_checks_catch_corruption, 0, tu_nbackends);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }

@@ -70,8 +70,12 @@ typedef struct nio_connect_opts {
  *    DNS error when no address was found (NIO_ENOTFOUND, NIO_ENODATA, ...),
  *    or -ETIMEDOUT when timeout_ms passed first.
  * Before the event, nio_tcp_connect_result() returns -EINPROGRESS, the
- * stream has no descriptor (nio_tcp_fd() is -1; I/O calls fail with
- * -EBADF) and nio_tcp_reregister() fails.
+ * stream has no descriptor (nio_tcp_fd() is NIO_INVALID_SOCKET), and I/O
+ * calls, the option setters and nio_tcp_reregister() fail with -ENOTCONN.
+ * nio_tcp_connect_result() may be called before the event from the
+ * stream's thread while another waits: once it returns 0 the stream's
+ * descriptor is in place and usable from that thread (the completion is
+ * published with release/acquire ordering).
  *
  * nio_tcp_close() may be called at any time: it cancels the lookups, the
  * attempts and the timers, closes every descriptor the operation opened,

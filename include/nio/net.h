@@ -145,7 +145,9 @@ NIO_EXTERN int nio_tcp_connect(nio_poll *poll, const struct sockaddr *sa, sockle
 /* As nio_tcp_connect() with options (opts may be NULL).  With
  * connect_timeout_ms, a connect still pending when the time is up is
  * aborted: the caller gets an event on token (NIO_EV_WRITABLE |
- * NIO_EV_ERROR) and nio_tcp_connect_result() returns -ETIMEDOUT.  The timer
+ * NIO_EV_ERROR) and nio_tcp_connect_result() returns -ETIMEDOUT.  Only a
+ * connect really still pending: one that succeeded or failed before the
+ * timer ran (a loop running late) keeps its own result.  The timer
  * is an internal one: it never appears as a NIO_EV_TIMER event.  -EINVAL
  * for an opts->size this library does not know. */
 NIO_EXTERN int nio_tcp_connect_ex(nio_poll *poll, const struct sockaddr *sa, socklen_t len,
@@ -314,18 +316,26 @@ NIO_EXTERN int nio_tcp_listen_ex(nio_poll *poll, const struct sockaddr *sa, sock
  * readable | writable, on token (already connected).  -EAGAIN when none is
  * waiting: wait for the next readable event.  Call it until -EAGAIN.
  *
+ * A connection that failed while queued (ECONNABORTED, EPROTO and the
+ * network errors Linux's accept(2) passes on from it) is skipped inside:
+ * the call takes the next one.
+ *
+ * Any other error leaves the listener reported again: connections may
+ * still be queued, and the next nio_poll_wait() reports the listener
+ * readable while they are (no new client needs to arrive), so a caller
+ * may call again now or on that event.  A caller that keeps failing
+ * (-ENOBUFS, -ENOMEM, -EPERM from a firewall, -EMFILE) should back off
+ * (stop calling for a while: events are only repeated after a failed
+ * call, so ignoring them does not spin).
+ *
  * Out of descriptors (-EMFILE / -ENFILE): the listener closes its spare
  * descriptor, accepts the waiting connections and closes them at once (so
- * the clients see the connection closed instead of hanging, and an
- * edge-triggered loop does not spin), reopens the spare and returns -EMFILE
- * (or -ENFILE) that one time; the next call returns -EAGAIN or a new
- * connection.  With nothing waiting it returns -EAGAIN even while out of
- * descriptors.  Should the spare be lost (another thread took the freed
- * slot), -EMFILE comes back on every call: stop accepting until
- * descriptors are freed.  Other errors: -ECONNABORTED (a client gave up;
- * call again), -ENOMEM (that connection is dropped; others may still be
- * queued: call again, now or on the next readable event), -EINVAL for
- * NULL. */
+ * the clients see the connection closed instead of hanging), reopens the
+ * spare and returns -EMFILE (or -ENFILE) that one time; the next call
+ * returns -EAGAIN or a new connection.  With nothing waiting it returns
+ * -EAGAIN even while out of descriptors.  Should the spare be lost (another
+ * thread took the freed slot), -EMFILE comes back: stop accepting until
+ * descriptors are freed.  -EINVAL for NULL. */
 NIO_EXTERN int nio_tcp_accept(nio_tcp_listener *l, nio_token token, nio_tcp_stream **out);
 
 /* Bound address (the real port after binding port 0).  0 or -errno. */

@@ -153,9 +153,11 @@ NIO_EXTERN void nio_waker_free(nio_waker *waker);
  * the wait woke up (or at the first start after it), not from a reading per
  * start.  Work done between two waits therefore makes timers started after
  * it fire early by that work's duration; call nio_poll_wait() with timeout
- * 0 first to count from the present.  Before the first wait, and while a
- * wait is under way (a start from another thread), the start time is the
- * clock's at the call.  Timer slots are recycled, so
+ * 0 first to count from the present.  The loop's time is the waiting
+ * thread's: before the first wait, while a wait is under way, and for a
+ * start from any other thread at any time, the start time is the clock's
+ * at the call, to the nanosecond, so such a timer never fires before ms
+ * have passed since the call.  Timer slots are recycled, so
  * starting a timer allocates nothing once the poll has held that many
  * timers before.  The id names the timer until it fires or is cancelled;
  * ids are never reused within a poll's life in practice (32-bit generation

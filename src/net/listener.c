@@ -1,6 +1,7 @@
 /* TCP listener: bind, listen, accept, and the reserve-descriptor answer to
  * running out of descriptors. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #ifndef _WIN32
@@ -15,10 +16,14 @@
 /* Connections closed in one EMFILE episode, at most: a flood of new
  * clients must not keep one accept call looping forever. */
 #define EMFILE_DRAIN_MAX 1024
+/* Connections that failed in the queue retried in one call, at most (the
+ * same reason). */
+#define ACCEPT_RETRY_MAX 64
 
 struct nio_tcp_listener {
     nio_poll *poll;
     nio_socket fd;
+    nio_token token;
     int spare; /* /dev/null, held so that EMFILE can be answered; -1 if lost or none */
 };
 
@@ -77,6 +82,7 @@ int nio_tcp_listen_ex(nio_poll *p, const struct sockaddr *sa, socklen_t len, int
         return -ENOMEM;
     l->poll = p;
     l->fd = NIO_INVALID_SOCKET;
+    l->token = token;
     l->spare = -1;
     if ((err = nio__socket(sa->sa_family, SOCK_STREAM, &l->fd)) < 0)
         goto done;
@@ -108,13 +114,28 @@ int nio_tcp_listen(nio_poll *p, const struct sockaddr *sa, socklen_t len, int ba
     return nio_tcp_listen_ex(p, sa, len, backlog, NULL, token, out);
 }
 
+/* A call that returns an error other than -EAGAIN may leave connections
+ * queued, and a caller told of an error waits for the next event: with
+ * edge-triggered readiness none would come until another client
+ * connects (epoll), or ever (the poll(2) backend's disarmed edge).  A
+ * reregistration makes the backend look again: the next wait reports the
+ * listener if the queue is not empty.  Only on an error, so a caller that
+ * ignores the event does not spin. */
+static void report_again(nio_tcp_listener *l)
+{
+    (void)nio_reregister(l->poll, l->fd, l->token, NIO_READABLE); /* fails only once closed */
+}
+
 /* Out of descriptors, a waiting connection stays in the backlog: the
  * client hangs and a level-triggered loop would spin on it.  So free the
  * spare descriptor, take the waiting connections one at a time and close
  * them (the client sees EOF), then take the spare back.  The same answer
  * as libuv's uv__emfile_trick, with the same caveat: another thread may
- * grab the freed slot first, and then the spare is lost (-1) until close. */
-static int emfile_drain(nio_tcp_listener *l)
+ * grab the freed slot first, and then the spare is lost (-1) until close.
+ * Returns err when connections were shed (the caller hears of the
+ * shortage once), -EAGAIN when the queue is empty, or the error that
+ * stopped the drain. */
+static int emfile_drain(nio_tcp_listener *l, int err)
 {
     int rc = 0, shed = 0;
     for (int i = 0; i < EMFILE_DRAIN_MAX && l->spare >= 0 && rc >= 0; i++) {
@@ -128,20 +149,47 @@ static int emfile_drain(nio_tcp_listener *l)
         if (nio__spare_open(&l->spare) < 0)
             l->spare = -1; /* lost until close */
     }
-    if (rc == -EAGAIN)
+    if (rc == -EAGAIN) {
         (void)nio_rearm(l->poll, l->fd, NIO_READABLE); /* fails only once closed */
-    return shed;
+        return shed > 0 ? err : -EAGAIN;
+    }
+    report_again(l); /* stopped with connections maybe still queued */
+    return shed > 0 || rc >= 0 ? err : rc;
+}
+
+/* Errors Linux's accept(2) passes on from a connection that failed in the
+ * queue, which its manual says to treat like EAGAIN by retrying (accept(2),
+ * RETURN VALUE): they concern that connection, not the listener.  */
+static bool transient(int err)
+{
+    switch (-err) {
+    case ECONNABORTED:
+    case EPROTO:
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+#ifdef ENONET
+    case ENONET:
+#endif
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+        return true;
+    default:
+        return false;
+    }
 }
 
 int nio_tcp_accept(nio_tcp_listener *l, nio_token token, nio_tcp_stream **out)
 {
     nio_socket fd;
-    int err;
+    int err, tries = 0;
     if (out != NULL)
         *out = NULL;
     if (l == NULL || out == NULL || token > NIO_TOKEN_MAX)
         return -EINVAL;
-    err = nio__accept(l->fd, &fd);
+    while ((err = nio__accept(l->fd, &fd)) < 0 && transient(err) && ++tries < ACCEPT_RETRY_MAX)
+        ;
     if (err == -EAGAIN) {
         (void)nio_rearm(l->poll, l->fd, NIO_READABLE); /* fails only once closed */
         return -EAGAIN;
@@ -149,17 +197,11 @@ int nio_tcp_accept(nio_tcp_listener *l, nio_token token, nio_tcp_stream **out)
     /* Linux allocates the descriptor before looking at the queue, so an
      * empty queue also says EMFILE: only shed connections make it news. */
     if ((err == -EMFILE || err == -ENFILE) && l->spare >= 0)
-        return emfile_drain(l) > 0 ? err : -EAGAIN;
-    if (err < 0)
-        return err;
-    if ((err = nio__stream_new(l->poll, fd, NIO__CONNECTED, token, out)) < 0) {
+        return emfile_drain(l, err);
+    if (err == 0 && (err = nio__stream_new(l->poll, fd, NIO__CONNECTED, token, out)) < 0)
         nio__close(fd);
-        /* More connections may be queued, and a caller told of a failure
-         * rather than -EAGAIN waits for the next event: have the poll(2)
-         * backend report the listener again while it is readable (epoll
-         * reports the next arriving connection by itself). */
-        (void)nio_rearm(l->poll, l->fd, NIO_READABLE);
-    }
+    if (err < 0)
+        report_again(l);
     return err;
 }
 

@@ -50,8 +50,10 @@ static int buf_grow(nio_buf *b, size_t max)
 ssize_t nio_tcp_read_into(nio_tcp_stream *s, nio_buf *b, size_t max)
 {
     ssize_t total = 0, r = 0;
-    int err;
-    if (s == NULL || b == NULL || max == 0 || b->len > b->cap)
+    int err = nio__stream_ready(s);
+    if (err < 0)
+        return err;
+    if (b == NULL || max == 0 || b->len > b->cap)
         return -EINVAL;
     if (s->deferred < 0) {
         err = s->deferred;

@@ -17,20 +17,28 @@
 /* The first published nio_tcp_opts ends after rcvbuf; size == 0 means it. */
 #define TCP_OPTS_V1_SIZE (offsetof(nio_tcp_opts, rcvbuf) + sizeof(int))
 
-int nio__stream_new(nio_poll *p, nio_socket fd, int state, nio_token token, nio_tcp_stream **out)
+static nio_tcp_stream *stream_alloc(nio_poll *p, nio_socket fd, int state, nio_token token)
 {
-    int err;
     nio_tcp_stream *s = calloc(1, sizeof *s);
     if (s == NULL)
-        return -ENOMEM;
+        return NULL;
     s->poll = p;
     s->fd = fd;
-    s->state = state;
-    s->token = token;
+    atomic_init(&s->state, state);
     s->wq_high = NIO_WQ_DEFAULT_HIGH;
     atomic_init(&s->tstate, NIO__T_NONE);
     nio__pending_init(&s->done);
-    if ((err = nio_register(p, fd, token, NIO__STREAM_INTEREST)) < 0) {
+    nio__pending_bind(&s->done, token);
+    return s;
+}
+
+int nio__stream_new(nio_poll *p, nio_socket fd, int state, nio_token token, nio_tcp_stream **out)
+{
+    int err;
+    nio_tcp_stream *s = stream_alloc(p, fd, state, token);
+    if (s == NULL)
+        return -ENOMEM;
+    if ((err = nio__register_with(p, fd, NIO__STREAM_INTEREST, &s->done)) < 0) {
         free(s);
         return err;
     }
@@ -38,14 +46,76 @@ int nio__stream_new(nio_poll *p, nio_socket fd, int state, nio_token token, nio_
     return 0;
 }
 
+/* ------------------------------------------------------------ pending */
+
+int nio__stream_new_pending(nio_poll *p, nio_token token, const nio__stream_ext *ext, void *arg,
+                            nio_tcp_stream **out)
+{
+    nio_tcp_stream *s = stream_alloc(p, NIO_INVALID_SOCKET, NIO__PENDING, token);
+    if (s == NULL)
+        return -ENOMEM;
+    s->ext = ext;
+    s->ext_arg = arg;
+    *out = s;
+    return 0;
+}
+
+void *nio__stream_ext_arg(const nio_tcp_stream *s, const nio__stream_ext *ext)
+{
+    return s != NULL && s->ext == ext ? s->ext_arg : NULL;
+}
+
+/* The end of a pending stream: what connect_result() answers, published
+ * after everything it implies (the release pairs with nio__stream_ready()
+ * and nio_tcp_connect_result()), then the one completion. */
+static void publish(nio_tcp_stream *s, int state, int err, uint32_t flags)
+{
+    s->connect_err = err;
+    atomic_store_explicit(&s->state, state, memory_order_release);
+    /* -ECANCELED: the poll is closed and nobody waits for the event */
+    (void)nio__pending_post_bound(s->poll, &s->done, NIO_EV_DONE | flags);
+}
+
+int nio__stream_adopt(nio_tcp_stream *s, nio_socket fd)
+{
+    int err;
+    NIO__ASSERT(atomic_load(&s->state) == NIO__PENDING);
+    if ((err = nio__register_with(s->poll, fd, NIO__STREAM_INTEREST, &s->done)) < 0) {
+        nio__close(fd);
+        nio__stream_fail(s, err);
+        return err;
+    }
+    s->fd = fd;
+    publish(s, NIO__CONNECTED, 0, NIO_EV_WRITABLE);
+    return 0;
+}
+
+void nio__stream_fail(nio_tcp_stream *s, int err)
+{
+    NIO__ASSERT(atomic_load(&s->state) == NIO__PENDING && err < 0);
+    publish(s, NIO__FAILED, err, NIO_EV_ERROR);
+}
+
+void nio__stream_discard(nio_tcp_stream *s)
+{
+    NIO__ASSERT(s->fd == NIO_INVALID_SOCKET && s->wq == NULL);
+    free(s);
+}
+
+/* ------------------------------------------------------------ connect */
+
 /* Runs on the thread in nio_poll_wait().  A connect still pending is
  * aborted: shutdown() on a SYN_SENT socket disconnects it, so the kernel
- * stops retrying, and the caller hears of it through the posted node. */
+ * stops retrying, and the caller hears of it through the posted node.  A
+ * connect that has ended is not the timer's: connected, or failed (the
+ * loop ran late past the deadline, and the failure is already on the
+ * socket: it wins over the timeout).  SO_ERROR is cleared by reading it,
+ * so the failure is kept for nio_tcp_connect_result(). */
 static void connect_timeout_cb(void *arg)
 {
     nio_tcp_stream *s = arg;
     nio_addr peer;
-    int expect = NIO__T_ARMED;
+    int expect = NIO__T_ARMED, err;
 
     if (!atomic_compare_exchange_strong(&s->tstate, &expect, NIO__T_FIRING))
         return; /* not reached: a cancelled timer's callback does not run */
@@ -53,19 +123,34 @@ static void connect_timeout_cb(void *arg)
         atomic_store(&s->tstate, NIO__T_MOOT); /* connected in time */
         return;
     }
+    if ((err = nio__so_error(s->fd)) != 0) {
+        s->early_err = err; /* published by the store below */
+        atomic_store(&s->tstate, NIO__T_MOOT);
+        return;
+    }
     (void)nio__shutdown(s->fd, SHUT_RDWR); /* best effort: the state says it all */
-    (void)nio__pending_post(s->poll, &s->done, s->token, NIO_EV_WRITABLE | NIO_EV_ERROR);
+    (void)nio__pending_post_bound(s->poll, &s->done, NIO_EV_WRITABLE | NIO_EV_ERROR);
     atomic_store(&s->tstate, NIO__T_FIRED);
+}
+
+/* Wait for a timer callback under way on the waiting thread: it needs
+ * nothing from us (we hold no lock) and is a few system calls long. */
+static int timer_wait_firing(nio_tcp_stream *s)
+{
+    int st;
+    while ((st = atomic_load(&s->tstate)) == NIO__T_FIRING || st == NIO__T_ARMED)
+        sched_yield();
+    return st;
 }
 
 /* Bring the connect timer to rest and return its final state.  In one
  * thread the cancel either succeeds or the callback already ran.  When the
  * poll runs on another thread, the cancel can miss a timer that was just
  * popped: its callback is then about to run or running on the waiting
- * thread, which needs nothing from us (we hold no lock), so we wait for it
- * to end; only then may the stream be closed and freed.  The internal
- * cancel works after nio_poll_close() too, so a popped timer is told apart
- * from a pending one even while the poll is being closed. */
+ * thread, and we wait for it to end; only then may the stream be closed and
+ * freed.  The internal cancel works after nio_poll_close() too, so a
+ * popped timer is told apart from a pending one even while the poll is
+ * being closed. */
 static int timer_settle(nio_tcp_stream *s)
 {
     int st = atomic_load(&s->tstate);
@@ -75,65 +160,87 @@ static int timer_settle(nio_tcp_stream *s)
         atomic_store(&s->tstate, NIO__T_NONE);
         return NIO__T_NONE;
     }
-    while ((st = atomic_load(&s->tstate)) == NIO__T_FIRING || st == NIO__T_ARMED)
-        sched_yield(); /* the callback is a few syscalls long */
-    return st;
+    return timer_wait_firing(s);
 }
 
+/* The stream's own thread ends a plain connect: result published as for a
+ * pending stream (the release), so any thread may ask afterwards. */
 static int finish_connect(nio_tcp_stream *s, int result)
 {
-    if (timer_settle(s) == NIO__T_FIRED)
+    int st = timer_settle(s);
+    if (st == NIO__T_FIRED)
         result = -ETIMEDOUT;
-    s->state = result == 0 ? NIO__CONNECTED : NIO__FAILED;
+    else if (st == NIO__T_MOOT && s->early_err != 0)
+        result = s->early_err;
     s->connect_err = result;
+    atomic_store_explicit(&s->state, result == 0 ? NIO__CONNECTED : NIO__FAILED,
+                          memory_order_release);
     return result;
 }
 
-int nio_tcp_connect_result(nio_tcp_stream *s)
+/* A plain connect still under way: ask the socket, one system call on the
+ * common path.  The timer's callback may be reading the socket at the
+ * same moment (and clearing SO_ERROR): a failure it took is in
+ * early_err once it has ended. */
+static int connect_poll(nio_tcp_stream *s)
 {
-    int rc;
+    int rc, t = atomic_load(&s->tstate);
     nio_addr peer;
-
-    if (s == NULL)
-        return -EINVAL;
-    if (s->state != NIO__CONNECTING)
-        return s->connect_err;
-    if (atomic_load(&s->tstate) == NIO__T_FIRED)
-        return finish_connect(s, -ETIMEDOUT);
-    /* A peer address means connected: one system call on the common path.
-     * Without one (ENOTCONN), SO_ERROR tells a failure from a connect still
-     * under way. */
+    if (t == NIO__T_FIRED || (t == NIO__T_MOOT && s->early_err != 0))
+        return finish_connect(s, 0); /* the timer's verdict */
     if ((rc = nio__sockname(s->fd, &peer, true)) == 0)
         return finish_connect(s, 0);
     if (rc != -ENOTCONN)
         return finish_connect(s, rc);
-    rc = nio__so_error(s->fd);
-    return rc != 0 ? finish_connect(s, rc) : -EINPROGRESS;
+    if ((rc = nio__so_error(s->fd)) != 0)
+        return finish_connect(s, rc);
+    if (atomic_load(&s->tstate) == NIO__T_FIRING && timer_wait_firing(s) != NIO__T_NONE)
+        return connect_poll(s); /* it ended meanwhile: its verdict */
+    return -EINPROGRESS;
 }
 
-static int check_opts(const nio_tcp_opts *o)
+int nio_tcp_connect_result(nio_tcp_stream *s)
 {
-    if (o == NULL)
-        return 0;
-    if (o->size != 0 && o->size < TCP_OPTS_V1_SIZE)
+    int st;
+    if (s == NULL)
         return -EINVAL;
-    if (o->size > sizeof *o)
-        return -EINVAL; /* a newer caller's fields we would ignore */
-    return o->sndbuf < 0 || o->rcvbuf < 0 ? -EINVAL : 0;
+    st = atomic_load_explicit(&s->state, memory_order_acquire);
+    if (st == NIO__PENDING)
+        return -EINPROGRESS;
+    if (st != NIO__CONNECTING)
+        return s->connect_err;
+    return connect_poll(s);
 }
 
-/* Options that must be set before connect(2): buffer sizes fix the
- * window scale in the SYN. */
-static int apply_opts(nio_socket fd, const nio_tcp_opts *o)
+int nio__tcp_opts_read(const nio_tcp_opts *in, nio_tcp_opts *out)
 {
-    int err;
-    if (o == NULL)
+    memset(out, 0, sizeof *out);
+    if (in == NULL)
         return 0;
-    if ((err = nio__set_bufsizes(fd, o->sndbuf, o->rcvbuf)) < 0)
+    if ((in->size != 0 && in->size < TCP_OPTS_V1_SIZE) || in->size > sizeof *out)
+        return -EINVAL; /* a newer caller's fields we would ignore */
+    memcpy(out, in, in->size != 0 ? in->size : TCP_OPTS_V1_SIZE);
+    return out->sndbuf < 0 || out->rcvbuf < 0 ? -EINVAL : 0;
+}
+
+int nio__tcp_connect_socket(const struct sockaddr *sa, socklen_t len, const nio_tcp_opts *o,
+                            nio_socket *out)
+{
+    nio_socket fd;
+    int err;
+    if ((err = nio__socket(sa->sa_family, SOCK_STREAM, &fd)) < 0)
         return err;
-    if (o->nodelay && (err = nio__setsockopt_int(fd, IPPROTO_TCP, TCP_NODELAY, 1)) < 0)
+    if ((err = nio__set_bufsizes(fd, o->sndbuf, o->rcvbuf)) < 0 ||
+        (o->nodelay && (err = nio__setsockopt_int(fd, IPPROTO_TCP, TCP_NODELAY, 1)) < 0))
+        goto fail;
+    err = nio__connect(fd, sa, len);
+    if (err == 0 || err == -EINPROGRESS) {
+        *out = fd;
         return err;
-    return 0;
+    }
+fail:
+    nio__close(fd);
+    return err;
 }
 
 static int arm_timer(nio_tcp_stream *s, uint32_t ms)
@@ -150,28 +257,21 @@ int nio_tcp_connect_ex(nio_poll *p, const struct sockaddr *sa, socklen_t len,
 {
     nio_tcp_stream *s = NULL;
     nio_socket fd = NIO_INVALID_SOCKET;
+    nio_tcp_opts o;
     int err, rc;
 
     if (out != NULL)
         *out = NULL;
     if (p == NULL || out == NULL || token > NIO_TOKEN_MAX || nio__check_sockaddr(sa, len) < 0)
         return -EINVAL;
-    if ((err = check_opts(opts)) < 0)
+    if ((err = nio__tcp_opts_read(opts, &o)) < 0)
         return err;
-    if ((err = nio__socket(sa->sa_family, SOCK_STREAM, &fd)) < 0)
-        goto done;
-    if ((err = apply_opts(fd, opts)) < 0)
-        goto done;
-    rc = nio__connect(fd, sa, len);
-    if (rc < 0 && rc != -EINPROGRESS) {
-        err = rc;
-        goto done;
-    }
+    if ((rc = nio__tcp_connect_socket(sa, len, &o, &fd)) != 0 && rc != -EINPROGRESS)
+        return rc;
     if ((err = nio__stream_new(p, fd, rc == 0 ? NIO__CONNECTED : NIO__CONNECTING, token, &s)) < 0)
         goto done;
     fd = NIO_INVALID_SOCKET; /* the stream's now */
-    if (rc != 0 && opts != NULL && opts->connect_timeout_ms > 0 &&
-        (err = arm_timer(s, opts->connect_timeout_ms)) < 0)
+    if (rc != 0 && o.connect_timeout_ms > 0 && (err = arm_timer(s, o.connect_timeout_ms)) < 0)
         goto done;
     *out = s;
     s = NULL;
@@ -222,8 +322,9 @@ static size_t iov_total(const nio_iovec *iov, int iovcnt)
 ssize_t nio_tcp_read(nio_tcp_stream *s, void *buf, size_t len)
 {
     ssize_t r;
-    if (s == NULL || buf == NULL || len == 0)
-        return -EINVAL;
+    int err = nio__stream_ready(s);
+    if (err < 0 || buf == NULL || len == 0)
+        return err < 0 ? err : -EINVAL;
     r = nio__recv(s->fd, buf, len);
     return r >= 0 ? io_done(s, r, len, NIO_READABLE) : io_fail(s, r, NIO_READABLE);
 }
@@ -231,8 +332,9 @@ ssize_t nio_tcp_read(nio_tcp_stream *s, void *buf, size_t len)
 ssize_t nio_tcp_write(nio_tcp_stream *s, const void *buf, size_t len)
 {
     ssize_t r;
-    if (s == NULL || (buf == NULL && len > 0))
-        return -EINVAL;
+    int err = nio__stream_ready(s);
+    if (err < 0 || (buf == NULL && len > 0))
+        return err < 0 ? err : -EINVAL;
     if (s->wq_len > s->wq_off)
         return -EBUSY;
     if (len == 0)
@@ -262,7 +364,10 @@ ssize_t nio_tcp_readv(nio_tcp_stream *s, const nio_iovec *iov, int iovcnt)
 {
     size_t total;
     ssize_t r;
-    if (s == NULL || check_iov(iov, iovcnt, &total) < 0 || total == 0)
+    int err = nio__stream_ready(s);
+    if (err < 0)
+        return err;
+    if (check_iov(iov, iovcnt, &total) < 0 || total == 0)
         return -EINVAL;
     r = nio__recvv(s->fd, iov, iovcnt);
     return r >= 0 ? io_done(s, r, total, NIO_READABLE) : io_fail(s, r, NIO_READABLE);
@@ -278,7 +383,10 @@ ssize_t nio__stream_sendmsg(nio_tcp_stream *s, const nio_iovec *iov, int iovcnt)
 ssize_t nio_tcp_writev(nio_tcp_stream *s, const nio_iovec *iov, int iovcnt)
 {
     size_t total;
-    if (s == NULL || check_iov(iov, iovcnt, &total) < 0)
+    int err = nio__stream_ready(s);
+    if (err < 0)
+        return err;
+    if (check_iov(iov, iovcnt, &total) < 0)
         return -EINVAL;
     if (s->wq_len > s->wq_off)
         return -EBUSY;
@@ -289,38 +397,47 @@ ssize_t nio_tcp_writev(nio_tcp_stream *s, const nio_iovec *iov, int iovcnt)
 
 int nio_tcp_shutdown(nio_tcp_stream *s, int how)
 {
-    if (s == NULL || (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR))
+    int err = nio__stream_ready(s);
+    if (err < 0)
+        return err;
+    if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR)
         return -EINVAL;
     return nio__shutdown(s->fd, how);
 }
 
 int nio_tcp_local_addr(const nio_tcp_stream *s, nio_addr *out)
 {
-    return s == NULL ? -EINVAL : nio__sockname(s->fd, out, false);
+    int err = nio__stream_ready(s);
+    return err < 0 ? err : nio__sockname(s->fd, out, false);
 }
 
 int nio_tcp_peer_addr(const nio_tcp_stream *s, nio_addr *out)
 {
-    return s == NULL ? -EINVAL : nio__sockname(s->fd, out, true);
+    int err = nio__stream_ready(s);
+    return err < 0 ? err : nio__sockname(s->fd, out, true);
 }
 
 nio_socket nio_tcp_fd(const nio_tcp_stream *s)
 {
 #ifdef _WIN32
-    return s == NULL ? NIO_INVALID_SOCKET : s->fd;
+    if (s == NULL)
+        return NIO_INVALID_SOCKET;
 #else
-    return s == NULL ? -EINVAL : s->fd;
-#endif
-}
-
-int nio_tcp_reregister(nio_tcp_stream *s, nio_token token, unsigned interest)
-{
-    int err;
     if (s == NULL)
         return -EINVAL;
-    if ((err = nio_reregister(s->poll, s->fd, token, interest)) == 0)
-        s->token = token;
-    return err;
+#endif
+    return nio__stream_ready(s) < 0 ? NIO_INVALID_SOCKET : s->fd;
+}
+
+/* Under the poll's lock, the registration and the completion node move
+ * together: a connect-timeout event queued or posted meanwhile comes on
+ * the new token, never the old. */
+int nio_tcp_reregister(nio_tcp_stream *s, nio_token token, unsigned interest)
+{
+    int err = nio__stream_ready(s);
+    if (err < 0)
+        return err;
+    return nio__reregister_with(s->poll, s->fd, token, interest, &s->done);
 }
 
 size_t nio_tcp_close(nio_tcp_stream *s)
@@ -328,12 +445,14 @@ size_t nio_tcp_close(nio_tcp_stream *s)
     size_t unsent;
     if (s == NULL)
         return 0;
-    if (s->ext_close != NULL)
-        s->ext_close(s); /* connect-by-name: attempts, lookups, timers */
+    if (s->ext != NULL)
+        s->ext->close(s->ext_arg); /* connect by name: attempts, lookups, timers */
     (void)timer_settle(s); /* after it, no callback touches s */
     nio__pending_cancel(s->poll, &s->done);
-    (void)nio_deregister(s->poll, s->fd); /* -ECANCELED after poll close: fine */
-    nio__close(s->fd);
+    if (s->fd != NIO_INVALID_SOCKET) {
+        (void)nio_deregister(s->poll, s->fd); /* -ECANCELED after poll close: fine */
+        nio__close(s->fd);
+    }
     unsent = nio__wq_release(s);
     free(s);
     return unsent;

@@ -27,13 +27,16 @@ int nio__set_bufsizes(nio_socket fd, int sndbuf, int rcvbuf)
 
 int nio_tcp_set_nodelay(nio_tcp_stream *s, bool on)
 {
-    return s == NULL ? -EINVAL : nio__setsockopt_int(s->fd, IPPROTO_TCP, TCP_NODELAY, on);
+    int err = nio__stream_ready(s);
+    return err < 0 ? err : nio__setsockopt_int(s->fd, IPPROTO_TCP, TCP_NODELAY, on);
 }
 
 int nio_tcp_set_keepalive(nio_tcp_stream *s, bool on, int idle_s, int interval_s, int count)
 {
-    int err;
-    if (s == NULL || idle_s < 0 || interval_s < 0 || count < 0)
+    int err = nio__stream_ready(s);
+    if (err < 0)
+        return err;
+    if (idle_s < 0 || interval_s < 0 || count < 0)
         return -EINVAL;
     if ((err = nio__setsockopt_int(s->fd, SOL_SOCKET, SO_KEEPALIVE, on)) < 0 || !on)
         return err;
@@ -56,8 +59,9 @@ int nio_tcp_set_keepalive(nio_tcp_stream *s, bool on, int idle_s, int interval_s
 int nio_tcp_set_linger0(nio_tcp_stream *s, bool on)
 {
     struct linger l;
-    if (s == NULL)
-        return -EINVAL;
+    int err = nio__stream_ready(s);
+    if (err < 0)
+        return err;
     l.l_onoff = on; /* int on POSIX, u_short on Windows */
     l.l_linger = 0;
     return nio__setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
@@ -65,5 +69,6 @@ int nio_tcp_set_linger0(nio_tcp_stream *s, bool on)
 
 int nio_tcp_set_buffer_sizes(nio_tcp_stream *s, int sndbuf, int rcvbuf)
 {
-    return s == NULL ? -EINVAL : nio__set_bufsizes(s->fd, sndbuf, rcvbuf);
+    int err = nio__stream_ready(s);
+    return err < 0 ? err : nio__set_bufsizes(s->fd, sndbuf, rcvbuf);
 }

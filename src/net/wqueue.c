@@ -72,8 +72,10 @@ int nio_tcp_send(nio_tcp_stream *s, const void *buf, size_t len)
 {
     const char *p = buf;
     size_t before;
-    int err;
-    if (s == NULL || (buf == NULL && len > 0))
+    int err = nio__stream_ready(s);
+    if (err < 0)
+        return err;
+    if (buf == NULL && len > 0)
         return -EINVAL;
     before = queued(s);
     if (before > 0 && (err = wq_flush(s)) < 0)
@@ -101,9 +103,9 @@ int nio_tcp_send(nio_tcp_stream *s, const void *buf, size_t len)
 int nio_tcp_flush(nio_tcp_stream *s)
 {
     size_t before;
-    int err;
-    if (s == NULL)
-        return -EINVAL;
+    int err = nio__stream_ready(s);
+    if (err < 0)
+        return err;
     before = queued(s);
     if ((err = wq_flush(s)) < 0)
         return err;

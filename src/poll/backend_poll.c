@@ -70,9 +70,12 @@ static void pl_destroy(nio_poll *p)
     p->backend = NULL;
 }
 
+/* POLLRDHUP whatever the interest: read-closed is always reported
+ * (poll.h), as epoll's always-on EPOLLRDHUP gives; a registration for
+ * writable only must hear of the peer's FIN too. */
 static short to_poll(unsigned interest)
 {
-    short e = 0;
+    short e = POLLRDHUP;
     if (interest & NIO_READABLE)
         e |= RD_BITS;
     if (interest & NIO_WRITABLE)
@@ -304,6 +307,29 @@ static int pl_wait(nio_poll *p, nio_event *ev, int cap, int timeout_ms)
     return rc;
 }
 
+static int pl_verify(nio_poll *p)
+{
+    const pstate *s = p->backend;
+    if (s->nregs < 0 || (s->nregs > 0 && s->regs == NULL) || s->next_gen == 0)
+        return __LINE__;
+    for (int fd = 0; fd < s->nregs; fd++) {
+        const preg *r = &s->regs[fd];
+        if (r->gen == 0)
+            continue;
+        if ((r->armed & ~r->want) != 0)
+            return __LINE__; /* armed for what is not wanted */
+        if (r->mode != 0 && r->mode != NIO_LEVEL && r->mode != NIO_ONESHOT)
+            return __LINE__;
+        if (r->mode == NIO_LEVEL && (r->armed != r->want || r->hup_seen))
+            return __LINE__; /* level never disarms */
+        if (r->hup_seen && r->armed != 0)
+            return __LINE__; /* silent until reregistered */
+        if ((r->want & POLLRDHUP) != POLLRDHUP)
+            return __LINE__; /* read-closed is always asked for */
+    }
+    return 0;
+}
+
 const nio__backend_ops nio__poll_ops = {
     .name = "poll",
     .init = pl_init,
@@ -316,4 +342,5 @@ const nio__backend_ops nio__poll_ops = {
     .wake_open = nio__wakefd_open,
     .wake_close = nio__wakefd_close,
     .wake_signal = nio__wakefd_signal,
+    .verify = pl_verify,
 };

@@ -37,6 +37,7 @@ void nio__pending_post_locked(nio_poll *p, nio__pending *n, nio_token token, uin
     if (atomic_load_explicit(&n->queued, memory_order_relaxed)) {
         n->flags |= flags; /* coalesce with the undelivered event */
     } else {
+        NIO__ASSERT(n->next == NULL && n->prev == NULL && flags != 0);
         n->token = token;
         n->flags = flags;
         atomic_store_explicit(&n->queued, true, memory_order_relaxed);
@@ -75,4 +76,40 @@ int nio__pending_drain_locked(nio_poll *p, nio_event *ev, int cap)
         unlink_node(node);
     }
     return n;
+}
+
+void nio__pending_bind(nio__pending *n, nio_token token)
+{
+    n->token = token;
+}
+
+int nio__pending_post_bound(nio_poll *p, nio__pending *n, uint32_t flags)
+{
+    int err = nio__poll_lock(p);
+    if (err < 0)
+        return err;
+    nio__pending_post_locked(p, n, n->token, flags);
+    nio__poll_unlock(p);
+    return 0;
+}
+
+void nio__pending_retoken_locked(nio_poll *p, nio__pending *n, nio_token token)
+{
+    (void)p;
+    n->token = token; /* queued or not: the node carries it to the caller */
+}
+
+int nio__pending_verify_locked(nio_poll *p)
+{
+    const nio__pending *head = &p->pending;
+    size_t n = 0;
+    for (const nio__pending *x = head->next; x != head; x = x->next) {
+        if (x->next == NULL || x->prev == NULL || x->next->prev != x || x->prev->next != x)
+            return __LINE__; /* broken links */
+        if (!atomic_load_explicit(&x->queued, memory_order_relaxed))
+            return __LINE__; /* on the queue, yet not flagged queued */
+        if (x->flags == 0 || ++n > ((size_t)1 << 40))
+            return __LINE__; /* an empty event, or a cycle */
+    }
+    return head->prev->next == head ? 0 : __LINE__;
 }

@@ -2,6 +2,7 @@
  * system calls; this file decides timeouts, runs timers and internal
  * sources, and hands completions to the caller. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -14,22 +15,33 @@
 #ifdef _WIN32
 /* The performance counter: monotonic, and finer than GetTickCount64's
  * 10-16 ms, which would make short timers late by a tick. */
-uint64_t nio_now_ms(void)
+uint64_t nio__now_ns(void)
 {
     LARGE_INTEGER freq, now;
     QueryPerformanceFrequency(&freq); /* fixed at boot; a read of shared memory */
     QueryPerformanceCounter(&now);
-    return (uint64_t)(now.QuadPart / freq.QuadPart) * 1000u +
-           (uint64_t)(now.QuadPart % freq.QuadPart) * 1000u / (uint64_t)freq.QuadPart;
+    return (uint64_t)(now.QuadPart / freq.QuadPart) * 1000000000u +
+           (uint64_t)(now.QuadPart % freq.QuadPart) * 1000000000u / (uint64_t)freq.QuadPart;
 }
 #else
-uint64_t nio_now_ms(void)
+uint64_t nio__now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 #endif
+
+uint64_t nio_now_ms(void)
+{
+    return nio__now_ns() / 1000000u;
+}
+
+void nio__assert_fail(const char *expr, const char *file, int line)
+{
+    fprintf(stderr, "nio: internal invariant failed: %s (%s:%d)\n", expr, file, line);
+    abort();
+}
 
 /* The backends built into this library, the default first.  A name that
  * some build knows but this one lacks is -ENOTSUP; any other, -EINVAL. */
@@ -160,14 +172,55 @@ int nio_poll_close(nio_poll *p)
     return 0;
 }
 
+/* Run the deferred frees taken from the list (oldest first, as deferred). */
+static void run_deferred(nio__deferred *d)
+{
+    nio__deferred *rev = NULL;
+    while (d != NULL) {
+        nio__deferred *next = d->next;
+        d->next = rev;
+        rev = d;
+        d = next;
+    }
+    while (rev != NULL) {
+        nio__deferred *next = rev->next;
+        rev->fn(rev->arg); /* may free rev */
+        rev = next;
+    }
+}
+
+static nio__deferred *take_deferred_locked(nio_poll *p)
+{
+    nio__deferred *d = p->deferred;
+    p->deferred = NULL;
+    return d;
+}
+
+void nio__defer(nio_poll *p, nio__deferred *d, void (*fn)(void *arg), void *arg)
+{
+    d->fn = fn;
+    d->arg = arg;
+    pthread_mutex_lock(&p->lock);
+    if (p->waiting) {
+        d->next = p->deferred;
+        p->deferred = d;
+        d = NULL;
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (d != NULL)
+        fn(arg); /* no wait under way: no callback or batch can refer to it */
+}
+
 void nio_poll_free(nio_poll *p)
 {
+    nio__deferred *d;
     if (p == NULL)
         return;
     pthread_mutex_lock(&p->lock);
     p->closed = true;
-    nio__source_free_garbage_locked(p);
+    d = take_deferred_locked(p);
     pthread_mutex_unlock(&p->lock);
+    run_deferred(d);
     p->ops->wake_close(p);
     p->ops->destroy(p);
     nio__timers_free(&p->timers);
@@ -217,7 +270,7 @@ static int run_timers_locked(nio_poll *p, nio_event *ev, int cap)
     uint64_t now;
     if (nio__timers_next_locked(p) == UINT64_MAX)
         return 0; /* no timers: spare the clock read on every wait */
-    now = nio_now_ms();
+    now = nio__now_ns();
     p->loop_now = now; /* the loop's time, once this wait returns */
     p->loop_now_set = true;
     while (n < cap && !p->closed) {
@@ -236,28 +289,34 @@ static int run_timers_locked(nio_poll *p, nio_event *ev, int cap)
     return n;
 }
 
-/* Milliseconds to block: 0 when something is ready now. */
-static int block_ms_locked(nio_poll *p, uint64_t deadline)
+/* Milliseconds to block, rounded up (a wait that ends before the next
+ * deadline would only go round again): 0 when something is ready now.
+ * *end gets when the wait ends (ns; UINT64_MAX: never). */
+static int block_ms_locked(nio_poll *p, uint64_t deadline, uint64_t *end)
 {
-    uint64_t next = nio__timers_next_locked(p), now;
+    uint64_t next = nio__timers_next_locked(p), now, ms;
+    *end = 0;
     if (p->pending.next != &p->pending)
         return 0;
     if (next > deadline)
         next = deadline;
+    *end = next;
     if (next == UINT64_MAX)
         return -1;
-    now = nio_now_ms();
+    now = nio__now_ns();
     if (next <= now)
         return 0;
-    return next - now > INT32_MAX ? INT32_MAX : (int)(next - now);
+    ms = (next - now + 999999u) / 1000000u;
+    return ms > INT32_MAX ? INT32_MAX : (int)ms;
 }
 
 static int wait_once_locked(nio_poll *p, nio_event *ev, int cap, uint64_t deadline)
 {
-    int n, t = block_ms_locked(p, deadline);
+    uint64_t end;
+    int n, t = block_ms_locked(p, deadline, &end);
 
     p->blocked = t != 0;
-    p->wait_deadline = t < 0 ? UINT64_MAX : nio_now_ms() + (uint64_t)t;
+    p->wait_deadline = end;
     nio__poll_unlock(p);
     n = p->ops->wait(p, ev, cap, t);
     if (n > 0)
@@ -277,6 +336,7 @@ int nio_poll_wait(nio_poll *p, nio_event *ev, int cap, int timeout_ms)
 {
     int n;
     uint64_t deadline;
+    nio__deferred *d;
 
     if (p == NULL || ev == NULL || cap < 1)
         return -EINVAL;
@@ -288,19 +348,38 @@ int nio_poll_wait(nio_poll *p, nio_event *ev, int cap, int timeout_ms)
     }
     p->waiting = true;
     p->loop_time_ok = p->loop_now_set = false; /* until this wait returns */
-    nio__source_free_garbage_locked(p);
-    deadline = timeout_ms < 0 ? UINT64_MAX : nio_now_ms() + (uint64_t)timeout_ms;
+    p->loop_thread = pthread_self();
+    deadline = timeout_ms < 0 ? UINT64_MAX : nio__now_ns() + (uint64_t)timeout_ms * 1000000u;
     for (;;) {
         n = wait_once_locked(p, ev, cap, deadline);
         if (p->closed) {
             n = -ECANCELED;
             break;
         }
-        if (n != 0 || (deadline != UINT64_MAX && nio_now_ms() >= deadline))
+        if (n != 0 || (deadline != UINT64_MAX && nio__now_ns() >= deadline))
             break;
+        if (p->deferred != NULL) { /* between rounds: nothing refers to them */
+            d = take_deferred_locked(p);
+            nio__poll_unlock(p);
+            run_deferred(d);
+            pthread_mutex_lock(&p->lock);
+        }
     }
     p->waiting = false;
     p->loop_time_ok = true;
+    d = take_deferred_locked(p);
     nio__poll_unlock(p);
+    run_deferred(d);
     return n;
+}
+
+int nio__poll_verify(nio_poll *p)
+{
+    int line;
+    pthread_mutex_lock(&p->lock);
+    if ((line = nio__timers_verify(&p->timers)) == 0 &&
+        (line = nio__pending_verify_locked(p)) == 0 && p->ops->verify != NULL)
+        line = p->ops->verify(p);
+    pthread_mutex_unlock(&p->lock);
+    return line;
 }

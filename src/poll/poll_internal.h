@@ -14,8 +14,14 @@
  *    src->cb for tagged entries and compacts them out of the caller's
  *    array.  Sources are freed late: nio__source_del() deregisters at once,
  *    marks the source dead (a dead source's events in the current batch are
- *    skipped) and puts it on a garbage list that the next nio_poll_wait()
- *    frees, when no batch can still point at it.
+ *    skipped) and defers its free (below) until no batch can point at it.
+ *  - A deferred free (nio__defer) runs a function once no callback on the
+ *    waiting thread and no event of its current batch can still refer to
+ *    what it frees: at once when no thread waits, else when the waiting
+ *    thread is between two rounds of its wait or leaves it, at the latest
+ *    in nio_poll_free().  Closing the poll loses none (nothing the library
+ *    allocated outlives nio_poll_free()).  The node is embedded in the
+ *    object, so deferring never fails.
  *  - A timer with a callback (nio__timer_start_cb) shares the heap with the
  *    caller's timers; when it expires, its callback runs in nio_poll_wait().
  *  - A completion (nio__pending) is a node embedded in a library object (a
@@ -28,7 +34,8 @@
  * call any poll function (register, start timers, post, del sources).
  *
  * Locking: p->lock guards the closed flag, the timer heap, the pending
- * queue, the garbage list, the waiting flag and the poll(2) backend's table.
+ * queue, the deferred list, the waiting flag and the poll(2) backend's
+ * table.
  * The epoll backend's epoll_ctl needs no lock of ours, but registrations
  * still check `closed` under the lock so that one racing nio_poll_close()
  * either lands first or fails with -ECANCELED.
@@ -49,12 +56,29 @@ typedef struct nio__source nio__source;
 typedef void (*nio__source_cb)(nio__source *src, unsigned evflags);
 typedef void (*nio__timer_cb)(void *arg);
 
+/* Internal invariants (never input, never a peer): checked in the debug
+ * builds (configure defines NIO_DEBUG with the sanitizers, or with
+ * --enable-debug), compiled out otherwise.  A failure prints the
+ * condition and aborts: it is a bug in nio. */
+#ifdef NIO_DEBUG
+#define NIO__ASSERT(c) ((c) ? (void)0 : nio__assert_fail(#c, __FILE__, __LINE__))
+#else
+#define NIO__ASSERT(c) ((void)0)
+#endif
+void nio__assert_fail(const char *expr, const char *file, int line);
+
+typedef struct nio__deferred {
+    struct nio__deferred *next;
+    void (*fn)(void *arg);
+    void *arg;
+} nio__deferred;
+
 struct nio__source {
     nio__source_cb cb;
     void *arg;
     nio_socket fd;
     bool dead;
-    nio__source *next_garbage;
+    nio__deferred gc; /* its free, after nio__source_del */
 };
 
 typedef struct nio__pending {
@@ -84,6 +108,9 @@ typedef struct nio__backend_ops {
     int (*wake_open)(nio_poll *p);
     void (*wake_close)(nio_poll *p);
     void (*wake_signal)(nio_poll *p);
+    /* The backend's own invariants (under p->lock): 0, or the line of the
+     * first that fails.  NULL where the kernel keeps the state. */
+    int (*verify)(nio_poll *p);
 } nio__backend_ops;
 
 extern const nio__backend_ops nio__epoll_ops;
@@ -111,7 +138,7 @@ typedef struct nio__tslot {
 } nio__tslot;
 
 typedef struct nio__heapent {
-    uint64_t deadline; /* ms, CLOCK_MONOTONIC */
+    uint64_t deadline; /* ns, nio__now_ns() */
     uint32_t slot;
 } nio__heapent;
 
@@ -138,17 +165,25 @@ struct nio_poll {
                          * without the lock (calls that need no poll state) */
     bool waiting; /* a thread is in nio_poll_wait() */
     bool blocked; /* ... and in the backend's wait, to be woken */
-    uint64_t wait_deadline; /* when the blocked wait ends (UINT64_MAX: never) */
+    uint64_t wait_deadline; /* ns: when the blocked wait ends (UINT64_MAX: never) */
     /* The loop's time, for nio_timer_start() (see poll.h): between the
      * return of nio_poll_wait() and the next call (loop_time_ok), one clock
-     * reading serves every start; loop_now_set once it is read. */
+     * reading serves every start made by the thread that waited
+     * (loop_thread); loop_now_set once it is read.  Other threads read the
+     * clock. */
     bool loop_time_ok, loop_now_set;
-    uint64_t loop_now;
+    uint64_t loop_now; /* ns */
+    pthread_t loop_thread;
     nio__wakefd wake;
     nio__timers timers;
     nio__pending pending; /* sentinel of the queued completions */
-    nio__source *garbage;
+    nio__deferred *deferred; /* deferred frees, newest first */
 };
+
+/* The monotonic clock in nanoseconds: timers keep their deadlines in it, so
+ * that a start between two milliseconds is not counted from the earlier
+ * one (a timer never fires early). */
+uint64_t nio__now_ns(void);
 
 /* pthread_mutex_init, then one lock and unlock: winpthreads allocates a
  * mutex at its first lock, and a lock that fails for want of memory would
@@ -174,7 +209,12 @@ int nio__source_new(nio_poll *p, nio_socket fd, unsigned interest, nio__source_c
                     nio__source **out);
 int nio__source_mod(nio_poll *p, nio__source *src, unsigned interest);
 void nio__source_del(nio_poll *p, nio__source *src);
-void nio__source_free_garbage_locked(nio_poll *p);
+
+/* Deferred frees (see above; poll.c).  Any thread, the poll open or
+ * closed; fn(arg) runs without the poll's lock, on this thread or on the
+ * waiting one, exactly once.  d is the caller's (embedded in the object
+ * fn frees) and must not be deferred twice. */
+void nio__defer(nio_poll *p, nio__deferred *d, void (*fn)(void *arg), void *arg);
 
 /* Completions (pending.c).  post: queue (or re-flag, ORing flags) the node;
  * cancel: unqueue, so it is never delivered.  Both any thread, but not
@@ -187,6 +227,23 @@ int nio__pending_post(nio_poll *p, nio__pending *n, nio_token token, uint32_t fl
 void nio__pending_post_locked(nio_poll *p, nio__pending *n, nio_token token, uint32_t flags);
 void nio__pending_cancel(nio_poll *p, nio__pending *n);
 int nio__pending_drain_locked(nio_poll *p, nio_event *ev, int cap);
+/* A node whose owner moves it between tokens from any thread (a stream's
+ * reregister racing its timer's callback): the token lives in the node
+ * and is read and written only under p->lock.  bind: before the node is
+ * shared; post_bound: as nio__pending_post, on the node's token (-ECANCELED
+ * when closed); retoken: a queued node's event moves to the new token, and
+ * every later post uses it. */
+void nio__pending_bind(nio__pending *n, nio_token token);
+int nio__pending_post_bound(nio_poll *p, nio__pending *n, uint32_t flags);
+void nio__pending_retoken_locked(nio_poll *p, nio__pending *n, nio_token token);
+/* Registration of an fd whose owner also has a bound node (registry.c):
+ * register_with registers on the node's token; reregister_with is
+ * nio_reregister() that, under the same lock, moves the node to the new
+ * token, so that no event of the owner's ends on the old one once it
+ * returns.  As nio_register / nio_reregister otherwise. */
+int nio__register_with(nio_poll *p, nio_socket fd, unsigned interest, nio__pending *n);
+int nio__reregister_with(nio_poll *p, nio_socket fd, nio_token token, unsigned interest,
+                         nio__pending *n);
 
 /* Timers (timer.c) */
 int nio__timer_start_cb(nio_poll *p, uint64_t ms, nio__timer_cb cb, void *arg, nio_timer_id *id);
@@ -195,11 +252,22 @@ int nio__timer_start_cb(nio_poll *p, uint64_t ms, nio__timer_cb cb, void *arg, n
  * is about to run on the waiting thread, whatever the poll's state). */
 int nio__timer_cancel_cb(nio_poll *p, nio_timer_id id);
 void nio__timers_free(nio__timers *t);
-/* Earliest deadline, UINT64_MAX when none. */
+/* Earliest deadline (ns), UINT64_MAX when none. */
 uint64_t nio__timers_next_locked(nio_poll *p);
-/* Pop one expired timer: 1 and the event or callback, 0 when none. */
+/* Pop one timer expired at now (ns): 1 and the event or callback, 0 when
+ * none. */
 int nio__timers_pop_expired_locked(nio_poll *p, uint64_t now, nio_event *ev,
                                    nio__timer_cb *cb, void **arg);
+
+/* Invariant checks, for the internal tests and the debug builds: 0, or the
+ * source line of the first check that fails.  timers: heap order, and each
+ * live slot and its heap entry pointing at each other, the free list
+ * holding exactly the other slots; pending: the queue's links and queued
+ * flags; poll: all of it and the backend's own (ops->verify), under the
+ * lock. */
+int nio__timers_verify(const nio__timers *t);
+int nio__pending_verify_locked(nio_poll *p);
+int nio__poll_verify(nio_poll *p);
 
 /* Wake channel of the POSIX backends (wakefd.c) */
 int nio__wakefd_open(nio_poll *p);

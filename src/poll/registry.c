@@ -43,6 +43,32 @@ int nio_reregister(nio_poll *p, nio_socket fd, nio_token token, unsigned interes
     return err;
 }
 
+int nio__reregister_with(nio_poll *p, nio_socket fd, nio_token token, unsigned interest,
+                         nio__pending *n)
+{
+    int err = check_args(p, fd, token, interest);
+    if (err < 0)
+        return err;
+    if ((err = nio__poll_lock(p)) < 0)
+        return err;
+    if ((err = p->ops->mod(p, fd, token, interest)) == 0)
+        nio__pending_retoken_locked(p, n, token);
+    nio__poll_unlock(p);
+    return err;
+}
+
+int nio__register_with(nio_poll *p, nio_socket fd, unsigned interest, nio__pending *n)
+{
+    int err = check_args(p, fd, 0, interest);
+    if (err < 0)
+        return err;
+    if ((err = nio__poll_lock(p)) < 0)
+        return err;
+    err = p->ops->add(p, fd, n->token, interest);
+    nio__poll_unlock(p);
+    return err;
+}
+
 int nio_deregister(nio_poll *p, nio_socket fd)
 {
     int err;

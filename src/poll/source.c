@@ -38,6 +38,11 @@ int nio__source_mod(nio_poll *p, nio__source *src, unsigned interest)
     return err;
 }
 
+static void source_free(void *arg)
+{
+    free(arg);
+}
+
 void nio__source_del(nio_poll *p, nio__source *src)
 {
     if (src == NULL)
@@ -48,16 +53,7 @@ void nio__source_del(nio_poll *p, nio__source *src)
      * error only means the backend no longer holds it: nothing to undo. */
     (void)p->ops->del(p, src->fd);
     __atomic_store_n(&src->dead, true, __ATOMIC_RELEASE);
-    src->next_garbage = p->garbage;
-    p->garbage = src;
     pthread_mutex_unlock(&p->lock);
-}
-
-void nio__source_free_garbage_locked(nio_poll *p)
-{
-    while (p->garbage != NULL) {
-        nio__source *s = p->garbage;
-        p->garbage = s->next_garbage;
-        free(s);
-    }
+    /* an event of it may still be in the waiting thread's batch */
+    nio__defer(p, &src->gc, source_free, src);
 }

@@ -98,19 +98,28 @@ static int slot_take(nio__timers *t, uint32_t *out)
     return 0;
 }
 
-/* The time a caller's timer counts from: the loop's time (poll.h) between
- * a wait's return and the next wait, read once for every start there;
- * otherwise (no wait yet, or one under way on another thread, maybe for
- * long) the clock. */
+/* The time a caller's timer counts from: the loop's time (poll.h) when the
+ * thread whose wait set it starts the timer between that wait's return
+ * and the next wait, read once for every start there; otherwise (no wait
+ * yet, one under way, or a start from another thread, whose work the
+ * loop's time knows nothing of) the clock. */
 static uint64_t start_time_locked(nio_poll *p)
 {
-    if (!p->loop_time_ok)
-        return nio_now_ms();
+    if (!p->loop_time_ok || !pthread_equal(p->loop_thread, pthread_self()))
+        return nio__now_ns();
     if (!p->loop_now_set) {
-        p->loop_now = nio_now_ms();
+        p->loop_now = nio__now_ns();
         p->loop_now_set = true;
     }
     return p->loop_now;
+}
+
+/* ms after from, in ns, saturated: "never", in practice. */
+static uint64_t deadline_after(uint64_t from, uint64_t ms)
+{
+    if (ms > (UINT64_MAX - 1 - from) / 1000000u)
+        return UINT64_MAX - 1;
+    return from + ms * 1000000u;
 }
 
 /* Internal timers (cb set) count from the clock: a connect's or a DNS
@@ -120,9 +129,7 @@ static int start_locked(nio_poll *p, uint64_t ms, nio_token token, nio__timer_cb
 {
     nio__timers *t = &p->timers;
     uint32_t s;
-    uint64_t deadline = (cb == NULL ? start_time_locked(p) : nio_now_ms()) + ms;
-    if (deadline < ms)
-        deadline = UINT64_MAX - 1; /* saturate: "never", in practice */
+    uint64_t deadline = deadline_after(cb == NULL ? start_time_locked(p) : nio__now_ns(), ms);
     if (t->nheap == t->capheap && grow((void **)&t->heap, &t->capheap, sizeof *t->heap) < 0)
         return -ENOMEM;
     if (slot_take(t, &s) < 0)
@@ -165,6 +172,7 @@ static int cancel_locked(nio__timers *t, nio_timer_id id)
     uint32_t s = (uint32_t)id - 1u, gen = (uint32_t)(id >> 32);
     if ((uint32_t)id == 0 || s >= t->nslots || t->slots[s].gen != gen || t->slots[s].heap_idx < 0)
         return -ENOENT;
+    NIO__ASSERT(t->heap[t->slots[s].heap_idx].slot == s);
     heap_remove(t, (uint32_t)t->slots[s].heap_idx);
     slot_release(t, s);
     return 0;
@@ -204,6 +212,7 @@ int nio__timers_pop_expired_locked(nio_poll *p, uint64_t now, nio_event *ev, nio
     if (t->nheap == 0 || t->heap[0].deadline > now)
         return 0;
     s = t->heap[0].slot;
+    NIO__ASSERT(t->slots[s].heap_idx == 0);
     heap_remove(t, 0);
     *cb = t->slots[s].cb;
     *arg = t->slots[s].arg;
@@ -221,4 +230,27 @@ void nio__timers_free(nio__timers *t)
     t->slots = NULL;
     t->heap = NULL;
     t->nslots = t->capslots = t->nheap = t->capheap = 0;
+}
+
+int nio__timers_verify(const nio__timers *t)
+{
+    uint32_t nfree = 0;
+    if (t->nheap > t->nslots || t->nslots > t->capslots || t->nheap > t->capheap)
+        return __LINE__;
+    for (uint32_t i = 0; i < t->nheap; i++) {
+        uint32_t s = t->heap[i].slot;
+        if (i > 0 && t->heap[(i - 1) / 2].deadline > t->heap[i].deadline)
+            return __LINE__; /* a parent after its child */
+        if (s >= t->nslots || t->slots[s].heap_idx != (int32_t)i)
+            return __LINE__; /* entry and slot disagree */
+    }
+    for (uint32_t s = t->free_head; s != UINT32_MAX; s = t->slots[s].next_free) {
+        if (s >= t->nslots || t->slots[s].heap_idx != -1 || ++nfree > t->nslots)
+            return __LINE__; /* a live slot on the free list, or a cycle */
+    }
+    for (uint32_t s = 0; s < t->nslots; s++)
+        if (t->slots[s].heap_idx < -1 || t->slots[s].heap_idx >= (int32_t)t->nheap)
+            return __LINE__;
+    /* every slot is live (in the heap) or free, none both, none neither */
+    return t->nheap + nfree == t->nslots ? 0 : __LINE__;
 }
