@@ -167,7 +167,9 @@ static bool transient(int err)
     case EPROTO:
     case ENETDOWN:
     case ENOPROTOOPT:
+#ifdef EHOSTDOWN /* not on Windows */
     case EHOSTDOWN:
+#endif
 #ifdef ENONET
     case ENONET:
 #endif
