@@ -10,6 +10,12 @@
 #  - every nio_xxx identifier and NIO_XXX macro a page mentions anywhere
 #    (text, examples) exists in the headers (NIO_BACKEND and NIO_WAKER are
 #    environment variables; nio_tcp and friends are page names);
+#  - every reference to a nio page, name(section), resolves: to a page in
+#    docs/, or to a name in the NAME line of a page of that section, for
+#    which `make install` puts a .so link (docs/manlinks.sh), so that
+#    `man nio_tcp_connect_host` works;
+#  - every public function is in the NAME line of a section 3 page (and so
+#    gets its page or link);
 #  - each page's .TH says the headers' version (NIO_VERSION_STRING);
 #  - each page renders with groff -ww without a warning (when groff is here);
 #  - each EXAMPLE program (a .nf block that starts with #include <nio.h>)
@@ -129,6 +135,24 @@ bad() {
     status=1
 }
 
+# What `man NAME` finds once installed: each page under its own name and
+# the .so links that docs/manlinks.sh makes at `make install` (one for each
+# other name of a page's NAME line), made here the same way.  One
+# "name.section" a line.
+mkdir "$tmp/man"
+for page in $pages $(ls "$srcdir"/docs/*.1 2>/dev/null); do
+    mkdir -p "$tmp/man/man${page##*.}"
+    cp "$page" "$tmp/man/man${page##*.}/"
+done
+if [ -f "$srcdir/docs/manlinks.sh" ]; then
+    # shellcheck disable=SC2086
+    sh "$srcdir/docs/manlinks.sh" install "$tmp/man" $pages >"$tmp/links.out" 2>&1 ||
+        bad "docs/manlinks.sh install failed: $(cat "$tmp/links.out")"
+else
+    bad "no docs/manlinks.sh: make install would put no .so links"
+fi
+(cd "$tmp/man" && ls man*/) | sed -n 's/^\(.*\)\.\([1-8]\)$/\1.\2/p' | sort -u >"$tmp/installed.names"
+
 : >"$tmp/m.protos"
 nexamples=0
 cc=${CC:-cc}
@@ -175,6 +199,14 @@ for page in $pages; do
         grep -qxF "$id" "$tmp/h.macros" || bad "$name: mentions $id, which no public header defines"
     done
 
+    # References to nio's own pages resolve (other pages, such as
+    # epoll(7), are the system's).
+    for ref in $(sed -e 's/\\f[BIRP]//g' -e 's/\\-/-/g' -e 's/\\&//g' -e 's/"//g' "$page" |
+        grep -o 'nio[a-z0-9_-]* *([1-8])' | sed 's/ *(\(.\))/.\1/' | sort -u); do
+        grep -qxF "$ref" "$tmp/installed.names" ||
+            bad "$name: refers to ${ref%.*}(${ref##*.}), which is no page and no name of a page's NAME line"
+    done
+
     # .TH NAME SECTION DATE "nio VERSION" ...
     th=$(sed -n 's/^\.TH [^"]*"nio \([^"]*\)".*/\1/p' "$page")
     [ "$th" = "$version" ] || bad "$name: .TH says nio '$th', the headers $version"
@@ -214,6 +246,13 @@ sort -u "$tmp/m.protos" -o "$tmp/m.protos"
 for f in $(comm -23 "$tmp/h.protos" "$tmp/m.protos" | fname); do
     grep "[^a-z0-9_]$f(" "$tmp/m.protos" >/dev/null && continue # reported above
     bad "$f is in the headers but in no man page SYNOPSIS: $(grep "[^a-z0-9_]$f(" "$tmp/h.protos")"
+done
+
+# Every public function gets a page of its own name (a .so link to the
+# page that documents it): it must be a NAME of a section 3 page.
+for f in $(cat "$tmp/h.funcs"); do
+    grep -qxF "$f.3" "$tmp/installed.names" ||
+        bad "$f: no page or link $f.3 would be installed (name it in a section 3 page's NAME line), so \`man $f\` would find nothing"
 done
 
 nprotos=$(grep -c . "$tmp/h.protos")
