@@ -117,9 +117,12 @@ NIO_EXTERN int nio_split_host_port(const char *str, char *host, size_t cap, uint
 typedef struct nio_tcp_stream nio_tcp_stream;
 typedef struct nio_tcp_listener nio_tcp_listener;
 
-/* Options for nio_tcp_connect_ex().  Zero-initialise, then set what you
- * need; every zero field means "the default".  size: sizeof(nio_tcp_opts),
- * or 0, which means the first version of this struct (the fields below). */
+/* Options for nio_tcp_connect_ex().  Start from NIO_TCP_OPTS_INIT (or zero
+ * the struct), then set what you need; every zero field means "the
+ * default".  size: sizeof(nio_tcp_opts), which NIO_TCP_OPTS_INIT sets, so
+ * that a later library with more fields knows which of them the program
+ * was built with; 0 means the first version of this struct (the fields
+ * below); any other size is -EINVAL. */
 typedef struct nio_tcp_opts {
     size_t size;
     uint32_t connect_timeout_ms; /* 0: the kernel's own (minutes) */
@@ -127,6 +130,9 @@ typedef struct nio_tcp_opts {
     int sndbuf;                  /* SO_SNDBUF before connect, 0: default */
     int rcvbuf;                  /* SO_RCVBUF before connect (window), 0: default */
 } nio_tcp_opts;
+
+/* `nio_tcp_opts o = NIO_TCP_OPTS_INIT;`: the defaults, size set. */
+#define NIO_TCP_OPTS_INIT {sizeof(nio_tcp_opts), 0, 0, 0, 0}
 
 /* Start connecting to sa.  The stream is registered on poll with token,
  * edge-triggered, readable | writable, whatever happens next.
@@ -208,8 +214,10 @@ NIO_EXTERN int nio_tcp_set_keepalive(nio_tcp_stream *s, bool on, int idle_s, int
 NIO_EXTERN int nio_tcp_set_linger0(nio_tcp_stream *s, bool on);
 NIO_EXTERN int nio_tcp_set_buffer_sizes(nio_tcp_stream *s, int sndbuf, int rcvbuf);
 
-/* The descriptor, still owned by the stream (do not close it).  For NULL:
- * -EINVAL on POSIX systems, NIO_INVALID_SOCKET on Windows. */
+/* The descriptor, still owned by the stream (do not close it), or
+ * NIO_INVALID_SOCKET for NULL (and for a connect by name that has not
+ * completed: nio_tcp_connect_host()).  Any thread that may use the
+ * stream. */
 NIO_EXTERN nio_socket nio_tcp_fd(const nio_tcp_stream *s);
 
 /* Change the token and interest (NIO_READABLE | NIO_WRITABLE, optional
@@ -330,7 +338,8 @@ NIO_EXTERN int nio_tcp_accept(nio_tcp_listener *l, nio_token token, nio_tcp_stre
 
 /* Bound address (the real port after binding port 0).  0 or -errno. */
 NIO_EXTERN int nio_tcp_listener_addr(const nio_tcp_listener *l, nio_addr *out);
-/* The listening descriptor, still owned by the listener, or -EINVAL. */
+/* The listening descriptor, still owned by the listener, or
+ * NIO_INVALID_SOCKET for NULL. */
 NIO_EXTERN nio_socket nio_tcp_listener_fd(const nio_tcp_listener *l);
 /* Deregister, close (both descriptors) and free.  NULL is ignored. */
 NIO_EXTERN void nio_tcp_listener_close(nio_tcp_listener *l);
@@ -360,6 +369,9 @@ NIO_EXTERN ssize_t nio_udp_send(nio_udp_socket *u, const void *buf, size_t len);
 NIO_EXTERN ssize_t nio_udp_recv_from(nio_udp_socket *u, void *buf, size_t len, nio_addr *from);
 NIO_EXTERN ssize_t nio_udp_recv(nio_udp_socket *u, void *buf, size_t len);
 
+/* As for streams: the bound address (0 or -errno); the descriptor, still
+ * the socket's, or NIO_INVALID_SOCKET for NULL; a new token and interest
+ * (as nio_reregister()). */
 NIO_EXTERN int nio_udp_local_addr(const nio_udp_socket *u, nio_addr *out);
 NIO_EXTERN nio_socket nio_udp_fd(const nio_udp_socket *u);
 NIO_EXTERN int nio_udp_reregister(nio_udp_socket *u, nio_token token, unsigned interest);

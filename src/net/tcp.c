@@ -306,11 +306,7 @@ int nio_tcp_peer_addr(const nio_tcp_stream *s, nio_addr *out)
 
 nio_socket nio_tcp_fd(const nio_tcp_stream *s)
 {
-#ifdef _WIN32
     return s == NULL ? NIO_INVALID_SOCKET : s->fd;
-#else
-    return s == NULL ? -EINVAL : s->fd;
-#endif
 }
 
 int nio_tcp_reregister(nio_tcp_stream *s, nio_token token, unsigned interest)
