@@ -246,7 +246,13 @@ NIO_EXTERN size_t nio_tcp_close(nio_tcp_stream *s);
  *   NIO_WQ_DRAINED  this call emptied a queue that held data: resume.
  *
  * The queue never refuses data: backpressure is the caller's to apply on
- * NIO_WQ_HIGH.  nio_tcp_queued() says how much is waiting at any time.  A
+ * NIO_WQ_HIGH.  A server that echoes or relays stops reading there and
+ * resumes on NIO_WQ_DRAINED by reading at once, until -EAGAIN: the data
+ * that arrived while it was not reading already had its readable event,
+ * and no new edge comes for it (nio_tcp(3), EXAMPLE).  Closing with bytes
+ * still queued discards them (nio_tcp_close() returns how many): to end a
+ * stream cleanly, flush until the queue is empty, then shut down or close.
+ * nio_tcp_queued() says how much is waiting at any time.  A
  * socket failure (-EPIPE, -ECONNRESET, ...) leaves queued data in place.
  * -ENOMEM from nio_tcp_send means the part of that call's data the socket
  * did not take at once could not be queued: the byte stream has a hole, so
@@ -319,8 +325,10 @@ NIO_EXTERN int nio_tcp_listen_ex(nio_poll *poll, const struct sockaddr *sa, sock
                                  nio_tcp_listener **out);
 
 /* Accept one connection: 0 and *out, a stream registered edge-triggered,
- * readable | writable, on token (already connected).  -EAGAIN when none is
- * waiting: wait for the next readable event.  Call it until -EAGAIN.
+ * readable | writable, on token (already connected); bytes the client sent
+ * before the accept give it a readable event like any others.  -EAGAIN
+ * when none is waiting: wait for the next readable event.  Call it until
+ * -EAGAIN.
  *
  * Out of descriptors (-EMFILE / -ENFILE): the listener closes its spare
  * descriptor, accepts the waiting connections and closes them at once (so
