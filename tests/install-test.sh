@@ -231,8 +231,8 @@ note "pkg-config --cflags --libs nio: $flags"
 cflags="-std=c11 -Wall -Wextra -Wpedantic -Werror $san"
 
 if command -v c++ >/dev/null 2>&1; then
-    # shellcheck disable=SC2086
     # The option initialisers too: a C++ brace list may not narrow.
+    # shellcheck disable=SC2046
     printf '#include <nio.h>\nint main() {\n nio_tcp_opts t = NIO_TCP_OPTS_INIT;\n nio_resolver_opts r = NIO_RESOLVER_OPTS_INIT;\n return nio_version() == 0 || t.size == 0 || r.size == 0;\n}\n' |
         c++ -x c++ -std=c++11 -Wall -Wextra -Werror -fsyntax-only $(pkg-config --cflags nio) - \
             >"$tmp/cxx.log" 2>&1 || {
