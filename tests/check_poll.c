@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,6 +107,61 @@ START_TEST(writable_reported)
     ck_assert_int_eq(nio_register(p, sv[0], 9, NIO_WRITABLE), 0);
     ck_assert(tu_wait_token(p, 9, LONG_WAIT, NULL) & NIO_EV_WRITABLE);
     expect_quiet(p, 20);
+    tu_close(sv[0]);
+    tu_close(sv[1]);
+    nio_poll_free(p);
+}
+END_TEST
+
+/* An fd that is already readable when registered (edge mode) gets its
+ * event without any new data, on every backend: nio_poll(3) promises it,
+ * so nothing needs reading before the first wait. */
+START_TEST(readable_before_register_reported)
+{
+    nio_poll *p = tu_poll(_i);
+    nio_socket sv[2];
+    tu_socketpair(sv);
+    tu_write_all(sv[1], "abc", 3);
+    tu_sleep_ms(20); /* on Windows the pair is loopback TCP: let it land */
+    ck_assert_int_eq(nio_register(p, sv[0], 6, NIO_READABLE), 0);
+    ck_assert(tu_wait_token(p, 6, LONG_WAIT, NULL) & NIO_EV_READABLE);
+    expect_quiet(p, 20);
+    ck_assert_uint_eq(tu_drain(p, sv[0]), 3);
+    tu_close(sv[0]);
+    tu_close(sv[1]);
+    nio_poll_free(p);
+}
+END_TEST
+
+/* A token is the caller's tag, not a key: an fd, a timer and a waker may
+ * share one, and their events can come in one batch, one entry each.
+ * nio_poll(3) says so (dispatch on the flags, and mind an object closed
+ * by an earlier entry of the same batch). */
+START_TEST(one_token_several_events_in_one_batch)
+{
+    nio_poll *p = tu_poll(_i);
+    nio_socket sv[2];
+    nio_waker *w;
+    nio_timer_id t;
+    nio_event ev[8];
+    unsigned seen = 0;
+    int n;
+    tu_socketpair(sv);
+    ck_assert_int_eq(nio_register(p, sv[0], 7, NIO_READABLE), 0);
+    ck_assert_int_eq(nio_waker_new(p, 7, &w), 0);
+    ck_assert_int_eq(nio_timer_start(p, 1, 7, &t), 0);
+    tu_write_all(sv[1], "x", 1);
+    ck_assert_int_eq(nio_wake(w), 0);
+    tu_sleep_ms(20); /* the timer is due, the byte has landed */
+    n = nio_poll_wait(p, ev, 8, LONG_WAIT);
+    for (int i = 0; i < n; i++) {
+        ck_assert_uint_eq(ev[i].token, 7);
+        ck_assert_msg(!(seen & ev[i].flags), "flags %#x twice", ev[i].flags);
+        seen |= ev[i].flags;
+    }
+    ck_assert_int_eq(n, 3);
+    ck_assert_uint_eq(seen, NIO_EV_READABLE | NIO_EV_TIMER | NIO_EV_WAKE);
+    nio_waker_free(w);
     tu_close(sv[0]);
     tu_close(sv[1]);
     nio_poll_free(p);
@@ -984,6 +1040,28 @@ START_TEST(error_names)
 }
 END_TEST
 
+/* NIO_VERSION_HEX: usable in #if, made of the other version macros, and
+ * the version of the library linked (nio_version()). */
+START_TEST(version_hex_agrees)
+{
+    unsigned major, minor, patch;
+    char rest, str[32];
+#if !defined(NIO_VERSION_HEX) || NIO_VERSION_HEX < 0 || NIO_VERSION_HEX > 0xffffff
+    ck_abort_msg("NIO_VERSION_HEX is not a preprocessor number 0..0xffffff");
+#endif
+    ck_assert_int_eq(NIO_VERSION_HEX >> 16, NIO_VERSION_MAJOR);
+    ck_assert_int_eq((NIO_VERSION_HEX >> 8) & 0xff, NIO_VERSION_MINOR);
+    ck_assert_int_eq(NIO_VERSION_HEX & 0xff, NIO_VERSION_PATCH);
+    snprintf(str, sizeof str, "%d.%d.%d", NIO_VERSION_MAJOR, NIO_VERSION_MINOR,
+             NIO_VERSION_PATCH);
+    ck_assert_str_eq(str, NIO_VERSION_STRING);
+    ck_assert_int_eq(sscanf(nio_version(), "%u.%u.%u%c", &major, &minor, &patch, &rest), 3);
+    ck_assert_uint_lt(minor, 256);
+    ck_assert_uint_lt(patch, 256);
+    ck_assert_uint_eq(major << 16 | minor << 8 | patch, NIO_VERSION_HEX);
+}
+END_TEST
+
 START_TEST(env_selects_backend)
 {
     nio_poll *p;
@@ -1009,6 +1087,8 @@ static Suite *poll_suite(void)
     tcase_add_loop_test(tc, level_repeats, 0, tu_nbackends);
     tcase_add_loop_test(tc, oneshot_needs_reregister, 0, tu_nbackends);
     tcase_add_loop_test(tc, writable_reported, 0, tu_nbackends);
+    tcase_add_loop_test(tc, readable_before_register_reported, 0, tu_nbackends);
+    tcase_add_loop_test(tc, one_token_several_events_in_one_batch, 0, tu_nbackends);
     tcase_add_loop_test(tc, priority_reported, 0, tu_nbackends);
     tcase_add_loop_test(tc, deregister_stops_events, 0, tu_nbackends);
     tcase_add_loop_test(tc, read_closed_and_hangup, 0, tu_nbackends);
@@ -1036,6 +1116,7 @@ static Suite *poll_suite(void)
     tcase_add_loop_test(tc, second_waiter_is_busy, 0, tu_nbackends);
     tcase_add_loop_test(tc, env_selects_backend, 0, tu_nbackends);
     tcase_add_test(tc, error_names);
+    tcase_add_test(tc, version_hex_agrees);
     tcase_add_loop_test(heavy, create_free_no_leak, 0, tu_nbackends);
     tcase_add_loop_test(heavy, register_vs_close_stress, 0, tu_nbackends);
     tcase_add_loop_test(heavy, million_timers, 0, tu_nbackends);

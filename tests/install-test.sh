@@ -1,18 +1,29 @@
 #!/bin/sh
 # The install story, end to end, as a user outside the tree meets it:
 #
-#  1. the README's API tour is tests/outside/outside.c's http_get(), verbatim;
+#  1. the README's API tour is examples/fetch.c's http_get(), verbatim;
 #  2. `make install DESTDIR=<tmp>` from the build directory;
 #  3. exactly the public headers are installed, each identical to its source
 #     (no src/ header, no config.h), everything lands under the prefix, and
 #     the shared and static libraries and nio.pc are there;
-#  4. tests/outside/outside.c, which includes only <nio.h>, builds with
-#     nothing but `pkg-config --cflags --libs nio` against the staged prefix
-#     (PKG_CONFIG_SYSROOT_DIR=<tmp>), runs with LD_LIBRARY_PATH on the staged
-#     lib (ldd must resolve libnio there), connects by name to localhost and
-#     fetches a delayed response from tests/support/nio-test-httpd;
-#  5. again with `pkg-config --static` and -static: a fully static program
-#     (libnio.a, libcares.a, libc.a) that runs without the staged lib.
+#  4. the man pages: a page (or a .so link to one) for every public
+#     function, every reference of an installed page to a nio page resolves
+#     to an installed file, and `man` (when installed) shows
+#     nio_tcp_connect_host from the staged tree;
+#  5. the examples are installed in the documentation directory
+#     (.../doc/nio/examples), each identical to its source, and built from
+#     there with nothing but `pkg-config --cflags --libs nio` against the
+#     staged prefix (PKG_CONFIG_SYSROOT_DIR=<tmp>), strict C11 with -Werror,
+#     and run with LD_LIBRARY_PATH on the staged lib (ldd must resolve
+#     libnio there): fetch connects by name to localhost and gets a delayed
+#     response from tests/support/nio-test-httpd; echo-server serves
+#     echo-client, which sends 6 MiB, half-closes and checks every byte of
+#     the echo; the reactor checks its own run; and a few lines check that
+#     the installed headers' version (NIO_VERSION_STRING, NIO_VERSION_HEX)
+#     is the installed library's (nio_version());
+#  6. fetch again with `pkg-config --static` and -static: a fully static
+#     program (libnio.a, libcares.a, libc.a) that runs without the staged
+#     lib.
 #
 # Runs under `make check` and `make distcheck` (read-only srcdir, VPATH build):
 # the harness exports top_builddir and top_srcdir.  SKIP (77) only when
@@ -31,30 +42,31 @@ fail() {
 }
 note() { echo "$me: $*"; }
 
-outside_c=$top_srcdir/tests/outside/outside.c
-[ -f "$outside_c" ] || fail "no $outside_c (top_srcdir=$top_srcdir)"
+examples="reactor.c echo-server.c echo-client.c fetch.c"
+fetch_c=$top_srcdir/examples/fetch.c
+[ -f "$fetch_c" ] || fail "no $fetch_c (top_srcdir=$top_srcdir)"
 [ -f "$top_builddir/Makefile" ] || fail "no Makefile in top_builddir=$top_builddir"
 
-# ------------------------------------------------ 1. README tour == outside.c
-# outside.c: the lines between "/* README: begin */" and "/* README: end */";
-# README.md: the ```c block after the line "<!-- tests/outside/outside.c -->".
-tour_c=$(sed -n '/^\/\* README: begin \*\/$/,/^\/\* README: end \*\/$/p' "$outside_c" | sed '1d;$d')
-tour_md=$(awk '/^<!-- tests\/outside\/outside.c -->$/ { mark = 1; next }
+# ------------------------------------------------ 1. README tour == fetch.c
+# fetch.c: the lines between "/* README: begin */" and "/* README: end */";
+# README.md: the ```c block after the line "<!-- examples/fetch.c -->".
+tour_c=$(sed -n '/^\/\* README: begin \*\/$/,/^\/\* README: end \*\/$/p' "$fetch_c" | sed '1d;$d')
+tour_md=$(awk '/^<!-- examples\/fetch.c -->$/ { mark = 1; next }
                mark && /^```c$/ { inblock = 1; next }
                inblock && /^```$/ { exit }
                inblock && !/^#include / && !(/^$/ && !started) { started = 1; print }' \
     "$top_srcdir/README.md")
-[ -n "$tour_c" ] || fail "no README: begin/end markers in $outside_c"
-[ -n "$tour_md" ] || fail "README.md has no \`\`\`c block after <!-- tests/outside/outside.c -->"
+[ -n "$tour_c" ] || fail "no README: begin/end markers in $fetch_c"
+[ -n "$tour_md" ] || fail "README.md has no \`\`\`c block after <!-- examples/fetch.c -->"
 if [ "$tour_c" != "$tour_md" ]; then
-    echo "$me: README.md's API tour differs from http_get() in tests/outside/outside.c:" >&2
+    echo "$me: README.md's API tour differs from http_get() in examples/fetch.c:" >&2
     printf '%s\n' "$tour_c" >"${TMPDIR:-/tmp}/nio-tour-c.$$"
     printf '%s\n' "$tour_md" >"${TMPDIR:-/tmp}/nio-tour-md.$$"
     diff -u "${TMPDIR:-/tmp}/nio-tour-c.$$" "${TMPDIR:-/tmp}/nio-tour-md.$$" >&2
     rm -f "${TMPDIR:-/tmp}/nio-tour-c.$$" "${TMPDIR:-/tmp}/nio-tour-md.$$"
-    fail "copy the block from outside.c into README.md (or the other way)"
+    fail "copy the block from fetch.c into README.md (or the other way)"
 fi
-note "README.md's API tour is outside.c's http_get() (compiled below)"
+note "README.md's API tour is examples/fetch.c's http_get() (built and run below)"
 
 # ------------------------------------------------ prerequisites
 if ! command -v pkg-config >/dev/null 2>&1; then
@@ -74,11 +86,12 @@ httpd_bin=$top_builddir/tests/support/nio-test-httpd
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/nio-install.XXXXXX") || fail "mktemp -d"
 httpd_pid=
+echo_pid=
 cleanup() {
-    if [ -n "$httpd_pid" ]; then
-        kill "$httpd_pid" 2>/dev/null
-        wait "$httpd_pid" 2>/dev/null
-    fi
+    for pid in $httpd_pid $echo_pid; do
+        kill "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -146,7 +159,59 @@ libdir=$(dirname "$lib")
 [ "$static" = no ] || [ -f "$libdir/libnio.a" ] || fail "libnio.a was not installed"
 note "libraries in $libdir (shared: $shared, static: $static), nio.pc"
 
-# ------------------------------------------------ 4. an outside program
+# ------------------------------------------------ 4. man pages
+man3=$(find "$stage" -name nio_tcp.3 -path '*/man3/*')
+[ "$(printf '%s\n' "$man3" | grep -c .)" = 1 ] || fail "expected one man3/nio_tcp.3, found: $man3"
+man3=$(dirname "$man3")
+mandir=$(dirname "$man3")
+funcs=$(cat "$top_srcdir"/include/nio.h "$top_srcdir"/include/nio/*.h |
+    sed -n 's/^NIO_EXTERN[^(]*[ *]\(nio_[a-z0-9_]*\)(.*/\1/p' | sort -u)
+[ -n "$funcs" ] || fail "no NIO_EXTERN functions found in the headers"
+nf=0
+for f in $funcs; do
+    [ -f "$man3/$f.3" ] || fail "no man page for $f: ${man3#"$stage"}/$f.3 was not installed"
+    nf=$((nf + 1))
+done
+# Each .so link names an installed page, and every nio page that a page
+# refers to, name(section), is there.
+for page in "$mandir"/man*/*; do
+    target=$(sed -n '1s/^\.so \(.*\)$/\1/p' "$page")
+    [ -z "$target" ] || [ -f "$mandir/$target" ] ||
+        fail "${page#"$stage"} is a link to $target, which is not installed"
+    for ref in $(sed -e 's/\\f[BIRP]//g' -e 's/\\-/-/g' -e 's/\\&//g' -e 's/"//g' "$page" |
+        grep -o 'nio[a-z0-9_-]* *([1-8])' | sed 's/ *(\(.\))/.\1/' | sort -u); do
+        [ -f "$mandir/man${ref##*.}/$ref" ] ||
+            fail "${page#"$stage"} refers to ${ref%.*}(${ref##*.}), which is not installed"
+    done
+done
+if command -v man >/dev/null 2>&1; then
+    # -M: the staged tree only; the .so link must lead to nio_resolver(3).
+    shown=$(MANPAGER=cat MANWIDTH=200 man -M "$mandir" 3 nio_tcp_connect_host 2>/dev/null)
+    { printf '%s\n' "$shown" | grep -q '^NIO_RESOLVER(3)' &&
+        printf '%s\n' "$shown" | grep -q 'int nio_tcp_connect_host(nio_poll \*poll'; } ||
+        fail "man -M <staged> 3 nio_tcp_connect_host does not show nio_resolver(3)'s SYNOPSIS"
+    note "man pages: one for each of the $nf public functions, every nio reference installed;"
+    note "man nio_tcp_connect_host shows nio_resolver(3)"
+else
+    note "man pages: one for each of the $nf public functions, every nio reference installed"
+fi
+
+# ------------------------------------------------ 5. the examples
+exdir=$(find "$stage" -name echo-server.c -path '*/doc/*/examples/*')
+[ "$(printf '%s\n' "$exdir" | grep -c .)" = 1 ] ||
+    fail "expected one .../doc/.../examples/echo-server.c installed, found: $exdir"
+exdir=$(dirname "$exdir")
+for ex in $examples; do
+    [ -f "$exdir/$ex" ] || fail "examples/$ex was not installed in ${exdir#"$stage"}"
+    cmp -s "$top_srcdir/examples/$ex" "$exdir/$ex" ||
+        fail "installed ${exdir#"$stage"}/$ex differs from examples/$ex"
+done
+extra=$(cd "$exdir" && ls | while read -r f; do
+    case " $examples " in *" $f "*) ;; *) echo "$f" ;; esac
+done)
+[ -z "$extra" ] || fail "installed in ${exdir#"$stage"} but not in this test's list: $extra"
+note "examples installed in ${exdir#"$stage"}: $examples"
+
 # Only pkg-config says where nio is.  The .pc carries the configure prefix;
 # the sysroot maps it into the staging directory, as DESTDIR did.
 PKG_CONFIG_SYSROOT_DIR=$stage
@@ -166,8 +231,9 @@ note "pkg-config --cflags --libs nio: $flags"
 cflags="-std=c11 -Wall -Wextra -Wpedantic -Werror $san"
 
 if command -v c++ >/dev/null 2>&1; then
-    # shellcheck disable=SC2086
-    printf '#include <nio.h>\nint main() { return nio_version() == 0; }\n' |
+    # The option initialisers too: a C++ brace list may not narrow.
+    # shellcheck disable=SC2046
+    printf '#include <nio.h>\nint main() {\n nio_tcp_opts t = NIO_TCP_OPTS_INIT;\n nio_resolver_opts r = NIO_RESOLVER_OPTS_INIT;\n return nio_version() == 0 || t.size == 0 || r.size == 0;\n}\n' |
         c++ -x c++ -std=c++11 -Wall -Wextra -Werror -fsyntax-only $(pkg-config --cflags nio) - \
             >"$tmp/cxx.log" 2>&1 || {
         cat "$tmp/cxx.log" >&2
@@ -176,45 +242,126 @@ if command -v c++ >/dev/null 2>&1; then
     note "<nio.h> compiles as C++11"
 fi
 
-"$httpd_bin" -p 0 >"$tmp/httpd.out" 2>"$tmp/httpd.err" &
-httpd_pid=$!
-port=
-i=0
-while [ $i -lt 100 ]; do
-    port=$(sed -n 's/^listening on port \([0-9][0-9]*\).*/\1/p' "$tmp/httpd.out")
-    [ -n "$port" ] && break
-    kill -0 "$httpd_pid" 2>/dev/null || break
-    sleep 0.1
-    i=$((i + 1))
-done
-[ -n "$port" ] || {
-    cat "$tmp/httpd.err" >&2
-    fail "nio-test-httpd did not report its port"
+# Build an installed example with pkg-config's flags only: $2 the flags, $3
+# (-static) more for the link.
+build() { # name flags [-static]
+    # shellcheck disable=SC2086
+    $CC $cflags ${3:-} -o "$tmp/$1${3:-}" "$exdir/$1.c" $2 >"$tmp/cc.log" 2>&1 || {
+        cat "$tmp/cc.log" >&2
+        fail "$CC $cflags ${3:-} examples/$1.c \$(pkg-config ...) (the installed copy)"
+    }
 }
-note "nio-test-httpd listening on port $port"
+staged() { LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} "$@"; }
+ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# Start a server in the background, its stdout in $1; sets started_pid,
+# and port from the first line that sed script $2 turns into a number.
+start() { # outfile sed-script program args...
+    out=$1
+    script=$2
+    shift 2
+    "$@" >"$out" 2>"$out.err" &
+    started_pid=$!
+    port=
+    i=0
+    while [ $i -lt 100 ]; do
+        port=$(sed -n "$script" "$out" | head -n 1)
+        [ -n "$port" ] && return 0
+        kill -0 "$started_pid" 2>/dev/null || break
+        sleep 0.1
+        i=$((i + 1))
+    done
+    cat "$out.err" >&2
+    fail "$* did not report its port"
+}
+
+start "$tmp/httpd.out" 's/^listening on port \([0-9][0-9]*\).*/\1/p' "$httpd_bin" -p 0
+httpd_pid=$started_pid
+httpd_port=$port
+note "nio-test-httpd listening on port $httpd_port"
+
+# fetch: GET /delay/200 by name; the whole response, no sooner than asked.
+check_fetch() { # [staged] program
+    t0=$(ms)
+    "$@" localhost "$httpd_port" /delay/200 >"$tmp/fetch.out" 2>"$tmp/fetch.err" || {
+        cat "$tmp/fetch.err" >&2
+        fail "$* localhost $httpd_port /delay/200 failed"
+    }
+    took=$(($(ms) - t0))
+    head -n 1 "$tmp/fetch.out" | grep -q '^HTTP/1\.1 200 OK' ||
+        fail "$*: not a 200 response: $(head -c 200 "$tmp/fetch.out")"
+    [ "$(tail -n 1 "$tmp/fetch.out")" = "delayed 200 ms" ] ||
+        fail "$*: the body is not 'delayed 200 ms': $(tail -n 1 "$tmp/fetch.out")"
+    [ "$took" -ge 200 ] || fail "$*: a response after $took ms, before the 200 ms delay"
+}
 
 if [ "$shared" = yes ]; then
-    # shellcheck disable=SC2086
-    $CC $cflags -o "$tmp/outside" "$outside_c" $flags >"$tmp/cc.log" 2>&1 || {
-        cat "$tmp/cc.log" >&2
-        fail "$CC $cflags outside.c \$(pkg-config --cflags --libs nio)"
-    }
-    note "built tests/outside/outside.c with $CC $cflags \$(pkg-config --cflags --libs nio)"
+    for ex in $examples; do
+        build "${ex%.c}" "$flags"
+    done
+    note "built the installed examples with $CC $cflags \$(pkg-config --cflags --libs nio)"
     if command -v ldd >/dev/null 2>&1; then
-        resolved=$(LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} ldd "$tmp/outside" |
+        resolved=$(staged ldd "$tmp/fetch" |
             sed -n 's/^[[:space:]]*libnio\.so[^ ]* => \([^ ]*\).*/\1/p')
         case $resolved in
         "$libdir"/*) ;;
-        *) fail "outside resolves libnio to '$resolved', not the staged $libdir" ;;
+        *) fail "fetch resolves libnio to '$resolved', not the staged $libdir" ;;
         esac
     fi
-    LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} "$tmp/outside" "$port" 200 ||
-        fail "the outside program (shared, LD_LIBRARY_PATH=<staged lib>) failed"
+
+    # The installed headers and library are one release.
+    cat >"$tmp/version.c" <<'EOF'
+#include <nio.h>
+#include <stdio.h>
+#include <string.h>
+
+int main(void)
+{
+    char hex[32];
+    snprintf(hex, sizeof hex, "%d.%d.%d", NIO_VERSION_HEX >> 16, NIO_VERSION_HEX >> 8 & 0xff,
+             NIO_VERSION_HEX & 0xff);
+    printf("library %s, headers %s, NIO_VERSION_HEX %#08x\n", nio_version(), NIO_VERSION_STRING,
+           (unsigned)NIO_VERSION_HEX);
+    return strcmp(nio_version(), NIO_VERSION_STRING) != 0 || strcmp(hex, NIO_VERSION_STRING) != 0 ||
+           strcmp(nio_err_name(NIO_ENOTFOUND), "NIO_ENOTFOUND") != 0;
+}
+EOF
+    # shellcheck disable=SC2086
+    $CC $cflags -o "$tmp/version" "$tmp/version.c" $flags >"$tmp/cc.log" 2>&1 || {
+        cat "$tmp/cc.log" >&2
+        fail "the version check does not build"
+    }
+    v=$(staged "$tmp/version") || fail "the installed library and headers disagree: $v"
+    note "$v"
+
+    check_fetch staged "$tmp/fetch"
+    note "fetch localhost $httpd_port /delay/200: HTTP/1.1 200, the body as sent, in $took ms"
+
+    # The echo server, one connection, against the checking client: 6 MiB
+    # and a half-close, every byte back; then the server ends by itself.
+    start "$tmp/echo.out" 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' \
+        staged timeout 120 "$tmp/echo-server" 0 1
+    echo_pid=$started_pid
+    out=$(staged timeout 60 "$tmp/echo-client" "$port" 6291456 2>&1) ||
+        fail "echo-client against echo-server: $out"
+    [ "$out" = "sent 6291456 bytes, received 6291456 bytes back, all equal" ] ||
+        fail "echo-client said: $out"
+    wait "$echo_pid" || fail "echo-server failed: $(cat "$tmp/echo.out.err")"
+    echo_pid=
+    grep -qx 'served 1 connections, 6291456 bytes' "$tmp/echo.out" ||
+        fail "echo-server said: $(cat "$tmp/echo.out")"
+    note "echo-server 0 1 and echo-client $port 6291456: $out"
+
+    staged timeout 60 "$tmp/reactor" --check >"$tmp/reactor.out" 2>&1 || {
+        cat "$tmp/reactor.out" >&2
+        fail "reactor --check failed"
+    }
+    note "reactor --check: $(tail -n 1 "$tmp/reactor.out")"
 else
     note "not building against libnio.so: this build makes no shared library"
 fi
 
-# ------------------------------------------------ 5. static
+# ------------------------------------------------ 6. static
 if [ "$static" = no ]; then
     note "not linking -static: this build makes no static library"
 elif [ -n "$san" ]; then
@@ -223,16 +370,13 @@ elif [ -n "$san" ]; then
 else
     # glibc warns that getservbyname & co. need its shared libraries at run
     # time when linked statically: expected, and not used on nio's paths.
-    # shellcheck disable=SC2086
-    $CC $cflags -static -o "$tmp/outside-static" "$outside_c" $sflags >"$tmp/cc-static.log" 2>&1 || {
-        cat "$tmp/cc-static.log" >&2
-        fail "$CC $cflags -static outside.c \$(pkg-config --static --cflags --libs nio)"
-    }
-    if command -v ldd >/dev/null 2>&1 && ldd "$tmp/outside-static" 2>&1 | grep -q '=>'; then
-        fail "outside-static is not statically linked: $(ldd "$tmp/outside-static" 2>&1)"
+    build fetch "$sflags" -static
+    if command -v ldd >/dev/null 2>&1 && ldd "$tmp/fetch-static" 2>&1 | grep -q '=>'; then
+        fail "fetch-static is not statically linked: $(ldd "$tmp/fetch-static" 2>&1)"
     fi
-    note "built -static with \$(pkg-config --static --cflags --libs nio): $sflags"
-    "$tmp/outside-static" "$port" 100 || fail "the static outside program failed"
+    note "built fetch -static with \$(pkg-config --static --cflags --libs nio): $sflags"
+    check_fetch "$tmp/fetch-static"
+    note "fetch-static localhost $httpd_port /delay/200: HTTP/1.1 200, in $took ms"
 fi
 
 note "PASS"

@@ -48,12 +48,6 @@ int tu_connect_started(nio_socket s, const struct sockaddr *sa, socklen_t len);
 /* poll(2) (WSAPoll) on one socket for POLLIN/POLLOUT: its revents, 0 on
  * timeout. */
 int tu_poll_one(nio_socket s, short events, int ms);
-/* What nio_tcp_fd() and its kin return for NULL. */
-#ifdef _WIN32
-#define TU_FD_OF_NULL NIO_INVALID_SOCKET
-#else
-#define TU_FD_OF_NULL (-EINVAL)
-#endif
 size_t tu_drain(nio_poll *p, nio_socket fd); /* read until EAGAIN, then nio_rearm */
 void tu_write_all(nio_socket fd, const void *buf, size_t len);
 void tu_sleep_ms(unsigned ms);

@@ -30,6 +30,11 @@ extern "C" {
 #define NIO_VERSION_MINOR 1
 #define NIO_VERSION_PATCH 0
 #define NIO_VERSION_STRING "0.1.0"
+/* The version as one number, 0xMMmmpp (major, minor, patch a byte each),
+ * for comparisons in the preprocessor: #if NIO_VERSION_HEX >= 0x000200.
+ * As UV_VERSION_HEX and ARES_VERSION. */
+#define NIO_VERSION_HEX \
+    ((NIO_VERSION_MAJOR << 16) | (NIO_VERSION_MINOR << 8) | NIO_VERSION_PATCH)
 
 /* The caller's tag for an event source.  Any value from 0 to NIO_TOKEN_MAX;
  * the top bit is reserved for the library's own sources (the resolver's
@@ -83,7 +88,9 @@ NIO_EXTERN const char *nio_strerror(int err);
  * "UNKNOWN" for a value nio does not know.  Never returns NULL. */
 NIO_EXTERN const char *nio_err_name(int err);
 
-/* The library's version string, e.g. "0.1.0". */
+/* The library's version string, e.g. "0.1.0": the version of the library
+ * linked at run time, which NIO_VERSION_STRING (the headers') may differ
+ * from.  Never NULL.  Any thread. */
 NIO_EXTERN const char *nio_version(void);
 
 #ifdef __cplusplus

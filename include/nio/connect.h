@@ -89,7 +89,11 @@ NIO_EXTERN int nio_tcp_connect_host(nio_poll *poll, nio_resolver *r, const char 
                                     uint16_t port, const nio_connect_opts *opts,
                                     nio_token token, nio_tcp_stream **out);
 
-/* Timing and outcome of a connect by name, for display. */
+/* Timing and outcome of a connect by name, for display.  The caller's
+ * struct, filled by nio_tcp_connect_info().  reserved_ is room for what a
+ * later version reports without changing the struct's size (so a program
+ * built against this header keeps working with that library): this
+ * version sets it to zeros; do not use it. */
 typedef struct nio_connect_info {
     uint32_t dns_ms;     /* from the start until the first attempt could begin
                             (resolution, including any Resolution Delay), or
@@ -98,11 +102,14 @@ typedef struct nio_connect_info {
     int attempts;        /* connection attempts started */
     nio_addr addr;       /* the winning address; after a failure the last one
                             attempted; ss_family 0 (len 0) when none */
+    uint64_t reserved_[8];
 } nio_connect_info;
 
-/* Fill *info.  0 once the operation completed (either way), -EINPROGRESS
+/* Fill all of *info (the fields not yet known, and reserved_, with
+ * zeros).  0 once the operation completed (either way), -EINPROGRESS
  * while it runs (*info then holds what is known so far), -EINVAL for NULL
- * or a stream not made by nio_tcp_connect_host(). */
+ * or a stream not made by nio_tcp_connect_host().  Any thread that may
+ * use the stream. */
 NIO_EXTERN int nio_tcp_connect_info(const nio_tcp_stream *s, nio_connect_info *info);
 
 #ifdef __cplusplus

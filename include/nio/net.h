@@ -117,9 +117,12 @@ NIO_EXTERN int nio_split_host_port(const char *str, char *host, size_t cap, uint
 typedef struct nio_tcp_stream nio_tcp_stream;
 typedef struct nio_tcp_listener nio_tcp_listener;
 
-/* Options for nio_tcp_connect_ex().  Zero-initialise, then set what you
- * need; every zero field means "the default".  size: sizeof(nio_tcp_opts),
- * or 0, which means the first version of this struct (the fields below). */
+/* Options for nio_tcp_connect_ex().  Start from NIO_TCP_OPTS_INIT (or zero
+ * the struct), then set what you need; every zero field means "the
+ * default".  size: sizeof(nio_tcp_opts), which NIO_TCP_OPTS_INIT sets, so
+ * that a later library with more fields knows which of them the program
+ * was built with; 0 means the first version of this struct (the fields
+ * below); any other size is -EINVAL. */
 typedef struct nio_tcp_opts {
     size_t size;
     uint32_t connect_timeout_ms; /* 0: the kernel's own (minutes) */
@@ -127,6 +130,9 @@ typedef struct nio_tcp_opts {
     int sndbuf;                  /* SO_SNDBUF before connect, 0: default */
     int rcvbuf;                  /* SO_RCVBUF before connect (window), 0: default */
 } nio_tcp_opts;
+
+/* `nio_tcp_opts o = NIO_TCP_OPTS_INIT;`: the defaults, size set. */
+#define NIO_TCP_OPTS_INIT {sizeof(nio_tcp_opts), 0, 0, 0, 0}
 
 /* Start connecting to sa.  The stream is registered on poll with token,
  * edge-triggered, readable | writable, whatever happens next.
@@ -210,8 +216,10 @@ NIO_EXTERN int nio_tcp_set_keepalive(nio_tcp_stream *s, bool on, int idle_s, int
 NIO_EXTERN int nio_tcp_set_linger0(nio_tcp_stream *s, bool on);
 NIO_EXTERN int nio_tcp_set_buffer_sizes(nio_tcp_stream *s, int sndbuf, int rcvbuf);
 
-/* The descriptor, still owned by the stream (do not close it).  For NULL:
- * -EINVAL on POSIX systems, NIO_INVALID_SOCKET on Windows. */
+/* The descriptor, still owned by the stream (do not close it), or
+ * NIO_INVALID_SOCKET for NULL (and for a connect by name that has not
+ * completed: nio_tcp_connect_host()).  Any thread that may use the
+ * stream. */
 NIO_EXTERN nio_socket nio_tcp_fd(const nio_tcp_stream *s);
 
 /* Change the token and interest (NIO_READABLE | NIO_WRITABLE, optional
@@ -240,7 +248,13 @@ NIO_EXTERN size_t nio_tcp_close(nio_tcp_stream *s);
  *   NIO_WQ_DRAINED  this call emptied a queue that held data: resume.
  *
  * The queue never refuses data: backpressure is the caller's to apply on
- * NIO_WQ_HIGH.  nio_tcp_queued() says how much is waiting at any time.  A
+ * NIO_WQ_HIGH.  A server that echoes or relays stops reading there and
+ * resumes on NIO_WQ_DRAINED by reading at once, until -EAGAIN: the data
+ * that arrived while it was not reading already had its readable event,
+ * and no new edge comes for it (nio_tcp(3), EXAMPLE).  Closing with bytes
+ * still queued discards them (nio_tcp_close() returns how many): to end a
+ * stream cleanly, flush until the queue is empty, then shut down or close.
+ * nio_tcp_queued() says how much is waiting at any time.  A
  * socket failure (-EPIPE, -ECONNRESET, ...) leaves queued data in place.
  * -ENOMEM from nio_tcp_send means the part of that call's data the socket
  * did not take at once could not be queued: the byte stream has a hole, so
@@ -313,8 +327,10 @@ NIO_EXTERN int nio_tcp_listen_ex(nio_poll *poll, const struct sockaddr *sa, sock
                                  nio_tcp_listener **out);
 
 /* Accept one connection: 0 and *out, a stream registered edge-triggered,
- * readable | writable, on token (already connected).  -EAGAIN when none is
- * waiting: wait for the next readable event.  Call it until -EAGAIN.
+ * readable | writable, on token (already connected); bytes the client sent
+ * before the accept give it a readable event like any others.  -EAGAIN
+ * when none is waiting: wait for the next readable event.  Call it until
+ * -EAGAIN.
  *
  * A connection that failed while queued (ECONNABORTED, EPROTO and the
  * network errors Linux's accept(2) passes on from it) is skipped inside:
@@ -340,7 +356,8 @@ NIO_EXTERN int nio_tcp_accept(nio_tcp_listener *l, nio_token token, nio_tcp_stre
 
 /* Bound address (the real port after binding port 0).  0 or -errno. */
 NIO_EXTERN int nio_tcp_listener_addr(const nio_tcp_listener *l, nio_addr *out);
-/* The listening descriptor, still owned by the listener, or -EINVAL. */
+/* The listening descriptor, still owned by the listener, or
+ * NIO_INVALID_SOCKET for NULL. */
 NIO_EXTERN nio_socket nio_tcp_listener_fd(const nio_tcp_listener *l);
 /* Deregister, close (both descriptors) and free.  NULL is ignored. */
 NIO_EXTERN void nio_tcp_listener_close(nio_tcp_listener *l);
@@ -370,6 +387,9 @@ NIO_EXTERN ssize_t nio_udp_send(nio_udp_socket *u, const void *buf, size_t len);
 NIO_EXTERN ssize_t nio_udp_recv_from(nio_udp_socket *u, void *buf, size_t len, nio_addr *from);
 NIO_EXTERN ssize_t nio_udp_recv(nio_udp_socket *u, void *buf, size_t len);
 
+/* As for streams: the bound address (0 or -errno); the descriptor, still
+ * the socket's, or NIO_INVALID_SOCKET for NULL; a new token and interest
+ * (as nio_reregister()). */
 NIO_EXTERN int nio_udp_local_addr(const nio_udp_socket *u, nio_addr *out);
 NIO_EXTERN nio_socket nio_udp_fd(const nio_udp_socket *u);
 NIO_EXTERN int nio_udp_reregister(nio_udp_socket *u, nio_token token, unsigned interest);

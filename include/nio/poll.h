@@ -28,6 +28,18 @@
  * by themselves on EAGAIN; a program that reads a raw fd registered in edge
  * mode should call nio_rearm() after EAGAIN so that readiness arriving
  * between its last read and the next wait is not missed (a no-op on epoll).
+ * An fd that is already ready when it is registered (data waiting, room to
+ * write) gets an event at the next wait on every backend, as if it had just
+ * become ready: nothing needs reading before the first event.
+ *
+ * Tokens: a token is the caller's tag, never a key the library looks up.
+ * Any number of sources may share one (an fd or stream, timers, a waker),
+ * and one batch can then hold several entries with the same token (an
+ * fd's readiness, a timer, a wake, a completion such as NIO_EV_DONE), each
+ * with its own flags: dispatch on the flags, not on the token alone.  A
+ * batch is filled before the caller sees it: when handling one entry
+ * closes an object, a later entry of the same batch may still carry its
+ * token (do not follow a token that is a pointer to freed memory).
  */
 #ifndef NIO_POLL_H
 #define NIO_POLL_H
@@ -102,9 +114,12 @@ NIO_EXTERN int nio_poll_wait(nio_poll *poll, nio_event *ev, int cap, int timeout
  * or -ECANCELED when already closed. */
 NIO_EXTERN int nio_poll_close(nio_poll *poll);
 
-/* Free the poll and everything the library allocated for it (wakers and
- * timers included; the caller's own fds are not closed).  Call once no other
- * thread uses it.  NULL is ignored. */
+/* Free the poll and what the library allocated for it itself (its timers,
+ * its internal sources).  What the caller created on it stays the
+ * caller's and is freed first: wakers (nio_waker_free(); the poll does not
+ * free them, and freeing one after the poll touches freed memory),
+ * streams, listeners, UDP sockets and resolvers.  The caller's own fds
+ * are not closed.  Call once no other thread uses it.  NULL is ignored. */
 NIO_EXTERN void nio_poll_free(nio_poll *poll);
 
 /* Register fd with a token (0..NIO_TOKEN_MAX) and an interest made of
@@ -139,7 +154,12 @@ NIO_EXTERN int nio_rearm(nio_poll *poll, nio_socket fd, unsigned what);
  * -ENOMEM; -ECANCELED once closed.  Any thread. */
 NIO_EXTERN int nio_waker_new(nio_poll *poll, nio_token token, nio_waker **out);
 
-/* Wake: 0, or -ECANCELED when the poll is closed.  Any thread. */
+/* Wake: 0, or -ECANCELED when the poll is closed.  Any thread, but not
+ * from a signal handler: it takes the poll's mutex (which the interrupted
+ * thread may hold), so it is not async-signal-safe.  To turn a signal into
+ * an event, register a descriptor the handler can write to with write(2),
+ * which is async-signal-safe (the self-pipe pattern), or, on Linux, block
+ * the signal and register a signalfd(2); nio_poll(3) shows both. */
 NIO_EXTERN int nio_wake(nio_waker *waker);
 
 /* Free a waker; a pending, uncollected wake is discarded.  Any thread, but

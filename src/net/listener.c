@@ -214,11 +214,7 @@ int nio_tcp_listener_addr(const nio_tcp_listener *l, nio_addr *out)
 
 nio_socket nio_tcp_listener_fd(const nio_tcp_listener *l)
 {
-#ifdef _WIN32
     return l == NULL ? NIO_INVALID_SOCKET : l->fd;
-#else
-    return l == NULL ? -EINVAL : l->fd;
-#endif
 }
 
 void nio_tcp_listener_close(nio_tcp_listener *l)

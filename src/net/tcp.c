@@ -419,14 +419,7 @@ int nio_tcp_peer_addr(const nio_tcp_stream *s, nio_addr *out)
 
 nio_socket nio_tcp_fd(const nio_tcp_stream *s)
 {
-#ifdef _WIN32
-    if (s == NULL)
-        return NIO_INVALID_SOCKET;
-#else
-    if (s == NULL)
-        return -EINVAL;
-#endif
-    return nio__stream_ready(s) < 0 ? NIO_INVALID_SOCKET : s->fd;
+    return nio__stream_ready(s) < 0 ? NIO_INVALID_SOCKET : s->fd; /* NULL too */
 }
 
 /* Under the poll's lock, the registration and the completion node move

@@ -104,11 +104,7 @@ int nio_udp_local_addr(const nio_udp_socket *u, nio_addr *out)
 
 nio_socket nio_udp_fd(const nio_udp_socket *u)
 {
-#ifdef _WIN32
     return u == NULL ? NIO_INVALID_SOCKET : u->fd;
-#else
-    return u == NULL ? -EINVAL : u->fd;
-#endif
 }
 
 int nio_udp_reregister(nio_udp_socket *u, nio_token token, unsigned interest)
