@@ -88,8 +88,14 @@ nio_addrlist *nio__addrlist_new(const nio__ip *a, size_t na, const nio__ip *b, s
 /* ---------------------------------------------------------- hosts file (hosts.c) */
 typedef struct nio__hostent {
     nio__hnode node; /* type 0, name lowercased without trailing dot */
-    nio__ip *ips;
+    nio__ip *ips;    /* in the file's order, each address once */
     size_t n, cap;
+    /* For a name with many addresses, a set of them, so that dropping a
+     * repeated address costs no scan of ips: open addressing, each slot 0
+     * (empty) or 1 + a position in ips, at most half full.  NULL while n is
+     * small enough to scan. */
+    size_t *index;
+    size_t nindex; /* slots: a power of two */
 } nio__hostent;
 
 /* What tells a changed file: modification time, size and inode (Windows:
@@ -121,6 +127,10 @@ void nio__hosts_refresh(nio__hosts *h, uint64_t now);
 /* Parse text (hosts(5) syntax) into t.  0 or -ENOMEM (t then holds a part). */
 int nio__hosts_parse(nio__htab *t, const char *text, size_t len);
 void nio__hosts_clear(nio__htab *t); /* free every entry, keep the table */
+/* Address comparisons made by this thread's hosts parsing so far: a
+ * deterministic measure of a load's work, which the white-box test bounds
+ * (timings belong in bench/, not in make check). */
+extern _Thread_local uint64_t nio__hosts_compares;
 /* The entry for a lowercased name, or NULL. */
 const nio__hostent *nio__hosts_find(const nio__hosts *h, const char *lname);
 const nio__hostent *nio__hosts_find_tab(const nio__htab *t, const char *lname);
