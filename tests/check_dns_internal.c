@@ -143,6 +143,115 @@ START_TEST(hosts_parser)
 }
 END_TEST
 
+/* The i-th address of hosts_one_name_many_addresses: IPv4 and IPv6 in turn. */
+static void many_addr(int i, char *buf, size_t cap)
+{
+    if (i % 2 == 0)
+        snprintf(buf, cap, "10.%d.%d.%d", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+    else
+        snprintf(buf, cap, "fd00::%x:%x", (unsigned)i >> 16, (unsigned)i & 0xffff);
+}
+
+/* e holds exactly the addresses many_addr(order[0..n)), in that order. */
+static void assert_many(const nio__hostent *e, const int *order, size_t n)
+{
+    char a[64];
+    nio__ip ip;
+    ck_assert_ptr_nonnull(e);
+    ck_assert_uint_eq(e->n, n);
+    for (size_t k = 0; k < n; k++) {
+        many_addr(order[k], a, sizeof a);
+        ck_assert(nio__parse_literal(a, &ip));
+        if (memcmp(&e->ips[k], &ip, sizeof ip) != 0)
+            ck_abort_msg("%s: address %zu is not %s", e->node.name, k, a);
+    }
+}
+
+/* The hosts file text of hosts_one_name_many_addresses (below): big.test
+ * gets addresses 0..n-1; every fourth line repeats an earlier one for it
+ * and gives it to small.test too; then every address again, in reverse,
+ * for "BIG.test." and small.test.  small[] gets small.test's expected
+ * order; *adds counts the (address, name) pairs the file names. */
+static size_t many_text(char *text, size_t cap, int n, int *small, size_t *nsmall, size_t *adds)
+{
+    bool *seen = calloc((size_t)n, sizeof *seen);
+    size_t len = 0;
+    char a[64];
+    ck_assert_ptr_nonnull(seen);
+    *nsmall = *adds = 0;
+    for (int i = 0; i < n; i++) {
+        many_addr(i, a, sizeof a);
+        len += (size_t)snprintf(text + len, cap - len, "%s big.test\n", a);
+        *adds += 1;
+        if (i % 4 == 3) { /* i / 2 < i: already big.test's */
+            many_addr(i / 2, a, sizeof a);
+            len += (size_t)snprintf(text + len, cap - len, "%s big.test small.test\n", a);
+            *adds += 2;
+            small[(*nsmall)++] = i / 2;
+            seen[i / 2] = true;
+        }
+    }
+    for (int i = n - 1; i >= 0; i--) {
+        many_addr(i, a, sizeof a);
+        len += (size_t)snprintf(text + len, cap - len, "%s BIG.test. small.test\n", a);
+        *adds += 2;
+        if (!seen[i])
+            small[(*nsmall)++] = i;
+        seen[i] = true;
+    }
+    /* the scope is part of an address: two addresses, the repeat dropped */
+    len += (size_t)snprintf(text + len, cap - len,
+                            "fe80::1%%1 scoped.test\nfe80::1%%2 scoped.test\nfe80::1%%1 scoped.test\n");
+    *adds += 3;
+    ck_assert_uint_lt(len, cap);
+    free(seen);
+    return len;
+}
+
+/* One name with 100,000 addresses, each given again later (dropped), from
+ * a file: each name keeps every address once, in first-seen order.  The
+ * load's work is bounded by counting address comparisons: a scan of the
+ * name's list per address makes about n^2 / 2 (5 * 10^9) of them, a
+ * linear load a few per address. */
+START_TEST(hosts_one_name_many_addresses)
+{
+    enum { N = 100000 };
+    size_t cap = (size_t)N * 3 * 48, len, nsmall, adds;
+    char *text = malloc(cap), path[512];
+    int *small = malloc(N * sizeof *small), *big = malloc(N * sizeof *big);
+    const nio__hostent *e;
+    nio__hosts h;
+    uint64_t before, compares;
+    FILE *f;
+
+    ck_assert(text != NULL && small != NULL && big != NULL);
+    tu_tempfile(path, sizeof path);
+    ck_assert_ptr_nonnull(f = fopen(path, "wb"));
+    len = many_text(text, cap, N, small, &nsmall, &adds);
+    ck_assert_uint_eq(fwrite(text, 1, len, f), len);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(nio__hosts_init(&h, path), 0);
+    before = nio__hosts_compares;
+    nio__hosts_refresh(&h, 0);
+    compares = nio__hosts_compares - before;
+    for (int i = 0; i < N; i++)
+        big[i] = i;
+    assert_many(nio__hosts_find(&h, "big.test"), big, N);
+    assert_many(nio__hosts_find(&h, "small.test"), small, nsmall);
+    ck_assert_uint_eq(nsmall, N);
+    ck_assert_uint_eq((e = nio__hosts_find(&h, "scoped.test"))->n, 2);
+    ck_assert_uint_eq(e->ips[0].scope, 1);
+    ck_assert_uint_eq(e->ips[1].scope, 2);
+    ck_assert_msg(compares <= 4 * (uint64_t)adds, "%llu address comparisons for %zu additions",
+                  (unsigned long long)compares, adds);
+    nio__hosts_fini(&h);
+    tu_remove(path);
+    free(text);
+    free(small);
+    free(big);
+}
+END_TEST
+
 START_TEST(names_and_literals)
 {
     nio__ip ip;
@@ -450,6 +559,7 @@ static Suite *dns_internal_suite(void)
     tcase_add_test(tc, cache_bounded_under_100k_names);
     tcase_add_test(tc, cache_lru_and_expiry);
     tcase_add_test(tc, hosts_parser);
+    tcase_add_test(tc, hosts_one_name_many_addresses);
     tcase_add_test(tc, names_and_literals);
     tcase_add_test(tc, scan_name_as_helpers);
     tcase_add_test(tc, wire_names);

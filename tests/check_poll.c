@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1062,6 +1063,45 @@ START_TEST(version_hex_agrees)
 }
 END_TEST
 
+/* Both functions take any int: a code, its positive form, or a value that
+ * is neither.  INT_MIN has no negation in int, so a function that negates
+ * its argument is undefined there (the UBSan build catches it). */
+START_TEST(error_names_take_any_int)
+{
+    static const struct {
+        int code;
+        const char *name, *msg;
+    } nio_codes[] = {
+#define CODE_(name, val, msg) {-(val), #name, msg},
+        NIO_ERRNO_MAP(CODE_)
+#undef CODE_
+    };
+    static const int unknown[] = {INT_MIN, INT_MIN + 1, INT_MAX, 4096, -4096, 5000, -5013, 5013};
+    for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+        ck_assert_str_eq(nio_err_name(unknown[i]), "UNKNOWN");
+        ck_assert_str_eq(nio_strerror(unknown[i]), "unknown error");
+    }
+    ck_assert_str_eq(nio_err_name(0), "OK");
+    ck_assert_str_eq(nio_strerror(0), "success");
+    for (size_t i = 0; i < sizeof nio_codes / sizeof nio_codes[0]; i++) {
+        ck_assert_str_eq(nio_err_name(nio_codes[i].code), nio_codes[i].name);
+        ck_assert_str_eq(nio_err_name(-nio_codes[i].code), nio_codes[i].name);
+        ck_assert_str_eq(nio_strerror(nio_codes[i].code), nio_codes[i].msg);
+        ck_assert_str_eq(nio_strerror(-nio_codes[i].code), nio_codes[i].msg);
+    }
+    /* Every errno value, both signs: the same answer, and glibc's own. */
+    for (int e = 1; e < 4096; e++) {
+        ck_assert_str_eq(nio_err_name(-e), nio_err_name(e));
+        ck_assert_str_eq(nio_strerror(-e), nio_strerror(e));
+#ifndef _WIN32
+        ck_assert_str_eq(nio_err_name(-e), strerrorname_np(e) ? strerrorname_np(e) : "UNKNOWN");
+        ck_assert_str_eq(nio_strerror(-e),
+                         strerrordesc_np(e) ? strerrordesc_np(e) : "unknown error");
+#endif
+    }
+}
+END_TEST
+
 START_TEST(env_selects_backend)
 {
     nio_poll *p;
@@ -1117,6 +1157,7 @@ static Suite *poll_suite(void)
     tcase_add_loop_test(tc, env_selects_backend, 0, tu_nbackends);
     tcase_add_test(tc, error_names);
     tcase_add_test(tc, version_hex_agrees);
+    tcase_add_test(tc, error_names_take_any_int);
     tcase_add_loop_test(heavy, create_free_no_leak, 0, tu_nbackends);
     tcase_add_loop_test(heavy, register_vs_close_stress, 0, tu_nbackends);
     tcase_add_loop_test(heavy, million_timers, 0, tu_nbackends);

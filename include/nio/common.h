@@ -81,7 +81,8 @@ enum nio_errcode {
 
 /* A static, human-readable description of any code returned by nio (a
  * negative errno value or a NIO_E* code); also accepts positive errno
- * values.  Never returns NULL.  Thread-safe. */
+ * values, and any other int ("unknown error").  Never returns NULL.
+ * Thread-safe. */
 NIO_EXTERN const char *nio_strerror(int err);
 
 /* The symbolic name of a code ("ECONNREFUSED", "NIO_ENOTFOUND", ...), or

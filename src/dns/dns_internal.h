@@ -1,11 +1,17 @@
-/* Private to src/dns: the pieces of the resolver that need no c-ares (name
- * checks and literals, the hosts file, the cache, address lists), kept
- * apart so that white-box tests can drive them directly.
+/* Private to src/dns.  First the pieces of the resolver that need no
+ * c-ares (name checks and literals, the hosts file, the cache, address
+ * lists), kept apart so that white-box tests can drive them directly; then
+ * the resolver's own state, shared by its three files: resolver.c (the
+ * resolver's lifetime, caller queries, lookups), ares_poll.c (c-ares'
+ * sockets and timeouts on the poll) and flight.c (the upstream queries
+ * that identical lookups share).
  *
  * Nothing here locks: the resolver calls it all under its own mutex. */
 #ifndef NIO_DNS_INTERNAL_H
 #define NIO_DNS_INTERNAL_H
 
+#include <ares.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -88,8 +94,14 @@ nio_addrlist *nio__addrlist_new(const nio__ip *a, size_t na, const nio__ip *b, s
 /* ---------------------------------------------------------- hosts file (hosts.c) */
 typedef struct nio__hostent {
     nio__hnode node; /* type 0, name lowercased without trailing dot */
-    nio__ip *ips;
+    nio__ip *ips;    /* in the file's order, each address once */
     size_t n, cap;
+    /* For a name with many addresses, a set of them, so that dropping a
+     * repeated address costs no scan of ips: open addressing, each slot 0
+     * (empty) or 1 + a position in ips, at most half full.  NULL while n is
+     * small enough to scan. */
+    size_t *index;
+    size_t nindex; /* slots: a power of two */
 } nio__hostent;
 
 /* What tells a changed file: modification time, size and inode (Windows:
@@ -121,6 +133,10 @@ void nio__hosts_refresh(nio__hosts *h, uint64_t now);
 /* Parse text (hosts(5) syntax) into t.  0 or -ENOMEM (t then holds a part). */
 int nio__hosts_parse(nio__htab *t, const char *text, size_t len);
 void nio__hosts_clear(nio__htab *t); /* free every entry, keep the table */
+/* Address comparisons made by this thread's hosts parsing so far: a
+ * deterministic measure of a load's work, which the white-box test bounds
+ * (timings belong in bench/, not in make check). */
+extern _Thread_local uint64_t nio__hosts_compares;
 /* The entry for a lowercased name, or NULL. */
 const nio__hostent *nio__hosts_find(const nio__hosts *h, const char *lname);
 const nio__hostent *nio__hosts_find_tab(const nio__htab *t, const char *lname);
@@ -174,6 +190,96 @@ void nio__pool_init(nio__pool *p, size_t size, size_t max);
 void *nio__pool_get(nio__pool *p);
 void nio__pool_put(nio__pool *p, void *x); /* NULL: nothing */
 void nio__pool_fini(nio__pool *p);         /* frees the spares */
+
+/* ---------------------------------------------------------- the resolver's state
+ * Guarded by lock (poll is set once).  The locking order is resolver ->
+ * poll; c-ares' callbacks run inside calls made with lock held, and
+ * never take it (resolver.c says more). */
+
+/* Spare query and flight records kept per resolver: a free list holds no
+ * more records than were once in use at the same time, and this bounds
+ * what a burst leaves behind (about 200 KiB); lookups in flight beyond it
+ * allocate. */
+#define NIO__POOL_MAX 256
+#define NIO__PART_INLINE 4 /* addresses a query part holds itself; more are allocated */
+
+/* One record type of a caller query: subscribed to the flight that asks
+ * for it, then filled with its answer, or filled from the cache. */
+typedef struct nio__part {
+    bool want, done;
+    int err;
+    const nio__ip *ips; /* inl, owned, or borrowed from the cache (see resolver.c) */
+    nio__ip *owned;     /* when more than NIO__PART_INLINE */
+    size_t n;
+    struct nio__flight *f;             /* while subscribed */
+    struct nio__part *fprev, *fnext;   /* the flight's subscribers */
+    struct nio_dns_query *q;
+    nio__ip inl[NIO__PART_INLINE]; /* last (see query_init) */
+} nio__part;
+
+/* c-ares' sockets, each an internal fd source, and one timer for its
+ * timeouts (ares_poll.c). */
+typedef struct nio__ares_io {
+    struct nio__ares_sock *socks;
+    size_t nsocks, capsocks;
+    nio_timer_id timer;      /* 0 when none */
+    uint64_t timer_due;      /* when it fires (nio_now_ms) */
+    bool timer_early;        /* armed for at most min_timeout_ms ahead */
+    uint64_t min_timeout_ms; /* c-ares' first-try timeout (0: unknown) */
+} nio__ares_io;
+
+struct nio_resolver {
+    nio_poll *poll;
+    pthread_mutex_t lock;
+    ares_channel ch;
+    bool have_ch;
+    bool destroying;
+    unsigned flags;
+    int family; /* AF_INET, AF_INET6 or AF_UNSPEC */
+    uint64_t min_ttl_ms, max_ttl_ms, neg_ttl_ms;
+    bool cache_neg;
+    nio__ares_io io;
+    uint64_t batch_now; /* clock read before ares_process_fd, for the cache; 0: none */
+    nio__hosts hosts;
+    nio__cache cache;
+    nio__htab flights; /* flight.c */
+    struct nio_dns_query *queries;
+    nio__pool qpool, fpool; /* spare queries and flights */
+    /* Completions during one ares_process_fd() call, posted together
+     * after it (one poll lock for the batch), in order; batching while
+     * inside such a call. */
+    bool batching;
+    struct nio_dns_query *finished, **finished_tail;
+};
+
+/* ---------------------------------------------------------- c-ares on the poll (ares_poll.c) */
+/* c-ares' socket state callback (ARES_OPT_SOCK_STATE_CB; data is r). */
+void nio__ares_sock_state_cb(void *data, ares_socket_t fd, int readable, int writable);
+/* After a call into c-ares that starts queries: re-arm the timeout timer
+ * when it could fire too late. */
+void nio__ares_rearm_lazy_locked(nio_resolver *r);
+/* After ares_destroy(): the sources c-ares did not report closed, and the
+ * timer, are removed; the socket table freed. */
+void nio__ares_io_close_locked(nio_resolver *r);
+
+/* ---------------------------------------------------------- shared upstream queries (flight.c) */
+int nio__flights_init(nio_resolver *r); /* 0 or -ENOMEM */
+void nio__flights_fini(nio_resolver *r); /* after ares_destroy() */
+/* Subscribe p to the flight for (lname, type), starting one if none
+ * (lname lowercased, len its length, hname nio__hash_name(lname)).  0 or
+ * -ENOMEM.  c-ares may answer inside the call. */
+int nio__flight_subscribe_locked(nio_resolver *r, nio__part *p, const char *lname, size_t len,
+                                 uint64_t hname, int type);
+void nio__flight_unsubscribe(nio__part *p); /* not subscribed: nothing */
+
+/* ---------------------------------------------------------- caller queries (resolver.c) */
+/* A flight's answer for p (unsubscribed): fills it, and completes its
+ * query when that was the last part missing. */
+void nio__part_answer_locked(nio__part *p, int err, const nio__ip *ips, size_t n);
+/* Around ares_process_fd(): the completions made inside it are posted at
+ * the end, under one poll lock. */
+void nio__batch_begin_locked(nio_resolver *r);
+void nio__batch_end_locked(nio_resolver *r);
 
 /* ---------------------------------------------------------- callback lookups (resolver.c)
  * For connect-by-name: as nio_resolve(), but a lookup that goes to DNS

@@ -19,11 +19,13 @@
 
 #define HOSTS_RECHECK_MS 1000
 #define HOSTS_MAX_BYTES (64u << 20) /* refuse absurd files rather than eat memory */
+#define HOSTENT_SCAN 8 /* a name's addresses compared one by one below this many */
 
 static void hostent_free(nio__hostent *e)
 {
     free(e->node.name);
     free(e->ips);
+    free(e->index);
     free(e);
 }
 
@@ -54,11 +56,63 @@ static nio__hostent *hostent_get(nio__htab *t, const char *lname)
     return e;
 }
 
-static int hostent_add(nio__hostent *e, const nio__ip *ip)
+_Thread_local uint64_t nio__hosts_compares;
+
+static bool same_ip(const nio__ip *a, const nio__ip *b)
 {
-    for (size_t i = 0; i < e->n; i++)
-        if (memcmp(&e->ips[i], ip, sizeof *ip) == 0)
-            return 0; /* the same address twice: keep one */
+    nio__hosts_compares++;
+    return memcmp(a, b, sizeof *a) == 0;
+}
+
+/* Every byte of an address, as same_ip() compares them.  The addresses
+ * of a file often differ in their last bytes only, the high bits of the
+ * last word, which a multiply carries upwards only: MurmurHash3's
+ * finalizer then brings them into the low bits, the index's slot. */
+static uint64_t ip_hash(const nio__ip *ip)
+{
+    uint64_t lo, hi, h;
+    memcpy(&lo, ip->b, 8);
+    memcpy(&hi, ip->b + 8, 8);
+    h = nio__hash_word(NIO__HASH_SEED, (uint64_t)(unsigned)ip->family << 32 | ip->scope);
+    h = nio__hash_word(nio__hash_word(h, lo), hi);
+    h = (h ^ (h >> 33)) * 0xff51afd7ed558ccdull;
+    h = (h ^ (h >> 33)) * 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 33);
+}
+
+/* ips[pos] into the index (known not to be there: no comparison). */
+static void index_put(nio__hostent *e, size_t pos)
+{
+    size_t mask = e->nindex - 1, i = (size_t)ip_hash(&e->ips[pos]) & mask;
+    while (e->index[i] != 0)
+        i = (i + 1) & mask;
+    e->index[i] = pos + 1;
+}
+
+static bool hostent_has(const nio__hostent *e, const nio__ip *ip)
+{
+    size_t mask, i;
+    if (e->index == NULL) {
+        for (size_t k = 0; k < e->n; k++)
+            if (same_ip(&e->ips[k], ip))
+                return true;
+        return false;
+    }
+    mask = e->nindex - 1;
+    for (i = (size_t)ip_hash(ip) & mask; e->index[i] != 0; i = (i + 1) & mask)
+        if (same_ip(&e->ips[e->index[i] - 1], ip))
+            return true;
+    return false;
+}
+
+/* Room for one more address: in ips, and in the index from the
+ * HOSTENT_SCAN-th address on (rebuilt at twice the size before it would
+ * be over half full).  Without the index, a scan per address made loading
+ * quadratic in the addresses of one name.  0, or -ENOMEM (e keeps its
+ * addresses and a usable index). */
+static int hostent_reserve(nio__hostent *e)
+{
+    size_t *idx, nidx = e->nindex ? e->nindex * 2 : 4 * HOSTENT_SCAN;
     if (e->n == e->cap) {
         size_t cap = e->cap ? e->cap * 2 : 2;
         nio__ip *v = realloc(e->ips, cap * sizeof *v);
@@ -67,7 +121,29 @@ static int hostent_add(nio__hostent *e, const nio__ip *ip)
         e->ips = v;
         e->cap = cap;
     }
-    e->ips[e->n++] = *ip;
+    if (e->n + 1 < HOSTENT_SCAN || 2 * (e->n + 1) <= e->nindex)
+        return 0;
+    if ((idx = calloc(nidx, sizeof *idx)) == NULL)
+        return -ENOMEM;
+    free(e->index);
+    e->index = idx;
+    e->nindex = nidx;
+    for (size_t k = 0; k < e->n; k++)
+        index_put(e, k);
+    return 0;
+}
+
+static int hostent_add(nio__hostent *e, const nio__ip *ip)
+{
+    int err;
+    if (hostent_has(e, ip))
+        return 0; /* the same address twice: keep the first */
+    if ((err = hostent_reserve(e)) < 0)
+        return err;
+    e->ips[e->n] = *ip;
+    if (e->index != NULL)
+        index_put(e, e->n);
+    e->n++;
     return 0;
 }
 

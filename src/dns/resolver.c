@@ -1,12 +1,8 @@
-/* The resolver: fast path (literal, localhost, hosts, cache), then c-ares
- * on the poll.
- *
- * c-ares glue.  The channel is created with ARES_OPT_SOCK_STATE_CB: each
- * socket c-ares opens becomes an internal fd source, level-triggered
- * because c-ares 1.18 reads only one TCP segment (one UDP datagram burst)
- * per ares_process_fd() call, so an edge would be lost with data left in
- * the socket.  c-ares' own timeouts ride on one internal callback timer,
- * re-armed from ares_timeout() after every call into c-ares.
+/* The resolver: its lifetime and options, the caller's queries, and the
+ * lookups (fast path: literal, localhost, hosts, cache; then DNS).  The
+ * upstream queries that lookups share are in flight.c, c-ares' sockets and
+ * timer on the poll in ares_poll.c; what the three share is in
+ * dns_internal.h.
  *
  * Locking.  The channel is not thread-safe in c-ares 1.18, so every call
  * into it is made with r->lock held, and c-ares' callbacks (socket state,
@@ -16,13 +12,10 @@
  * thread without the poll lock and take r->lock first.  Nothing here ever
  * calls the caller: completions are posted as events.
  *
- * Queries.  An upstream query ("flight") exists per (name, record type) and
- * is shared by every caller query waiting for it (coalescing); a caller
- * query has one part per record type it wants, each subscribed to a flight
- * or filled from the cache.  A flight whose subscribers all cancelled runs
- * on (c-ares 1.18 cannot cancel one query) and only fills the cache.
+ * Queries.  A caller query has one part per record type it wants, each
+ * subscribed to an upstream query ("flight", shared by every caller query
+ * waiting for the same name and type: flight.c) or filled from the cache.
  */
-#include <ares.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -34,42 +27,12 @@
 #include "dns_internal.h"
 #include "poll/poll_internal.h"
 
-#define NIO__C_IN 1 /* class IN, RFC 1035 section 3.2.4 */
 #define DEFAULT_CACHE_SIZE 4096
 #define DEFAULT_MAX_TTL 3600
 #define DEFAULT_NEG_TTL 30
-#define PART_INLINE 4    /* addresses a query part holds itself; more are allocated */
-#define ANSWER_STACK 16  /* answer records parsed on the stack; more are allocated */
-/* Spare query and flight records kept per resolver: a free list holds no
- * more records than were once in use at the same time, and this bounds
- * what a burst leaves behind (about 200 KiB); lookups in flight beyond it
- * allocate. */
-#define POOL_MAX 256
 
 enum { P6 = 0, P4 = 1 }; /* part index: IPv6 first, as lists are ordered */
 enum qstate { Q_RUNNING, Q_DONE, Q_CANCELLED };
-
-typedef struct flight flight;
-typedef struct part part;
-
-struct part {
-    bool want, done;
-    int err;
-    const nio__ip *ips; /* inl, owned, or borrowed from the cache (see below) */
-    nio__ip *owned;     /* when more than PART_INLINE */
-    size_t n;
-    flight *f;               /* while subscribed */
-    part *fprev, *fnext;     /* the flight's subscribers */
-    struct nio_dns_query *q;
-    nio__ip inl[PART_INLINE]; /* last (see query_init) */
-};
-
-struct flight {
-    nio__hnode node; /* key: name (below), record type */
-    nio_resolver *r;
-    part *subs;
-    char name[NIO__NAME_MAX]; /* lowercased */
-};
 
 struct nio_dns_query {
     nio_resolver *r;
@@ -91,7 +54,7 @@ struct nio_dns_query {
     nio_timer_id cb_timer;
     bool starting, cb_due, zombie;
     struct nio_dns_query *next_finished; /* r->finished */
-    part parts[2]; /* last: query_init clears all but their inline addresses */
+    nio__part parts[2]; /* last: query_init clears all but their inline addresses */
 };
 
 /* One lookup's request, as resolve() prepared it. */
@@ -104,41 +67,6 @@ typedef struct lookup {
     nio__resolve_fn cb;
     void *cb_arg;
 } lookup;
-
-typedef struct rsock {
-    ares_socket_t fd;
-    unsigned interest;
-    nio__source *src;
-} rsock;
-
-struct nio_resolver {
-    nio_poll *poll;
-    pthread_mutex_t lock;
-    ares_channel ch;
-    bool have_ch;
-    bool destroying;
-    unsigned flags;
-    int family; /* AF_INET, AF_INET6 or AF_UNSPEC */
-    uint64_t min_ttl_ms, max_ttl_ms, neg_ttl_ms;
-    bool cache_neg;
-    rsock *socks;
-    size_t nsocks, capsocks;
-    nio_timer_id timer; /* 0 when none */
-    uint64_t timer_due;     /* when it fires (nio_now_ms) */
-    bool timer_early;       /* armed for at most min_timeout_ms ahead */
-    uint64_t min_timeout_ms; /* c-ares' first-try timeout (0: unknown) */
-    uint64_t batch_now;     /* clock read before ares_process_fd, for the cache; 0: none */
-    nio__hosts hosts;
-    nio__cache cache;
-    nio__htab flights;
-    struct nio_dns_query *queries;
-    nio__pool qpool, fpool; /* spare queries and flights */
-    /* Completions during one ares_process_fd() call, posted together
-     * after it (one poll lock for the batch), in order; batching while
-     * inside such a call. */
-    bool batching;
-    struct nio_dns_query *finished, **finished_tail;
-};
 
 /* ------------------------------------------------------------ library init */
 
@@ -160,183 +88,6 @@ static int ares_init_once(void)
     return ares_init_status;
 }
 
-/* ------------------------------------------------------------ error map */
-
-static int map_ares(int status)
-{
-    switch (status) {
-    case ARES_SUCCESS:
-        return 0;
-    case ARES_ENODATA:
-        return NIO_ENODATA;
-    case ARES_ENOTFOUND:
-        return NIO_ENOTFOUND;
-    case ARES_EFORMERR:
-        return NIO_EFORMERR;
-    case ARES_ESERVFAIL:
-        return NIO_ESERVFAIL;
-    case ARES_ENOTIMP:
-        return NIO_ENOTIMP;
-    case ARES_EREFUSED:
-        return NIO_EREFUSED;
-    case ARES_EBADNAME:
-        return NIO_EBADNAME;
-    case ARES_EBADRESP:
-    case ARES_EOF:
-        return NIO_EBADRESP;
-    case ARES_ECONNREFUSED:
-        return NIO_ECONNDNS;
-    case ARES_ETIMEOUT:
-        return NIO_ETIMEOUT_DNS;
-    case ARES_ENOMEM:
-        return -ENOMEM;
-    case ARES_ECANCELLED:
-    case ARES_EDESTRUCTION:
-        return NIO_ECANCELLED_DNS;
-    default:
-        return NIO_EDNS;
-    }
-}
-
-/* ------------------------------------------------------------ timer and sockets */
-
-static void on_timer(void *arg);
-
-/* ares_process_fd() with the completions it makes posted after it, under
- * one poll lock (r->lock held).  Nothing frees a query meanwhile: that
- * takes r->lock. */
-static void process_fd_locked(nio_resolver *r, ares_socket_t rfd, ares_socket_t wfd)
-{
-    struct nio_dns_query *q;
-    r->finished = NULL;
-    r->finished_tail = &r->finished;
-    r->batching = true;
-    ares_process_fd(r->ch, rfd, wfd);
-    r->batching = false;
-    if ((q = r->finished) == NULL || nio__poll_lock(r->poll) < 0)
-        return; /* none, or the poll is closed: nobody waits for the events */
-    for (; q != NULL; q = q->next_finished)
-        nio__pending_post_locked(r->poll, &q->done, q->token, NIO_EV_DONE);
-    nio__poll_unlock(r->poll);
-}
-
-/* After every call into c-ares: its next timeout may have moved.  A stale
- * callback of a timer that already popped is harmless (it only processes
- * timeouts and re-arms), and at most one of ours is ever in the heap. */
-static void rearm_locked(nio_resolver *r)
-{
-    struct timeval tv, *tvp;
-    uint64_t ms;
-
-    if (r->timer != 0) {
-        (void)nio__timer_cancel_cb(r->poll, r->timer); /* -ENOENT: already popped */
-        r->timer = 0;
-    }
-    if (r->destroying || (tvp = ares_timeout(r->ch, NULL, &tv)) == NULL)
-        return;
-    ms = (uint64_t)tvp->tv_sec * 1000u + ((uint64_t)tvp->tv_usec + 999u) / 1000u;
-    /* On failure (ENOMEM, poll closed) the queries wait for the next call
-     * into c-ares to re-arm; nothing else can be done from here. */
-    if (nio__timer_start_cb(r->poll, ms, on_timer, r, &r->timer) < 0)
-        r->timer = 0;
-    r->timer_due = nio_now_ms() + ms;
-    r->timer_early = r->min_timeout_ms > 0 && ms <= r->min_timeout_ms;
-}
-
-/* After a call into c-ares that starts queries or processes sockets.  Any
- * deadline c-ares sets is at least min_timeout_ms away (a first try's
- * timeout; retries and the next server wait as long or longer), so a timer
- * armed for no later than that still fires before every deadline set since
- * it was armed: keep it, and spare the ares_timeout() walk over every query
- * in flight on each call.  A timer left due early only makes on_timer
- * process nothing and re-arm.  A timer armed for at most min_timeout_ms
- * ahead is due before any deadline set after it was armed, so that case
- * needs no clock read either (the usual one: a first try's deadline). */
-static void rearm_lazy_locked(nio_resolver *r)
-{
-    if (r->timer != 0 && r->min_timeout_ms > 0 && !r->destroying &&
-        (r->timer_early || r->timer_due <= nio_now_ms() + r->min_timeout_ms))
-        return;
-    rearm_locked(r);
-}
-
-static void on_timer(void *arg)
-{
-    nio_resolver *r = arg;
-    pthread_mutex_lock(&r->lock);
-    if (!r->destroying) {
-        process_fd_locked(r, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
-        rearm_locked(r);
-    }
-    pthread_mutex_unlock(&r->lock);
-}
-
-static void on_sock(nio__source *src, unsigned flags)
-{
-    nio_resolver *r = src->arg;
-    const unsigned rd = NIO_EV_READABLE | NIO_EV_ERROR | NIO_EV_READ_CLOSED | NIO_EV_WRITE_CLOSED;
-    pthread_mutex_lock(&r->lock);
-    if (!r->destroying) {
-        /* One clock read for every answer of the batch the cache stores
-         * (an expiry counted from a moment earlier is only sooner). */
-        r->batch_now = r->cache.max > 0 ? nio_now_ms() : 0;
-        /* If c-ares closed this fd in the meantime, it ignores an fd it
-         * does not know, and a reused number only meets EAGAIN. */
-        process_fd_locked(r, (flags & rd) ? src->fd : ARES_SOCKET_BAD,
-                          (flags & NIO_EV_WRITABLE) ? src->fd : ARES_SOCKET_BAD);
-        r->batch_now = 0;
-        rearm_lazy_locked(r);
-    }
-    pthread_mutex_unlock(&r->lock);
-}
-
-static rsock *sock_find(nio_resolver *r, ares_socket_t fd)
-{
-    for (size_t i = 0; i < r->nsocks; i++)
-        if (r->socks[i].fd == fd)
-            return &r->socks[i];
-    return NULL;
-}
-
-static int sock_add(nio_resolver *r, ares_socket_t fd, unsigned interest)
-{
-    nio__source *src;
-    int err;
-    if (r->nsocks == r->capsocks) {
-        size_t cap = r->capsocks ? r->capsocks * 2 : 4;
-        rsock *v = realloc(r->socks, cap * sizeof *v);
-        if (v == NULL)
-            return -ENOMEM;
-        r->socks = v;
-        r->capsocks = cap;
-    }
-    if ((err = nio__source_new(r->poll, fd, interest, on_sock, r, &src)) < 0)
-        return err;
-    r->socks[r->nsocks++] = (rsock){fd, interest, src};
-    return 0;
-}
-
-/* c-ares says which sockets it wants watched (called with r->lock held,
- * from inside c-ares).  It cannot take an error back: a socket we fail to
- * watch leaves its query to c-ares' timeout and retry. */
-static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writable)
-{
-    nio_resolver *r = data;
-    rsock *s = sock_find(r, fd);
-    unsigned interest = NIO_LEVEL | (readable ? NIO_READABLE : 0u) | (writable ? NIO_WRITABLE : 0u);
-
-    if (!readable && !writable) {
-        if (s != NULL) {
-            nio__source_del(r->poll, s->src);
-            *s = r->socks[--r->nsocks];
-        }
-    } else if (s == NULL) {
-        (void)sock_add(r, fd, interest); /* see above */
-    } else if (s->interest != interest && nio__source_mod(r->poll, s->src, interest) == 0) {
-        s->interest = interest;
-    }
-}
-
 /* ------------------------------------------------------------ queries */
 
 static bool query_complete(const struct nio_dns_query *q)
@@ -347,15 +98,15 @@ static bool query_complete(const struct nio_dns_query *q)
     return true;
 }
 
-static bool part_has_addrs(const part *p)
+static bool part_has_addrs(const nio__part *p)
 {
     return p->want && p->err == 0 && p->n > 0;
 }
 
 /* The failure of a lookup with no addresses (documented in dns.h). */
-static int combine_errors(const part *p6, const part *p4)
+static int combine_errors(const nio__part *p6, const nio__part *p4)
 {
-    const part *order[2] = {p4, p6};
+    const nio__part *order[2] = {p4, p6};
     for (int i = 0; i < 2; i++)
         if (order[i]->want && order[i]->err == NIO_ENOTFOUND)
             return NIO_ENOTFOUND;
@@ -366,9 +117,9 @@ static int combine_errors(const part *p6, const part *p4)
 }
 
 /* 0 and *out, or the lookup's error. */
-static int combine(const part *parts, nio_addrlist **out)
+static int combine(const nio__part *parts, nio_addrlist **out)
 {
-    const part *p6 = &parts[P6], *p4 = &parts[P4];
+    const nio__part *p6 = &parts[P6], *p4 = &parts[P4];
     int err;
     *out = NULL;
     if (!part_has_addrs(p6) && !part_has_addrs(p4))
@@ -383,7 +134,7 @@ static void query_cb_run(void *arg);
 
 /* The outcome without the list: 0 when there are addresses, else the
  * lookup's error. */
-static int outcome(const part *parts)
+static int outcome(const nio__part *parts)
 {
     if (part_has_addrs(&parts[P6]) || part_has_addrs(&parts[P4]))
         return 0;
@@ -421,33 +172,9 @@ static void query_finish_locked(struct nio_dns_query *q)
     (void)nio__pending_post(q->r->poll, &q->done, q->token, NIO_EV_DONE);
 }
 
-static void part_unsubscribe(part *p)
-{
-    if (p->f == NULL)
-        return;
-    if (p->fprev != NULL)
-        p->fprev->fnext = p->fnext;
-    else
-        p->f->subs = p->fnext;
-    if (p->fnext != NULL)
-        p->fnext->fprev = p->fprev;
-    p->f = NULL;
-    p->fprev = p->fnext = NULL;
-}
-
-static void part_subscribe(part *p, flight *f)
-{
-    p->f = f;
-    p->fprev = NULL;
-    p->fnext = f->subs;
-    if (f->subs != NULL)
-        f->subs->fprev = p;
-    f->subs = p;
-}
-
 /* Fill a part with an answer: a copy of n addresses (in the part itself
  * when they fit), or err. */
-static void part_fill(part *p, int err, const nio__ip *ips, size_t n)
+static void part_fill(nio__part *p, int err, const nio__ip *ips, size_t n)
 {
     nio__ip *dst = p->inl;
     p->done = true;
@@ -456,7 +183,7 @@ static void part_fill(part *p, int err, const nio__ip *ips, size_t n)
     p->n = 0;
     if (err != 0 || n == 0)
         return;
-    if (n > PART_INLINE && (dst = p->owned = malloc(n * sizeof *ips)) == NULL) {
+    if (n > NIO__PART_INLINE && (dst = p->owned = malloc(n * sizeof *ips)) == NULL) {
         p->err = -ENOMEM;
         return;
     }
@@ -465,173 +192,32 @@ static void part_fill(part *p, int err, const nio__ip *ips, size_t n)
     p->n = n;
 }
 
-/* ------------------------------------------------------------ flights */
-
-static uint64_t clamp_ttl(const nio_resolver *r, uint64_t ttl_ms)
+void nio__part_answer_locked(nio__part *p, int err, const nio__ip *ips, size_t n)
 {
-    if (ttl_ms < r->min_ttl_ms)
-        ttl_ms = r->min_ttl_ms;
-    return ttl_ms > r->max_ttl_ms ? r->max_ttl_ms : ttl_ms;
+    part_fill(p, err, ips, n);
+    if (p->q->state == Q_RUNNING && query_complete(p->q))
+        query_finish_locked(p->q);
 }
 
-typedef union rrbuf {
-    struct ares_addrttl a[ANSWER_STACK];
-    struct ares_addr6ttl a6[ANSWER_STACK];
-} rrbuf;
-
-/* ares_parse_a/aaaa_reply into rr, or into an allocation (*heap, the
- * caller frees it) when the header counts more answers than rr holds. */
-static int parse_records(int type, const unsigned char *abuf, int alen, rrbuf *rr, void **heap,
-                         int *got)
+/* Batches, for ares_poll.c: one ares_process_fd() call can end many
+ * queries, and posting them after it takes the poll's lock once instead
+ * of once each.  Nothing frees a query meanwhile: that takes r->lock. */
+void nio__batch_begin_locked(nio_resolver *r)
 {
-    int count = alen >= 12 ? (abuf[6] << 8 | abuf[7]) : 0;
-    void *v = rr;
-    *heap = NULL;
-    if (count == 0)
-        count = 1; /* let c-ares say ENODATA, or EBADRESP for a short buffer */
-    if (count > ANSWER_STACK) {
-        size_t one = type == NIO__T_A ? sizeof rr->a[0] : sizeof rr->a6[0];
-        if ((v = *heap = calloc((size_t)count, one)) == NULL)
-            return -ENOMEM;
-    }
-    *got = count;
-    return map_ares(type == NIO__T_A ? ares_parse_a_reply(abuf, alen, NULL, v, got)
-                                     : ares_parse_aaaa_reply(abuf, alen, NULL, v, got));
+    r->finished = NULL;
+    r->finished_tail = &r->finished;
+    r->batching = true;
 }
 
-/* The records' addresses into ips; returns the smallest TTL (seconds). */
-static uint32_t copy_records(int type, const void *rr, int got, nio__ip *ips)
+void nio__batch_end_locked(nio_resolver *r)
 {
-    uint32_t ttl = UINT32_MAX;
-    for (int i = 0; i < got; i++) {
-        int t;
-        memset(&ips[i], 0, sizeof ips[i]);
-        if (type == NIO__T_A) {
-            const struct ares_addrttl *a = &((const struct ares_addrttl *)rr)[i];
-            ips[i].family = AF_INET;
-            memcpy(ips[i].b, &a->ipaddr, 4);
-            t = a->ttl;
-        } else {
-            const struct ares_addr6ttl *a = &((const struct ares_addr6ttl *)rr)[i];
-            ips[i].family = AF_INET6;
-            memcpy(ips[i].b, &a->ip6addr, 16);
-            t = a->ttl;
-        }
-        if (t < 0)
-            t = 0;
-        if ((uint32_t)t < ttl)
-            ttl = (uint32_t)t;
-    }
-    return ttl;
-}
-
-/* Parse an answer: 0 and n addresses in *ips, or a NIO_E* code.  *ips is
- * buf (ANSWER_STACK entries) when they fit, else an allocation the caller
- * frees.  The TTL is the smallest in the answer; c-ares already caps each
- * address's TTL at that of the CNAME records leading to it (RFC 2181
- * section 5.2 makes an RRset's TTL the unit; a chain lives as long as its
- * shortest link). */
-static int parse_answer(int type, const unsigned char *abuf, int alen, nio__ip *buf,
-                        nio__ip **ips, size_t *n, uint64_t *ttl_ms)
-{
-    rrbuf rr;
-    void *heap;
-    int got, err;
-
-    *ips = NULL;
-    *n = 0;
-    if ((err = parse_records(type, abuf, alen, &rr, &heap, &got)) != 0)
-        goto done;
-    if (got <= 0) {
-        err = NIO_ENODATA;
-        goto done;
-    }
-    *ips = got <= ANSWER_STACK ? buf : calloc((size_t)got, sizeof **ips);
-    if (*ips == NULL) {
-        err = -ENOMEM;
-        goto done;
-    }
-    *ttl_ms = (uint64_t)copy_records(type, heap != NULL ? heap : (void *)&rr, got, *ips) * 1000u;
-    *n = (size_t)got;
-done:
-    free(heap);
-    return err;
-}
-
-static void cache_store(nio_resolver *r, const flight *f, int err, const nio__ip *ips, size_t n,
-                        uint64_t ttl_ms)
-{
-    uint64_t now;
-    if (r->cache.max == 0)
-        return; /* off: spare the clock read */
-    now = r->batch_now != 0 ? r->batch_now : nio_now_ms();
-    if (err == 0)
-        (void)nio__cache_put_h(&r->cache, f->name, f->node.hash, f->node.type, 0, ips, n,
-                               clamp_ttl(r, ttl_ms), now); /* ENOMEM: just not cached */
-    else if ((err == NIO_ENOTFOUND || err == NIO_ENODATA) && r->cache_neg)
-        (void)nio__cache_put_h(&r->cache, f->name, f->node.hash, f->node.type, err, NULL, 0,
-                               r->neg_ttl_ms, now); /* RFC 2308 section 5; ENOMEM: not cached */
-}
-
-/* c-ares' answer for one flight (r->lock held; may run inside ares_query()
- * itself for an immediate failure). */
-static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
-{
-    flight *f = arg;
-    nio_resolver *r = f->r;
-    nio__ip buf[ANSWER_STACK], *ips = NULL;
-    size_t n = 0;
-    uint64_t ttl_ms = 0;
-    int err;
-
-    (void)timeouts;
-    if (status == ARES_EDESTRUCTION || r->destroying) {
-        nio__pool_put(&r->fpool, f); /* nio_resolver_free() dropped every subscriber */
-        return;
-    }
-    err = status == ARES_SUCCESS
-              ? parse_answer(f->node.type, abuf, alen, buf, &ips, &n, &ttl_ms)
-              : map_ares(status);
-    cache_store(r, f, err, ips, n, ttl_ms);
-    nio__htab_remove(&r->flights, &f->node);
-    while (f->subs != NULL) {
-        part *p = f->subs;
-        part_unsubscribe(p);
-        part_fill(p, err, ips, n);
-        if (p->q->state == Q_RUNNING && query_complete(p->q))
-            query_finish_locked(p->q);
-    }
-    if (ips != buf)
-        free(ips);
-    nio__pool_put(&r->fpool, f);
-}
-
-/* Subscribe p to the flight for (lk's name, type), starting one if none. */
-static int subscribe_locked(nio_resolver *r, part *p, const lookup *lk, int type)
-{
-    uint64_t h = nio__hash_type(lk->hname, type);
-    flight *f = (flight *)nio__htab_find(&r->flights, h, lk->lname, type);
-    if (f != NULL) {
-        part_subscribe(p, f);
-        return 0;
-    }
-    if ((f = nio__pool_get(&r->fpool)) == NULL)
-        return -ENOMEM;
-    memcpy(f->name, lk->lname, lk->len + 1); /* shorter than NIO__NAME_MAX */
-    f->node.name = f->name;
-    f->subs = NULL;
-    f->node.hash = h;
-    f->node.type = type;
-    f->r = r;
-    nio__htab_insert(&r->flights, &f->node);
-    part_subscribe(p, f);
-    /* From here on f may be gone: c-ares can answer inside the call. */
-    if (r->flags & NIO_RESOLVER_NO_SEARCH)
-        ares_query(r->ch, lk->lname, NIO__C_IN, type, on_answer, f);
-    else
-        ares_search(r->ch, lk->lname, NIO__C_IN, type, on_answer, f);
-    rearm_lazy_locked(r);
-    return 0;
+    struct nio_dns_query *q;
+    r->batching = false;
+    if ((q = r->finished) == NULL || nio__poll_lock(r->poll) < 0)
+        return; /* none, or the poll is closed: nobody waits for the events */
+    for (; q != NULL; q = q->next_finished)
+        nio__pending_post_locked(r->poll, &q->done, q->token, NIO_EV_DONE);
+    nio__poll_unlock(r->poll);
 }
 
 /* ------------------------------------------------------------ query objects */
@@ -663,8 +249,8 @@ static void query_cancel_locked(struct nio_dns_query *q)
         q->cb_timer = 0;
     }
     if (q->state == Q_RUNNING) {
-        part_unsubscribe(&q->parts[P6]);
-        part_unsubscribe(&q->parts[P4]);
+        nio__flight_unsubscribe(&q->parts[P6]);
+        nio__flight_unsubscribe(&q->parts[P4]);
         q->state = Q_CANCELLED;
         q->err = NIO_ECANCELLED_DNS;
     }
@@ -674,7 +260,7 @@ static void query_cancel_locked(struct nio_dns_query *q)
 static void query_free_parts(struct nio_dns_query *q)
 {
     for (int i = 0; i < 2; i++)
-        if (q->parts[i].owned != NULL) /* rare: more than PART_INLINE */
+        if (q->parts[i].owned != NULL) /* rare: more than NIO__PART_INLINE */
             free(q->parts[i].owned);
     nio__pool_put(&q->r->qpool, q);
 }
@@ -773,7 +359,7 @@ static int channel_open(nio_resolver *r, const nio_resolver_opts *o, int aflags)
 
     memset(&ao, 0, sizeof ao);
     ao.flags = aflags;
-    ao.sock_state_cb = sock_state_cb;
+    ao.sock_state_cb = nio__ares_sock_state_cb;
     ao.sock_state_cb_data = r;
     if (o->timeout_ms > 0) {
         ao.timeout = o->timeout_ms;
@@ -802,7 +388,7 @@ static int channel_open(nio_resolver *r, const nio_resolver_opts *o, int aflags)
      * default comes from resolv.conf.  (Not ares_save_options: in c-ares
      * 1.18 it leaks what it copied when a later allocation fails.)  0
      * means unknown: re-arm the timer after every call. */
-    r->min_timeout_ms = o->timeout_ms > 0 ? (uint64_t)o->timeout_ms : 0;
+    r->io.min_timeout_ms = o->timeout_ms > 0 ? (uint64_t)o->timeout_ms : 0;
     if (o->servers != NULL && (status = ares_set_servers_ports_csv(r->ch, o->servers)) != ARES_SUCCESS)
         return status == ARES_ENOMEM ? -ENOMEM : -EINVAL;
     return 0;
@@ -846,7 +432,7 @@ static int init_tables(nio_resolver *r, const nio_resolver_opts *o)
     int err;
     if ((err = nio__cache_init(&r->cache, csize)) < 0)
         return err;
-    if ((err = nio__htab_init(&r->flights, 64)) < 0)
+    if ((err = nio__flights_init(r)) < 0)
         return err;
     return nio__hosts_init(&r->hosts, hosts);
 }
@@ -870,8 +456,7 @@ int nio_resolver_new(nio_poll *poll, const nio_resolver_opts *opts, nio_resolver
     if ((r = calloc(1, sizeof *r)) == NULL)
         return -ENOMEM;
     r->poll = poll;
-    nio__pool_init(&r->qpool, sizeof(struct nio_dns_query), POOL_MAX);
-    nio__pool_init(&r->fpool, sizeof(flight), POOL_MAX);
+    nio__pool_init(&r->qpool, sizeof(struct nio_dns_query), NIO__POOL_MAX);
     apply_opts(r, &o);
     if ((err = nio__mutex_init(&r->lock)) < 0) {
         free(r);
@@ -897,17 +482,12 @@ void nio_resolver_free(nio_resolver *r)
      * reports every socket closed (sources deleted). */
     if (r->have_ch)
         ares_destroy(r->ch);
-    for (size_t i = 0; i < r->nsocks; i++)
-        nio__source_del(r->poll, r->socks[i].src); /* any c-ares did not report */
-    if (r->timer != 0)
-        (void)nio__timer_cancel_cb(r->poll, r->timer); /* -ENOENT: fired already */
+    nio__ares_io_close_locked(r);
     pthread_mutex_unlock(&r->lock);
-    free(r->socks);
     nio__cache_fini(&r->cache);
-    nio__htab_fini(&r->flights);
     nio__hosts_fini(&r->hosts);
-    nio__pool_fini(&r->qpool); /* after ares_destroy: its flights come back here */
-    nio__pool_fini(&r->fpool);
+    nio__pool_fini(&r->qpool);
+    nio__flights_fini(r); /* after ares_destroy: its flights come back to the pool */
     pthread_mutex_destroy(&r->lock);
     free(r);
 }
@@ -986,7 +566,7 @@ static bool cache_hits_locked(nio_resolver *r, const lookup *lk, uint64_t now,
 /* The caller's list (or error) from cache entries for every wanted type. */
 static int combine_hits(const nio__centry *const hit[2], nio_addrlist **now)
 {
-    part p[2];
+    nio__part p[2];
     for (int i = 0; i < 2; i++) {
         p[i].want = hit[i] != NULL;
         p[i].err = p[i].want ? hit[i]->err : 0;
@@ -1003,7 +583,8 @@ static int start_query_locked(nio_resolver *r, struct nio_dns_query *q, const lo
     query_link(r, q);
     for (int i = 0; i < 2 && err == 0; i++)
         if (q->parts[i].want && !q->parts[i].done)
-            err = subscribe_locked(r, &q->parts[i], lk, types[i]);
+            err = nio__flight_subscribe_locked(r, &q->parts[i], lk->lname, lk->len, lk->hname,
+                                               types[i]);
     if (err < 0)
         query_destroy_locked(q); /* withdraws an event posted meanwhile */
     return err;
@@ -1015,7 +596,7 @@ static void query_init(struct nio_dns_query *q, nio_resolver *r, const lookup *l
     /* All but the parts' inline addresses, written before they are read. */
     memset(q, 0, offsetof(struct nio_dns_query, parts));
     for (int i = 0; i < 2; i++)
-        memset(&q->parts[i], 0, offsetof(part, inl));
+        memset(&q->parts[i], 0, offsetof(nio__part, inl));
     q->r = r;
     q->token = lk->token;
     q->cb = lk->cb;
@@ -1040,7 +621,7 @@ static struct nio_dns_query *query_new(nio_resolver *r, const lookup *lk,
         return NULL;
     query_init(q, r, lk);
     for (int i = 0; i < 2; i++) {
-        part *p = &q->parts[i];
+        nio__part *p = &q->parts[i];
         if (!p->want || hit[i] == NULL)
             continue;
         part_fill(p, hit[i]->err, hit[i]->ips, hit[i]->n);

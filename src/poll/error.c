@@ -91,49 +91,51 @@ static const char *errno_name(int e)
 }
 #endif
 
+/* Which code err names: a code and its positive form name the same one.
+ * Widened before the negation: -INT_MIN does not fit an int, and the
+ * functions below take any int. */
+static long long code_of(int err)
+{
+    return err < 0 ? -(long long)err : err;
+}
+
 const char *nio_strerror(int err)
 {
-    if (err > 0)
-        err = -err;
-    switch (err) {
+    long long code = code_of(err);
+    const char *d;
+    switch (code) {
     case 0:
         return "success";
 #define NIO_ERR_MSG_(name, val, msg)                                                               \
-    case -(val):                                                                                   \
+    case (val):                                                                                    \
         return msg;
         NIO_ERRNO_MAP(NIO_ERR_MSG_)
 #undef NIO_ERR_MSG_
     default:
         break;
     }
-    if (-err > 0 && -err < 4096) {
-        const char *d = errno_desc(-err);
-        if (d != NULL)
-            return d;
-    }
+    if (code < 4096 && (d = errno_desc((int)code)) != NULL)
+        return d;
     return "unknown error";
 }
 
 const char *nio_err_name(int err)
 {
-    if (err > 0)
-        err = -err;
-    switch (err) {
+    long long code = code_of(err);
+    const char *n;
+    switch (code) {
     case 0:
         return "OK";
 #define NIO_ERR_NAME_(name, val, msg)                                                              \
-    case -(val):                                                                                   \
+    case (val):                                                                                    \
         return #name;
         NIO_ERRNO_MAP(NIO_ERR_NAME_)
 #undef NIO_ERR_NAME_
     default:
         break;
     }
-    if (-err > 0 && -err < 4096) {
-        const char *n = errno_name(-err);
-        if (n != NULL)
-            return n;
-    }
+    if (code < 4096 && (n = errno_name((int)code)) != NULL)
+        return n;
     return "UNKNOWN";
 }
 
