@@ -75,8 +75,11 @@ typedef struct nio_event {
 #define NIO_EV_READ_CLOSED 0x10u  /* peer shut its write side (EOF ahead) */
 #define NIO_EV_WRITE_CLOSED 0x20u /* hang-up: writing is no longer possible */
 #define NIO_EV_TIMER 0x40u        /* a timer expired */
-#define NIO_EV_DONE 0x80u         /* an operation (connect, DNS query) completed */
+#define NIO_EV_DONE 0x80u         /* an operation (connect, DNS query, finish) completed */
 #define NIO_EV_WAKE 0x100u        /* a waker was woken */
+#define NIO_EV_READ_TIMEOUT 0x200u  /* a stream read nothing for its read timeout */
+#define NIO_EV_WRITE_TIMEOUT 0x400u /* a stream's write queue stalled for its write timeout */
+#define NIO_EV_SIGNAL 0x800u        /* a watched signal arrived (nio_signal(3)) */
 
 /* Create a poll on the best backend for this system (epoll on Linux, iocp
  * on Windows), or
@@ -166,7 +169,8 @@ NIO_EXTERN int nio_wake(nio_waker *waker);
  * not concurrently with nio_wake() on the same waker.  NULL is ignored. */
 NIO_EXTERN void nio_waker_free(nio_waker *waker);
 
-/* Timers.  A timer fires once, ms milliseconds after its start time
+/* Timers.  A timer fires once (or repeatedly: nio_timer_start_repeat),
+ * ms milliseconds after its start time
  * (CLOCK_MONOTONIC), as one NIO_EV_TIMER event on token.  The start time is
  * the loop's time, as in libev: after nio_poll_wait() returns and until it
  * is called again, every start counts from one clock reading, taken when
@@ -188,9 +192,23 @@ typedef uint64_t nio_timer_id;
  * -ENOMEM; -ECANCELED once closed.  Any thread. */
 NIO_EXTERN int nio_timer_start(nio_poll *poll, uint64_t ms, nio_token token, nio_timer_id *id);
 
+/* Start a repeating timer: it fires first_ms after its start time (as
+ * above; 0: at the next wait), then every every_ms (> 0) after that, until
+ * cancelled: one NIO_EV_TIMER event on token each time.  The deadlines are
+ * start + first_ms + k * every_ms, counted from the first deadline and not
+ * from when an event was seen, so the series does not drift however late
+ * the loop runs.  A loop that falls more than one period behind gets one
+ * event for the periods it missed (they are skipped, not delivered in a
+ * burst).  The id stays valid until nio_timer_cancel().  0 and *id;
+ * -EINVAL for every_ms == 0, a bad token or id == NULL; -ENOMEM;
+ * -ECANCELED once closed.  Any thread. */
+NIO_EXTERN int nio_timer_start_repeat(nio_poll *poll, uint64_t first_ms, uint64_t every_ms,
+                                      nio_token token, nio_timer_id *id);
+
 /* Cancel a timer: after 0 is returned its event is never reported.
- * -ENOENT when it already fired (its event was handed to the caller),
- * was cancelled, or never existed.  Any thread. */
+ * -ENOENT when a one-shot timer already fired (its event was handed to
+ * the caller), was cancelled, or never existed.  A repeating timer is
+ * cancelled once, by its id, at any time.  Any thread. */
 NIO_EXTERN int nio_timer_cancel(nio_poll *poll, nio_timer_id id);
 
 /* Milliseconds of CLOCK_MONOTONIC as the poll's timers see it. */

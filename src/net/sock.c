@@ -3,8 +3,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "net/net_internal.h"
@@ -196,9 +198,58 @@ int nio__sockname(nio_socket fd, nio_addr *out, bool peer)
 
 int nio__bind_listen(nio_socket fd, const struct sockaddr *sa, socklen_t len, int backlog)
 {
-    if (bind(fd, sa, len) < 0 || listen(fd, backlog < 0 ? SOMAXCONN : backlog) < 0)
+    int err;
+    if (bind(fd, sa, len) < 0)
         return -errno;
+    if (listen(fd, backlog < 0 ? SOMAXCONN : backlog) < 0) {
+        err = -errno;
+        nio__unbind(sa, len);
+        return err;
+    }
     return 0;
+}
+
+void nio__unbind(const struct sockaddr *sa, socklen_t len)
+{
+    const struct sockaddr_un *un = (const struct sockaddr_un *)(const void *)sa;
+    char path[sizeof un->sun_path + 1];
+    size_t n;
+    if (sa->sa_family != AF_UNIX || len <= offsetof(struct sockaddr_un, sun_path) ||
+        un->sun_path[0] == '\0') /* abstract: no file */
+        return;
+    n = len - offsetof(struct sockaddr_un, sun_path);
+    if (n > sizeof un->sun_path)
+        n = sizeof un->sun_path;
+    memcpy(path, un->sun_path, n);
+    path[n] = '\0'; /* sun_path need not be terminated */
+    (void)unlink(path); /* best effort: it was ours a moment ago */
+}
+
+bool nio__unix_family(int family)
+{
+    return family == AF_UNIX;
+}
+
+int nio__sock_kind(nio_socket fd, int *family, int *type, bool *listening)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof *type, sl = sizeof ss;
+    int acc = 0;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, type, &len) < 0)
+        return errno == EBADF || errno == ENOTSOCK ? -ENOTSOCK : -errno;
+    len = sizeof acc;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) < 0)
+        return -errno;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+        return -errno;
+    *family = ss.ss_family;
+    *listening = acc != 0;
+    return 0;
+}
+
+int nio__sock_prepare(nio_socket fd)
+{
+    return nio__set_nonblock_cloexec(fd);
 }
 
 int nio__bind(nio_socket fd, const struct sockaddr *sa, socklen_t len)

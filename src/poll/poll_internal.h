@@ -131,6 +131,7 @@ static inline bool nio__socket_bad(nio_socket s)
 typedef struct nio__tslot {
     nio_token token;
     nio__timer_cb cb; /* NULL for the caller's timers */
+    uint64_t interval; /* ns between expiries of a repeating timer, 0: once */
     void *arg;
     uint32_t gen;
     int32_t heap_idx; /* -1 when free */
@@ -209,6 +210,15 @@ int nio__source_new(nio_poll *p, nio_socket fd, unsigned interest, nio__source_c
                     nio__source **out);
 int nio__source_mod(nio_poll *p, nio__source *src, unsigned interest);
 void nio__source_del(nio_poll *p, nio__source *src);
+/* An owner's fd (a stream) serviced by the library for a while (a finish):
+ * take replaces the fd's registration by a new source (the fd must be
+ * registered); give_back re-registers it under n's token (a bound node,
+ * nio__pending_bind) with interest, and lets the source go as
+ * nio__source_del() does, without deregistering: 0, or -errno when the
+ * backend refused, and then the fd is deregistered. */
+int nio__source_take(nio_poll *p, nio_socket fd, unsigned interest, nio__source_cb cb, void *arg,
+                     nio__source **out);
+int nio__source_give_back(nio_poll *p, nio__source *src, unsigned interest, nio__pending *n);
 
 /* Deferred frees (see above; poll.c).  Any thread, the poll open or
  * closed; fn(arg) runs without the poll's lock, on this thread or on the
@@ -255,7 +265,8 @@ void nio__timers_free(nio__timers *t);
 /* Earliest deadline (ns), UINT64_MAX when none. */
 uint64_t nio__timers_next_locked(nio_poll *p);
 /* Pop one timer expired at now (ns): 1 and the event or callback, 0 when
- * none. */
+ * none.  A repeating timer is not popped but moved to its next deadline
+ * (its id stays valid): the event is the same. */
 int nio__timers_pop_expired_locked(nio_poll *p, uint64_t now, nio_event *ev,
                                    nio__timer_cb *cb, void **arg);
 

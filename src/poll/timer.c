@@ -124,8 +124,8 @@ static uint64_t deadline_after(uint64_t from, uint64_t ms)
 
 /* Internal timers (cb set) count from the clock: a connect's or a DNS
  * timeout is never cut short by the loop's time. */
-static int start_locked(nio_poll *p, uint64_t ms, nio_token token, nio__timer_cb cb, void *arg,
-                        nio_timer_id *id)
+static int start_locked(nio_poll *p, uint64_t ms, uint64_t every_ms, nio_token token,
+                        nio__timer_cb cb, void *arg, nio_timer_id *id)
 {
     nio__timers *t = &p->timers;
     uint32_t s;
@@ -137,6 +137,7 @@ static int start_locked(nio_poll *p, uint64_t ms, nio_token token, nio__timer_cb
     t->slots[s].token = token;
     t->slots[s].cb = cb;
     t->slots[s].arg = arg;
+    t->slots[s].interval = deadline_after(0, every_ms);
     t->heap[t->nheap] = (nio__heapent){deadline, s};
     sift_up(t, t->nheap++);
     *id = ((uint64_t)t->slots[s].gen << 32) | (s + 1u);
@@ -152,7 +153,20 @@ int nio_timer_start(nio_poll *p, uint64_t ms, nio_token token, nio_timer_id *id)
         return -EINVAL;
     if ((err = nio__poll_lock(p)) < 0)
         return err;
-    err = start_locked(p, ms, token, NULL, NULL, id);
+    err = start_locked(p, ms, 0, token, NULL, NULL, id);
+    nio__poll_unlock(p);
+    return err;
+}
+
+int nio_timer_start_repeat(nio_poll *p, uint64_t first_ms, uint64_t every_ms, nio_token token,
+                           nio_timer_id *id)
+{
+    int err;
+    if (p == NULL || id == NULL || token > NIO_TOKEN_MAX || every_ms == 0)
+        return -EINVAL;
+    if ((err = nio__poll_lock(p)) < 0)
+        return err;
+    err = start_locked(p, first_ms, every_ms, token, NULL, NULL, id);
     nio__poll_unlock(p);
     return err;
 }
@@ -162,7 +176,7 @@ int nio__timer_start_cb(nio_poll *p, uint64_t ms, nio__timer_cb cb, void *arg, n
     int err;
     if ((err = nio__poll_lock(p)) < 0)
         return err;
-    err = start_locked(p, ms, 0, cb, arg, id);
+    err = start_locked(p, ms, 0, 0, cb, arg, id);
     nio__poll_unlock(p);
     return err;
 }
@@ -204,6 +218,18 @@ uint64_t nio__timers_next_locked(nio_poll *p)
     return p->timers.nheap ? p->timers.heap[0].deadline : UINT64_MAX;
 }
 
+/* The first deadline of the series from, from + every, ... that lies after
+ * now: counted from the first deadline, never from the late moment it was
+ * seen, so the series does not drift; ticks the loop missed are skipped,
+ * not delivered in a burst.  Saturates at "never". */
+static uint64_t next_tick(uint64_t from, uint64_t every, uint64_t now)
+{
+    uint64_t n = (now - from) / every + 1; /* now >= from: it expired */
+    if (n > (UINT64_MAX - 1 - from) / every)
+        return UINT64_MAX - 1;
+    return from + n * every;
+}
+
 int nio__timers_pop_expired_locked(nio_poll *p, uint64_t now, nio_event *ev, nio__timer_cb *cb,
                                    void **arg)
 {
@@ -213,12 +239,17 @@ int nio__timers_pop_expired_locked(nio_poll *p, uint64_t now, nio_event *ev, nio
         return 0;
     s = t->heap[0].slot;
     NIO__ASSERT(t->slots[s].heap_idx == 0);
-    heap_remove(t, 0);
     *cb = t->slots[s].cb;
     *arg = t->slots[s].arg;
     ev->token = t->slots[s].token;
     ev->flags = NIO_EV_TIMER;
     ev->reserved_ = 0;
+    if (t->slots[s].interval != 0) {
+        t->heap[0].deadline = next_tick(t->heap[0].deadline, t->slots[s].interval, now);
+        sift_down(t, 0);
+        return 1;
+    }
+    heap_remove(t, 0);
     slot_release(t, s);
     return 1;
 }
