@@ -25,6 +25,10 @@
 
 enum { TOK_L = 1, TOK_C = 2, TOK_S = 3 };
 
+/* The flags seen per token (tokens below 256), ORed by pump() and taken by
+ * the waits, so that waiting for one token loses no other's event. */
+static unsigned seen[256];
+
 /* Stream kinds a case runs over. */
 #ifdef _WIN32
 #define NKINDS 1
@@ -73,6 +77,7 @@ static void pair_open_kind(pair *pr, int backend, int kind)
     nio_addr a;
     int rc;
     memset(pr, 0, sizeof *pr);
+    memset(seen, 0, sizeof seen);
     pr->fds_before = tu_count_fds();
     pr->p = tu_poll(backend);
     if (kind == KIND_UNIX) {
@@ -110,6 +115,34 @@ static void pair_close(pair *pr)
     if (pr->dir[0] != '\0')
         tu_remove(pr->dir);
     ck_assert_int_eq(tu_count_fds(), pr->fds_before);
+}
+
+static void pump(nio_poll *p, int ms)
+{
+    nio_event ev[32];
+    int n = nio_poll_wait(p, ev, 32, ms);
+    ck_assert_msg(n >= 0, "nio_poll_wait: %s", nio_strerror(n));
+    for (int i = 0; i < n; i++)
+        if (ev[i].token < 256)
+            seen[ev[i].token] |= ev[i].flags;
+}
+
+/* Whether an event on tok with a flag of mask comes within ms: the flags
+ * seen on tok until then (taken), or 0 (nothing taken). */
+static unsigned wait_for_ms(nio_poll *p, nio_token tok, unsigned mask, int ms)
+{
+    uint64_t end = nio_now_ms() + (uint64_t)ms;
+    for (;;) {
+        uint64_t now = nio_now_ms();
+        unsigned f = seen[tok];
+        if (f & mask) {
+            seen[tok] = 0;
+            return f;
+        }
+        if (now >= end)
+            return 0;
+        pump(p, (int)(end - now));
+    }
 }
 
 /* ------------------------------------------------------------ low-water mark */
@@ -174,12 +207,386 @@ START_TEST(low_water_reported_on_crossing)
 }
 END_TEST
 
+/* ------------------------------------------------------------ timeouts */
+
+/* Wait up to LONG_WAIT for an event on tok with a flag of mask: the
+ * flags seen on tok until then, those of other events included. */
+static unsigned wait_for(nio_poll *p, nio_token tok, unsigned mask)
+{
+    return wait_for_ms(p, tok, mask, LONG_WAIT);
+}
+
+/* An idle stream is reported once per period, never before the period
+ * has passed since the call or since the last report. */
+START_TEST(read_timeout_idle)
+{
+    enum { T = 150 };
+    pair pr;
+    uint64_t t0, t1, t2;
+    unsigned f;
+    pair_open(&pr, _i);
+    t0 = tu_now_ns();
+    ck_assert_int_eq(nio_tcp_set_timeouts(pr.s, T, 0), 0);
+    f = wait_for(pr.p, TOK_S, NIO_EV_READ_TIMEOUT);
+    t1 = tu_now_ns();
+    ck_assert_uint_eq(f & (NIO_EV_READ_TIMEOUT | NIO_EV_WRITE_TIMEOUT), NIO_EV_READ_TIMEOUT);
+    ck_assert_msg(t1 - t0 >= (uint64_t)T * 1000000u, "reported after %llu us",
+                  (unsigned long long)((t1 - t0) / 1000));
+    f = wait_for(pr.p, TOK_S, NIO_EV_READ_TIMEOUT);
+    t2 = tu_now_ns();
+    ck_assert(f & NIO_EV_READ_TIMEOUT);
+    ck_assert_msg(t2 - t1 >= (uint64_t)T * 1000000u, "again after %llu us",
+                  (unsigned long long)((t2 - t1) / 1000));
+    /* off: quiet */
+    ck_assert_int_eq(nio_tcp_set_timeouts(pr.s, 0, 0), 0);
+    ck_assert_uint_eq(wait_for_ms(pr.p, TOK_S, NIO_EV_READ_TIMEOUT, 3 * T), 0);
+    pair_close(&pr);
+}
+END_TEST
+
+/* Data read re-arms the read timeout: while the peer sends a byte every
+ * T/4 and the stream reads it, a report would break the contract (it may
+ * only come T after the last read); when the peer stops, it comes. */
+START_TEST(read_timeout_rearmed_by_reads)
+{
+    enum { T = 400 };
+    pair pr;
+    uint64_t last_read, end;
+    int reads = 0;
+    char c;
+    pair_open(&pr, _i);
+    ck_assert_int_eq(nio_tcp_set_timeouts(pr.s, T, 0), 0);
+    last_read = tu_now_ns();
+    end = nio_now_ms() + 4 * T;
+    while (nio_now_ms() < end) {
+        nio_event ev[8];
+        int n;
+        ck_assert_int_eq(nio_tcp_write(pr.c, "x", 1), 1);
+        n = tu_collect(pr.p, ev, 8, T / 4);
+        for (int i = 0; i < n; i++)
+            if (ev[i].token == TOK_S && (ev[i].flags & NIO_EV_READ_TIMEOUT))
+                ck_assert_msg(tu_now_ns() - last_read >= (uint64_t)T * 1000000u,
+                              "read timeout %llu us after a read",
+                              (unsigned long long)((tu_now_ns() - last_read) / 1000));
+        while (nio_tcp_read(pr.s, &c, 1) == 1) {
+            last_read = tu_now_ns();
+            reads++;
+        }
+    }
+    ck_assert_int_gt(reads, 4);
+    ck_assert(wait_for(pr.p, TOK_S, NIO_EV_READ_TIMEOUT) & NIO_EV_READ_TIMEOUT);
+    ck_assert_uint_ge(tu_now_ns() - last_read, (uint64_t)T * 1000000u);
+    pair_close(&pr);
+}
+END_TEST
+
+/* A write queue the peer does not drain is reported; one that is empty
+ * is not, however long it stays so. */
+START_TEST(write_timeout_stalled_queue)
+{
+    enum { T = 200 };
+    pair pr;
+    static char data[1 << 20], sink[1 << 16];
+    uint64_t t0, end;
+    unsigned f;
+    pair_open(&pr, _i);
+    ck_assert_int_eq(nio_tcp_set_buffer_sizes(pr.c, 4096, 0), 0);
+    ck_assert_int_eq(nio_tcp_set_timeouts(pr.c, 0, T), 0);
+    /* nothing queued: quiet */
+    ck_assert_uint_eq(wait_for_ms(pr.p, TOK_C, NIO_EV_WRITE_TIMEOUT, 2 * T), 0);
+    t0 = tu_now_ns();
+    ck_assert_int_ne(nio_tcp_send(pr.c, data, sizeof data) & NIO_WQ_PENDING, 0);
+    f = wait_for(pr.p, TOK_C, NIO_EV_WRITE_TIMEOUT);
+    ck_assert_uint_eq(f & (NIO_EV_READ_TIMEOUT | NIO_EV_WRITE_TIMEOUT), NIO_EV_WRITE_TIMEOUT);
+    ck_assert_uint_ge(tu_now_ns() - t0, (uint64_t)T * 1000000u);
+    /* the peer reads everything: the queue drains, and stays quiet */
+    end = nio_now_ms() + LONG_WAIT;
+    while (nio_tcp_queued(pr.c) > 0) {
+        ck_assert_msg(nio_now_ms() < end, "the queue did not drain");
+        while (nio_tcp_read(pr.s, sink, sizeof sink) > 0)
+            ;
+        ck_assert_int_ge(nio_tcp_flush(pr.c), 0);
+        pump(pr.p, 10);
+    }
+    ck_assert_uint_eq(wait_for_ms(pr.p, TOK_C, NIO_EV_WRITE_TIMEOUT, 3 * T), 0);
+    pair_close(&pr);
+}
+END_TEST
+
+/* The report follows the stream's token: after a reregister, it comes on
+ * the new one. */
+START_TEST(timeout_follows_reregister)
+{
+    enum { TOK_NEW = 77 };
+    pair pr;
+    pair_open(&pr, _i);
+    ck_assert_int_eq(nio_tcp_set_timeouts(pr.s, 50, 0), 0);
+    ck_assert_int_eq(nio_tcp_reregister(pr.s, TOK_NEW, NIO_READABLE | NIO_WRITABLE), 0);
+    ck_assert(wait_for(pr.p, TOK_NEW, NIO_EV_READ_TIMEOUT) & NIO_EV_READ_TIMEOUT);
+    ck_assert_int_eq(nio_tcp_set_timeouts(NULL, 1, 1), -EINVAL);
+    pair_close(&pr);
+}
+END_TEST
+
+/* ------------------------------------------------------------ finish */
+
+/* Read from s until end of stream, waiting on tok; the byte count.  Fails
+ * the test on an error (a reset loses data). */
+static size_t read_to_eof(nio_poll *p, nio_tcp_stream *s, nio_token tok)
+{
+    static char sink[1 << 16];
+    uint64_t end = nio_now_ms() + LONG_WAIT;
+    size_t got = 0;
+    for (;;) {
+        ssize_t r = nio_tcp_read(s, sink, sizeof sink);
+        if (r == 0)
+            return got;
+        if (r == -EAGAIN) {
+            ck_assert_msg(nio_now_ms() < end, "no end of stream after %zu bytes", got);
+            pump(p, 100);
+            continue;
+        }
+        ck_assert_msg(r > 0, "read after %zu bytes: %s", got, nio_strerror((int)r));
+        got += (size_t)r;
+    }
+}
+
+/* A megabyte queued, then finish: the peer reads all of it and then end
+ * of stream; one NIO_EV_DONE and nothing else reaches the stream's token
+ * meanwhile; calls on it say -EBUSY; afterwards the stream is the
+ * caller's again (it reads the peer's answer) and close returns 0. */
+START_TEST(finish_flushes_then_shuts_down)
+{
+    pair pr;
+    static char data[1 << 20];
+    char answer[8];
+    unsigned f;
+    ssize_t r;
+    pair_open(&pr, _i);
+    ck_assert_int_eq(nio_tcp_set_buffer_sizes(pr.c, 4096, 0), 0);
+    ck_assert_int_ne(nio_tcp_send(pr.c, data, sizeof data) & NIO_WQ_PENDING, 0);
+    ck_assert_int_eq(nio_tcp_finish_result(pr.c), -ENOENT);
+    ck_assert_int_eq(nio_tcp_finish(pr.c, NIO_FINISH_SHUTDOWN, LONG_WAIT), -EINPROGRESS);
+    ck_assert_int_eq(nio_tcp_finish_result(pr.c), -EINPROGRESS);
+    ck_assert_int_eq(nio_tcp_finish(pr.c, NIO_FINISH_SHUTDOWN, 0), -EALREADY);
+    ck_assert_int_eq(nio_tcp_send(pr.c, "x", 1), -EBUSY);
+    ck_assert_int_eq(nio_tcp_read(pr.c, answer, 1), -EBUSY);
+    ck_assert_int_eq(nio_tcp_flush(pr.c), -EBUSY);
+    ck_assert_int_eq(nio_tcp_reregister(pr.c, TOK_C, NIO_READABLE), -EBUSY);
+    ck_assert_int_eq(nio_tcp_set_timeouts(pr.c, 1, 1), -EBUSY);
+    ck_assert_uint_eq(read_to_eof(pr.p, pr.s, TOK_S), sizeof data);
+    f = wait_for(pr.p, TOK_C, NIO_EV_DONE);
+    ck_assert_msg(f == NIO_EV_DONE, "events on the finishing stream: %#x", f);
+    ck_assert_int_eq(nio_tcp_finish_result(pr.c), 0);
+    ck_assert_uint_eq(nio_tcp_queued(pr.c), 0);
+    /* the caller's again: the answer arrives as a readable event */
+    ck_assert_int_eq(nio_tcp_write(pr.s, "answer", 6), 6);
+    ck_assert(wait_for(pr.p, TOK_C, NIO_EV_READABLE) & NIO_EV_READABLE);
+    r = nio_tcp_read(pr.c, answer, sizeof answer);
+    ck_assert_int_eq(r, 6);
+    ck_assert_int_eq(memcmp(answer, "answer", 6), 0);
+    ck_assert_uint_eq(nio_tcp_close(pr.c), 0);
+    pr.c = NULL;
+    pair_close(&pr);
+}
+END_TEST
+
+/* Nothing queued: done at once, no event. */
+START_TEST(finish_at_once)
+{
+    pair pr;
+    pair_open(&pr, _i);
+    ck_assert_int_eq(nio_tcp_finish(pr.c, 7, 0), -EINVAL);
+    ck_assert_int_eq(nio_tcp_finish(NULL, NIO_FINISH_SHUTDOWN, 0), -EINVAL);
+    ck_assert_int_eq(nio_tcp_finish_result(NULL), -EINVAL);
+    ck_assert_int_eq(nio_tcp_send(pr.c, "bye", 3), 0);
+    ck_assert_int_eq(nio_tcp_finish(pr.c, NIO_FINISH_SHUTDOWN, 0), 0);
+    ck_assert_int_eq(nio_tcp_finish_result(pr.c), 0);
+    ck_assert_uint_eq(read_to_eof(pr.p, pr.s, TOK_S), 3);
+    ck_assert_uint_eq(wait_for_ms(pr.p, TOK_C, NIO_EV_DONE, 100), 0);
+    pair_close(&pr);
+}
+END_TEST
+
+/* The server's answer is not lost to a reset.  The client sent more than
+ * the server reads (a pipelined request, say); closing with it unread
+ * resets the connection, and a client that reads late gets -ECONNRESET
+ * instead of the answer.  NIO_FINISH_CLOSE sends the answer, shuts down,
+ * and discards the client's bytes until its end of stream, so the client
+ * reads the whole answer, then end of stream. */
+START_TEST(finish_close_lingers_without_reset)
+{
+    enum { ANSWER = 200000 };
+    pair pr;
+    static char answer[ANSWER], extra[3000];
+    int rc;
+    pair_open(&pr, _i);
+    ck_assert_int_eq(nio_tcp_send(pr.c, extra, sizeof extra), 0); /* never read */
+    tu_sleep_ms(50);
+    ck_assert_int_ge(nio_tcp_send(pr.s, answer, sizeof answer), 0);
+    rc = nio_tcp_finish(pr.s, NIO_FINISH_CLOSE, LONG_WAIT);
+    ck_assert_int_eq(rc, -EINPROGRESS);
+    /* the client reads late, after the server would have closed */
+    ck_assert_uint_eq(wait_for_ms(pr.p, TOK_S, NIO_EV_DONE, 200), 0);
+    ck_assert_uint_eq(read_to_eof(pr.p, pr.c, TOK_C), ANSWER);
+    ck_assert_int_eq(nio_tcp_finish(pr.c, NIO_FINISH_SHUTDOWN, 0), 0);
+    ck_assert(wait_for(pr.p, TOK_S, NIO_EV_DONE) & NIO_EV_DONE);
+    ck_assert_int_eq(nio_tcp_finish_result(pr.s), 0);
+    ck_assert_uint_eq(nio_tcp_close(pr.s), 0);
+    pr.s = NULL;
+    pair_close(&pr);
+}
+END_TEST
+
+/* A peer that never reads: the bound ends the finish with -ETIMEDOUT, not
+ * before it, and what was not sent stays queued for close to count. */
+START_TEST(finish_bound)
+{
+    enum { T = 200 };
+    pair pr;
+    static char data[1 << 20];
+    uint64_t t0;
+    size_t left;
+    pair_open(&pr, _i);
+    ck_assert_int_eq(nio_tcp_set_buffer_sizes(pr.c, 4096, 0), 0);
+    ck_assert_int_ne(nio_tcp_send(pr.c, data, sizeof data) & NIO_WQ_PENDING, 0);
+    t0 = tu_now_ns();
+    ck_assert_int_eq(nio_tcp_finish(pr.c, NIO_FINISH_SHUTDOWN, T), -EINPROGRESS);
+    ck_assert_uint_eq(wait_for(pr.p, TOK_C, NIO_EV_DONE), NIO_EV_DONE);
+    ck_assert_uint_ge(tu_now_ns() - t0, (uint64_t)T * 1000000u);
+    ck_assert_int_eq(nio_tcp_finish_result(pr.c), -ETIMEDOUT);
+    left = nio_tcp_queued(pr.c);
+    ck_assert_uint_gt(left, 0);
+    ck_assert_uint_eq(nio_tcp_close(pr.c), left);
+    pr.c = NULL;
+    pair_close(&pr);
+}
+END_TEST
+
+/* The peer resets while the queue is being sent: the finish ends with the
+ * socket's error. */
+START_TEST(finish_peer_resets)
+{
+    pair pr;
+    static char data[1 << 20];
+    int rc;
+    pair_open(&pr, _i);
+    ck_assert_int_eq(nio_tcp_set_buffer_sizes(pr.c, 4096, 0), 0);
+    ck_assert_int_ne(nio_tcp_send(pr.c, data, sizeof data) & NIO_WQ_PENDING, 0);
+    ck_assert_int_eq(nio_tcp_finish(pr.c, NIO_FINISH_SHUTDOWN, LONG_WAIT), -EINPROGRESS);
+    if (kind_of(_i) == KIND_TCP)
+        ck_assert_int_eq(nio_tcp_set_linger0(pr.s, true), 0);
+    nio_tcp_close(pr.s); /* unread data: a reset (TCP), or a hang-up (Unix) */
+    pr.s = NULL;
+    ck_assert(wait_for(pr.p, TOK_C, NIO_EV_DONE) & NIO_EV_DONE);
+    rc = nio_tcp_finish_result(pr.c);
+    ck_assert_msg(rc == -ECONNRESET || rc == -EPIPE, "finish ended with %s", nio_strerror(rc));
+    pair_close(&pr);
+}
+END_TEST
+
+/* Close abandons a finish under way: no event afterwards, nothing leaked
+ * (the sanitizer builds and valgrind check the memory). */
+START_TEST(close_abandons_finish)
+{
+    pair pr;
+    static char data[1 << 20];
+    pair_open(&pr, _i);
+    ck_assert_int_eq(nio_tcp_set_buffer_sizes(pr.c, 4096, 0), 0);
+    ck_assert_int_ne(nio_tcp_send(pr.c, data, sizeof data) & NIO_WQ_PENDING, 0);
+    ck_assert_int_eq(nio_tcp_finish(pr.c, NIO_FINISH_CLOSE, 0), -EINPROGRESS);
+    ck_assert_int_eq(nio_tcp_set_timeouts(pr.s, 20, 0), 0);
+    tu_wait_token(pr.p, TOK_S, 30, NULL);
+    ck_assert_uint_gt(nio_tcp_close(pr.c), 0);
+    pr.c = NULL;
+    ck_assert_uint_eq(wait_for_ms(pr.p, TOK_C, ~0u, 100), 0);
+    pair_close(&pr);
+}
+END_TEST
+
+/* Close from one thread while another waits and services the streams'
+ * timers and finishes: the callbacks may be running, or about to run,
+ * at the moment of the close.  Many rounds, with timers set to fire
+ * about then; under the sanitizers a callback touching a freed stream is
+ * an error, and every round's streams must be gone at the end. */
+typedef struct waiter {
+    nio_poll *p;
+    atomic_bool stop;
+} waiter;
+
+static void *wait_loop(void *arg)
+{
+    waiter *w = arg;
+    nio_event ev[64];
+    while (!atomic_load(&w->stop))
+        if (nio_poll_wait(w->p, ev, 64, 5) < 0)
+            break;
+    return NULL;
+}
+
+START_TEST(close_races_callbacks)
+{
+    enum { ROUNDS = 200 };
+    pair pr;
+    waiter w;
+    pthread_t th;
+    static char data[256 * 1024];
+    pair_open(&pr, _i);
+    w.p = pr.p;
+    atomic_init(&w.stop, false);
+    ck_assert_int_eq(pthread_create(&th, NULL, wait_loop, &w), 0);
+    for (int i = 0; i < ROUNDS; i++) {
+        nio_tcp_stream *c = NULL, *s = NULL;
+        nio_addr a;
+        int rc;
+        if (kind_of(_i) == KIND_UNIX) {
+            rc = nio_unix_connect(pr.p, pr.path, 100 + (nio_token)i, &c);
+        } else {
+            ck_assert_int_eq(nio_tcp_listener_addr(pr.l, &a), 0);
+            rc = nio_tcp_connect(pr.p, (struct sockaddr *)&a.ss, a.len, 100 + (nio_token)i, &c);
+        }
+        ck_assert_msg(rc == 0 || rc == -EINPROGRESS, "connect: %s", nio_strerror(rc));
+        for (uint64_t end = nio_now_ms() + LONG_WAIT;
+             (rc = nio_tcp_accept(pr.l, 5000 + (nio_token)i, &s)) == -EAGAIN;)
+            ck_assert_msg(nio_now_ms() < end, "no connection to accept"), tu_sleep_ms(1);
+        ck_assert_int_eq(rc, 0);
+        for (uint64_t end = nio_now_ms() + LONG_WAIT;
+             (rc = nio_tcp_connect_result(c)) == -EINPROGRESS;)
+            ck_assert_msg(nio_now_ms() < end, "connect did not end"), tu_sleep_ms(1);
+        ck_assert_int_eq(rc, 0);
+        ck_assert_int_eq(nio_tcp_set_timeouts(s, 1, 1), 0);
+        ck_assert_int_eq(nio_tcp_set_buffer_sizes(c, 4096, 0), 0);
+        ck_assert_int_ge(nio_tcp_send(c, data, sizeof data), 0);
+        ck_assert_int_eq(nio_tcp_set_timeouts(c, 1, 1), 0);
+        rc = nio_tcp_finish(c, i % 2 ? NIO_FINISH_CLOSE : NIO_FINISH_SHUTDOWN, 2);
+        ck_assert_msg(rc == -EINPROGRESS || rc == 0, "finish: %s", nio_strerror(rc));
+        tu_sleep_ms((unsigned)(i % 3));
+        nio_tcp_close(s);
+        nio_tcp_close(c);
+    }
+    atomic_store(&w.stop, true);
+    pthread_join(th, NULL);
+    pair_close(&pr);
+}
+END_TEST
+
 static Suite *stream_suite(void)
 {
     Suite *s = suite_create("stream");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, low_water_reported_on_crossing, 0, tu_nbackends * NKINDS);
+    tcase_add_loop_test(tc, read_timeout_idle, 0, tu_nbackends * NKINDS);
+    tcase_add_loop_test(tc, read_timeout_rearmed_by_reads, 0, tu_nbackends * NKINDS);
+    tcase_add_loop_test(tc, write_timeout_stalled_queue, 0, tu_nbackends * NKINDS);
+    tcase_add_loop_test(tc, timeout_follows_reregister, 0, tu_nbackends * NKINDS);
+    tcase_add_loop_test(tc, finish_flushes_then_shuts_down, 0, tu_nbackends * NKINDS);
+    tcase_add_loop_test(tc, finish_at_once, 0, tu_nbackends * NKINDS);
+    tcase_add_loop_test(tc, finish_close_lingers_without_reset, 0, tu_nbackends * NKINDS);
+    tcase_add_loop_test(tc, finish_bound, 0, tu_nbackends * NKINDS);
+    tcase_add_loop_test(tc, finish_peer_resets, 0, tu_nbackends * NKINDS);
+    tcase_add_loop_test(tc, close_abandons_finish, 0, tu_nbackends * NKINDS);
+    tcase_add_loop_test(tc, close_races_callbacks, 0, tu_nbackends * NKINDS);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -70,10 +70,18 @@ static void write_activity(nio_tcp_stream *s, size_t before, bool moved)
 {
     if (s->wr_ns == 0)
         return;
-    if (queued(s) == 0)
+    if (queued(s) == 0) {
         atomic_store_explicit(&s->wr_last, 0, memory_order_relaxed);
-    else if (moved || before == 0)
+    } else if (before == 0) {
+        /* the period starts: the timer may be idle (only here, when the
+         * socket first refuses bytes, not per send) */
         atomic_store_explicit(&s->wr_last, nio__now_ns(), memory_order_relaxed);
+        nio__cb_lock(s);
+        (void)nio__stimer_update_locked(s); /* -ENOMEM: no report, the queue still works */
+        nio__cb_unlock(s);
+    } else if (moved) {
+        atomic_store_explicit(&s->wr_last, nio__now_ns(), memory_order_relaxed);
+    }
 }
 
 static int wq_status(const nio_tcp_stream *s, size_t before)
