@@ -570,6 +570,132 @@ START_TEST(close_races_callbacks)
 }
 END_TEST
 
+/* ------------------------------------------------------------ delimiters */
+
+/* xorshift32: rand_r is not on every system the tests run on. */
+static unsigned rnd(unsigned *state)
+{
+    unsigned x = *state;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return *state = x;
+}
+
+/* The first occurrence of d in h[from, n), naively: the reference. */
+static long naive(const char *h, size_t n, size_t from, const char *d, size_t dl)
+{
+    for (size_t i = from; i + dl <= n; i++)
+        if (memcmp(h + i, d, dl) == 0)
+            return (long)i;
+    return -1;
+}
+
+/* Bytes arriving one at a time: every miss moves the cursor to where a
+ * match could still start (len - dlen + 1), so no byte is compared as a
+ * delimiter's start twice; the match is found at the first byte that
+ * completes it, where the naive search finds it. */
+START_TEST(buf_find_never_rescans)
+{
+    static const char msg[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\r\n\r\nbody";
+    nio_buf b = {0};
+    size_t pos = 0;
+    ssize_t at = -EAGAIN;
+    for (size_t i = 0; i < sizeof msg - 1 && at < 0; i++) {
+        ck_assert_int_eq(nio_buf_append(&b, msg + i, 1), 0);
+        at = nio_buf_find(&b, &pos, "\r\n\r\n", 4);
+        if (at < 0) {
+            ck_assert_int_eq(at, -EAGAIN);
+            ck_assert_uint_eq(pos, b.len >= 4 ? b.len - 3 : 0);
+        }
+    }
+    ck_assert_int_eq(at, naive(msg, sizeof msg - 1, 0, "\r\n\r\n", 4));
+    ck_assert_uint_eq(b.len, (size_t)at + 4); /* found the moment it was complete */
+    /* the next one, past this match: none */
+    pos = (size_t)at + 4;
+    ck_assert_int_eq(nio_buf_find(&b, &pos, "\r\n\r\n", 4), -EAGAIN);
+    /* bad arguments */
+    pos = b.len + 1;
+    ck_assert_int_eq(nio_buf_find(&b, &pos, "x", 1), -EINVAL);
+    pos = 0;
+    ck_assert_int_eq(nio_buf_find(&b, &pos, "x", 0), -EINVAL);
+    ck_assert_int_eq(nio_buf_find(NULL, &pos, "x", 1), -EINVAL);
+    ck_assert_int_eq(nio_buf_find(&b, NULL, "x", 1), -EINVAL);
+    ck_assert_int_eq(nio_buf_append(NULL, "x", 1), -EINVAL);
+    ck_assert_int_eq(nio_buf_append(&b, NULL, 1), -EINVAL);
+    ck_assert_int_eq(nio_buf_append(&b, NULL, 0), 0);
+    nio_buf_free(&b);
+}
+END_TEST
+
+/* Random text over a small alphabet, appended in random pieces, searched
+ * for random short delimiters with the cursor carried between pieces and
+ * moved past each match: the same matches as the naive search, in order. */
+START_TEST(buf_find_matches_naive)
+{
+    unsigned seed = 12345u + (unsigned)_i;
+    for (int round = 0; round < 300; round++) {
+        char text[600], d[4];
+        size_t n = (size_t)(rnd(&seed) % sizeof text), dl = 1 + (size_t)(rnd(&seed) % 3);
+        size_t pos = 0, have = 0, want_from = 0;
+        nio_buf b = {0};
+        for (size_t i = 0; i < n; i++)
+            text[i] = "ab\r\n"[rnd(&seed) % 4];
+        for (size_t i = 0; i < dl; i++)
+            d[i] = "ab\r\n"[rnd(&seed) % 4];
+        while (have < n) {
+            size_t piece = 1 + (size_t)(rnd(&seed) % 40);
+            ssize_t at;
+            if (piece > n - have)
+                piece = n - have;
+            ck_assert_int_eq(nio_buf_append(&b, text + have, piece), 0);
+            have += piece;
+            while ((at = nio_buf_find(&b, &pos, d, dl)) >= 0) {
+                long want = naive(text, have, want_from, d, dl);
+                ck_assert_int_eq(at, want);
+                pos = want_from = (size_t)at + dl;
+            }
+            ck_assert_int_eq(at, -EAGAIN);
+            ck_assert_int_eq(naive(text, have, want_from, d, dl), -1);
+        }
+        nio_buf_free(&b);
+    }
+}
+END_TEST
+
+/* Lines end at LF; a CR just before it is not part of the line, any other
+ * CR is; an incomplete line waits; consuming moves the offsets. */
+START_TEST(buf_line_crlf_and_lf)
+{
+    static const char in[] = "first\r\nsecond\n\r\nbare\rcr\r\nlast";
+    static const char *const want[] = {"first", "second", "", "bare\rcr"};
+    nio_buf b = {0};
+    size_t start = 0, pos = 0, next = 0;
+    ssize_t len;
+    ck_assert_int_eq(nio_buf_append(&b, in, sizeof in - 1), 0);
+    for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
+        len = nio_buf_line(&b, start, &pos, &next);
+        ck_assert_int_eq(len, (ssize_t)strlen(want[k]));
+        ck_assert_int_eq(memcmp(b.data + start, want[k], (size_t)len), 0);
+        start = pos = next;
+    }
+    ck_assert_int_eq(nio_buf_line(&b, start, &pos, &next), -EAGAIN);
+    ck_assert_uint_eq(pos, b.len); /* "last" scanned once */
+    /* consume the lines taken; the partial one moves to the front */
+    nio_buf_consume(&b, start);
+    pos -= start;
+    start = 0;
+    ck_assert_int_eq(nio_buf_append(&b, "\r\n", 2), 0);
+    len = nio_buf_line(&b, start, &pos, &next);
+    ck_assert_int_eq(len, 4);
+    ck_assert_int_eq(memcmp(b.data, "last", 4), 0);
+    ck_assert_uint_eq(next, b.len);
+    pos = 1;
+    ck_assert_int_eq(nio_buf_line(&b, 2, &pos, &next), -EINVAL); /* start after pos */
+    nio_buf_free(&b);
+}
+END_TEST
+
 static Suite *stream_suite(void)
 {
     Suite *s = suite_create("stream");
@@ -587,6 +713,9 @@ static Suite *stream_suite(void)
     tcase_add_loop_test(tc, finish_peer_resets, 0, tu_nbackends * NKINDS);
     tcase_add_loop_test(tc, close_abandons_finish, 0, tu_nbackends * NKINDS);
     tcase_add_loop_test(tc, close_races_callbacks, 0, tu_nbackends * NKINDS);
+    tcase_add_loop_test(tc, buf_find_never_rescans, 0, tu_nbackends);
+    tcase_add_loop_test(tc, buf_find_matches_naive, 0, tu_nbackends);
+    tcase_add_loop_test(tc, buf_line_crlf_and_lf, 0, tu_nbackends);
     suite_add_tcase(s, tc);
     return s;
 }

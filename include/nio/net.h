@@ -429,7 +429,9 @@ NIO_EXTERN int nio_buf_append(nio_buf *b, const void *data, size_t len);
  * at the offset a token starts); after a match move it past the
  * delimiter to find the next one; after nio_buf_consume(b, n) subtract n
  * (or set it to 0), since the offsets moved.  -EINVAL for NULL, dlen 0,
- * or *pos > b->len.  Pure: b is not changed.  Allocates nothing. */
+ * or *pos > b->len.  Pure: b is only read, so it may also describe memory
+ * of the caller's (data and len set, a view; never free it then).
+ * Allocates nothing. */
 NIO_EXTERN ssize_t nio_buf_find(const nio_buf *b, size_t *pos, const void *delim, size_t dlen);
 
 /* The line that starts at offset start of b (libevent's evbuffer_readln
