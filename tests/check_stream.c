@@ -696,6 +696,422 @@ START_TEST(buf_line_crlf_and_lf)
 }
 END_TEST
 
+/* ------------------------------------------------------------ Unix sockets */
+
+#ifndef _WIN32
+/* Through a fresh Unix pair at path (or an abstract "@name"): one message
+ * each way. */
+static void unix_roundtrip(nio_poll *p, nio_tcp_listener *l, const char *path)
+{
+    nio_tcp_stream *c = NULL, *s;
+    char buf[8];
+    ck_assert_int_eq(nio_unix_connect(p, path, TOK_C, &c), 0);
+    s = accept_one(p, l, TOK_S);
+    ck_assert_int_eq(nio_tcp_send(c, "ping", 4), 0);
+    for (uint64_t end = nio_now_ms() + LONG_WAIT; nio_tcp_read(s, buf, 4) != 4;)
+        ck_assert_msg(nio_now_ms() < end, "no ping"), pump(p, 50);
+    ck_assert_int_eq(memcmp(buf, "ping", 4), 0);
+    nio_tcp_close(c);
+    nio_tcp_close(s);
+}
+
+/* Linux's abstract namespace: "@name", no file anywhere, gone with the
+ * listener. */
+START_TEST(unix_abstract_name)
+{
+    int fds = tu_count_fds();
+    nio_poll *p = tu_poll(_i);
+    nio_tcp_listener *l = NULL;
+    nio_tcp_stream *c = NULL;
+    char name[64];
+    nio_addr a;
+    snprintf(name, sizeof name, "@nio-test-%ld-%d", (long)getpid(), _i);
+    ck_assert_int_eq(nio_unix_listen(p, name, 4, NULL, TOK_L, &l), 0);
+    ck_assert_int_eq(nio_tcp_listener_addr(l, &a), 0);
+    ck_assert_int_eq(a.ss.ss_family, AF_UNIX);
+    ck_assert_int_eq(((struct sockaddr_un *)&a.ss)->sun_path[0], '\0');
+    ck_assert_int_eq(access(name + 1, F_OK), -1); /* no file by the name */
+    unix_roundtrip(p, l, name);
+    nio_tcp_listener_close(l);
+    ck_assert_int_eq(nio_unix_connect(p, name, TOK_C, &c), -ECONNREFUSED);
+    ck_assert_ptr_null(c);
+    nio_poll_free(p);
+    ck_assert_int_eq(tu_count_fds(), fds);
+}
+END_TEST
+
+/* A dead server's socket file: refused to connect, in the way of a plain
+ * listen; removed by unlink_stale.  A live server's file is never
+ * removed, nor anything that is not a socket. */
+START_TEST(unix_stale_socket_file)
+{
+    int fds = tu_count_fds();
+    nio_poll *p = tu_poll(_i);
+    nio_tcp_listener *l = NULL, *l2 = NULL;
+    nio_tcp_stream *c = NULL;
+    nio_unix_listen_opts o = NIO_UNIX_LISTEN_OPTS_INIT;
+    char dir[256], path[300];
+    FILE *f;
+    tu_tempdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/d.sock", dir);
+    ck_assert_int_eq(nio_unix_connect(p, path, TOK_C, &c), -ENOENT);
+    ck_assert_int_eq(nio_unix_listen(p, path, 4, NULL, TOK_L, &l), 0);
+    nio_tcp_listener_close(l); /* the file stays: a dead server's */
+    ck_assert_int_eq(access(path, F_OK), 0);
+    ck_assert_int_eq(nio_unix_connect(p, path, TOK_C, &c), -ECONNREFUSED);
+    ck_assert_int_eq(nio_unix_listen(p, path, 4, NULL, TOK_L, &l), -EADDRINUSE);
+    ck_assert_ptr_null(l);
+    o.unlink_stale = true;
+    ck_assert_int_eq(nio_unix_listen(p, path, 4, &o, TOK_L, &l), 0);
+    /* live: stays, and keeps serving */
+    ck_assert_int_eq(nio_unix_listen(p, path, 4, &o, TOK_L, &l2), -EADDRINUSE);
+    ck_assert_int_eq(nio_tcp_accept(l, TOK_S, &c), 0); /* the probe's connection */
+    nio_tcp_close(c);
+    unix_roundtrip(p, l, path);
+    nio_tcp_listener_close(l);
+    tu_remove(path);
+    /* not a socket: never removed */
+    f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    ck_assert_int_eq(nio_unix_listen(p, path, 4, &o, TOK_L, &l), -EEXIST);
+    ck_assert_int_eq(access(path, F_OK), 0);
+    tu_remove(path);
+    /* sizes */
+    memset(path, 'x', sizeof path - 1);
+    path[sizeof path - 1] = '\0';
+    ck_assert_int_eq(nio_unix_listen(p, path, 4, NULL, TOK_L, &l), -ENAMETOOLONG);
+    ck_assert_int_eq(nio_unix_connect(p, "", TOK_C, &c), -EINVAL);
+    o.size = 1;
+    ck_assert_int_eq(nio_unix_listen(p, "@x", 4, &o, TOK_L, &l), -EINVAL);
+    tu_remove(dir);
+    nio_poll_free(p);
+    ck_assert_int_eq(tu_count_fds(), fds);
+}
+END_TEST
+
+/* The peer's credentials: this very process, on both ends. */
+START_TEST(unix_peer_credentials)
+{
+    pair pr;
+    nio_peer_cred pc;
+    pair_open_kind(&pr, _i, KIND_UNIX);
+    memset(&pc, 0xff, sizeof pc);
+    ck_assert_int_eq(nio_unix_peer_cred(pr.s, &pc), 0);
+#ifdef __linux__
+    ck_assert_int_eq(pc.pid, getpid());
+#endif
+    ck_assert_uint_eq(pc.uid, (uint32_t)geteuid());
+    ck_assert_uint_eq(pc.gid, (uint32_t)getegid());
+    ck_assert_int_eq(nio_unix_peer_cred(pr.c, &pc), 0);
+    ck_assert_uint_eq(pc.uid, (uint32_t)geteuid());
+    ck_assert_int_eq(nio_unix_peer_cred(pr.c, NULL), -EINVAL);
+    pair_close(&pr);
+    pair_open_kind(&pr, _i, KIND_TCP);
+    ck_assert_int_eq(nio_unix_peer_cred(pr.s, &pc), -EAFNOSUPPORT);
+    pair_close(&pr);
+}
+END_TEST
+#else
+/* Windows: no Unix sockets in nio (src/net/unix_win.c says why). */
+START_TEST(unix_not_on_windows)
+{
+    nio_poll *p = tu_poll(_i);
+    nio_tcp_listener *l = NULL;
+    nio_tcp_stream *c = NULL;
+    nio_addr a;
+    ck_assert_int_eq(nio_addr_unix("/tmp/x", &a), -EAFNOSUPPORT);
+    ck_assert_int_eq(nio_unix_listen(p, "/tmp/x", 4, NULL, TOK_L, &l), -EAFNOSUPPORT);
+    ck_assert_int_eq(nio_unix_connect(p, "/tmp/x", TOK_C, &c), -EAFNOSUPPORT);
+    ck_assert_int_eq(nio_listen_fds(false), 0);
+    nio_poll_free(p);
+}
+END_TEST
+#endif
+
+/* ------------------------------------------------------------ adopting */
+
+/* A raw listening TCP socket on loopback, port in *a. */
+static nio_socket raw_listener(nio_addr *a)
+{
+    nio_socket fd = tu_socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_eq(nio_addr_parse("127.0.0.1:0", a), 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a->ss, a->len), 0);
+    ck_assert_int_eq(listen(fd, 16), 0);
+    a->len = sizeof a->ss;
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a->ss, &a->len), 0);
+    return fd;
+}
+
+/* A blocking listener and a connected pair made without nio become a nio
+ * listener and stream: connections accepted through nio, bytes both ways. */
+START_TEST(adopt_listener_and_stream)
+{
+    int fds = tu_count_fds();
+    nio_poll *p = tu_poll(_i);
+    nio_tcp_listener *l = NULL;
+    nio_tcp_stream *c = NULL, *s, *a1 = NULL;
+    nio_socket lfd, sv[2];
+    nio_addr a, b;
+    char buf[8];
+    int rc;
+    memset(seen, 0, sizeof seen);
+    lfd = raw_listener(&a);
+    ck_assert_int_eq(nio_tcp_listener_adopt(p, lfd, TOK_L, &l), 0);
+    ck_assert_int_eq(nio_tcp_listener_fd(l), lfd);
+    ck_assert_int_eq(nio_tcp_listener_addr(l, &b), 0);
+    ck_assert_int_eq(nio_addr_port((struct sockaddr *)&b.ss, b.len),
+                     nio_addr_port((struct sockaddr *)&a.ss, a.len));
+    rc = nio_tcp_connect(p, (struct sockaddr *)&a.ss, a.len, TOK_C, &c);
+    ck_assert(rc == 0 || rc == -EINPROGRESS);
+    s = accept_one(p, l, TOK_S); /* nonblocking now: -EAGAIN, never a hang */
+    ck_assert_int_eq(nio_tcp_accept(l, TOK_S, &a1), -EAGAIN);
+    nio_tcp_close(s);
+    nio_tcp_close(c);
+    nio_tcp_listener_close(l); /* closes lfd */
+    /* a connected pair: one end adopted */
+    tu_socketpair(sv);
+    ck_assert_int_eq(nio_tcp_adopt(p, sv[0], TOK_C, &c), 0);
+    ck_assert_int_eq(nio_tcp_adopt(p, sv[0], TOK_C, &a1), -EEXIST); /* already registered */
+    ck_assert_ptr_null(a1);
+    tu_write_all(sv[1], "hello", 5);
+    for (uint64_t end = nio_now_ms() + LONG_WAIT; nio_tcp_read(c, buf, 5) != 5;)
+        ck_assert_msg(nio_now_ms() < end, "no hello"), pump(p, 50);
+    ck_assert_int_eq(memcmp(buf, "hello", 5), 0);
+    ck_assert_int_eq(nio_tcp_send(c, "back", 4), 0);
+    ck_assert_int_eq(nio_tcp_finish(c, NIO_FINISH_SHUTDOWN, 0), 0);
+    nio_tcp_close(c); /* closes sv[0] */
+    tu_close(sv[1]);
+    nio_poll_free(p);
+    ck_assert_int_eq(tu_count_fds(), fds);
+}
+END_TEST
+
+/* The wrong kind is refused with an error naming the right call, and the
+ * descriptor stays the caller's, open. */
+START_TEST(adopt_wrong_kind)
+{
+    int fds = tu_count_fds();
+    nio_poll *p = tu_poll(_i);
+    nio_tcp_listener *l = NULL;
+    nio_tcp_stream *c = NULL;
+    nio_socket lfd, udp, fresh, sv[2];
+    nio_addr a;
+    lfd = raw_listener(&a);
+    ck_assert_int_eq(nio_tcp_adopt(p, lfd, TOK_C, &c), NIO_ELISTENING);
+    ck_assert_ptr_null(c);
+    ck_assert_ptr_nonnull(strstr(nio_strerror(NIO_ELISTENING), "nio_tcp_listener_adopt"));
+    ck_assert_str_eq(nio_err_name(NIO_ELISTENING), "NIO_ELISTENING");
+    tu_socketpair(sv);
+    ck_assert_int_eq(nio_tcp_listener_adopt(p, sv[0], TOK_L, &l), NIO_ENOTLISTENING);
+    ck_assert_ptr_null(l);
+    ck_assert_ptr_nonnull(strstr(nio_strerror(NIO_ENOTLISTENING), "nio_tcp_adopt"));
+    udp = tu_socket(AF_INET, SOCK_DGRAM, 0);
+    ck_assert_int_eq(nio_tcp_adopt(p, udp, TOK_C, &c), -EPROTOTYPE);
+    ck_assert_int_eq(nio_tcp_listener_adopt(p, udp, TOK_L, &l), -EPROTOTYPE);
+    fresh = tu_socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_eq(nio_tcp_adopt(p, fresh, TOK_C, &c), -ENOTCONN);
+    ck_assert_int_eq(nio_tcp_adopt(p, NIO_INVALID_SOCKET, TOK_C, &c), -EINVAL);
+#ifndef _WIN32
+    {
+        int pfd[2];
+        ck_assert_int_eq(pipe(pfd), 0);
+        ck_assert_int_eq(nio_tcp_adopt(p, pfd[0], TOK_C, &c), -ENOTSOCK);
+        ck_assert_int_eq(nio_tcp_listener_adopt(p, pfd[1], TOK_L, &l), -ENOTSOCK);
+        close(pfd[0]);
+        close(pfd[1]);
+        ck_assert_int_eq(nio_tcp_adopt(p, pfd[0], TOK_C, &c), -ENOTSOCK); /* closed now */
+    }
+#endif
+    /* each one still open and usable: the accept of a connection works */
+    ck_assert(tu_connect_started(fresh, (struct sockaddr *)&a.ss, a.len));
+    ck_assert_int_eq(nio_tcp_listener_adopt(p, lfd, TOK_L, &l), 0);
+    c = accept_one(p, l, TOK_S);
+    nio_tcp_close(c);
+    nio_tcp_listener_close(l);
+    tu_close(fresh);
+    tu_close(udp);
+    tu_close(sv[0]);
+    tu_close(sv[1]);
+    nio_poll_free(p);
+    ck_assert_int_eq(tu_count_fds(), fds);
+}
+END_TEST
+
+#ifndef _WIN32
+#include <sys/wait.h>
+
+/* What a socket-activated service finds: descriptors from 3 on, and the
+ * variables naming them.  In a child process, which may overwrite its
+ * descriptors 3 and 4 and its environment; it exits with the line of the
+ * first check that failed. */
+#define CHILD_CHECK(c)                                                                   \
+    do {                                                                                 \
+        if (!(c))                                                                        \
+            _exit(__LINE__ & 0xff ? __LINE__ & 0xff : 1);                                \
+    } while (0)
+
+static void activated_child(int backend)
+{
+    nio_poll *p;
+    nio_tcp_listener *l[2];
+    char pid[32];
+    int raw[2];
+    for (int k = 0; k < 2; k++) {
+        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        raw[k] = socket(AF_INET, SOCK_STREAM, 0); /* no CLOEXEC: nio sets it */
+        CHILD_CHECK(raw[k] >= 0 && bind(raw[k], (struct sockaddr *)&sin, sizeof sin) == 0);
+        CHILD_CHECK(listen(raw[k], 4) == 0);
+    }
+    /* to 3 and 4 by way of higher numbers: either may be 3 or 4 already */
+    for (int k = 0; k < 2; k++) {
+        int high = fcntl(raw[k], F_DUPFD, 10);
+        CHILD_CHECK(high >= 10);
+        close(raw[k]);
+        raw[k] = high;
+    }
+    CHILD_CHECK(dup2(raw[0], 3) == 3 && dup2(raw[1], 4) == 4);
+    close(raw[0]);
+    close(raw[1]);
+    snprintf(pid, sizeof pid, "%ld", (long)getpid());
+    setenv("LISTEN_FDS", "2", 1);
+    setenv("LISTEN_PID", "1", 1); /* another process's: not ours */
+    CHILD_CHECK(nio_listen_fds(false) == 0);
+    setenv("LISTEN_PID", pid, 1);
+    setenv("LISTEN_FDS", "2x", 1);
+    CHILD_CHECK(nio_listen_fds(false) == -EINVAL);
+    setenv("LISTEN_FDS", "2", 1);
+    setenv("LISTEN_FDNAMES", "a:b", 1);
+    CHILD_CHECK(nio_listen_fds(true) == 2);
+    CHILD_CHECK(getenv("LISTEN_PID") == NULL && getenv("LISTEN_FDS") == NULL &&
+                getenv("LISTEN_FDNAMES") == NULL);
+    CHILD_CHECK((fcntl(3, F_GETFD) & FD_CLOEXEC) && (fcntl(4, F_GETFD) & FD_CLOEXEC));
+    CHILD_CHECK(nio_listen_fds(false) == 0); /* unset: nothing passed any more */
+    CHILD_CHECK(nio_poll_new_with(&p, tu_backend(backend)) == 0);
+    for (int k = 0; k < 2; k++) {
+        nio_addr a;
+        nio_tcp_stream *c = NULL, *s = NULL;
+        int rc;
+        CHILD_CHECK(nio_tcp_listener_adopt(p, NIO_LISTEN_FDS_START + k, TOK_L, &l[k]) == 0);
+        CHILD_CHECK(nio_tcp_listener_addr(l[k], &a) == 0);
+        rc = nio_tcp_connect(p, (struct sockaddr *)&a.ss, a.len, TOK_C, &c);
+        CHILD_CHECK(rc == 0 || rc == -EINPROGRESS);
+        for (uint64_t end = nio_now_ms() + LONG_WAIT; (rc = nio_tcp_accept(l[k], TOK_S, &s)) == -EAGAIN;) {
+            nio_event ev[8];
+            CHILD_CHECK(nio_now_ms() < end);
+            (void)nio_poll_wait(p, ev, 8, 50);
+        }
+        CHILD_CHECK(rc == 0);
+        nio_tcp_close(s);
+        nio_tcp_close(c);
+        nio_tcp_listener_close(l[k]);
+    }
+    nio_poll_free(p);
+    _exit(0);
+}
+
+START_TEST(systemd_listen_fds)
+{
+    int status;
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+        activated_child(_i);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "the activated child failed (exit %d: a CHILD_CHECK line, mod 256)",
+                  WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+END_TEST
+#endif
+
+/* ------------------------------------------------------------ SO_REUSEPORT */
+
+/* Threads with a poll and a listener each, all on one port: the way
+ * nginx and h2o scale accept.  The kernel spreads connections over the
+ * listeners by a hash of their addresses, so many connections from
+ * distinct ports reach every one of them (all 4 of 4 with 128
+ * connections: a miss has odds of 4 * (3/4)^128, about 4e-16). */
+#define RP_THREADS 4
+#define RP_CONNS 128
+
+typedef struct rp_thread {
+    nio_poll *p;
+    nio_tcp_listener *l;
+    pthread_t th;
+    atomic_int accepted;
+    atomic_bool *stop;
+} rp_thread;
+
+static void *rp_main(void *arg)
+{
+    rp_thread *t = arg;
+    nio_event ev[16];
+    while (!atomic_load(t->stop)) {
+        nio_tcp_stream *s;
+        int n = nio_poll_wait(t->p, ev, 16, 20);
+        if (n < 0)
+            break;
+        while (nio_tcp_accept(t->l, TOK_S, &s) == 0) {
+            nio_tcp_close(s);
+            atomic_fetch_add(&t->accepted, 1);
+        }
+    }
+    return NULL;
+}
+
+START_TEST(reuseport_spreads_connections)
+{
+    int fds = tu_count_fds(), total = 0;
+    rp_thread t[RP_THREADS];
+    atomic_bool stop;
+    nio_tcp_listen_opts o = {.size = sizeof o, .reuseport = true};
+    nio_addr a;
+    nio_socket c[RP_CONNS];
+    uint64_t end;
+    atomic_init(&stop, false);
+    ck_assert_int_eq(nio_addr_parse("127.0.0.1:0", &a), 0);
+    for (int k = 0; k < RP_THREADS; k++) {
+        int rc;
+        t[k].p = tu_poll(_i);
+        t[k].stop = &stop;
+        atomic_init(&t[k].accepted, 0);
+        rc = nio_tcp_listen_ex(t[k].p, (struct sockaddr *)&a.ss, a.len, RP_CONNS, &o, TOK_L, &t[k].l);
+#ifdef _WIN32
+        ck_assert_int_eq(rc, -ENOTSUP); /* no SO_REUSEPORT on Windows */
+        nio_poll_free(t[k].p);
+        return;
+#endif
+        ck_assert_msg(rc == 0, "listener %d: %s", k, nio_strerror(rc));
+        ck_assert_int_eq(nio_tcp_listener_addr(t[k].l, &a), 0); /* the port, for the next */
+    }
+    for (int k = 0; k < RP_THREADS; k++)
+        ck_assert_int_eq(pthread_create(&t[k].th, NULL, rp_main, &t[k]), 0);
+    for (int i = 0; i < RP_CONNS; i++) {
+        c[i] = tu_socket(AF_INET, SOCK_STREAM, 1);
+        ck_assert(tu_connect_started(c[i], (struct sockaddr *)&a.ss, a.len));
+    }
+    for (end = nio_now_ms() + LONG_WAIT; total < RP_CONNS && nio_now_ms() < end; tu_sleep_ms(10)) {
+        total = 0;
+        for (int k = 0; k < RP_THREADS; k++)
+            total += atomic_load(&t[k].accepted);
+    }
+    atomic_store(&stop, true);
+    for (int k = 0; k < RP_THREADS; k++)
+        pthread_join(t[k].th, NULL);
+    ck_assert_int_eq(total, RP_CONNS);
+    for (int k = 0; k < RP_THREADS; k++) {
+        ck_assert_msg(atomic_load(&t[k].accepted) > 0, "listener %d accepted none of %d", k,
+                      RP_CONNS);
+        nio_tcp_listener_close(t[k].l);
+        nio_poll_free(t[k].p);
+    }
+    for (int i = 0; i < RP_CONNS; i++)
+        tu_close(c[i]);
+    ck_assert_int_eq(tu_count_fds(), fds);
+}
+END_TEST
+
 static Suite *stream_suite(void)
 {
     Suite *s = suite_create("stream");
@@ -716,6 +1132,17 @@ static Suite *stream_suite(void)
     tcase_add_loop_test(tc, buf_find_never_rescans, 0, tu_nbackends);
     tcase_add_loop_test(tc, buf_find_matches_naive, 0, tu_nbackends);
     tcase_add_loop_test(tc, buf_line_crlf_and_lf, 0, tu_nbackends);
+#ifndef _WIN32
+    tcase_add_loop_test(tc, unix_abstract_name, 0, tu_nbackends);
+    tcase_add_loop_test(tc, unix_stale_socket_file, 0, tu_nbackends);
+    tcase_add_loop_test(tc, unix_peer_credentials, 0, tu_nbackends);
+    tcase_add_loop_test(tc, systemd_listen_fds, 0, tu_nbackends);
+#else
+    tcase_add_loop_test(tc, unix_not_on_windows, 0, tu_nbackends);
+#endif
+    tcase_add_loop_test(tc, adopt_listener_and_stream, 0, tu_nbackends);
+    tcase_add_loop_test(tc, adopt_wrong_kind, 0, tu_nbackends);
+    tcase_add_loop_test(tc, reuseport_spreads_connections, 0, tu_nbackends);
     suite_add_tcase(s, tc);
     return s;
 }
