@@ -205,21 +205,22 @@ bool nio__unix_family(int family)
     return false;
 }
 
-/* WSAENOTSOCK maps to -EBADF elsewhere (a closed SOCKET is a bad handle);
- * here it says what was handed over is no socket. */
+/* The family from the protocol info, which an unbound socket has too
+ * (getsockname fails on one: WSAEINVAL).  WSAENOTSOCK maps to -EBADF
+ * elsewhere (a closed SOCKET is a bad handle); here it says what was
+ * handed over is no socket. */
 int nio__sock_kind(nio_socket fd, int *family, int *type, bool *listening)
 {
-    struct sockaddr_storage ss;
-    int len = sizeof *type, sl = sizeof ss;
+    WSAPROTOCOL_INFOW pi;
+    int len = sizeof pi;
     BOOL acc = FALSE;
-    if (getsockopt((SOCKET)fd, SOL_SOCKET, SO_TYPE, (char *)type, &len) != 0)
+    if (getsockopt((SOCKET)fd, SOL_SOCKET, SO_PROTOCOL_INFOW, (char *)&pi, &len) != 0)
         return WSAGetLastError() == WSAENOTSOCK ? -ENOTSOCK : nio__wsa_errno();
     len = sizeof acc;
     if (getsockopt((SOCKET)fd, SOL_SOCKET, SO_ACCEPTCONN, (char *)&acc, &len) != 0)
         return nio__wsa_errno();
-    if (getsockname((SOCKET)fd, (struct sockaddr *)&ss, &sl) != 0)
-        return nio__wsa_errno();
-    *family = ss.ss_family;
+    *family = pi.iAddressFamily;
+    *type = pi.iSocketType;
     *listening = acc != FALSE;
     return 0;
 }
