@@ -160,9 +160,7 @@ NIO_EXTERN int nio_waker_new(nio_poll *poll, nio_token token, nio_waker **out);
 /* Wake: 0, or -ECANCELED when the poll is closed.  Any thread, but not
  * from a signal handler: it takes the poll's mutex (which the interrupted
  * thread may hold), so it is not async-signal-safe.  To turn a signal into
- * an event, register a descriptor the handler can write to with write(2),
- * which is async-signal-safe (the self-pipe pattern), or, on Linux, block
- * the signal and register a signalfd(2); nio_poll(3) shows both. */
+ * an event, watch it: nio_signal_watch() (nio_signal(3)). */
 NIO_EXTERN int nio_wake(nio_waker *waker);
 
 /* Free a waker; a pending, uncollected wake is discarded.  Any thread, but
@@ -213,6 +211,52 @@ NIO_EXTERN int nio_timer_cancel(nio_poll *poll, nio_timer_id id);
 
 /* Milliseconds of CLOCK_MONOTONIC as the poll's timers see it. */
 NIO_EXTERN uint64_t nio_now_ms(void);
+
+/* Embedding: a program built around another event loop (GLib, Qt, libuv,
+ * its own poll()) drives the poll from there instead of calling
+ * nio_poll_wait() with a timeout, the way c-ares and libcurl's multi
+ * interface are driven:
+ *
+ *     nio_socket fd;
+ *     nio_poll_fd(poll, &fd);                 // once
+ *     for (;;) {                              // the other loop
+ *         int ms;
+ *         nio_poll_timeout(poll, &ms);        // just before it sleeps
+ *         ... sleep until fd is readable, or ms pass (-1: no limit) ...
+ *         int n = nio_poll_step(poll, ev, 64);
+ *         ... dispatch ev[0, n) ...
+ *     }
+ *
+ * Everything nio does (the caller's registrations, timers, wakers, the
+ * resolver's sockets and timeouts, connect timeouts, finishes) is serviced
+ * in nio_poll_step(), as in a wait. */
+
+/* The descriptor another loop watches for readability: while it is
+ * readable nio has work, and nio_poll_step() should run.  On the epoll
+ * backend it is the epoll descriptor itself (readable while events are
+ * ready).  Owned by the poll: do not close it or read from it; it stays
+ * the same for the poll's life.  0 and *out; NIO_ENOEMBED on a backend
+ * that has no such descriptor (poll(2), which keeps its set in user
+ * space; iocp, whose port is not a socket): create the poll on epoll;
+ * -EINVAL for NULL; -ECANCELED once closed.  Any thread. */
+NIO_EXTERN int nio_poll_fd(nio_poll *poll, nio_socket *out);
+
+/* The longest the other loop may sleep before it must call
+ * nio_poll_step(), in *timeout_ms: -1 when only the descriptor matters
+ * (no timer is set), 0 when there is work now (completions are queued),
+ * else the milliseconds to the next timer, rounded up.  Call it just
+ * before the other loop sleeps, after the last nio call of its turn: from
+ * then on, a completion posted from another thread or a timer started
+ * with an earlier deadline makes the descriptor readable, so the loop
+ * wakes (and calls this again).  0; -EINVAL for NULL; -EBUSY while a
+ * thread is in nio_poll_wait(); -ECANCELED once closed.  The thread that
+ * drives the poll. */
+NIO_EXTERN int nio_poll_timeout(nio_poll *poll, int *timeout_ms);
+
+/* Service nio without blocking: nio_poll_wait(poll, ev, cap, 0).  The
+ * events, or what nio_poll_wait() returns.  Events beyond cap stay queued
+ * (nio_poll_timeout() then says 0, or the descriptor stays readable). */
+NIO_EXTERN int nio_poll_step(nio_poll *poll, nio_event *ev, int cap);
 
 #ifdef __cplusplus
 }

@@ -140,6 +140,14 @@ static int ep_wait(nio_poll *p, nio_event *ev, int cap, int timeout_ms)
     return n;
 }
 
+/* An epoll descriptor is itself pollable: readable while its ready list
+ * is not empty (epoll(7), "Questions and answers" 3). */
+static int ep_embed_fd(nio_poll *p, nio_socket *out)
+{
+    *out = ((epoll_state *)p->backend)->epfd;
+    return 0;
+}
+
 const nio__backend_ops nio__epoll_ops = {
     .name = "epoll",
     .init = ep_init,
@@ -152,4 +160,5 @@ const nio__backend_ops nio__epoll_ops = {
     .wake_open = nio__wakefd_open,
     .wake_close = nio__wakefd_close,
     .wake_signal = nio__wakefd_signal,
+    .embed_fd = ep_embed_fd,
 };

@@ -111,6 +111,11 @@ typedef struct nio__backend_ops {
     /* The backend's own invariants (under p->lock): 0, or the line of the
      * first that fails.  NULL where the kernel keeps the state. */
     int (*verify)(nio_poll *p);
+    /* One descriptor that is readable while the backend has events, for
+     * a loop that embeds the poll (embed.c): 0 and *out.  NULL where the
+     * backend has none (poll(2) keeps its set in user space; the IOCP
+     * port is no socket): nio_poll_fd() says NIO_ENOEMBED then. */
+    int (*embed_fd)(nio_poll *p, nio_socket *out);
 } nio__backend_ops;
 
 extern const nio__backend_ops nio__epoll_ops;
