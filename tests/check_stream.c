@@ -370,8 +370,10 @@ START_TEST(finish_flushes_then_shuts_down)
     ck_assert_int_eq(nio_tcp_finish_result(pr.c), -EINPROGRESS);
     ck_assert_int_eq(nio_tcp_finish(pr.c, NIO_FINISH_SHUTDOWN, 0), -EALREADY);
     ck_assert_int_eq(nio_tcp_send(pr.c, "x", 1), -EBUSY);
-    ck_assert_int_eq(nio_tcp_read(pr.c, answer, 1), -EBUSY);
+    ck_assert_int_eq(nio_tcp_read(pr.c, answer, 1), -EAGAIN); /* reading stays the caller's */
     ck_assert_int_eq(nio_tcp_flush(pr.c), -EBUSY);
+    ck_assert_int_eq(nio_tcp_write(pr.c, "x", 1), -EBUSY);
+    ck_assert_int_eq(nio_tcp_shutdown(pr.c, SHUT_WR), -EBUSY);
     ck_assert_int_eq(nio_tcp_reregister(pr.c, TOK_C, NIO_READABLE), -EBUSY);
     ck_assert_int_eq(nio_tcp_set_timeouts(pr.c, 1, 1), -EBUSY);
     ck_assert_uint_eq(read_to_eof(pr.p, pr.s, TOK_S), sizeof data);
@@ -387,6 +389,44 @@ START_TEST(finish_flushes_then_shuts_down)
     ck_assert_int_eq(memcmp(answer, "answer", 6), 0);
     ck_assert_uint_eq(nio_tcp_close(pr.c), 0);
     pr.c = NULL;
+    pair_close(&pr);
+}
+END_TEST
+
+/* While a NIO_FINISH_SHUTDOWN sends the queue, the caller keeps reading:
+ * the peer's answer, sent before the finish is done, comes as readable
+ * events on the stream's token and reads as usual; NIO_FINISH_CLOSE reads
+ * for itself, and the caller's reads say -EBUSY. */
+START_TEST(finish_shutdown_keeps_reading)
+{
+    pair pr;
+    static char data[1 << 20], sink[1 << 16];
+    char buf[16];
+    size_t got = 0;
+    uint64_t end = nio_now_ms() + LONG_WAIT;
+    unsigned f = 0;
+    pair_open(&pr, _i);
+    ck_assert_int_eq(nio_tcp_set_buffer_sizes(pr.c, 4096, 0), 0);
+    ck_assert_int_ne(nio_tcp_send(pr.c, data, sizeof data) & NIO_WQ_PENDING, 0);
+    ck_assert_int_eq(nio_tcp_finish(pr.c, NIO_FINISH_SHUTDOWN, LONG_WAIT), -EINPROGRESS);
+    ck_assert_int_eq(nio_tcp_write(pr.s, "answer", 6), 6);
+    /* the answer is read while the queue is still being sent */
+    while (!(f & NIO_EV_READABLE)) {
+        ck_assert_msg(nio_now_ms() < end, "no readable event during the finish");
+        f = wait_for_ms(pr.p, TOK_C, NIO_EV_READABLE, 50);
+        while (nio_tcp_read(pr.s, sink, sizeof sink) > 0 && got < 65536)
+            got += 1; /* a little at a time: the finish is not over yet */
+    }
+    ck_assert_int_eq(nio_tcp_finish_result(pr.c), -EINPROGRESS);
+    ck_assert_int_eq(nio_tcp_read(pr.c, buf, sizeof buf), 6);
+    ck_assert_int_eq(memcmp(buf, "answer", 6), 0);
+    ck_assert_int_eq(nio_tcp_read(pr.c, buf, sizeof buf), -EAGAIN);
+    (void)read_to_eof(pr.p, pr.s, TOK_S);
+    ck_assert(wait_for(pr.p, TOK_C, NIO_EV_DONE) & NIO_EV_DONE);
+    ck_assert_int_eq(nio_tcp_finish_result(pr.c), 0);
+    /* CLOSE: the reads are nio's (it waits for the server's end here) */
+    ck_assert_int_eq(nio_tcp_finish(pr.c, NIO_FINISH_CLOSE, LONG_WAIT), -EINPROGRESS);
+    ck_assert_int_eq(nio_tcp_read(pr.c, buf, sizeof buf), -EBUSY);
     pair_close(&pr);
 }
 END_TEST
@@ -1123,6 +1163,7 @@ static Suite *stream_suite(void)
     tcase_add_loop_test(tc, write_timeout_stalled_queue, 0, tu_nbackends * NKINDS);
     tcase_add_loop_test(tc, timeout_follows_reregister, 0, tu_nbackends * NKINDS);
     tcase_add_loop_test(tc, finish_flushes_then_shuts_down, 0, tu_nbackends * NKINDS);
+    tcase_add_loop_test(tc, finish_shutdown_keeps_reading, 0, tu_nbackends * NKINDS);
     tcase_add_loop_test(tc, finish_at_once, 0, tu_nbackends * NKINDS);
     tcase_add_loop_test(tc, finish_close_lingers_without_reset, 0, tu_nbackends * NKINDS);
     tcase_add_loop_test(tc, finish_bound, 0, tu_nbackends * NKINDS);

@@ -291,9 +291,12 @@ NIO_EXTERN int nio_tcp_set_timeouts(nio_tcp_stream *s, uint32_t read_ms, uint32_
  * failed, within timeout_ms (0: no bound).
  *
  *   NIO_FINISH_SHUTDOWN  done when the queue is sent and the write side
- *                        shut (shutdown(SHUT_WR)); the stream stays the
- *                        caller's for reading afterwards (a client that
- *                        sent its request and reads the response).
+ *                        shut (shutdown(SHUT_WR)).  Reading stays the
+ *                        caller's throughout: readable (read-closed,
+ *                        error) events keep coming on the stream's token
+ *                        meanwhile, and the read calls work (a client
+ *                        that sent its request and reads the response as
+ *                        it comes).
  *   NIO_FINISH_CLOSE     after that, also read and discard what the peer
  *                        still sends until its end of stream, so that the
  *                        close that follows sends no reset (a close with
@@ -306,13 +309,15 @@ NIO_EXTERN int nio_tcp_set_timeouts(nio_tcp_stream *s, uint32_t read_ms, uint32_
  * went through, and for NIO_FINISH_CLOSE the peer had already ended): no
  * event follows.  -EINPROGRESS when under way: one event on the stream's
  * token with NIO_EV_DONE follows, and nio_tcp_finish_result() then says
- * how it ended.  Until that event the stream is nio's: its readiness is
- * serviced inside nio_poll_wait() (no readable or writable events for
- * it), and every call on it except nio_tcp_close(), nio_tcp_finish_result()
- * and nio_tcp_fd() returns -EBUSY (its read and write timeouts are
- * suspended).  nio_tcp_close() abandons a finish under way (no event
- * follows).  Afterwards the registration is the caller's again, with its
- * token and interest; data that arrived meanwhile gives a readable event.
+ * how it ended.  Until that event the stream's writing side is nio's: its
+ * readiness is serviced inside nio_poll_wait() (no writable events for
+ * it), and every call on it except nio_tcp_close(),
+ * nio_tcp_finish_result(), nio_tcp_fd() and, for NIO_FINISH_SHUTDOWN, the
+ * reads (nio_tcp_read, nio_tcp_readv, nio_tcp_read_into) returns -EBUSY;
+ * its read and write timeouts are suspended.  nio_tcp_close() abandons a
+ * finish under way (no event follows).  Afterwards the registration is
+ * the caller's again, with its token and interest; data that arrived
+ * meanwhile (after NIO_FINISH_CLOSE) gives a readable event.
  *
  * Errors at once: -EINVAL for NULL or another how, -ENOTCONN before the
  * connect completed, -EALREADY while a finish runs, -EPIPE or -ECONNRESET

@@ -81,17 +81,27 @@ void nio__finish_end_locked(nio_tcp_stream *s, int result)
     (void)nio__stimer_update_locked(s); /* no allocation: a slot was just freed or none needed */
 }
 
-/* The source's callback, on the waiting thread. */
+/* What the caller still hears of while a NIO_FINISH_SHUTDOWN runs: the
+ * reading side is its own. */
+#define READ_FLAGS (NIO_EV_READABLE | NIO_EV_READ_CLOSED | NIO_EV_ERROR | NIO_EV_PRIORITY)
+
+/* The source's callback, on the waiting thread.  Writing is the finish's
+ * (the step finds out from the calls whatever the flags say); reading,
+ * for NIO_FINISH_SHUTDOWN, the caller's: its readiness is passed on to
+ * the caller's token as it comes. */
 static void on_ready(nio__source *src, unsigned flags)
 {
     nio_tcp_stream *s = src->arg;
     int rc;
-    (void)flags; /* whatever it says, the calls below find it out */
     nio__cb_lock(s);
     if (!s->closing && src == s->fin_src &&
-        atomic_load_explicit(&s->fin, memory_order_relaxed) == NIO__FIN_RUNNING &&
-        (rc = step(s)) != 0)
-        nio__finish_end_locked(s, rc > 0 ? 0 : rc);
+        atomic_load_explicit(&s->fin, memory_order_relaxed) == NIO__FIN_RUNNING) {
+        if (s->fin_how == NIO_FINISH_SHUTDOWN && (flags & READ_FLAGS) &&
+            (s->interest & NIO_READABLE))
+            (void)nio__pending_post_bound(s->poll, &s->done, flags & READ_FLAGS);
+        if ((rc = step(s)) != 0)
+            nio__finish_end_locked(s, rc > 0 ? 0 : rc);
+    }
     nio__cb_unlock(s);
 }
 

@@ -82,10 +82,17 @@ struct nio_tcp_stream {
     nio__deferred gc;      /* the stream's free, when a callback may still run */
 };
 
-/* Whether a finish owns the stream: every call but close says -EBUSY. */
+/* Whether a finish owns the stream: every call but close says -EBUSY ...
+ * except reads during a NIO_FINISH_SHUTDOWN, whose reading side stays the
+ * caller's (fin_how is the stream thread's own: it wrote it). */
 static inline bool nio__stream_busy(const nio_tcp_stream *s)
 {
     return atomic_load_explicit(&s->fin, memory_order_relaxed) == NIO__FIN_RUNNING;
+}
+
+static inline bool nio__stream_busy_reading(const nio_tcp_stream *s)
+{
+    return nio__stream_busy(s) && s->fin_how != NIO_FINISH_SHUTDOWN;
 }
 
 /* Activity for the read timeout: a read returned data.  One clock reading,

@@ -334,10 +334,17 @@ static int stream_usable(const nio_tcp_stream *s)
     return err < 0 ? err : nio__stream_busy(s) ? -EBUSY : 0;
 }
 
+/* The same for reads, which a NIO_FINISH_SHUTDOWN leaves to the caller. */
+static int stream_readable(const nio_tcp_stream *s)
+{
+    int err = nio__stream_ready(s);
+    return err < 0 ? err : nio__stream_busy_reading(s) ? -EBUSY : 0;
+}
+
 ssize_t nio_tcp_read(nio_tcp_stream *s, void *buf, size_t len)
 {
     ssize_t r;
-    int err = stream_usable(s);
+    int err = stream_readable(s);
     if (err < 0 || buf == NULL || len == 0)
         return err < 0 ? err : -EINVAL;
     r = nio__recv(s->fd, buf, len);
@@ -381,7 +388,7 @@ ssize_t nio_tcp_readv(nio_tcp_stream *s, const nio_iovec *iov, int iovcnt)
 {
     size_t total;
     ssize_t r;
-    int err = stream_usable(s);
+    int err = stream_readable(s);
     if (err < 0)
         return err;
     if (check_iov(iov, iovcnt, &total) < 0 || total == 0)
