@@ -458,7 +458,9 @@ NIO_EXTERN ssize_t nio_buf_line(const nio_buf *b, size_t start, size_t *pos, siz
 typedef struct nio_tcp_listen_opts {
     size_t size;
     bool no_reuseaddr; /* SO_REUSEADDR is on unless this is set */
-    bool reuseport;    /* SO_REUSEPORT: several listeners on one port */
+    bool reuseport;    /* SO_REUSEPORT: several listeners on one port, one per
+                        * thread and poll; Linux spreads connections over them
+                        * by a hash of the addresses (nginx's, h2o's accept) */
     int v6only;        /* IPV6_V6ONLY: 0 system default, 1 on, -1 off */
     int sndbuf;        /* SO_SNDBUF / SO_RCVBUF, inherited by accepted */
     int rcvbuf;        /*   streams; 0: default */
