@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #endif
 
+#include "net/net_internal.h"
 #include "poll/poll_internal.h"
 #ifndef _WIN32
 #include "embedjob.h"
@@ -90,6 +91,49 @@ START_TEST(repeat_timer_no_drift_no_burst)
     ck_assert_int_eq(nio__poll_verify(p), 0);
     ck_assert_int_eq(nio_timer_cancel(p, id), 0);
     ck_assert_int_eq(nio__poll_verify(p), 0);
+    nio_poll_free(p);
+}
+END_TEST
+
+/* ------------------------------------------------------------ stream timeouts */
+
+/* Activity moves a stream's deadline, not its timer: a thousand reads and
+ * a thousand sends leave the one internal timer as it was (same id, same
+ * deadline in the heap), while the stored activity time moves. */
+START_TEST(stream_timeouts_touch_no_timer_per_io)
+{
+    nio_poll *p = tu_poll(_i);
+    nio_tcp_stream *s = NULL;
+    nio_socket sv[2];
+    nio_timer_id id;
+    uint64_t next, last;
+    char c;
+    tu_socketpair(sv);
+    ck_assert_int_eq(nio_tcp_adopt(p, sv[0], 1, &s), 0);
+    ck_assert_int_eq(nio_tcp_set_timeouts(s, 60000, 60000), 0);
+    pthread_mutex_lock(&p->lock);
+    next = nio__timers_next_locked(p);
+    pthread_mutex_unlock(&p->lock);
+    ck_assert(s->t_armed);
+    id = s->t_id;
+    last = atomic_load(&s->rd_last);
+    for (int i = 0; i < 1000; i++) {
+        tu_write_all(sv[1], "x", 1);
+        while (nio_tcp_read(s, &c, 1) != 1)
+            tu_poll_one(sv[0], POLLIN, 1000);
+        ck_assert_int_ge(nio_tcp_send(s, &c, 1), 0);
+        ck_assert_int_eq(tu_poll_one(sv[1], POLLIN, 1000) & POLLIN, POLLIN);
+        ck_assert_uint_eq(tu_drain(NULL, sv[1]), 1);
+    }
+    ck_assert_uint_gt(atomic_load(&s->rd_last), last); /* the deadline moved */
+    ck_assert(s->t_armed);
+    ck_assert_uint_eq(s->t_id, id); /* the timer did not */
+    pthread_mutex_lock(&p->lock);
+    ck_assert_uint_eq(nio__timers_next_locked(p), next);
+    ck_assert_uint_eq(p->timers.nheap, 1);
+    pthread_mutex_unlock(&p->lock);
+    nio_tcp_close(s);
+    tu_close(sv[1]);
     nio_poll_free(p);
 }
 END_TEST
@@ -389,6 +433,7 @@ static Suite *loop_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, repeat_timer_fires_on_schedule, 0, tu_nbackends);
     tcase_add_loop_test(tc, repeat_timer_no_drift_no_burst, 0, tu_nbackends);
+    tcase_add_loop_test(tc, stream_timeouts_touch_no_timer_per_io, 0, tu_nbackends);
 #ifndef _WIN32
     tcase_add_loop_test(tc, signals_while_waiting, 0, tu_nbackends);
     tcase_add_loop_test(tc, signals_coalesce, 0, tu_nbackends);
