@@ -122,7 +122,7 @@ START_TEST(stream_timeouts_touch_no_timer_per_io)
         while (nio_tcp_read(s, &c, 1) != 1)
             tu_poll_one(sv[0], POLLIN, 1000);
         ck_assert_int_ge(nio_tcp_send(s, &c, 1), 0);
-        ck_assert_int_eq(tu_poll_one(sv[1], POLLIN, 1000) & POLLIN, POLLIN);
+        ck_assert_int_ne(tu_poll_one(sv[1], POLLIN, 1000) & POLLIN, 0);
         ck_assert_uint_eq(tu_drain(NULL, sv[1]), 1);
     }
     ck_assert_uint_gt(atomic_load(&s->rd_last), last); /* the deadline moved */
