@@ -137,7 +137,24 @@ START_TEST(hosts_parser)
     ck_assert_uint_eq(nio__hosts_find_tab(&t, "scoped.test")->ips[0].scope, 1);
     ck_assert_ptr_nonnull(nio__hosts_find_tab(&t, "good.test"));
     ck_assert_ptr_nonnull(nio__hosts_find_tab(&t, "no-newline.test"));
-    ck_assert_uint_eq(t.n, 10);
+    /* 10 names, and a reverse entry for each of the 8 addresses with a
+     * name: the first line's names, a repeated address adding none */
+    ck_assert_uint_eq(t.n, 18);
+    {
+        char path[] = "x"; /* any: the entries are found when a path is set */
+        nio__hosts h = {.path = path, .tab = t};
+        const nio__hostrev *rv = nio__hosts_rev_find(&h, "1.0.0.127.in-addr.arpa");
+        ck_assert_ptr_nonnull(rv);
+        ck_assert_uint_eq(rv->n, 2);
+        ck_assert_str_eq(rv->names[0], "localhost.test");
+        ck_assert_str_eq(rv->names[1], "alias.test");
+        ck_assert_uint_eq(nio__hosts_rev_find(&h, "2.0.0.127.in-addr.arpa")->n, 1);
+        ck_assert_ptr_null(nio__hosts_rev_find(&h, "5.0.0.127.in-addr.arpa"));
+        rv = nio__hosts_rev_find(&h, "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0."
+                                     "0.0.0.0.ip6.arpa");
+        ck_assert_ptr_nonnull(rv);
+        ck_assert_str_eq(rv->names[0], "v6.test");
+    }
     nio__hosts_clear(&t);
     nio__htab_fini(&t);
 }
