@@ -639,6 +639,34 @@ START_TEST(cancel_and_free_resolver_in_flight)
 }
 END_TEST
 
+/* c-ares 1.18 closes its UDP socket when the last query in flight ends;
+ * NIO_RESOLVER_STAYOPEN keeps it for the next. */
+START_TEST(stayopen_keeps_the_socket)
+{
+    env e;
+    nio_dns_answer *a;
+    int fds0;
+    env_opts(&e, tu_poll(_i));
+    env_start(&e);
+    fakedns_add_mx(e.s, "so.test", 1, "mx.so.test", 0); /* TTL 0: never cached */
+    fds0 = tu_count_fds();
+    a = answer_ok(&e, "so.test", NIO_DNS_MX, false);
+    nio_dns_answer_free(a);
+    ck_assert_int_eq(tu_count_fds(), fds0); /* closed when it drained */
+    nio_resolver_free(e.r);
+    e.o.flags |= NIO_RESOLVER_STAYOPEN;
+    env_start(&e);
+    fds0 = tu_count_fds();
+    a = answer_ok(&e, "so.test", NIO_DNS_MX, false);
+    nio_dns_answer_free(a);
+    ck_assert_int_eq(tu_count_fds(), fds0 + 1); /* kept */
+    a = answer_ok(&e, "so.test", NIO_DNS_MX, false);
+    nio_dns_answer_free(a);
+    ck_assert_int_eq(tu_count_fds(), fds0 + 1); /* and used again */
+    env_down(&e);
+}
+END_TEST
+
 /* ------------------------------------------------------------ SRV order */
 
 static nio_dns_answer *srv_answer(env *e, const char *name)
@@ -807,6 +835,7 @@ int main(void)
     tcase_add_loop_test(tc, truncated_retries_over_tcp, 0, tu_nbackends);
     tcase_add_loop_test(tc, bad_arguments, 0, tu_nbackends);
     tcase_add_loop_test(tc, cancel_and_free_resolver_in_flight, 0, tu_nbackends);
+    tcase_add_loop_test(tc, stayopen_keeps_the_socket, 0, tu_nbackends);
     tcase_add_loop_test(tc, srv_order_rfc2782, 0, tu_nbackends);
     tcase_add_loop_test(tc, connect_by_srv, 0, tu_nbackends);
     tcase_add_loop_test(tc, connect_by_srv_close_early, 0, tu_nbackends);

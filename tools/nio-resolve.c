@@ -129,7 +129,9 @@ static int parse_args(int argc, char **argv, opts *o, int *first)
     nio_resolver_opts ro = NIO_RESOLVER_OPTS_INIT;
     memset(o, 0, sizeof *o);
     o->conc = 100;
-    ro.flags = NIO_RESOLVER_NO_SEARCH; /* names are asked as given, as dig does */
+    /* Names are asked as given, as dig does; and one socket for the whole
+     * run rather than a new one for each burst of completions. */
+    ro.flags = NIO_RESOLVER_NO_SEARCH | NIO_RESOLVER_STAYOPEN;
     while ((c = getopt_long(argc, argv, "t:xc:f:qhV", longopts, NULL)) != -1) {
         switch (c) {
         case 't': type = optarg; break;

@@ -123,14 +123,66 @@ static void print_class(FILE *f, unsigned c)
         fprintf(f, "CLASS%u", c); /* RFC 3597 section 5 */
 }
 
+/* Append s to line[*n] (cap bytes): false when it does not fit. */
+static bool put(char *line, size_t cap, size_t *n, const char *s, size_t len)
+{
+    if (*n + len >= cap)
+        return false;
+    memcpy(line + *n, s, len);
+    *n += len;
+    return true;
+}
+
+/* "owner.<TAB>TTL<TAB>CLASS<TAB>TYPE<TAB>" into line: its length, or 0
+ * when it does not fit.  By hand, not printf: it is most of the work of a
+ * bulk run's output. */
+static size_t dig_prefix(const nio_dns_rr *rr, char *line, size_t cap)
+{
+    char num[16], cls[24], tn[16];
+    size_t n = 0, k = sizeof num;
+    uint32_t ttl = rr->ttl;
+    const char *name = rr->name != NULL ? rr->name : "";
+    int tl = nio_dns_type_name(rr->type, tn, sizeof tn);
+    do {
+        num[--k] = (char)('0' + ttl % 10);
+        ttl /= 10;
+    } while (ttl > 0);
+    if (rr->rclass == 1)
+        memcpy(cls, "IN", 3);
+    else if (rr->rclass == 3)
+        memcpy(cls, "CH", 3);
+    else
+        snprintf(cls, sizeof cls, "CLASS%u", rr->rclass); /* RFC 3597 section 5 */
+    if (tl < 0 || !put(line, cap, &n, name, strlen(name)) ||
+        !put(line, cap, &n, ".\t", 2) || /* absolute; the root is "." */
+        !put(line, cap, &n, num + k, sizeof num - k) || !put(line, cap, &n, "\t", 1) ||
+        !put(line, cap, &n, cls, strlen(cls)) || !put(line, cap, &n, "\t", 1) ||
+        !put(line, cap, &n, tn, (size_t)tl) || !put(line, cap, &n, "\t", 1))
+        return 0;
+    return n;
+}
+
 void rr_print_dig(FILE *f, const nio_dns_rr *rr)
 {
-    char tn[16];
-    print_name_abs(f, rr->name);
-    fprintf(f, "\t%u\t", rr->ttl);
-    print_class(f, rr->rclass);
-    (void)nio_dns_type_name(rr->type, tn, sizeof tn); /* 16 bytes always suffice */
-    fprintf(f, "\t%s\t", tn);
+    char line[512];
+    size_t n = dig_prefix(rr, line, sizeof line);
+    if (n > 0 && rr->parsed && (rr->type == NIO_DNS_A || rr->type == NIO_DNS_AAAA) &&
+        inet_ntop(rr->u.a.family, rr->u.a.addr, line + n, (socklen_t)(sizeof line - n - 1))) {
+        n += strlen(line + n); /* the common case: one write of the whole line */
+        line[n++] = '\n';
+        fwrite(line, 1, n, f);
+        return;
+    }
+    if (n > 0) {
+        fwrite(line, 1, n, f);
+    } else { /* a name too long for the line: the slow way */
+        print_name_abs(f, rr->name);
+        fprintf(f, "\t%u\t", rr->ttl);
+        print_class(f, rr->rclass);
+        char tn[16];
+        (void)nio_dns_type_name(rr->type, tn, sizeof tn); /* 16 always suffice */
+        fprintf(f, "\t%s\t", tn);
+    }
     rr_print_data(f, rr);
     fputc('\n', f);
 }

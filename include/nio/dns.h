@@ -63,6 +63,12 @@ typedef struct nio_addrlist nio_addrlist;
 /* opts.flags */
 #define NIO_RESOLVER_NO_SEARCH 0x1u /* ignore resolv.conf's search list: names
                                        are asked as given */
+#define NIO_RESOLVER_STAYOPEN 0x2u  /* keep c-ares' sockets open while no query
+                                       is in flight (ARES_FLAG_STAYOPEN): no new
+                                       socket for each burst of lookups, but one
+                                       UDP source port for the resolver's life,
+                                       which makes spoofed answers easier to aim
+                                       (RFC 5452 section 9.2); for bulk lookups */
 
 /* Resolver options: zero means "default" in every field, so
  * `nio_resolver_opts o = NIO_RESOLVER_OPTS_INIT;` (or a NULL pointer) gives

@@ -359,7 +359,7 @@ static int channel_open(nio_resolver *r, const nio_resolver_opts *o, int aflags)
     char *conf = NULL; /* c-ares wants a char * and copies it */
 
     memset(&ao, 0, sizeof ao);
-    ao.flags = aflags;
+    ao.flags = aflags | ((o->flags & NIO_RESOLVER_STAYOPEN) ? ARES_FLAG_STAYOPEN : 0);
     ao.sock_state_cb = nio__ares_sock_state_cb;
     ao.sock_state_cb_data = r;
     if (o->timeout_ms > 0) {

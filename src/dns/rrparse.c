@@ -85,11 +85,22 @@ static char *arena_strdup(nio_dns_answer *a, const char *s)
     return arena_strndup(a, s, strlen(s));
 }
 
-static nio_dns_answer *answer_new(const char *qname, int qtype, unsigned flags)
+/* An answer in the first block of its arena, room for about hint bytes
+ * more (one allocation for a usual answer). */
+static nio_dns_answer *answer_new(const char *qname, int qtype, unsigned flags, size_t hint)
 {
-    nio_dns_answer *a = calloc(1, sizeof *a);
-    if (a == NULL)
+    size_t head = (sizeof(nio_dns_answer) + alignof(max_align_t) - 1) &
+                  ~(alignof(max_align_t) - 1);
+    block *b = malloc(sizeof *b + head + hint);
+    nio_dns_answer *a;
+    if (b == NULL)
         return NULL;
+    b->next = NULL;
+    b->cap = head + hint;
+    b->used = head;
+    a = (nio_dns_answer *)(void *)b->data;
+    memset(a, 0, sizeof *a);
+    a->blocks = b;
     atomic_init(&a->refs, 1);
     a->qtype = qtype;
     a->flags = flags;
@@ -108,14 +119,15 @@ nio_dns_answer *nio__answer_ref(nio_dns_answer *a)
 
 void nio_dns_answer_free(nio_dns_answer *a)
 {
+    block *b;
     if (a == NULL || atomic_fetch_sub_explicit(&a->refs, 1, memory_order_acq_rel) != 1)
         return;
-    while (a->blocks != NULL) {
-        block *b = a->blocks;
-        a->blocks = b->next;
+    /* a lives in the first block, the last of the list: not read again */
+    for (b = a->blocks; b != NULL;) {
+        block *next = b->next;
         free(b);
+        b = next;
     }
-    free(a);
 }
 
 /* ------------------------------------------------------------ accessors */
@@ -164,19 +176,46 @@ static uint32_t get32(const unsigned char *p)
     return (uint32_t)get16(p) << 16 | get16(p + 2);
 }
 
+/* Names already expanded, by where they start in the message. */
+#define MEMO 8
+typedef struct memo {
+    size_t off[MEMO];
+    const char *name[MEMO];
+    int n;
+} memo;
+
 /* A name at msg[*off] expanded by c-ares into the arena; *off moves past
- * it.  0, NIO_EBADRESP or -ENOMEM. */
-static int take_name(nio_dns_answer *a, size_t *off, const char **out)
+ * it.  0, NIO_EBADRESP or -ENOMEM.  An owner name is most often nothing
+ * but a compression pointer (RFC 1035 section 4.1.4) to a name expanded
+ * already, the question's: that one is taken again, not expanded anew
+ * (m may be NULL: no memo). */
+static int take_name(nio_dns_answer *a, memo *m, size_t *off, const char **out)
 {
+    const unsigned char *p = a->msg + *off;
     char *s = NULL;
     long enc = 0;
-    int st = ares_expand_name(a->msg + *off, a->msg, (int)a->msglen, &s, &enc);
-    if (st != ARES_SUCCESS)
+    int st;
+    if (m != NULL && *off + 2 <= a->msglen && (p[0] & 0xc0) == 0xc0) {
+        size_t to = (size_t)(p[0] & 0x3f) << 8 | p[1];
+        for (int i = 0; i < m->n; i++)
+            if (m->off[i] == to) {
+                *out = m->name[i];
+                *off += 2;
+                return 0;
+            }
+    }
+    if ((st = ares_expand_name(p, a->msg, (int)a->msglen, &s, &enc)) != ARES_SUCCESS)
         return st == ARES_ENOMEM ? -ENOMEM : NIO_EBADRESP;
     *out = arena_strdup(a, s);
     ares_free_string(s);
+    if (*out == NULL)
+        return -ENOMEM;
+    if (m != NULL && m->n < MEMO) {
+        m->off[m->n] = *off;
+        m->name[m->n++] = *out;
+    }
     *off += (size_t)enc;
-    return *out != NULL ? 0 : -ENOMEM;
+    return 0;
 }
 
 /* Frame the answer section into a->rr: owner, type, class, TTL, RDATA. */
@@ -184,8 +223,10 @@ static int frame(nio_dns_answer *a, size_t ancount)
 {
     size_t off = HDR;
     const char *qn;
+    memo m;
     int err;
-    if ((err = take_name(a, &off, &qn)) < 0)
+    m.n = 0;
+    if ((err = take_name(a, &m, &off, &qn)) < 0)
         return err;
     if (off + 4 > a->msglen)
         return NIO_EBADRESP;
@@ -197,7 +238,7 @@ static int frame(nio_dns_answer *a, size_t ancount)
     memset(a->rr, 0, ancount * sizeof *a->rr);
     for (size_t i = 0; i < ancount; i++) {
         nio_dns_rr *rr = &a->rr[i];
-        if ((err = take_name(a, &off, &rr->name)) < 0)
+        if ((err = take_name(a, &m, &off, &rr->name)) < 0)
             return err;
         if (off + RRFIX > a->msglen)
             return NIO_EBADRESP;
@@ -243,12 +284,12 @@ static int fields_addr(nio_dns_answer *a, int type)
 {
     int fam = type == NIO_DNS_A ? AF_INET : AF_INET6;
     size_t len = type == NIO_DNS_A ? 4 : 16, want = 0, i = 0, k = 0;
-    void *v;
+    struct ares_addr6ttl stack[16]; /* the larger of the two; more are allocated */
+    void *v = stack;
     int got, st;
     for (size_t j = 0; j < a->n; j++)
         want += a->rr[j].type == type;
-    if ((v = calloc(want, type == NIO_DNS_A ? sizeof(struct ares_addrttl)
-                                           : sizeof(struct ares_addr6ttl))) == NULL)
+    if (want > 16 && (v = calloc(want, sizeof(struct ares_addr6ttl))) == NULL)
         return -ENOMEM;
     got = (int)want;
     st = type == NIO_DNS_A ? ares_parse_a_reply(a->msg, (int)a->msglen, NULL, v, &got)
@@ -266,7 +307,8 @@ static int fields_addr(nio_dns_answer *a, int type)
         rr->parsed = 1;
         k++;
     }
-    free(v);
+    if (v != stack)
+        free(v);
     return map_status(st);
 }
 
@@ -307,7 +349,7 @@ static int fields_cname(nio_dns_answer *a)
     size_t i = 0;
     for (nio_dns_rr *rr; (rr = next_of(a, &i, NIO_DNS_CNAME, false)) != NULL;) {
         size_t off = (size_t)(rr->rdata - a->msg);
-        int err = take_name(a, &off, &rr->u.target);
+        int err = take_name(a, NULL, &off, &rr->u.target);
         if (err == -ENOMEM)
             return err;
         rr->parsed = err == 0;
@@ -553,7 +595,9 @@ int nio__answer_parse(const unsigned char *msg, size_t len, const char *qname, i
     *out = NULL;
     if (len < HDR || len > 65535 || get16(msg + 4) != 1)
         return NIO_EBADRESP; /* as c-ares' parsers: one question */
-    if ((a = answer_new(qname, qtype, flags | header_flags(msg))) == NULL)
+    /* room for the copy, the records and their strings, mostly */
+    if ((a = answer_new(qname, qtype, flags | header_flags(msg),
+                        len * 3 + get16(msg + 6) * sizeof(nio_dns_rr) + 256)) == NULL)
         return -ENOMEM;
     if ((copy = arena_alloc(a, len)) == NULL) {
         err = -ENOMEM;
@@ -581,7 +625,7 @@ done:
 nio_dns_answer *nio__answer_local(const char *qname, int qtype, const nio__ip *ips, size_t nips,
                                   const char *const *names, size_t nnames)
 {
-    nio_dns_answer *a = answer_new(qname, qtype, NIO_DNS_FLAG_FROM_HOSTS);
+    nio_dns_answer *a = answer_new(qname, qtype, NIO_DNS_FLAG_FROM_HOSTS, 1024);
     size_t n = qtype == NIO_DNS_PTR ? nnames : nips;
     if (a == NULL || (a->rr = arena_alloc(a, (n ? n : 1) * sizeof *a->rr)) == NULL)
         goto fail;
@@ -622,14 +666,19 @@ static const struct {
 
 int nio_dns_type_name(int type, char *buf, size_t cap)
 {
-    int n = -1;
+    int n;
     if (buf == NULL)
         return -EINVAL;
-    for (size_t i = 0; i < sizeof type_names / sizeof type_names[0] && n < 0; i++)
-        if (type_names[i].type == type)
-            n = snprintf(buf, cap, "%s", type_names[i].name);
-    if (n < 0)
-        n = snprintf(buf, cap, "TYPE%d", type);
+    for (size_t i = 0; i < sizeof type_names / sizeof type_names[0]; i++) {
+        size_t l;
+        if (type_names[i].type != type)
+            continue;
+        if ((l = strlen(type_names[i].name)) >= cap)
+            return -ENOSPC;
+        memcpy(buf, type_names[i].name, l + 1);
+        return (int)l;
+    }
+    n = snprintf(buf, cap, "TYPE%d", type);
     return n >= 0 && (size_t)n < cap ? n : -ENOSPC;
 }
 
