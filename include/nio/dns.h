@@ -32,6 +32,10 @@
  * nio_dns_query_result()) belongs to the caller, who frees it with
  * nio_addrlist_free().  Query handles belong to the caller until
  * nio_dns_query_free() or nio_resolver_free().
+ *
+ * Records of other types (SRV, MX, TXT, PTR, ...), reverse lookups and
+ * connect by SRV are in records.h; their queries are nio_dns_query handles
+ * too, cancelled and freed with the calls below.
  */
 #ifndef NIO_DNS_H
 #define NIO_DNS_H
@@ -143,8 +147,9 @@ NIO_EXTERN int nio_resolve(nio_resolver *r, const char *name, int family, nio_to
  * as it was (a later call may succeed).  *out is NULL on failure.
  * SERVFAIL, REFUSED and NOTIMP are reported as such when the resolver has
  * one server; with several, c-ares (1.18) tries the next server instead,
- * and a lookup that every server refused ends with NIO_ECONNDNS.  Any
- * thread. */
+ * and a lookup that every server refused ends with NIO_ECONNDNS.  -EINVAL
+ * for NULL, or for a record query (records.h: nio_dns_query_answer()
+ * gives its outcome).  Any thread. */
 NIO_EXTERN int nio_dns_query_result(nio_dns_query *q, nio_addrlist **out);
 
 /* Cancel a query: after it returns, no event for the query is reported by
