@@ -8,6 +8,7 @@
 #include <nio/dns.h>
 #include <nio/net.h>
 #include <nio/connect.h>
+#include <nio/records.h>
 #include <nio/signal.h>
 
 #endif
