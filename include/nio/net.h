@@ -273,9 +273,12 @@ NIO_EXTERN size_t nio_tcp_close(nio_tcp_stream *s);
  * clock reading (only on a stream with a timeout set); the stream's one
  * internal timer is set for the earliest deadline and, when it fires,
  * finds the deadline moved by activity and is set again for the rest (the
- * "ev_timer again" pattern of libev, and nginx's).  A report never comes
- * before its period has passed.  The timer is internal: no NIO_EV_TIMER
- * event.
+ * "ev_timer again" pattern of libev, and nginx's).  A write timeout's
+ * timer is set when the queue starts to fill (the first send the socket
+ * does not take whole); should that find no memory for a timer slot (a
+ * poll holding more timers than ever before), the send still succeeds and
+ * that stall goes unreported.  A report never comes before its period has
+ * passed.  The timer is internal: no NIO_EV_TIMER event.
  *
  * While a nio_tcp_finish() runs, its own time bound applies instead.
  * 0, or -EINVAL for NULL, -EBUSY while a finish runs, -ENOMEM, -ECANCELED
