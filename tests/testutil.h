@@ -20,10 +20,12 @@
 #include <unistd.h>
 #endif
 
-/* The backends every suite runs on; tcase_add_loop_test over
- * [0, tu_nbackends) and tu_backend(_i) pick one. */
+/* The backends every suite runs on (those of this build, narrowed by
+ * NIO_TEST_BACKENDS); tcase_add_loop_test over [0, tu_nbackends) and
+ * tu_backend(_i) pick one. */
 extern const char *const tu_backends[];
-extern const int tu_nbackends;
+int tu_nbackends_fn(void);
+#define tu_nbackends (tu_nbackends_fn())
 const char *tu_backend(int i);
 nio_poll *tu_poll(int i); /* nio_poll_new_with(tu_backend(i)), or abort the test */
 

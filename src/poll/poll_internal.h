@@ -114,6 +114,7 @@ typedef struct nio__backend_ops {
 } nio__backend_ops;
 
 extern const nio__backend_ops nio__epoll_ops;
+extern const nio__backend_ops nio__kqueue_ops;
 extern const nio__backend_ops nio__poll_ops;
 extern const nio__backend_ops nio__iocp_ops;
 
@@ -280,8 +281,9 @@ void nio__wakefd_signal(nio_poll *p);
 int nio__win_errno(unsigned long err);
 int nio__wsa_errno(void);
 #else
-/* Close-on-exec, nonblocking descriptor helpers (util.c). */
+/* Close-on-exec, nonblocking descriptor helpers (util.c): 0 or -errno. */
 int nio__set_nonblock_cloexec(int fd);
+int nio__set_cloexec(int fd);
 #endif
 
 #endif
