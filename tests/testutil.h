@@ -44,6 +44,15 @@ void tu_hangup(nio_socket s);
 /* A raw socket of the test's own, close-on-exec (blocking unless
  * nonblock); aborts the test when the system refuses. */
 nio_socket tu_socket(int family, int type, int nonblock);
+#ifndef _WIN32
+/* The calls a test's own servers make, with the fallbacks of systems
+ * without accept4, pipe2 or MSG_NOSIGNAL (macOS): a blocking accept and a
+ * pipe, both close-on-exec (-1 and errno on failure), and a send that
+ * never raises SIGPIPE. */
+int tu_accept(int lfd);
+int tu_pipe(int fds[2]);
+ssize_t tu_send_nosignal(int fd, const void *buf, size_t len);
+#endif
 /* connect(2) on a nonblocking socket: nonzero when it connected or is
  * under way (EINPROGRESS; Windows: WSAEWOULDBLOCK). */
 int tu_connect_started(nio_socket s, const struct sockaddr *sa, socklen_t len);

@@ -45,10 +45,16 @@
  * Wake-ups for EVFILT_USER come from one eventfd for the whole process,
  * opened when the library loads and registered edge-triggered in every
  * stand-in kqueue: a trigger wakes each waiting kqueue once, and those
- * with nothing to report wait on.  The two filter sets are descriptors of
- * the stand-in's own: closing the kqueue goes through kqemu_close() (the
- * stand-in's <sys/event.h> maps close() to it in the files that include
- * it), which closes them too, so a closed kqueue leaves no descriptor. */
+ * with nothing to report wait on.
+ *
+ * Descriptors: a kernel kqueue costs one, and nio's tests count them (a
+ * poll must fit in three free ones, with the pipe waker).  So the two
+ * filter sets come from a pool opened with the wake eventfd when the
+ * library loads (before any test counts), and a kqueue costs only its own
+ * epoll descriptor.  Closing it goes through kqemu_close() (the stand-in's
+ * <sys/event.h> maps close() to it in the files that include it), which
+ * empties its sets and gives them back; past the pool's size, sets are
+ * opened for the kqueue and closed with it. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -98,6 +104,7 @@ typedef struct unote {
 typedef struct emu_kq {
     int epfd;     /* the kqueue's descriptor */
     int inner[2]; /* the read and the write filters' sets, inside epfd */
+    int pooled;   /* their index in the pool, or -1 (opened for this kqueue) */
     unsigned turn; /* which set is drained first: the two take turns */
     pthread_mutex_t mu;
     fdnotes *fds;
@@ -106,23 +113,66 @@ typedef struct emu_kq {
     int nusers;
 } emu_kq;
 
+#define POOL 16       /* filter-set pairs opened at load */
+#define TABLE0 1024   /* kqueue descriptors the table holds from the start */
+
 static pthread_mutex_t table_mu = PTHREAD_MUTEX_INITIALIZER;
 static emu_kq **table; /* by the kqueue's descriptor */
 static int ntable;
 static int wake_fd = -1;
+static int pool[POOL][2];
+static bool pool_busy[POOL];
 
+/* At load, before a test counts descriptors or blocks: the wake eventfd,
+ * the pool of filter sets, the table. */
 __attribute__((constructor)) static void emu_load(void)
 {
     wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    for (int i = 0; i < POOL; i++) {
+        pool[i][0] = epoll_create1(EPOLL_CLOEXEC);
+        pool[i][1] = epoll_create1(EPOLL_CLOEXEC);
+        pool_busy[i] = pool[i][0] < 0 || pool[i][1] < 0; /* never handed out */
+    }
+    if ((table = calloc(TABLE0, sizeof *table)) != NULL)
+        ntable = TABLE0;
 }
 
-static void kq_free(emu_kq *q)
+/* Empty q's sets of the items it still has (those of descriptors closed
+ * since went with their files): true when they are clean for reuse. */
+static bool sets_emptied(emu_kq *q)
+{
+    bool clean = true;
+    for (int fd = 0; fd < q->nfds; fd++)
+        for (int w = 0; w < 2; w++)
+            if (q->fds[fd].k[w].in_epoll &&
+                epoll_ctl(q->inner[w], EPOLL_CTL_DEL, fd, &(struct epoll_event){0}) < 0 &&
+                errno != ENOENT && errno != EBADF)
+                clean = false;
+    return clean;
+}
+
+/* Free q: its sets back to the pool when `reuse` and they could be
+ * emptied, closed otherwise. */
+static void kq_free(emu_kq *q, bool reuse)
 {
     if (q == NULL)
         return;
-    for (int w = 0; w < 2; w++)
-        if (q->inner[w] >= 0)
-            close(q->inner[w]);
+    if (q->pooled >= 0 && reuse && sets_emptied(q)) {
+        pthread_mutex_lock(&table_mu);
+        pool_busy[q->pooled] = false;
+        pthread_mutex_unlock(&table_mu);
+    } else {
+        for (int w = 0; w < 2; w++)
+            if (q->inner[w] >= 0)
+                close(q->inner[w]);
+        if (q->pooled >= 0) { /* the slot gets fresh sets */
+            pool[q->pooled][0] = epoll_create1(EPOLL_CLOEXEC);
+            pool[q->pooled][1] = epoll_create1(EPOLL_CLOEXEC);
+            pthread_mutex_lock(&table_mu);
+            pool_busy[q->pooled] = pool[q->pooled][0] < 0 || pool[q->pooled][1] < 0;
+            pthread_mutex_unlock(&table_mu);
+        }
+    }
     pthread_mutex_destroy(&q->mu);
     free(q->fds);
     free(q->users);
@@ -133,14 +183,33 @@ __attribute__((destructor)) static void emu_unload(void)
 {
     for (int i = 0; i < ntable; i++)
         if (table[i] != NULL) {
+            table[i]->pooled = -1; /* close everything */
             close(table[i]->epfd);
-            kq_free(table[i]);
+            kq_free(table[i], false);
         }
     free(table);
     table = NULL;
     ntable = 0;
+    for (int i = 0; i < POOL; i++)
+        for (int w = 0; w < 2; w++)
+            if (pool[i][w] >= 0)
+                close(pool[i][w]);
     if (wake_fd >= 0)
         close(wake_fd);
+}
+
+static void take_sets(emu_kq *q)
+{
+    q->pooled = -1;
+    pthread_mutex_lock(&table_mu);
+    for (int i = 0; i < POOL && q->pooled < 0; i++)
+        if (!pool_busy[i]) {
+            pool_busy[i] = true;
+            q->pooled = i;
+            q->inner[0] = pool[i][0];
+            q->inner[1] = pool[i][1];
+        }
+    pthread_mutex_unlock(&table_mu);
 }
 
 static int kq_open(emu_kq *q)
@@ -150,8 +219,9 @@ static int kq_open(emu_kq *q)
         return errno;
     if (epoll_ctl(q->epfd, EPOLL_CTL_ADD, wake_fd, &ev) < 0)
         return errno;
+    take_sets(q);
     for (int w = 0; w < 2; w++) {
-        if ((q->inner[w] = epoll_create1(EPOLL_CLOEXEC)) < 0)
+        if (q->pooled < 0 && (q->inner[w] = epoll_create1(EPOLL_CLOEXEC)) < 0)
             return errno;
         ev.events = EPOLLIN; /* level: ready while it holds a ready item */
         ev.data.u64 = (uint64_t)w;
@@ -178,7 +248,7 @@ static int table_put(emu_kq *q)
         table = t;
         ntable = n;
     }
-    kq_free(table[fd]); /* closed without kqemu_close(): the number is ours now */
+    kq_free(table[fd], false); /* closed without kqemu_close(): the number is ours now */
     table[fd] = q;
     pthread_mutex_unlock(&table_mu);
     return 0;
@@ -196,7 +266,7 @@ int kqueue(void)
         errno = ENOMEM;
         return -1;
     }
-    q->epfd = q->inner[0] = q->inner[1] = -1;
+    q->epfd = q->inner[0] = q->inner[1] = q->pooled = -1;
     if ((err = pthread_mutex_init(&q->mu, NULL)) != 0) {
         free(q);
         errno = err;
@@ -205,7 +275,7 @@ int kqueue(void)
     if ((err = kq_open(q)) != 0 || (err = table_put(q)) != 0) {
         if (q->epfd >= 0)
             close(q->epfd);
-        kq_free(q);
+        kq_free(q, true);
         errno = err;
         return -1;
     }
@@ -221,7 +291,7 @@ int kqemu_close(int fd)
         table[fd] = NULL;
     }
     pthread_mutex_unlock(&table_mu);
-    kq_free(q);
+    kq_free(q, true);
     return close(fd);
 }
 
