@@ -31,6 +31,7 @@
  * asked for) under p->lock: kqueue's EV_ADD modifies an existing filter
  * silently, so nio_register()'s -EEXIST and nio_reregister()'s -ENOENT
  * come from the table, and so does which filters a change must delete.
+ * nio_reregister() deletes and adds (see kq_mod), never modifies.
  * The waiting thread reads it only for the helper's events.
  *
  * The wake channel is an EVFILT_USER event where the system has it
@@ -216,9 +217,9 @@ static void delete_filters(kq_state *s, int fd, uint16_t cur)
     (void)submit(s, ch, n, rc);
 }
 
-/* Add (or modify) the filters of an interest; on failure delete those
- * that went in when `undo`, and return the first error. */
-static int add_filters(kq_state *s, int fd, uint64_t datum, unsigned interest, bool undo)
+/* Add the filters of an interest; on failure delete those that went in,
+ * and return the first error. */
+static int add_filters(kq_state *s, int fd, uint64_t datum, unsigned interest)
 {
     struct kevent ch[2];
     int rc[2], n = 0, err, first = 0;
@@ -230,7 +231,7 @@ static int add_filters(kq_state *s, int fd, uint64_t datum, unsigned interest, b
     for (int i = 0; i < n; i++)
         if (rc[i] < 0 && first == 0)
             first = rc[i];
-    if (first < 0 && undo) {
+    if (first < 0) {
         struct kevent del[2];
         int m = 0, drc[2];
         for (int i = 0; i < n; i++)
@@ -252,47 +253,45 @@ static int kq_add(nio_poll *p, int fd, uint64_t datum, unsigned interest)
         return -EEXIST;
     if ((err = reg_grow(s, fd)) < 0)
         return err;
-    if ((err = add_filters(s, fd, datum, interest, true)) < 0)
+    if ((err = add_filters(s, fd, datum, interest)) < 0)
         return err;
     reg_set(s, fd, (uint16_t)(KQ_REG | (interest & (KQ_DIRS | KQ_MODE))));
     return 0;
 }
 
-/* Same mode, same read kind (real or helper): EV_ADD|EV_ENABLE modifies
- * the filters in place (udata) and enables a dispatched one again, and a
- * write filter no longer wanted is deleted.  Otherwise the filters are
- * deleted and added afresh: EV_ADD does not change EV_CLEAR or
- * EV_DISPATCH of an existing filter.  A fresh filter reports a condition
- * that is already true, as epoll's EPOLL_CTL_MOD does. */
+/* Delete what fd has and add what the interest asks for, in one call.
+ * Never EV_ADD on an existing filter: it does not change EV_CLEAR or
+ * EV_DISPATCH (FreeBSD), libkqueue refuses it for a socket's read filter
+ * without EV_CLEAR, and a fresh filter drops what the old one had queued,
+ * so no event carries the old token once this returns.  A fresh filter
+ * reports a condition that is already true, as epoll's EPOLL_CTL_MOD
+ * does (also how a NIO_ONESHOT registration is armed again). */
 static int kq_mod(nio_poll *p, int fd, uint64_t datum, unsigned interest)
 {
     kq_state *s = p->backend;
     uint16_t cur = reg_get(s, fd);
-    unsigned want = interest & (KQ_DIRS | KQ_MODE);
-    int err;
+    struct kevent ch[4];
+    int rc[4], n = 0, adds, err;
     if (interest & NIO_PRIORITY)
         return -ENOTSUP;
     if (cur == 0)
         return -ENOENT;
-    if ((cur & KQ_MODE) != (want & KQ_MODE) || (cur & NIO_READABLE) != (want & NIO_READABLE)) {
-        delete_filters(s, fd, cur);
-        err = add_filters(s, fd, datum, interest, true);
-        reg_set(s, fd, err < 0 ? 0 : (uint16_t)(KQ_REG | want));
-        return err;
-    }
-    if ((cur & NIO_WRITABLE) && !(want & NIO_WRITABLE)) {
-        struct kevent ch;
-        int rc;
-        del_change(&ch, fd, EVFILT_WRITE);
-        (void)submit(s, &ch, 1, &rc);
-    }
-    err = add_filters(s, fd, datum, interest, false);
-    if (err < 0) { /* as epoll: a failed modify leaves nothing registered */
-        delete_filters(s, fd, (uint16_t)(cur | want));
+    del_change(&ch[n++], fd, EVFILT_READ);
+    if (cur & NIO_WRITABLE)
+        del_change(&ch[n++], fd, EVFILT_WRITE);
+    adds = n;
+    add_read(&ch[n++], fd, datum, interest);
+    if (interest & NIO_WRITABLE)
+        add_write(&ch[n++], fd, datum, interest);
+    err = submit(s, ch, n, rc);
+    for (int i = adds; i < n && err == 0; i++)
+        err = rc[i];
+    if (err < 0) { /* as a failed add: nothing of fd stays registered */
+        delete_filters(s, fd, (uint16_t)(cur | (interest & NIO_WRITABLE)));
         reg_set(s, fd, 0);
         return err;
     }
-    reg_set(s, fd, (uint16_t)(KQ_REG | want));
+    reg_set(s, fd, (uint16_t)(KQ_REG | (interest & (KQ_DIRS | KQ_MODE))));
     return 0;
 }
 
