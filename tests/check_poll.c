@@ -204,6 +204,40 @@ START_TEST(priority_reported)
 }
 END_TEST
 
+/* A descriptor ready for reading and writing when the wait starts is one
+ * event with both flags, on every backend: kqueue's two filters are
+ * merged within a batch.  Several descriptors at once, so that the two
+ * filters of one need not come back side by side. */
+START_TEST(read_and_write_in_one_event)
+{
+    enum { N = 8 };
+    nio_poll *p = tu_poll(_i);
+    nio_socket sv[N][2];
+    nio_event ev[4 * N];
+    int n, seen[N] = {0};
+    for (int k = 0; k < N; k++) {
+        tu_socketpair(sv[k]);
+        tu_write_all(sv[k][1], "x", 1);
+        ck_assert_int_eq(nio_register(p, sv[k][0], (nio_token)k, NIO_READABLE | NIO_WRITABLE), 0);
+    }
+    tu_sleep_ms(20); /* everything ready before the wait */
+    n = nio_poll_wait(p, ev, 4 * N, LONG_WAIT);
+    ck_assert_int_eq(n, N);
+    for (int i = 0; i < n; i++) {
+        ck_assert_uint_lt(ev[i].token, N);
+        ck_assert_uint_eq(ev[i].flags & (NIO_EV_READABLE | NIO_EV_WRITABLE),
+                          NIO_EV_READABLE | NIO_EV_WRITABLE);
+        seen[ev[i].token]++;
+    }
+    for (int k = 0; k < N; k++) {
+        ck_assert_int_eq(seen[k], 1);
+        tu_close(sv[k][0]);
+        tu_close(sv[k][1]);
+    }
+    nio_poll_free(p);
+}
+END_TEST
+
 START_TEST(deregister_stops_events)
 {
     nio_poll *p = tu_poll(_i);
@@ -1158,6 +1192,7 @@ static Suite *poll_suite(void)
     tcase_add_loop_test(tc, deregister_stops_events, 0, tu_nbackends);
     tcase_add_loop_test(tc, read_closed_and_hangup, 0, tu_nbackends);
     tcase_add_loop_test(tc, read_closed_without_readable_interest, 0, tu_nbackends);
+    tcase_add_loop_test(tc, read_and_write_in_one_event, 0, tu_nbackends);
     tcase_add_loop_test(tc, capacity_one_loses_nothing, 0, tu_nbackends);
     tcase_add_loop_test(tc, misuse_is_an_error, 0, tu_nbackends);
     tcase_add_loop_test(tc, zero_timeout_returns_ready, 0, tu_nbackends);
