@@ -238,6 +238,39 @@ START_TEST(read_and_write_in_one_event)
 }
 END_TEST
 
+/* NIO_ONESHOT reports once for the descriptor, not once per condition:
+ * readable first (the send buffer full), then writable once the peer
+ * drains it, and the second must not come before nio_reregister().  (On
+ * kqueue the two are separate EV_DISPATCH filters.) */
+START_TEST(oneshot_once_for_both_conditions)
+{
+    nio_poll *p = tu_poll(_i);
+    nio_socket sv[2];
+    char buf[4096];
+    unsigned f;
+    tu_socketpair(sv);
+    memset(buf, 'x', sizeof buf);
+    while (send(sv[0], buf, sizeof buf, 0) > 0) /* fill: sv[0] not writable */
+        ;
+    tu_write_all(sv[1], "r", 1); /* ... but readable */
+    ck_assert_int_eq(nio_register(p, sv[0], 3, NIO_READABLE | NIO_WRITABLE | NIO_ONESHOT), 0);
+    f = tu_wait_token(p, 3, LONG_WAIT, NULL);
+    ck_assert_msg(f & NIO_EV_READABLE, "flags %#x", f);
+    if (!(f & NIO_EV_WRITABLE)) {
+        while (recv(sv[1], buf, sizeof buf, 0) > 0) /* room again: writable */
+            ;
+        expect_quiet(p, 50);
+    }
+    ck_assert_int_eq(nio_reregister(p, sv[0], 4, NIO_READABLE | NIO_WRITABLE | NIO_ONESHOT), 0);
+    f = tu_wait_token(p, 4, LONG_WAIT, NULL);
+    ck_assert_msg(f & (NIO_EV_READABLE | NIO_EV_WRITABLE), "flags %#x", f);
+    expect_quiet(p, 30);
+    tu_close(sv[0]);
+    tu_close(sv[1]);
+    nio_poll_free(p);
+}
+END_TEST
+
 START_TEST(deregister_stops_events)
 {
     nio_poll *p = tu_poll(_i);
@@ -1193,6 +1226,7 @@ static Suite *poll_suite(void)
     tcase_add_loop_test(tc, read_closed_and_hangup, 0, tu_nbackends);
     tcase_add_loop_test(tc, read_closed_without_readable_interest, 0, tu_nbackends);
     tcase_add_loop_test(tc, read_and_write_in_one_event, 0, tu_nbackends);
+    tcase_add_loop_test(tc, oneshot_once_for_both_conditions, 0, tu_nbackends);
     tcase_add_loop_test(tc, capacity_one_loses_nothing, 0, tu_nbackends);
     tcase_add_loop_test(tc, misuse_is_an_error, 0, tu_nbackends);
     tcase_add_loop_test(tc, zero_timeout_returns_ready, 0, tu_nbackends);

@@ -4,9 +4,11 @@
  * (user token or tagged source) rides in udata, so an event costs no
  * lookup; configure builds this backend only where a pointer holds 64
  * bits.  Modes: edge is EV_CLEAR, level has no flag, oneshot is
- * EV_DISPATCH (the kernel disables a filter once it has reported, and
- * nio_reregister() enables it again with EV_ADD|EV_ENABLE; EV_ADD alone
- * does not re-enable an existing filter on FreeBSD).
+ * EV_DISPATCH (the kernel disables a filter once it has reported;
+ * nio_reregister() deletes and adds it).  The two filters of a oneshot
+ * registration are two EV_DISPATCH knotes: the table marks the
+ * registration fired at its first report and drops a second one, so that
+ * it reports once, as on epoll.
  *
  * Always reported (poll.h): read-closed, hang-up, error.  A registration
  * without NIO_READABLE still gets a read filter, a "helper" with
@@ -32,7 +34,8 @@
  * silently, so nio_register()'s -EEXIST and nio_reregister()'s -ENOENT
  * come from the table, and so does which filters a change must delete.
  * nio_reregister() deletes and adds (see kq_mod), never modifies.
- * The waiting thread reads it only for the helper's events.
+ * The waiting thread reads it (under the lock, once per batch) only while
+ * some registration has a helper or is oneshot.
  *
  * The wake channel is an EVFILT_USER event where the system has it
  * (NOTE_TRIGGER from any thread; EV_CLEAR resets it as it is reported);
@@ -55,6 +58,7 @@ _Static_assert(sizeof(void *) >= sizeof(uint64_t), "configure builds kqueue only
 
 /* The table's entry for a descriptor: 0 when not registered. */
 #define KQ_REG 0x8000u
+#define KQ_FIRED 0x4000u /* NIO_ONESHOT: reported since it was armed */
 #define KQ_MODE (NIO_LEVEL | NIO_ONESHOT)
 #define KQ_DIRS (NIO_READABLE | NIO_WRITABLE)
 /* The helper read filter's NOTE_LOWAT: no receive buffer holds this much. */
@@ -71,7 +75,8 @@ typedef struct kq_state {
     uint16_t *reg; /* by fd: KQ_REG | interest, or 0 */
     int nreg;
     int nhelpers; /* registrations whose read filter is the helper */
-    atomic_int helpers_any; /* nhelpers != 0, for the waiter without the lock */
+    int noneshot; /* NIO_ONESHOT registrations */
+    atomic_int table_any; /* nhelpers + noneshot != 0: the waiter reads the table */
     bool user_wake; /* the wake channel is EVFILT_USER */
     /* the waiting thread's buffers */
     struct kevent *buf;
@@ -134,12 +139,22 @@ static int reg_grow(kq_state *s, int fd)
     return 0;
 }
 
+static bool is_helper(uint16_t r)
+{
+    return (r & KQ_REG) && !(r & NIO_READABLE);
+}
+
+static bool is_oneshot(uint16_t r)
+{
+    return (r & KQ_REG) && (r & NIO_ONESHOT);
+}
+
 static void reg_set(kq_state *s, int fd, uint16_t v)
 {
-    bool was = (s->reg[fd] & KQ_REG) && !(s->reg[fd] & NIO_READABLE);
-    bool now = (v & KQ_REG) && !(v & NIO_READABLE);
-    s->nhelpers += (int)now - (int)was;
-    atomic_store_explicit(&s->helpers_any, s->nhelpers != 0, memory_order_relaxed);
+    uint16_t old = s->reg[fd];
+    s->nhelpers += (int)is_helper(v) - (int)is_helper(old);
+    s->noneshot += (int)is_oneshot(v) - (int)is_oneshot(old);
+    atomic_store_explicit(&s->table_any, s->nhelpers + s->noneshot != 0, memory_order_relaxed);
     s->reg[fd] = v;
 }
 
@@ -364,17 +379,29 @@ static int merge_slot(kq_state *s, const nio_event *ev, uintptr_t ident, int i)
     }
 }
 
-/* Drop NIO_EV_READABLE from the helper's events (under the lock: the
- * table says which registrations have one).  An event left with no flag
- * is dropped. */
-static int strip_helpers(nio_poll *p, kq_state *s, nio_event *ev, int n)
+/* What the table says of this batch (under the lock; only when some
+ * registration needs it):
+ *  - the helper's events carry no NIO_EV_READABLE;
+ *  - NIO_ONESHOT reports once for the descriptor, as epoll does: its two
+ *    filters are separate EV_DISPATCH knotes, so a second one that fires
+ *    before nio_reregister() (which clears KQ_FIRED) is dropped; it stays
+ *    disabled until then.  Both in one batch are one report (merged).
+ * An event left with no flag is dropped. */
+static int apply_table(nio_poll *p, kq_state *s, nio_event *ev, int n)
 {
     int out = 0;
     pthread_mutex_lock(&p->lock);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++) { /* the table as it was before this batch */
         uint16_t r = reg_get(s, (int)s->buf[i].ident);
-        if (s->buf[i].filter == EVFILT_READ && (r & KQ_REG) && !(r & NIO_READABLE))
+        if (s->buf[i].filter == EVFILT_READ && is_helper(r))
             ev[i].flags &= ~NIO_EV_READABLE;
+        if (is_oneshot(r) && (r & KQ_FIRED))
+            ev[i].flags = 0;
+    }
+    for (int i = 0; i < n; i++) { /* then marked: a batch's pair is one report */
+        int fd = (int)s->buf[i].ident;
+        if (ev[i].flags != 0 && is_oneshot(reg_get(s, fd)))
+            s->reg[fd] |= KQ_FIRED;
     }
     pthread_mutex_unlock(&p->lock);
     for (int i = 0; i < n; i++)
@@ -413,8 +440,8 @@ static int kq_wait(nio_poll *p, nio_event *ev, int cap, int timeout_ms)
             out++;
         } /* else the wake (EVFILT_USER): its work is done by returning */
     }
-    if (out > 0 && atomic_load_explicit(&s->helpers_any, memory_order_relaxed))
-        out = strip_helpers(p, s, ev, out);
+    if (out > 0 && atomic_load_explicit(&s->table_any, memory_order_relaxed))
+        out = apply_table(p, s, ev, out);
     /* One event per fd: a read and a write filter that both fired. */
     if (out > 1) {
         int m = 0;
@@ -485,20 +512,24 @@ static void kq_wake_signal(nio_poll *p)
 static int kq_verify(nio_poll *p)
 {
     const kq_state *s = p->backend;
-    int helpers = 0;
+    int helpers = 0, oneshots = 0;
     if (s->nreg < 0 || (s->nreg > 0 && s->reg == NULL) || s->kq < 0)
         return __LINE__;
     for (int fd = 0; fd < s->nreg; fd++) {
         uint16_t r = s->reg[fd];
         if (r == 0)
             continue;
-        if (!(r & KQ_REG) || (r & ~(KQ_REG | KQ_DIRS | KQ_MODE)) != 0)
+        if (!(r & KQ_REG) || (r & ~(KQ_REG | KQ_FIRED | KQ_DIRS | KQ_MODE)) != 0)
             return __LINE__;
+        if ((r & KQ_FIRED) && !(r & NIO_ONESHOT))
+            return __LINE__; /* only a oneshot registration fires once */
+        oneshots += (r & NIO_ONESHOT) != 0;
         if ((r & KQ_DIRS) == 0 || (r & KQ_MODE) == KQ_MODE)
             return __LINE__; /* registry.c refuses both */
         helpers += !(r & NIO_READABLE);
     }
-    if (helpers != s->nhelpers || (s->nhelpers != 0) != atomic_load(&s->helpers_any))
+    if (helpers != s->nhelpers || oneshots != s->noneshot ||
+        (s->nhelpers + s->noneshot != 0) != atomic_load(&s->table_any))
         return __LINE__;
     return 0;
 }
