@@ -358,8 +358,8 @@ static void run_prog(prog *p, const char *backend, const char *const *args)
     while (*args != NULL && n < 31)
         argv[n++] = strdup(*args++);
     argv[n] = NULL;
-    ck_assert_int_eq(pipe2(o, O_CLOEXEC), 0);
-    ck_assert_int_eq(pipe2(e, O_CLOEXEC), 0);
+    ck_assert_int_eq(tu_pipe(o), 0);
+    ck_assert_int_eq(tu_pipe(e), 0);
     pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
@@ -420,8 +420,7 @@ static unsigned closed_port(int type)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof a;
-    int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(fd, 0);
+    int fd = tu_socket(AF_INET, type, 0);
     ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
     ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
     close(fd);
@@ -620,7 +619,7 @@ static void *canned_main(void *arg)
 {
     canned *c = arg;
     size_t len = 0, half = strlen(c->resp) / 2;
-    int fd = accept4(c->fd, NULL, NULL, SOCK_CLOEXEC);
+    int fd = tu_accept(c->fd);
     if (fd < 0)
         return NULL;
     while (len + 1 < sizeof c->req && strstr(c->req, "\r\n\r\n") == NULL) {

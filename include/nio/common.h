@@ -77,8 +77,8 @@ typedef int nio_socket;
     X(NIO_ENOTLISTENING, 5102,                                                \
       "the socket is not listening: adopt it with nio_tcp_adopt()")            \
     X(NIO_ENOEMBED, 5103,                                                     \
-      "this poll backend has no descriptor another event loop can watch "      \
-      "(poll(2), iocp): create the poll on epoll")
+      "this poll backend has no descriptor another event loop can watch: "     \
+      "create the poll on epoll")
 
 enum nio_errcode {
 #define NIO_ERR_ENUM_(name, val, msg) name = -(val),

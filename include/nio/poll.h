@@ -20,7 +20,8 @@
  * Modes: registrations are edge-triggered unless NIO_LEVEL or NIO_ONESHOT is
  * given.  In edge mode an event is reported when the fd becomes ready; read
  * (or write) until the call fails with EAGAIN, and the next event comes when
- * new readiness arrives.  The epoll backend gets this from the kernel.  The
+ * new readiness arrives.  The epoll and kqueue backends get this from the
+ * kernel (kqueue: EV_CLEAR; see nio_poll(3) for what differs there).  The
  * portable poll(2) backend and the Windows iocp backend emulate it: after
  * reporting, they stop watching the reported condition until the fd is
  * found not ready at the start of a later wait, or until nio_rearm() is
@@ -63,7 +64,7 @@ typedef struct nio_event {
 /* Interest (what to watch) and mode, for nio_register()/nio_reregister(). */
 #define NIO_READABLE 0x01u
 #define NIO_WRITABLE 0x02u
-#define NIO_PRIORITY 0x04u /* out-of-band / urgent data (EPOLLPRI) */
+#define NIO_PRIORITY 0x04u /* out-of-band / urgent data (EPOLLPRI); not on kqueue */
 #define NIO_LEVEL 0x100u   /* level-triggered: report while ready */
 #define NIO_ONESHOT 0x200u /* report once, then silent until nio_reregister() */
 
@@ -132,7 +133,9 @@ NIO_EXTERN void nio_poll_free(nio_poll *poll);
  * token, an empty interest, both modes at once, or a negative fd
  * (NIO_INVALID_SOCKET); -EBADF (also for a Windows handle that is not a
  * socket: only sockets can be registered there);
- * -EPERM for a regular file on the epoll backend; -ECANCELED once closed. */
+ * -EPERM for a regular file on the epoll backend; -ENOTSUP for
+ * NIO_PRIORITY on the kqueue backend (no out-of-band condition there);
+ * -ECANCELED once closed. */
 NIO_EXTERN int nio_register(nio_poll *poll, nio_socket fd, nio_token token, unsigned interest);
 
 /* Replace both the token and the interest of a registered fd; also the way
@@ -147,7 +150,7 @@ NIO_EXTERN int nio_deregister(nio_poll *poll, nio_socket fd);
 
 /* Edge mode on the poll(2) backend: watch fd again for the conditions in
  * `what` (NIO_READABLE/NIO_WRITABLE) after an I/O call failed with EAGAIN.
- * A no-op on epoll.  0, -ENOENT when fd is not registered. */
+ * A no-op on epoll and kqueue.  0, -ENOENT when fd is not registered. */
 NIO_EXTERN int nio_rearm(nio_poll *poll, nio_socket fd, unsigned what);
 
 /* Create a waker: nio_wake() from any thread delivers one NIO_EV_WAKE event
@@ -237,7 +240,8 @@ NIO_EXTERN uint64_t nio_now_ms(void);
  * ready).  Owned by the poll: do not close it or read from it; it stays
  * the same for the poll's life.  0 and *out; NIO_ENOEMBED on a backend
  * that has no such descriptor (poll(2), which keeps its set in user
- * space; iocp, whose port is not a socket): create the poll on epoll;
+ * space; iocp, whose port is not a socket; kqueue, not yet): create the
+ * poll on epoll;
  * -EINVAL for NULL; -ECANCELED once closed.  Any thread. */
 NIO_EXTERN int nio_poll_fd(nio_poll *poll, nio_socket *out);
 

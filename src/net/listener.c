@@ -36,6 +36,16 @@ struct nio_tcp_listener {
 #define REUSEADDR_NEEDED 1
 #endif
 
+/* SO_REUSEPORT as Linux means it, listeners sharing a port with the
+ * connections spread among them: FreeBSD calls that SO_REUSEPORT_LB (its
+ * SO_REUSEPORT, like macOS's and the other BSDs', only lets them bind, and
+ * one of them gets the connections).  Chosen by configure. */
+#if defined(NIO_HAVE_SO_REUSEPORT_LB)
+#define REUSEPORT_OPT SO_REUSEPORT_LB
+#elif defined(NIO_HAVE_SO_REUSEPORT)
+#define REUSEPORT_OPT SO_REUSEPORT
+#endif
+
 static int apply_listen_opts(nio_socket fd, int family, const nio_tcp_listen_opts *o)
 {
     int err;
@@ -44,8 +54,8 @@ static int apply_listen_opts(nio_socket fd, int family, const nio_tcp_listen_opt
         return err;
     if (o == NULL)
         return 0;
-#ifdef SO_REUSEPORT
-    if (o->reuseport && (err = nio__setsockopt_int(fd, SOL_SOCKET, SO_REUSEPORT, 1)) < 0)
+#ifdef REUSEPORT_OPT
+    if (o->reuseport && (err = nio__setsockopt_int(fd, SOL_SOCKET, REUSEPORT_OPT, 1)) < 0)
         return err;
 #else
     if (o->reuseport)

@@ -114,11 +114,13 @@ typedef struct nio__backend_ops {
     /* One descriptor that is readable while the backend has events, for
      * a loop that embeds the poll (embed.c): 0 and *out.  NULL where the
      * backend has none (poll(2) keeps its set in user space; the IOCP
-     * port is no socket): nio_poll_fd() says NIO_ENOEMBED then. */
+     * port is no socket; kqueue's descriptor is pollable on the BSDs and
+     * macOS, but not yet offered): nio_poll_fd() says NIO_ENOEMBED then. */
     int (*embed_fd)(nio_poll *p, nio_socket *out);
 } nio__backend_ops;
 
 extern const nio__backend_ops nio__epoll_ops;
+extern const nio__backend_ops nio__kqueue_ops;
 extern const nio__backend_ops nio__poll_ops;
 extern const nio__backend_ops nio__iocp_ops;
 
@@ -296,8 +298,9 @@ void nio__wakefd_signal(nio_poll *p);
 int nio__win_errno(unsigned long err);
 int nio__wsa_errno(void);
 #else
-/* Close-on-exec, nonblocking descriptor helpers (util.c). */
+/* Close-on-exec, nonblocking descriptor helpers (util.c): 0 or -errno. */
 int nio__set_nonblock_cloexec(int fd);
+int nio__set_cloexec(int fd);
 #endif
 
 #endif
