@@ -984,37 +984,26 @@ END_TEST
 #include <sys/wait.h>
 
 /* What a socket-activated service finds: descriptors from 3 on, and the
- * variables naming them.  In a child process, which may overwrite its
- * descriptors 3 and 4 and its environment; it exits with the line of the
- * first check that failed. */
+ * variables naming them, in a program that has just started.  As systemd
+ * does it: a child puts two listening sockets at 3 and 4 (whatever it
+ * had there is its parent's and may be the library's own, so the child
+ * does nothing else) and executes this program again with
+ * "--activated BACKEND", which runs activated_main() in a fresh image
+ * and exits with the line of the first check that failed. */
 #define CHILD_CHECK(c)                                                                   \
     do {                                                                                 \
         if (!(c))                                                                        \
             _exit(__LINE__ & 0xff ? __LINE__ & 0xff : 1);                                \
     } while (0)
 
-static void activated_child(int backend)
+static const char *self_path; /* argv[0], where /proc/self/exe is missing */
+
+/* In the fresh image: the variables, then both descriptors adopted. */
+static int activated_main(int backend)
 {
     nio_poll *p;
     nio_tcp_listener *l[2];
     char pid[32];
-    int raw[2];
-    for (int k = 0; k < 2; k++) {
-        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        raw[k] = socket(AF_INET, SOCK_STREAM, 0); /* no CLOEXEC: nio sets it */
-        CHILD_CHECK(raw[k] >= 0 && bind(raw[k], (struct sockaddr *)&sin, sizeof sin) == 0);
-        CHILD_CHECK(listen(raw[k], 4) == 0);
-    }
-    /* to 3 and 4 by way of higher numbers: either may be 3 or 4 already */
-    for (int k = 0; k < 2; k++) {
-        int high = fcntl(raw[k], F_DUPFD, 10);
-        CHILD_CHECK(high >= 10);
-        close(raw[k]);
-        raw[k] = high;
-    }
-    CHILD_CHECK(dup2(raw[0], 3) == 3 && dup2(raw[1], 4) == 4);
-    close(raw[0]);
-    close(raw[1]);
     snprintf(pid, sizeof pid, "%ld", (long)getpid());
     setenv("LISTEN_FDS", "2", 1);
     setenv("LISTEN_PID", "1", 1); /* another process's: not ours */
@@ -1049,7 +1038,33 @@ static void activated_child(int backend)
         nio_tcp_listener_close(l[k]);
     }
     nio_poll_free(p);
-    _exit(0);
+    return 0;
+}
+
+/* In the forked child: the sockets at 3 and 4 (by way of higher numbers:
+ * either may be 3 or 4 already), not close-on-exec, then this program
+ * again.  Only system calls: the library's state here is the parent's. */
+static void activate(int backend)
+{
+    char arg[16], name[] = "check_stream", flag[] = "--activated";
+    char *argv[] = {name, flag, arg, NULL};
+    int raw[2];
+    for (int k = 0; k < 2; k++) {
+        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int high;
+        raw[k] = socket(AF_INET, SOCK_STREAM, 0);
+        CHILD_CHECK(raw[k] >= 0 && bind(raw[k], (struct sockaddr *)&sin, sizeof sin) == 0);
+        CHILD_CHECK(listen(raw[k], 4) == 0);
+        high = fcntl(raw[k], F_DUPFD, 100);
+        CHILD_CHECK(high >= 100);
+        close(raw[k]);
+        raw[k] = high;
+    }
+    CHILD_CHECK(dup2(raw[0], 3) == 3 && dup2(raw[1], 4) == 4);
+    snprintf(arg, sizeof arg, "%d", backend);
+    execv("/proc/self/exe", argv);
+    execv(self_path, argv);
+    _exit(2);
 }
 
 START_TEST(systemd_listen_fds)
@@ -1058,10 +1073,10 @@ START_TEST(systemd_listen_fds)
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0)
-        activated_child(_i);
+        activate(_i);
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                  "the activated child failed (exit %d: a CHILD_CHECK line, mod 256)",
+                  "the activated program failed (exit %d: a CHILD_CHECK line, mod 256)",
                   WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 }
 END_TEST
@@ -1190,7 +1205,14 @@ static Suite *stream_suite(void)
     return s;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+#ifndef _WIN32
+    self_path = argv[0];
+    if (argc == 3 && strcmp(argv[1], "--activated") == 0)
+        return activated_main(atoi(argv[2])); /* systemd_listen_fds' program */
+#else
+    (void)argc, (void)argv;
+#endif
     return tu_run_suite(stream_suite());
 }

@@ -25,15 +25,23 @@
 /* The fallbacks' descriptor setup: nonblocking, close-on-exec (where the
  * creating call could not say so), no SIGPIPE (where sends cannot).  On
  * failure fd is closed. */
+static int no_sigpipe(int fd)
+{
+#if !defined(NIO_HAVE_MSG_NOSIGNAL) && defined(NIO_HAVE_SO_NOSIGPIPE)
+    return nio__setsockopt_int(fd, SOL_SOCKET, SO_NOSIGPIPE, 1);
+#else
+    (void)fd;
+    return 0;
+#endif
+}
+
 static int setup_fd(int fd, bool flags_set)
 {
     int err = 0;
     if (!flags_set)
         err = nio__set_nonblock_cloexec(fd);
-#if !defined(NIO_HAVE_MSG_NOSIGNAL) && defined(NIO_HAVE_SO_NOSIGPIPE)
     if (err == 0)
-        err = nio__setsockopt_int(fd, SOL_SOCKET, SO_NOSIGPIPE, 1);
-#endif
+        err = no_sigpipe(fd);
     if (err < 0)
         close(fd);
     return err;
@@ -269,9 +277,12 @@ int nio__sock_kind(nio_socket fd, int *family, int *type, bool *listening)
     return 0;
 }
 
+/* An adopted socket gets what nio's own get (setup_fd), but stays open on
+ * failure: it is still the caller's. */
 int nio__sock_prepare(nio_socket fd)
 {
-    return nio__set_nonblock_cloexec(fd);
+    int err = nio__set_nonblock_cloexec(fd);
+    return err < 0 ? err : no_sigpipe(fd);
 }
 
 int nio__bind(nio_socket fd, const struct sockaddr *sa, socklen_t len)
