@@ -167,7 +167,7 @@ static int configure(nio_tls_ctx *c, const nio_tls_opts *o)
     }
     if (mode != SSL_VERIFY_NONE && (rc = load_trust(c, o)) < 0)
         return rc;
-    SSL_CTX_set_verify(c->ssl, mode, NULL);
+    SSL_CTX_set_verify(c->ssl, mode, nio__tls_verify_cb);
     return 0;
 }
 

@@ -30,13 +30,29 @@ static int verify_code(long v)
     }
 }
 
-/* The peer certificate's subject, for the detail line. */
-static void subject(SSL *ssl, char *buf, size_t cap)
+int nio__tls_verify_cb(int ok, X509_STORE_CTX *x)
 {
-    X509 *peer = SSL_get0_peer_certificate(ssl);
-    buf[0] = '\0';
-    if (peer != NULL)
-        X509_NAME_oneline(X509_get_subject_name(peer), buf, (int)cap);
+    SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
+    nio_tls_stream *t = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
+    X509 *cert = X509_STORE_CTX_get_current_cert(x);
+    if (!ok && t != NULL && t->vsubject[0] == '\0' && cert != NULL)
+        X509_NAME_oneline(X509_get_subject_name(cert), t->vsubject, sizeof t->vsubject);
+    return ok;
+}
+
+/* Alerts OpenSSL 3.0 has no words for. */
+static const char *alert_name(int a)
+{
+    switch (a) {
+    case 116:
+        return "certificate required";
+    case 120:
+        return "no application protocol";
+    case 112:
+        return "unrecognized name";
+    default:
+        return SSL_alert_desc_string_long(a);
+    }
 }
 
 /* A protocol failure from the error queue's last entry. */
@@ -45,9 +61,8 @@ static int ssl_code(nio_tls_stream *t, unsigned long e)
     int reason = ERR_GET_REASON(e);
     long v = SSL_get_verify_result(t->ssl);
     if (v != X509_V_OK && reason == SSL_R_CERTIFICATE_VERIFY_FAILED) {
-        char who[160];
-        subject(t->ssl, who, sizeof who);
-        snprintf(t->detail, sizeof t->detail, "%s: %s", X509_verify_cert_error_string(v), who);
+        snprintf(t->detail, sizeof t->detail, "%s: %s", X509_verify_cert_error_string(v),
+                 t->vsubject);
         return verify_code(v);
     }
     if (reason == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
@@ -60,7 +75,7 @@ static int ssl_code(nio_tls_stream *t, unsigned long e)
     }
     if (reason > SSL_AD_REASON_OFFSET && reason < SSL_AD_REASON_OFFSET + 256) {
         snprintf(t->detail, sizeof t->detail, "the peer sent the alert \"%s\"",
-                 SSL_alert_desc_string_long(reason - SSL_AD_REASON_OFFSET));
+                 alert_name(reason - SSL_AD_REASON_OFFSET));
         return NIO_ETLS_ALERT;
     }
     const char *why = ERR_reason_error_string(e);

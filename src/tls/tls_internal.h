@@ -39,6 +39,7 @@ struct nio_tls_stream {
     int deferred;   /* read_into: an end (1) or error (< 0) for the next call */
     size_t high, low; /* the marks, mirrored on the TCP stream */
     char detail[256]; /* the failure in OpenSSL's words */
+    char vsubject[160]; /* the first certificate that failed verification */
     char alpn[64];
     char sni[256];    /* server: the name the client asked for */
 };
@@ -52,6 +53,10 @@ int nio__tls_bio_attach(nio_tls_stream *t);
  * (wants the socket), 0 (the peer's close_notify), or a NIO_ETLS_* code
  * or -errno, with t->detail written.  Clears OpenSSL's error queue. */
 int nio__tls_failure(nio_tls_stream *t, int r);
+
+/* error.c: OpenSSL's verify callback, which keeps the subject of the
+ * first certificate that failed for the detail line. */
+int nio__tls_verify_cb(int ok, X509_STORE_CTX *x);
 
 /* ctx.c: the SNI callback OpenSSL calls on a server context. */
 int nio__tls_sni(SSL *ssl, int *alert, void *arg);
