@@ -15,11 +15,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <nio/tls.h>
+#include <openssl/crypto.h>
 
 #include "support/testca.h"
 #include "testutil.h"
@@ -27,6 +29,32 @@
 #define LONG_WAIT 20000 /* ms: generous, the machine is loaded */
 
 enum { TOK_L = 1, TOK_C = 2, TOK_S = 3, TOK_X = 4 };
+
+/* OpenSSL's allocator, which src/tls uses too: fail_at > 0 fails the
+ * fail_at-th allocation counted from the last reset (alloc_count). */
+static long alloc_count, fail_at;
+
+static void *t_malloc(size_t n, const char *file, int line)
+{
+    (void)file, (void)line;
+    if (fail_at > 0 && ++alloc_count == fail_at)
+        return NULL;
+    return malloc(n);
+}
+
+static void *t_realloc(void *p, size_t n, const char *file, int line)
+{
+    (void)file, (void)line;
+    if (fail_at > 0 && ++alloc_count == fail_at)
+        return NULL;
+    return realloc(p, n);
+}
+
+static void t_free(void *p, const char *file, int line)
+{
+    (void)file, (void)line;
+    free(p);
+}
 
 static testca ca;
 static char ca_pem[512], leaf_key[512], good_pem[512], client_pem[512];
@@ -434,6 +462,7 @@ typedef struct side {
     size_t total, sent, got;
     int rd;                /* 0 reading, 1 end of stream, < 0 error */
     bool finish, finished; /* finish after sending; the finish started */
+    bool tolerant;         /* a failing send or flush ends the side (faults) */
     unsigned char seed;
 } side;
 
@@ -455,13 +484,24 @@ static void end_step(side *e, unsigned flags)
         if (e->hs != 1)
             return;
     }
-    if ((flags & NIO_EV_WRITABLE) && nio_tls_queued(e->t) > 0 && !e->finished)
-        ck_assert_int_ge(nio_tls_flush(e->t), 0);
+    if ((flags & NIO_EV_WRITABLE) && nio_tls_queued(e->t) > 0 && !e->finished) {
+        int rc = nio_tls_flush(e->t);
+        if (rc < 0 && e->tolerant) {
+            e->rd = rc;
+            return;
+        }
+        ck_assert_int_ge(rc, 0);
+    }
     while (e->sent < e->total && nio_tls_queued(e->t) < NIO_WQ_DEFAULT_HIGH) {
         size_t n = e->total - e->sent < sizeof buf ? e->total - e->sent : sizeof buf;
         for (size_t k = 0; k < n; k++)
             buf[k] = pat(e->seed, e->sent + k);
-        ck_assert_int_ge(nio_tls_send(e->t, buf, n), 0);
+        int rc = nio_tls_send(e->t, buf, n);
+        if (rc < 0 && e->tolerant) {
+            e->rd = rc;
+            return;
+        }
+        ck_assert_int_ge(rc, 0);
         e->sent += n;
     }
     while (e->rd == 0 && (r = nio_tls_read(e->t, buf, sizeof buf)) != -EAGAIN) {
@@ -825,6 +865,155 @@ START_TEST(context_errors)
 }
 END_TEST
 
+/* A handshake and a short exchange between nio's client and server,
+ * with the n-th allocation of OpenSSL and src/tls failing (from
+ * nio_tls_client on): each side ends with success or an error, never
+ * hangs or crashes, and closing frees everything (ASan and valgrind
+ * watch).  Returns whether the failure was reached. */
+static bool handshake_failing_at(int _i, nio_tls_ctx *cc, nio_tls_ctx *sc, long n)
+{
+    nio_addr a;
+    nio_tcp_listener *l = NULL;
+    nio_tcp_stream *cs, *ss = NULL;
+    nio_poll *poll = tu_poll(_i);
+    side c = {.tok = TOK_C, .seed = 0x11, .total = 100, .tolerant = true};
+    side sv = {.tok = TOK_S, .seed = 0x11 ^ 0x5a, .total = 100, .tolerant = true};
+    side *both[2] = {&c, &sv};
+    ck_assert_int_eq(nio_addr_parse("127.0.0.1:0", &a), 0);
+    ck_assert_int_eq(nio_tcp_listen(poll, (struct sockaddr *)&a.ss, a.len, -1, TOK_L, &l), 0);
+    ck_assert_int_eq(nio_tcp_listener_addr(l, &a), 0);
+    cs = tcp_connect(poll, (uint16_t)nio_addr_port((struct sockaddr *)&a.ss, a.len), TOK_C);
+    uint64_t end = nio_now_ms() + LONG_WAIT;
+    while (nio_tcp_accept(l, TOK_S, &ss) == -EAGAIN && nio_now_ms() < end)
+        (void)tu_wait_token(poll, TOK_L, 1000, NULL);
+    ck_assert_ptr_nonnull(ss);
+    alloc_count = 0;
+    fail_at = n;
+    int rc = nio_tls_client(cc, cs, "localhost", &c.t);
+    if (rc < 0) {
+        ck_assert_int_eq(rc, -ENOMEM);
+        nio_tcp_close(cs);
+    }
+    rc = nio_tls_server(sc, ss, &sv.t);
+    if (rc < 0) {
+        ck_assert_int_eq(rc, -ENOMEM);
+        nio_tcp_close(ss);
+    }
+    for (int m = 0; m < 2; m++) /* the connect's edge was the wait's: start */
+        if (both[m]->t != NULL)
+            end_step(both[m], NIO_EV_WRITABLE);
+    end = nio_now_ms() + 4 * LONG_WAIT;
+    for (;;) {
+        nio_event ev[8];
+        int live = 0;
+        for (int k = 0; k < 2; k++) {
+            side *e = both[k];
+            if (e->t != NULL && (e->hs < 0 || e->rd != 0)) { /* failed or ended: close */
+                nio_tls_close(e->t);
+                e->t = NULL;
+            }
+            live += e->t != NULL;
+        }
+        if (live == 0 || (c.got == 100 && sv.got == 100))
+            break;
+        ck_assert_msg(nio_now_ms() < end, "allocation %ld: stuck", n);
+        int k = nio_poll_wait(poll, ev, 8, 200);
+        ck_assert_int_ge(k, 0);
+        for (int j = 0; j < k; j++)
+            for (int m = 0; m < 2; m++)
+                if (ev[j].token == both[m]->tok && both[m]->t != NULL)
+                    end_step(both[m], ev[j].flags);
+        if (k == 0) /* a side that failed on its own: step both once */
+            for (int m = 0; m < 2; m++)
+                if (both[m]->t != NULL)
+                    end_step(both[m], 0);
+    }
+    bool reached = alloc_count >= n;
+    fail_at = 0;
+    nio_tls_close(c.t);
+    nio_tls_close(sv.t);
+    nio_tcp_listener_close(l);
+    nio_poll_free(poll);
+    return reached;
+}
+
+START_TEST(allocation_failure_along_the_handshake)
+{
+    nio_tls_ctx *cc = client_ctx(ca_pem, 0, 0), *sc = server_ctx(good_pem, false);
+    long step = tu_light() ? 97 : 13, n;
+    for (n = 1; handshake_failing_at(_i, cc, sc, n); n += step)
+        ;
+    ck_assert_int_gt(n, 100); /* a handshake allocates, and every one was reached */
+    nio_tls_ctx_free(cc);
+    nio_tls_ctx_free(sc);
+}
+END_TEST
+
+/* Making a context with each allocation failing: an error, nothing kept. */
+START_TEST(allocation_failure_in_ctx_new)
+{
+    nio_tls_opts o = NIO_TLS_OPTS_INIT;
+    nio_tls_ctx *c = NULL;
+    long n;
+    (void)_i;
+    o.server = true;
+    o.cert_file = good_pem;
+    o.key_file = leaf_key;
+    o.alpn = "h2,http/1.1";
+    for (n = 1;; n++) {
+        alloc_count = 0;
+        fail_at = n;
+        int rc = nio_tls_ctx_new(&o, &c);
+        bool reached = alloc_count >= n;
+        fail_at = 0;
+        if (rc == 0) {
+            nio_tls_ctx_free(c);
+            if (!reached)
+                break;
+        } else {
+            ck_assert_msg(rc == -ENOMEM || rc == NIO_ETLS_CONFIG, "%ld: %s", n, nio_strerror(rc));
+            ck_assert_ptr_null(c);
+        }
+    }
+    ck_assert_int_gt(n, 10);
+}
+END_TEST
+
+/* Out of descriptors: a context cannot open its CA file (a clear
+ * NIO_ETLS_CONFIG naming it), while a handshake on a connection already
+ * open needs none and completes. */
+START_TEST(descriptor_exhaustion)
+{
+    nio_tls_ctx *cc = client_ctx(ca_pem, 0, 0), *sc = server_ctx(good_pem, false), *c = NULL;
+    nio_tls_opts o = NIO_TLS_OPTS_INIT;
+    struct rlimit old, lim;
+    char why[256];
+    duo d;
+    duo_open(&d, _i, cc, sc, "localhost");
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+    /* the lowest limit: every descriptor number from here on is taken */
+    int fd;
+    while ((fd = dup(0)) >= 0 && fd < 4096)
+        ;
+    if (fd >= 0)
+        close(fd);
+    lim = old;
+    lim.rlim_cur = (rlim_t)tu_count_fds();
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &lim), 0);
+    o.ca_file = ca_pem;
+    ck_assert_int_eq(nio_tls_ctx_new(&o, &c), NIO_ETLS_CONFIG);
+    nio_tls_config_error(why, sizeof why);
+    ck_assert_msg(strstr(why, ca_pem) != NULL, "%s", why);
+    run_pair(d.poll, &d.c, &d.s, both_shook);
+    ck_assert_int_eq(d.c.hs, 1);
+    ck_assert_int_eq(d.s.hs, 1);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+    duo_close(&d);
+    nio_tls_ctx_free(cc);
+    nio_tls_ctx_free(sc);
+}
+END_TEST
+
 static Suite *tls_suite(void)
 {
     Suite *s = suite_create("tls");
@@ -849,6 +1038,9 @@ static Suite *tls_suite(void)
     tcase_add_loop_test(tc, server_requires_client_cert, 0, tu_nbackends);
     tcase_add_loop_test(tc, server_s_client_tls13, 0, tu_nbackends);
     tcase_add_loop_test(tc, server_s_client_tls12, 0, tu_nbackends);
+    tcase_add_loop_test(tc, allocation_failure_along_the_handshake, 0, tu_nbackends);
+    tcase_add_loop_test(tc, allocation_failure_in_ctx_new, 0, 1);
+    tcase_add_loop_test(tc, descriptor_exhaustion, 0, tu_nbackends);
     suite_add_tcase(s, tc);
     return s;
 }
@@ -857,6 +1049,9 @@ int main(void)
 {
     int rc;
     signal(SIGPIPE, SIG_IGN);
+    /* before OpenSSL allocates anything */
+    if (!CRYPTO_set_mem_functions(t_malloc, t_realloc, t_free))
+        return EXIT_FAILURE;
     if (system("openssl version >/dev/null 2>&1") != 0) {
         fprintf(stderr, "check_tls: SKIP: the openssl command is missing (Debian: openssl)\n");
         return 77;

@@ -1,6 +1,9 @@
 /* The TLS context: OpenSSL's SSL_CTX with nio's defaults (verification
  * on, TLS 1.2 at least, no renegotiation), the caller's files, the ALPN
- * list in wire format, and the SNI callback of a server. */
+ * list in wire format, and the SNI callback of a server.  src/tls
+ * allocates through OpenSSL's allocator (OPENSSL_zalloc), so that a
+ * program's CRYPTO_set_mem_functions() sees every allocation of a
+ * connection, nio's share included (check_tls fails each in turn). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,14 +38,14 @@ static int config_failed(const char *what, const char *file)
 static int alpn_wire(const char *list, unsigned char **out, size_t *outlen)
 {
     size_t n = strlen(list), at = 0;
-    unsigned char *w = malloc(n + 1);
+    unsigned char *w = OPENSSL_malloc(n + 1);
     if (w == NULL)
         return -ENOMEM;
     for (const char *p = list;;) {
         const char *end = strchr(p, ',');
         size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
         if (len == 0 || len > 255) {
-            free(w);
+            OPENSSL_free(w);
             return -EINVAL;
         }
         w[at++] = (unsigned char)len;
@@ -183,7 +186,7 @@ int nio_tls_ctx_new(const nio_tls_opts *opts, nio_tls_ctx **out)
         o = *opts;
     if ((rc = check_opts(&o)) < 0)
         return rc;
-    if ((c = calloc(1, sizeof *c)) == NULL)
+    if ((c = OPENSSL_zalloc(sizeof *c)) == NULL)
         return -ENOMEM;
     c->server = o.server;
     c->verify = !o.dangerously_skip_verification;
@@ -207,6 +210,6 @@ void nio_tls_ctx_free(nio_tls_ctx *c)
         return;
     SSL_CTX_free(c->ssl);
     BIO_meth_free(c->bio);
-    free(c->alpn);
-    free(c);
+    OPENSSL_free(c->alpn);
+    OPENSSL_free(c);
 }

@@ -44,11 +44,13 @@ static int set_peer_name(nio_tls_stream *t, const char *host)
     X509_VERIFY_PARAM *vp = SSL_get0_param(t->ssl);
     if (host == NULL)
         return t->ctx->verify ? -EINVAL : 0;
+    if (host[0] == '\0' || strlen(host) > 253)
+        return -EINVAL; /* no DNS name is longer */
     if (is_ip(host))
-        return X509_VERIFY_PARAM_set1_ip_asc(vp, host) ? 0 : -EINVAL;
+        return X509_VERIFY_PARAM_set1_ip_asc(vp, host) ? 0 : -ENOMEM;
     X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
     if (!SSL_set_tlsext_host_name(t->ssl, host) || !SSL_set1_host(t->ssl, host))
-        return -EINVAL; /* a name OpenSSL cannot take (too long) */
+        return -ENOMEM; /* the name is fine: only its copies can fail */
     return 0;
 }
 
@@ -64,13 +66,13 @@ static int start(nio_tls_ctx *c, nio_tcp_stream *tcp, const char *host, bool ser
         return -EINVAL;
     if (nio_tcp_connect_result(tcp) != 0)
         return -ENOTCONN;
-    if ((t = calloc(1, sizeof *t)) == NULL)
+    if ((t = OPENSSL_zalloc(sizeof *t)) == NULL)
         return -ENOMEM;
     t->ctx = c;
     t->tcp = tcp;
     t->high = NIO_WQ_DEFAULT_HIGH;
     if ((t->ssl = SSL_new(c->ssl)) == NULL) {
-        free(t);
+        OPENSSL_free(t);
         return -ENOMEM;
     }
     SSL_set_app_data(t->ssl, t);
@@ -86,7 +88,7 @@ static int start(nio_tls_ctx *c, nio_tcp_stream *tcp, const char *host, bool ser
     if (rc < 0) {
         ERR_clear_error();
         SSL_free(t->ssl);
-        free(t);
+        OPENSSL_free(t);
         return rc;
     }
     *out = t;
@@ -319,7 +321,7 @@ size_t nio_tls_close(nio_tls_stream *t)
         return 0;
     SSL_free(t->ssl); /* and its BIO */
     left = nio_tcp_close(t->tcp);
-    free(t);
+    OPENSSL_free(t);
     return left;
 }
 
