@@ -991,19 +991,20 @@ START_TEST(descriptor_exhaustion)
     duo d;
     duo_open(&d, _i, cc, sc, "localhost");
     ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
-    /* the lowest limit: every descriptor number from here on is taken */
-    int fd;
-    while ((fd = dup(0)) >= 0 && fd < 4096)
-        ;
-    if (fd >= 0)
-        close(fd);
+    /* the limit at the lowest free number: no new descriptor (valgrind
+     * emulates the limit with descriptors of its own: not there) */
+    int fd = dup(0);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
     lim = old;
-    lim.rlim_cur = (rlim_t)tu_count_fds();
-    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &lim), 0);
-    o.ca_file = ca_pem;
-    ck_assert_int_eq(nio_tls_ctx_new(&o, &c), NIO_ETLS_CONFIG);
-    nio_tls_config_error(why, sizeof why);
-    ck_assert_msg(strstr(why, ca_pem) != NULL, "%s", why);
+    lim.rlim_cur = (rlim_t)fd;
+    if (getenv("NIO_UNDER_VALGRIND") == NULL) {
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &lim), 0);
+        o.ca_file = ca_pem;
+        ck_assert_int_eq(nio_tls_ctx_new(&o, &c), NIO_ETLS_CONFIG);
+        nio_tls_config_error(why, sizeof why);
+        ck_assert_msg(strstr(why, ca_pem) != NULL, "%s", why);
+    }
     run_pair(d.poll, &d.c, &d.s, both_shook);
     ck_assert_int_eq(d.c.hs, 1);
     ck_assert_int_eq(d.s.hs, 1);
