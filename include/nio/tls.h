@@ -129,8 +129,11 @@ NIO_EXTERN const char *nio_tls_config_error(char *buf, size_t cap);
  * certificate's IP names).  host may be NULL only with a context that
  * skips verification.  On success *out owns tcp: nio_tls_close() closes
  * it; until then use tcp only through nio_tls_tcp() for what the TLS
- * calls do not do (addresses, options, nio_tcp_reregister).  Nothing is
- * sent yet: nio_tls_handshake() starts.  0; -EINVAL (NULL arguments, a
+ * calls do not do (addresses, options, nio_tcp_reregister).  TCP_NODELAY
+ * is set on tcp: the records of each call leave in one write, and Nagle's
+ * algorithm would only delay the next call's (40 ms for a response
+ * written after a TLS 1.3 server's session tickets).  Nothing is sent
+ * yet: nio_tls_handshake() starts.  0; -EINVAL (NULL arguments, a
  * client context given to nio_tls_server or the other way round), -ENOMEM,
  * -ENOTCONN (the connect has not completed); on failure tcp stays the
  * caller's, unchanged.  The stream's thread. */

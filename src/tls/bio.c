@@ -6,14 +6,19 @@
  * re-armed the emulated backends): no edge is lost.  End of stream is
  * BIO_eof(), which OpenSSL 3 needs to tell a truncation
  * (SSL_R_UNEXPECTED_EOF_WHILE_READING) from a failing socket.
- * Writes never retry: the stream's write queue takes what the socket
- * does not, so SSL_write() finishes every record it starts, and a write
- * OpenSSL needs during a read (a key update, a session ticket) is queued
- * for the caller's next flush.  A socket error is kept in t->io_err for
- * error.c. */
+ * Writes never retry: they append to the stream's write queue
+ * (nio__wq_append), which takes everything, so SSL_write() finishes every
+ * record it starts; stream.c sends the queue once after each SSL call, so
+ * that the records of one call (a server's flight, its session tickets
+ * and the first data, the records of a large send) leave in one system
+ * call rather than one small write each, which Nagle's algorithm would
+ * hold back for the peer's delayed ACK.  A write OpenSSL needs during a
+ * read (a key update) goes the same way.  A socket error is kept in
+ * t->io_err for error.c. */
 #include <errno.h>
 #include <openssl/bio.h>
 
+#include "net/net_internal.h"
 #include "tls/tls_internal.h"
 
 static int bio_write(BIO *b, const char *data, size_t len, size_t *written)
@@ -21,7 +26,7 @@ static int bio_write(BIO *b, const char *data, size_t len, size_t *written)
     nio_tls_stream *t = BIO_get_data(b);
     int rc;
     BIO_clear_retry_flags(b);
-    if ((rc = nio_tcp_send(t->tcp, data, len)) < 0) {
+    if ((rc = nio__wq_append(t->tcp, data, len)) < 0) {
         t->io_err = rc;
         return 0;
     }

@@ -15,9 +15,13 @@
 
 #include "tls/tls_internal.h"
 
-/* The stream failed: every call returns err from now on. */
+/* The stream failed: every call returns err from now on.  The alert
+ * OpenSSL queued for the peer, if any, goes out (best effort: the socket
+ * may be what failed). */
 static int fail(nio_tls_stream *t, int err)
 {
+    if (nio_tcp_queued(t->tcp) > 0)
+        (void)nio_tcp_flush(t->tcp);
     t->state = NIO__TLS_FAILED;
     t->err = err;
     return err;
@@ -76,6 +80,11 @@ static int start(nio_tls_ctx *c, nio_tcp_stream *tcp, const char *host, bool ser
         return -ENOMEM;
     }
     SSL_set_app_data(t->ssl, t);
+    /* Each call's records leave in one write already (bio.c); Nagle's
+     * algorithm would only hold the next call's (a response after the
+     * session tickets) for the peer's delayed ACK: 40 ms a handshake.
+     * A Unix socket has no such option (-EOPNOTSUPP: nothing to do). */
+    (void)nio_tcp_set_nodelay(tcp, true);
     /* a whole buffer per read(2), not a record header then its body */
     SSL_set_read_ahead(t->ssl, 1);
     if (server)
@@ -163,9 +172,9 @@ ssize_t nio_tls_read(nio_tls_stream *t, void *buf, size_t len)
         return fail(t, rc);
     begin(t);
     if (SSL_read_ex(t->ssl, buf, len, &n))
-        return (ssize_t)n;
+        return (rc = flush_queue(t)) < 0 ? fail(t, rc) : (ssize_t)n;
     if ((rc = nio__tls_failure(t, 0)) == -EAGAIN)
-        return -EAGAIN;
+        return (rc = flush_queue(t)) < 0 ? fail(t, rc) : -EAGAIN;
     if (rc == 0) {
         t->eof = true;
         return 0;
@@ -252,6 +261,8 @@ int nio_tls_send(nio_tls_stream *t, const void *buf, size_t len)
             return rc;
         return fail(t, rc == 0 || rc == -EAGAIN ? -EPIPE : rc);
     }
+    if ((rc = nio_tcp_flush(t->tcp)) < 0) /* the records, in one write */
+        return fail(t, rc);
     return wq_status(t, before);
 }
 
@@ -303,9 +314,9 @@ int nio_tls_finish(nio_tls_stream *t, int how, uint32_t timeout_ms)
         return t->state == NIO__TLS_HANDSHAKING ? -ENOTCONN : t->err;
     if (!(SSL_get_shutdown(t->ssl) & SSL_SENT_SHUTDOWN)) {
         begin(t);
-        if ((r = SSL_shutdown(t->ssl)) < 0) /* 0: sent, 1: both sides done */
+        if ((r = SSL_shutdown(t->ssl)) < 0) /* 0: queued, 1: both sides done */
             return fail(t, nio__tls_failure(t, r));
-    }
+    } /* nio_tcp_finish sends it with the rest of the queue */
     return nio_tcp_finish(t->tcp, how, timeout_ms);
 }
 

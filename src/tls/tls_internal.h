@@ -1,12 +1,10 @@
 /* Private to src/tls: the context and the stream, shared by ctx.c (the
  * context, its files, ALPN, SNI), stream.c (the stream: handshake, reads,
  * writes, the close), bio.c (OpenSSL's I/O on the nio stream), error.c
- * (OpenSSL's failures as NIO_ETLS_* codes) and connect.c (connect by name
- * with TLS).
+ * (OpenSSL's failures as NIO_ETLS_* codes).
  *
- * TLS sits above src/net and src/connect: it reaches a stream through the
- * public nio_tcp_* calls, and connect by name only through
- * connect_internal.h, never their fields. */
+ * TLS sits above src/net: it reaches a stream through the public nio_tcp_*
+ * calls and net_internal.h's nio__wq_append, never its fields. */
 #ifndef NIO_TLS_INTERNAL_H
 #define NIO_TLS_INTERNAL_H
 
