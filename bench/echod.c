@@ -1,8 +1,9 @@
 /* The peer of pingpong and churn: a raw-epoll echo server on 127.0.0.1
  * (level-triggered, TCP_NODELAY).  It echoes what it reads and closes a
- * connection at end of stream.  The same server serves every
- * implementation; bench/run pins it to its own CPU.
- *   echod [-p port]     prints "port N" once listening, then serves. */
+ * connection at end of stream; with -e it closes as soon as it has
+ * echoed (churn's EOF variant: the server closes first).  The same server
+ * serves every implementation; bench/run pins it to its own CPU.
+ *   echod [-p port] [-e]   prints "port N" once listening, then serves. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,13 +19,23 @@
 
 int main(int argc, char **argv)
 {
-    int port = argc > 2 && strcmp(argv[1], "-p") == 0 ? atoi(argv[2]) : 0;
+    int port = 0, close_first = 0;
     int one = 1, lfd, ep;
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     socklen_t alen = sizeof a;
     struct epoll_event ev = {.events = EPOLLIN}, evs[256];
     struct rlimit rl;
 
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-p") == 0 && i + 1 < argc)
+            port = atoi(argv[++i]);
+        else if (strcmp(argv[i], "-e") == 0)
+            close_first = 1;
+        else {
+            fprintf(stderr, "usage: echod [-p port] [-e]\n");
+            return 2;
+        }
+    }
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
@@ -62,8 +73,8 @@ int main(int argc, char **argv)
             char buf[4096];
             ssize_t r = recv(fd, buf, sizeof buf, 0);
             if (r > 0) {
-                if (send(fd, buf, (size_t)r, MSG_NOSIGNAL) != r)
-                    close(fd); /* a client that does not read: not ours */
+                if (send(fd, buf, (size_t)r, MSG_NOSIGNAL) != r || close_first)
+                    close(fd); /* (or a client that does not read: not ours) */
             } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
                 close(fd);
             }

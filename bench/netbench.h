@@ -13,16 +13,18 @@
 
 /* Options: -p port (the server, on 127.0.0.1), -n ops per timed run,
  * -c concurrency, -r timed runs, -w warm-up ops, -d delay (ms), -P the
- * server's pid (c10k), -N names (dns), -C no cache (dns). */
+ * server's pid (c10k), -N names (dns), -C no cache (dns), -E churn's
+ * EOF variant (the server closes first; the client reads the reply and
+ * then end of stream before it closes). */
 typedef struct net_opts {
-    int port, ops, conc, runs, warm, delay, pid, names, nocache;
+    int port, ops, conc, runs, warm, delay, pid, names, nocache, eof;
 } net_opts;
 
 static inline net_opts net_parse(int argc, char **argv)
 {
-    net_opts o = {0, 20000, 100, 3, 1000, 1000, 0, 20000, 0};
+    net_opts o = {0, 20000, 100, 3, 1000, 1000, 0, 20000, 0, 0};
     int c;
-    while ((c = getopt(argc, argv, "p:n:c:r:w:d:P:N:C")) != -1) {
+    while ((c = getopt(argc, argv, "p:n:c:r:w:d:P:N:CE")) != -1) {
         switch (c) {
         case 'p': o.port = atoi(optarg); break;
         case 'n': o.ops = atoi(optarg); break;
@@ -33,9 +35,10 @@ static inline net_opts net_parse(int argc, char **argv)
         case 'P': o.pid = atoi(optarg); break;
         case 'N': o.names = atoi(optarg); break;
         case 'C': o.nocache = 1; break;
+        case 'E': o.eof = 1; break;
         default:
             fprintf(stderr, "usage: %s -p port [-n ops] [-c conc] [-r runs] [-w warm] [-d ms] "
-                            "[-P pid] [-N names] [-C]\n", argv[0]);
+                            "[-P pid] [-N names] [-C] [-E]\n", argv[0]);
             exit(2);
         }
     }
@@ -117,7 +120,11 @@ static inline void pingpong_main(pingpong *pp, const net_opts *o, const char *im
  * `conc` slots; each runs connect, (writable) write 5 bytes, (readable)
  * read the 5 echoed, close, and starts over while connections remain.  An
  * op is one connection.  One untimed warm-up run of `warm` connections
- * goes first. */
+ * goes first.  The EOF variant (-E, workload "churneof"; the server is
+ * `echod -e`, which closes as soon as it has echoed): the client reads the
+ * reply and then end of stream, and only then closes.  Edge-triggered
+ * clients (raw epoll, nio) read until EOF or EAGAIN; level-triggered ones
+ * (libev, libevent, libuv) read once per event, as their users do. */
 typedef struct churn {
     long to_start; /* connections still to open in this run */
     long done;     /* connections completed in this run */
@@ -130,7 +137,8 @@ static inline void churn_main(churn *ch, const net_opts *o, const char *impl,
 {
     for (int run = -1; run < o->runs; run++) {
         bench_clock t0;
-        const char *phase = run == 0 ? "churn" : NULL;
+        const char *name = o->eof ? "churneof" : "churn";
+        const char *phase = run == 0 ? name : NULL;
         long n = run < 0 ? (o->warm > 0 ? o->warm : 1) : o->ops;
         bench_begin(phase, &t0);
         ch->target = n;
@@ -140,7 +148,7 @@ static inline void churn_main(churn *ch, const net_opts *o, const char *impl,
         kick(ctx); /* starts min(conc, n) */
         loop(ctx); /* until done == n */
         if (run >= 0)
-            bench_end(phase, &t0, "churn", impl, o->conc, ch->done, 0);
+            bench_end(phase, &t0, name, impl, o->conc, ch->done, 0);
         if (ch->done != n) {
             fprintf(stderr, "bench: churn: %ld of %ld\n", ch->done, n);
             exit(2);

@@ -177,8 +177,9 @@ START_TEST(delete_from_callback)
 END_TEST
 
 /* ------------------------------------------------------------ invariants
- * nio__poll_verify() checks the timer heap (order, slot <-> heap indices,
- * the free list), the pending queue and the backend's table.  It holds
+ * nio__poll_verify() checks the timer heap (order, each live slot in it
+ * once, the dead entries counted, the free list), the pending queue and
+ * the backend's table.  It holds
  * through a random mix of every operation on each backend, and it can
  * fail: a corrupted heap or queue is caught. */
 
@@ -281,11 +282,17 @@ START_TEST(invariant_checks_catch_corruption)
     p->timers.heap[9] = p->timers.heap[0];
     p->timers.heap[0] = e;
     verify_ok(p, 1);
-    /* a slot that forgot its heap position */
-    p->timers.slots[p->timers.heap[3].slot].heap_idx = 4;
+    /* a slot marked dead behind the dead count's back */
+    p->timers.slots[p->timers.heap[3].slot].link = NIO__TSLOT_DEAD;
     ck_assert_int_ne(nio__timers_verify(&p->timers), 0);
-    p->timers.slots[p->timers.heap[3].slot].heap_idx = 3;
+    p->timers.slots[p->timers.heap[3].slot].link = NIO__TSLOT_LIVE;
     verify_ok(p, 2);
+    /* a slot in the heap twice */
+    e = p->timers.heap[5];
+    p->timers.heap[5].slot = p->timers.heap[1].slot;
+    ck_assert_int_ne(nio__timers_verify(&p->timers), 0);
+    p->timers.heap[5] = e;
+    verify_ok(p, 6);
     /* the pending queue: a node whose back link is wrong */
     nio__pending_init(&a);
     nio__pending_init(&b);
@@ -303,6 +310,55 @@ START_TEST(invariant_checks_catch_corruption)
 }
 END_TEST
 
+/* Cancelled timers leave their entries in the heap until they reach the
+ * top or half the heap is dead: the heap is then compacted.  Through a
+ * million starts and cancels of long timers it stays small, and the
+ * timers left fire, each once, none of the cancelled ones. */
+START_TEST(cancelled_timers_are_compacted)
+{
+    enum { LIVE = 100, ROUNDS = 1000000 };
+    nio_poll *p = tu_poll(_i);
+    nio_timer_id keep[LIVE], id;
+    nio_event ev[64];
+    uint32_t most = 0;
+    int fired = 0;
+    for (int k = 0; k < LIVE; k++)
+        ck_assert_int_eq(nio_timer_start(p, 50 + (uint64_t)(k % 7), (nio_token)k, &keep[k]), 0);
+    for (int r = 0; r < ROUNDS; r++) {
+        ck_assert_int_eq(nio_timer_start(p, 3600000 - (uint64_t)(r % 1000), 999999, &id), 0);
+        ck_assert_int_eq(nio_timer_cancel(p, id), 0);
+        ck_assert_int_eq(nio_timer_cancel(p, id), -ENOENT);
+        if (p->timers.nheap > most)
+            most = p->timers.nheap;
+        if (r % 100000 == 0)
+            verify_ok(p, r);
+    }
+    ck_assert_uint_le(most, 2 * LIVE + 64);
+    ck_assert_uint_le(p->timers.nslots, 2 * LIVE + 64);
+    /* a large cancel: 90 of every 100 of 20,000 timers, compacted at once */
+    for (int k = 0; k < 20000; k++) {
+        ck_assert_int_eq(nio_timer_start(p, 3600000, 999999, &id), 0);
+        if (k % 100 < 90)
+            ck_assert_int_eq(nio_timer_cancel(p, id), 0);
+    }
+    verify_ok(p, -1);
+    ck_assert_uint_le(p->timers.nheap, 2 * (LIVE + 2000) + 64);
+    while (fired < LIVE) {
+        int n = nio_poll_wait(p, ev, 64, 5000);
+        ck_assert_int_gt(n, 0);
+        for (int k = 0; k < n; k++) {
+            ck_assert_uint_lt(ev[k].token, LIVE);
+            ck_assert_int_eq(nio_timer_cancel(p, keep[ev[k].token]), -ENOENT);
+        }
+        fired += n;
+    }
+    ck_assert_int_eq(fired, LIVE);
+    ck_assert_int_eq(nio_poll_wait(p, ev, 64, 100), 0);
+    verify_ok(p, -2);
+    nio_poll_free(p);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("internal");
@@ -313,6 +369,7 @@ int main(void)
     tcase_add_loop_test(tc, delete_from_callback, 0, tu_nbackends);
     tcase_add_loop_test(tc, invariants_hold_through_random_operations, 0, tu_nbackends);
     tcase_add_loop_test(tc, invariant_checks_catch_corruption, 0, tu_nbackends);
+    tcase_add_loop_test(tc, cancelled_timers_are_compacted, 0, tu_nbackends);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }

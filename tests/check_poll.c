@@ -589,9 +589,11 @@ START_TEST(wake_from_busy_thread)
 }
 END_TEST
 
-/* Deadlines are absolute, and the library reads the clock inside the start
- * call: the test brackets each start with clock readings, so a timer's
- * deadline d lies in [lo, hi].  Deadline order means: when b fires after
+/* Deadlines are absolute.  The starts below come before the poll's first
+ * wait, from the thread that created it: they count from the loop's time
+ * (poll.h), one clock reading taken inside the first start, which the test
+ * brackets with clock readings, so a timer's deadline d lies in [lo, hi]
+ * (the bracket plus its delay).  Deadline order means: when b fires after
  * a, d(a) <= d(b), hence lo(a) <= hi(b).  The check holds however slow
  * the machine is. */
 struct bracket {
@@ -615,12 +617,15 @@ START_TEST(timers_fire_in_deadline_order)
     nio_timer_id id;
     nio_event ev[16];
     int fired = 0;
+    uint64_t t_lo = nio_now_ms(), t_hi = 0;
     srand(1234 + _i);
     for (int k = 0; k < 100; k++) {
         uint64_t ms = (uint64_t)(rand() % 300);
-        lo[k] = nio_now_ms() + ms;
+        lo[k] = t_lo + ms;
         ck_assert_int_eq(nio_timer_start(p, ms, (nio_token)k, &id), 0);
-        hi[k] = nio_now_ms() + ms;
+        if (k == 0)
+            t_hi = nio_now_ms(); /* the loop's time was read in that start */
+        hi[k] = t_hi + ms;
     }
     while (fired < 100) {
         int n = nio_poll_wait(p, ev, 16, LONG_WAIT);
@@ -695,11 +700,14 @@ START_TEST(million_timers)
     static uint64_t lo[NMAX], hi[NMAX];
     struct bracket br = {0};
     long fired = 0;
+    uint64_t t_lo = nio_now_ms(), t_hi = 0;
     for (int k = 0; k < N; k++) {
         uint64_t ms = (uint64_t)(k % 1000);
-        lo[k] = nio_now_ms() + ms;
+        lo[k] = t_lo + ms;
         ck_assert_int_eq(nio_timer_start(p, ms, (nio_token)k, &id), 0);
-        hi[k] = nio_now_ms() + ms;
+        if (k == 0)
+            t_hi = nio_now_ms(); /* the loop's time was read in that start */
+        hi[k] = t_hi + ms;
         if (k == N / 2)
             keep = id;
     }
@@ -828,6 +836,52 @@ START_TEST(timers_count_from_the_loop_time)
     ck_assert_int_eq(nio_poll_wait(p, ev, 4, LONG_WAIT), 1);
     ck_assert_uint_ge(nio_now_ms(), lo);
     nio_poll_free(p);
+}
+END_TEST
+
+/* Before its first wait, the thread that created the poll has a loop's
+ * time too (as libev and libuv set theirs when the loop is made): read at
+ * its first start, not at the poll's creation, and shared by the starts
+ * after it.  Another thread's start still counts from the clock. */
+struct start_100 {
+    nio_poll *p;
+    uint64_t lo; /* ms: not due before */
+};
+
+static void *start_100ms(void *arg)
+{
+    struct start_100 *o = arg;
+    nio_timer_id id;
+    o->lo = nio_now_ms() + 100;
+    ck_assert_int_eq(nio_timer_start(o->p, 100, 3, &id), 0);
+    return NULL;
+}
+
+START_TEST(timers_before_the_first_wait_share_a_loop_time)
+{
+    struct start_100 o = {tu_poll(_i), 0};
+    nio_event ev[4];
+    nio_timer_id id;
+    pthread_t t;
+    tu_sleep_ms(150); /* after creation: the first start reads the clock */
+    ck_assert_int_eq(nio_timer_start(o.p, 100, 1, &id), 0);
+    ck_assert_int_eq(nio_poll_wait(o.p, ev, 4, 0), 0); /* not due yet */
+    ck_assert_int_eq(nio_timer_cancel(o.p, id), 0);
+    nio_poll_free(o.p);
+
+    o.p = tu_poll(_i);
+    ck_assert_int_eq(nio_timer_start(o.p, 100, 1, &id), 0); /* reads the loop's time */
+    tu_sleep_ms(150);                                         /* "work" */
+    ck_assert_int_eq(nio_timer_start(o.p, 100, 2, &id), 0);  /* due 100 ms after it */
+    ck_assert_int_eq(pthread_create(&t, NULL, start_100ms, &o), 0);
+    pthread_join(t, NULL); /* another thread: from the clock, not due yet */
+    ck_assert_int_eq(nio_poll_wait(o.p, ev, 4, 0), 2);
+    ck_assert_uint_eq(ev[0].flags & ev[1].flags, NIO_EV_TIMER);
+    ck_assert_uint_eq(ev[0].token + ev[1].token, 3);
+    ck_assert_int_eq(nio_poll_wait(o.p, ev, 4, LONG_WAIT), 1);
+    ck_assert_uint_eq(ev[0].token, 3);
+    ck_assert_uint_ge(nio_now_ms(), o.lo);
+    nio_poll_free(o.p);
 }
 END_TEST
 
@@ -1150,6 +1204,7 @@ static Suite *poll_suite(void)
     tcase_add_loop_test(tc, wait_timeout_elapses, 0, tu_nbackends);
     tcase_add_loop_test(tc, timers_count_from_the_loop_time, 0, tu_nbackends);
     tcase_add_loop_test(tc, timer_started_during_a_wait_counts_from_the_clock, 0, tu_nbackends);
+    tcase_add_loop_test(tc, timers_before_the_first_wait_share_a_loop_time, 0, tu_nbackends);
     tcase_add_loop_test(tc, timer_from_other_thread_between_waits_counts_from_the_clock, 0,
                         tu_nbackends);
     tcase_add_loop_test(tc, timers_never_fire_early, 0, tu_nbackends);

@@ -168,16 +168,18 @@ NIO_EXTERN void nio_waker_free(nio_waker *waker);
 
 /* Timers.  A timer fires once, ms milliseconds after its start time
  * (CLOCK_MONOTONIC), as one NIO_EV_TIMER event on token.  The start time is
- * the loop's time, as in libev: after nio_poll_wait() returns and until it
- * is called again, every start counts from one clock reading, taken when
- * the wait woke up (or at the first start after it), not from a reading per
- * start.  Work done between two waits therefore makes timers started after
- * it fire early by that work's duration; call nio_poll_wait() with timeout
- * 0 first to count from the present.  The loop's time is the waiting
- * thread's: before the first wait, while a wait is under way, and for a
- * start from any other thread at any time, the start time is the clock's
- * at the call, to the nanosecond, so such a timer never fires before ms
- * have passed since the call.  Timer slots are recycled, so
+ * the loop's time, as in libev and libuv: after nio_poll_wait() returns and
+ * until it is called again, every start counts from one clock reading,
+ * taken when the wait woke up (or at the first start after it), not from a
+ * reading per start; the same holds from the poll's creation to its first
+ * wait, for the thread that created it (one reading, at its first start).
+ * Work done between two waits therefore makes timers started after it fire
+ * early by that work's duration; call nio_poll_wait() with timeout 0 first
+ * to count from the present.  The loop's time is the waiting thread's (or,
+ * before the first wait, the creating thread's): while a wait is under
+ * way, and for a start from any other thread at any time, the start time
+ * is the clock's at the call, to the nanosecond, so such a timer never
+ * fires before ms have passed since the call.  Timer slots are recycled, so
  * starting a timer allocates nothing once the poll has held that many
  * timers before.  The id names the timer until it fires or is cancelled;
  * ids are never reused within a poll's life in practice (32-bit generation

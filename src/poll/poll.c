@@ -88,7 +88,12 @@ int nio_poll_new_with(nio_poll **out, const char *backend)
     if (p == NULL)
         return -ENOMEM;
     p->ops = ops;
-    p->timers.free_head = UINT32_MAX;
+    p->timers.free_head = NIO__TSLOT_END;
+    /* The loop's time starts now, as libev's and libuv's do when their loop
+     * is made: the creator's starts before its first wait share one clock
+     * reading (taken at the first of them) instead of one each. */
+    p->loop_time_ok = true;
+    p->loop_thread = pthread_self();
     p->wake.rfd = p->wake.wfd = -1;
     nio__pending_init(&p->pending);
     p->pending.next = p->pending.prev = &p->pending;

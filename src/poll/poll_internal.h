@@ -127,26 +127,40 @@ static inline bool nio__socket_bad(nio_socket s)
 #endif
 }
 
-/* Timer slot and heap entry (timer.c). */
+/* Timer slot and heap entry (timer.c).  A slot is free (link: the next
+ * free slot, or NIO__TSLOT_END), live (NIO__TSLOT_LIVE: its entry is in
+ * the heap) or dead (NIO__TSLOT_DEAD: cancelled, its entry still in the
+ * heap until it is popped or the heap is compacted; only then is the slot
+ * free again, so that an entry never outlives its slot's use). */
+#define NIO__TSLOT_END UINT32_MAX
+#define NIO__TSLOT_LIVE (UINT32_MAX - 1)
+#define NIO__TSLOT_DEAD (UINT32_MAX - 2)
 typedef struct nio__tslot {
-    nio_token token;
     nio__timer_cb cb; /* NULL for the caller's timers */
-    void *arg;
+    union {
+        nio_token token; /* the caller's timers */
+        void *arg;       /* internal ones: cb's argument */
+    } u;
     uint32_t gen;
-    int32_t heap_idx; /* -1 when free */
-    uint32_t next_free;
+    uint32_t link;
 } nio__tslot;
 
 typedef struct nio__heapent {
     uint64_t deadline; /* ns, nio__now_ns() */
     uint32_t slot;
+    uint32_t unused_;
 } nio__heapent;
 
+/* The heap is 4-ary: the children of entry i are 4i+1 .. 4i+4, and
+ * heap + 1 sits on a 64-byte boundary, so that a node's four children
+ * share one cache line (heap points into heap_mem, the allocation). */
 typedef struct nio__timers {
     nio__tslot *slots;
     uint32_t nslots, capslots;
-    uint32_t free_head; /* UINT32_MAX when empty */
+    uint32_t free_head; /* NIO__TSLOT_END when empty */
+    uint32_t dead;      /* entries of dead slots in the heap */
     nio__heapent *heap;
+    void *heap_mem;
     uint32_t nheap, capheap;
 } nio__timers;
 
@@ -167,8 +181,9 @@ struct nio_poll {
     bool blocked; /* ... and in the backend's wait, to be woken */
     uint64_t wait_deadline; /* ns: when the blocked wait ends (UINT64_MAX: never) */
     /* The loop's time, for nio_timer_start() (see poll.h): between the
-     * return of nio_poll_wait() and the next call (loop_time_ok), one clock
-     * reading serves every start made by the thread that waited
+     * return of nio_poll_wait() and the next call, and from the poll's
+     * creation to its first wait (loop_time_ok), one clock reading serves
+     * every start made by the thread that waited or created the poll
      * (loop_thread); loop_now_set once it is read.  Other threads read the
      * clock. */
     bool loop_time_ok, loop_now_set;
