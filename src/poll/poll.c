@@ -81,6 +81,9 @@ int nio_poll_new_with(nio_poll **out, const char *backend)
     if (out == NULL)
         return -EINVAL;
     *out = NULL;
+#ifndef _WIN32
+    nio__fork_watch(); /* before any stream of a poll reads the generation */
+#endif
     ops = backend_by_name(backend, &err);
     if (ops == NULL)
         return err;

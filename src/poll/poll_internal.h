@@ -111,6 +111,10 @@ typedef struct nio__backend_ops {
     /* The backend's own invariants (under p->lock): 0, or the line of the
      * first that fails.  NULL where the kernel keeps the state. */
     int (*verify)(nio_poll *p);
+    /* The kernel drops a registration when the last descriptor of its
+     * file is closed (epoll): closing a socket no other descriptor refers
+     * to needs no del (nio__deregister_closing). */
+    bool close_drops;
 } nio__backend_ops;
 
 extern const nio__backend_ops nio__epoll_ops;
@@ -224,6 +228,33 @@ int nio__source_new(nio_poll *p, nio_socket fd, unsigned interest, nio__source_c
                     nio__source **out);
 int nio__source_mod(nio_poll *p, nio__source *src, unsigned interest);
 void nio__source_del(nio_poll *p, nio__source *src);
+
+/* fd is about to be closed: nio_deregister(), or nothing where the
+ * backend's kernel drops the registration with the file's last descriptor
+ * (ops->close_drops) and sole says no other descriptor refers to it: the
+ * caller never handed the descriptor out, and no fork copied it
+ * (nio__fork_none_since).  One system call less per connection.  0 or
+ * -errno as nio_deregister(). */
+int nio__deregister_closing(nio_poll *p, nio_socket fd, bool sole);
+
+/* Forks since a descriptor was made (util.c; POSIX): read the generation
+ * before making it; none_since(gen) is true when no fork can have copied
+ * it since (false when forks cannot be watched).  nio__fork_watch() starts
+ * the count, once, at the first poll's creation. */
+#ifdef _WIN32
+static inline uint32_t nio__fork_gen(void)
+{
+    return 0;
+}
+static inline bool nio__fork_none_since(uint32_t gen)
+{
+    return gen == 0;
+}
+#else
+void nio__fork_watch(void);
+uint32_t nio__fork_gen(void);
+bool nio__fork_none_since(uint32_t gen);
+#endif
 
 /* Deferred frees (see above; poll.c).  Any thread, the poll open or
  * closed; fn(arg) runs without the poll's lock, on this thread or on the

@@ -81,6 +81,13 @@ int nio_deregister(nio_poll *p, nio_socket fd)
     return err;
 }
 
+int nio__deregister_closing(nio_poll *p, nio_socket fd, bool sole)
+{
+    if (sole && p->ops->close_drops)
+        return nio__poll_closed(p) ? -ECANCELED : 0;
+    return nio_deregister(p, fd);
+}
+
 int nio_rearm(nio_poll *p, nio_socket fd, unsigned what)
 {
     int err;
