@@ -321,26 +321,29 @@ START_TEST(cancelled_timers_are_compacted)
     nio_timer_id keep[LIVE], id;
     nio_event ev[64];
     uint32_t most = 0;
-    int fired = 0;
+    int fired = 0, bad = 0;
     for (int k = 0; k < LIVE; k++)
         ck_assert_int_eq(nio_timer_start(p, 50 + (uint64_t)(k % 7), (nio_token)k, &keep[k]), 0);
+    /* no ck_assert in the loop: each one writes to Check's pipe */
     for (int r = 0; r < ROUNDS; r++) {
-        ck_assert_int_eq(nio_timer_start(p, 3600000 - (uint64_t)(r % 1000), 999999, &id), 0);
-        ck_assert_int_eq(nio_timer_cancel(p, id), 0);
-        ck_assert_int_eq(nio_timer_cancel(p, id), -ENOENT);
+        bad += nio_timer_start(p, 3600000 - (uint64_t)(r % 1000), 999999, &id) != 0;
+        bad += nio_timer_cancel(p, id) != 0;
+        bad += nio_timer_cancel(p, id) != -ENOENT;
         if (p->timers.nheap > most)
             most = p->timers.nheap;
         if (r % 100000 == 0)
             verify_ok(p, r);
     }
+    ck_assert_int_eq(bad, 0);
     ck_assert_uint_le(most, 2 * LIVE + 64);
     ck_assert_uint_le(p->timers.nslots, 2 * LIVE + 64);
     /* a large cancel: 90 of every 100 of 20,000 timers, compacted at once */
     for (int k = 0; k < 20000; k++) {
-        ck_assert_int_eq(nio_timer_start(p, 3600000, 999999, &id), 0);
+        bad += nio_timer_start(p, 3600000, 999999, &id) != 0;
         if (k % 100 < 90)
-            ck_assert_int_eq(nio_timer_cancel(p, id), 0);
+            bad += nio_timer_cancel(p, id) != 0;
     }
+    ck_assert_int_eq(bad, 0);
     verify_ok(p, -1);
     ck_assert_uint_le(p->timers.nheap, 2 * (LIVE + 2000) + 64);
     while (fired < LIVE) {
