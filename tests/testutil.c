@@ -21,10 +21,26 @@
 
 #ifdef _WIN32
 const char *const tu_backends[] = {"iocp"};
-const int tu_nbackends = 1;
+int tu_nbackends = 1;
 #else
-const char *const tu_backends[] = {"epoll", "poll"};
-const int tu_nbackends = 2;
+const char *const tu_backends[] = {"epoll", "poll", "io_uring"};
+int tu_nbackends = 2;
+
+/* io_uring joins when this library has it (-ENOTSUP otherwise) and the
+ * kernel lets a ring be made: a container's seccomp filter or the sysctl
+ * kernel.io_uring_disabled may not (-EPERM, -ENOSYS), and its runs are
+ * then left out, saying so. */
+__attribute__((constructor)) static void tu_probe_io_uring(void)
+{
+    nio_poll *p = NULL;
+    int rc = nio_poll_new_with(&p, "io_uring");
+    if (rc == 0)
+        tu_nbackends = 3;
+    else if (rc != -ENOTSUP)
+        fprintf(stderr, "tests: the io_uring backend is built but unavailable here (%s): its runs "
+                        "are left out\n", nio_strerror(rc));
+    nio_poll_free(p);
+}
 #endif
 
 const char *tu_backend(int i)

@@ -21,9 +21,11 @@
 #endif
 
 /* The backends every suite runs on; tcase_add_loop_test over
- * [0, tu_nbackends) and tu_backend(_i) pick one. */
+ * [0, tu_nbackends) and tu_backend(_i) pick one.  io_uring is among them
+ * when the library has it and the kernel lets a ring be made here (set
+ * before main; testutil.c says so on stderr when it does not). */
 extern const char *const tu_backends[];
-extern const int tu_nbackends;
+extern int tu_nbackends;
 const char *tu_backend(int i);
 nio_poll *tu_poll(int i); /* nio_poll_new_with(tu_backend(i)), or abort the test */
 

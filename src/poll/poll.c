@@ -54,8 +54,11 @@ static const nio__backend_ops *const backends[] = {
 #else
     &nio__poll_ops,
 #endif
+#ifdef NIO_HAVE_IO_URING
+    &nio__io_uring_ops,
+#endif
 };
-static const char *const known_backends[] = {"epoll", "poll", "iocp"};
+static const char *const known_backends[] = {"epoll", "poll", "iocp", "io_uring"};
 
 static const nio__backend_ops *backend_by_name(const char *name, int *err)
 {

@@ -120,6 +120,12 @@ typedef struct nio__backend_ops {
 extern const nio__backend_ops nio__epoll_ops;
 extern const nio__backend_ops nio__poll_ops;
 extern const nio__backend_ops nio__iocp_ops;
+extern const nio__backend_ops nio__io_uring_ops;
+
+/* An interest bit for ops->add from the library's own registrations: the
+ * fd is one it has just made (a socket, the wake channel), so backends
+ * that would check it (a system call) need not. */
+#define NIO__FD_OK 0x10000u
 
 /* Whether s cannot be a socket (a negative fd; INVALID_SOCKET). */
 static inline bool nio__socket_bad(nio_socket s)

@@ -64,7 +64,7 @@ int nio__register_with(nio_poll *p, nio_socket fd, unsigned interest, nio__pendi
         return err;
     if ((err = nio__poll_lock(p)) < 0)
         return err;
-    err = p->ops->add(p, fd, n->token, interest);
+    err = p->ops->add(p, fd, n->token, interest | NIO__FD_OK); /* a stream's own socket */
     nio__poll_unlock(p);
     return err;
 }

@@ -17,7 +17,7 @@ int nio__source_new(nio_poll *p, nio_socket fd, unsigned interest, nio__source_c
     src->fd = fd;
     if ((err = nio__poll_lock(p)) < 0)
         goto fail;
-    err = p->ops->add(p, fd, NIO__TAG | (uint64_t)(uintptr_t)src, interest);
+    err = p->ops->add(p, fd, NIO__TAG | (uint64_t)(uintptr_t)src, interest | NIO__FD_OK);
     nio__poll_unlock(p);
     if (err < 0)
         goto fail;
