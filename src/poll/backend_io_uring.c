@@ -68,8 +68,9 @@ typedef struct ustate {
     int dirty; /* head of the dirty list, -1 */
     uint32_t next_req;
     uint32_t stamp;
-    bool in_kernel; /* a wait is in io_uring_enter (under p->lock) */
-    bool kicked;    /* ... and was signalled since it went in */
+    uint32_t inflight; /* poll requests submitted, not yet ended */
+    bool in_kernel;    /* a wait is in io_uring_enter (under p->lock) */
+    bool kicked;       /* ... and was signalled since it went in */
 } ustate;
 
 static int iou_init(nio_poll *p)
@@ -108,16 +109,6 @@ static int iou_init(nio_poll *p)
     return 0;
 }
 
-static void iou_destroy(nio_poll *p)
-{
-    ustate *s = p->backend;
-    if (s == NULL)
-        return;
-    io_uring_queue_exit(&s->ring); /* cancels every request, releases the files */
-    free(s->regs);
-    free(s);
-    p->backend = NULL;
-}
 
 /* POLLRDHUP whatever the interest: read-closed is always reported. */
 static uint16_t to_poll(unsigned interest)
@@ -237,6 +228,7 @@ static bool queue_arm(ustate *s, int fd)
         io_uring_prep_poll_add(sqe, fd, r->events);
     r->req = new_req(s);
     io_uring_sqe_set_data64(sqe, user_data(r->req, fd));
+    s->inflight++;
     return true;
 }
 
@@ -365,6 +357,7 @@ static int collect_locked(ustate *s, nio_event *ev, int cap)
         unsigned got;
         if (r == NULL || r->req != (uint32_t)(ud >> 32)) {
             seen++; /* a removal's, or a request since replaced or removed */
+            s->inflight -= ud != CONTROL_UD && !more;
             continue;
         }
         got = cqe->res > 0 ? (unsigned)cqe->res & (r->want | POLLERR | POLLHUP) : 0;
@@ -383,6 +376,7 @@ static int collect_locked(ustate *s, nio_event *ev, int cap)
         seen++;
         if (more)
             continue;
+        s->inflight--;
         r->req = 0; /* the request ended */
         if (got != 0 && r->mode == MODE_ONESHOT)
             r->flags |= F_FIRED; /* silent until reregistered */
@@ -430,6 +424,64 @@ static int iou_wait(nio_poll *p, nio_event *ev, int cap, int timeout_ms)
     return n;
 }
 
+/* Closing: every registration forgotten, every request removed now (or,
+ * while a wait is in the kernel, by that wait as soon as it is back: the
+ * close signals it), so that the caller's close() of a registered
+ * descriptor closes it, as with epoll.  Nothing is armed afterwards: no
+ * registration call reaches the backend once the poll is closed. */
+static void iou_closing(nio_poll *p)
+{
+    ustate *s = p->backend;
+    for (int fd = 0; fd < s->nregs; fd++) {
+        ureg *r = &s->regs[fd];
+        r->flags &= (uint8_t)~F_USED;
+        if (r->req != 0) {
+            r->old = r->req;
+            r->req = 0;
+            mark_dirty(s, fd);
+        }
+    }
+    if (!s->in_kernel) {
+        (void)flush_locked(s);
+        (void)io_uring_submit(&s->ring);
+    } else {
+        s->kicked = true; /* nio_poll_close() signals the wait */
+    }
+}
+
+/* Every request has been removed (closing ran); wait, briefly, for their
+ * ends: a request lets go of its file when it ends, and a file the caller
+ * closed must be closed once nio_poll_free() returns (the ring's own
+ * teardown would do it later, from a kernel worker). */
+static void reap_all(ustate *s)
+{
+    struct __kernel_timespec ts = {0, 20 * 1000000};
+    (void)flush_locked(s);
+    for (int tries = 0; s->inflight > 0 && tries < 50; tries++) {
+        struct io_uring_cqe *cqe;
+        unsigned head, seen = 0;
+        (void)io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, &ts, NULL);
+        io_uring_for_each_cqe(&s->ring, head, cqe)
+        {
+            seen++;
+            s->inflight -= cqe->user_data != CONTROL_UD && !(cqe->flags & IORING_CQE_F_MORE);
+        }
+        io_uring_cq_advance(&s->ring, seen);
+    }
+}
+
+static void iou_destroy(nio_poll *p)
+{
+    ustate *s = p->backend;
+    if (s == NULL)
+        return;
+    reap_all(s);
+    io_uring_queue_exit(&s->ring);
+    free(s->regs);
+    free(s);
+    p->backend = NULL;
+}
+
 static int iou_verify(nio_poll *p)
 {
     const ustate *s = p->backend;
@@ -472,4 +524,5 @@ const nio__backend_ops nio__io_uring_ops = {
     .wake_close = nio__wakefd_close,
     .wake_signal = nio__wakefd_signal,
     .verify = iou_verify,
+    .closing = iou_closing,
 };

@@ -176,6 +176,8 @@ int nio_poll_close(nio_poll *p)
     if (nio__poll_lock(p) < 0)
         return -ECANCELED;
     p->closed = true;
+    if (p->ops->closing != NULL)
+        p->ops->closing(p);
     /* Always signal: a waiter may be between taking its timeout and
      * entering the backend; the signal makes that wait return at once. */
     p->ops->wake_signal(p);
@@ -228,6 +230,8 @@ void nio_poll_free(nio_poll *p)
     if (p == NULL)
         return;
     pthread_mutex_lock(&p->lock);
+    if (!p->closed && p->ops->closing != NULL)
+        p->ops->closing(p);
     p->closed = true;
     d = take_deferred_locked(p);
     pthread_mutex_unlock(&p->lock);

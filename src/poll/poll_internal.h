@@ -115,6 +115,12 @@ typedef struct nio__backend_ops {
      * file is closed (epoll): closing a socket no other descriptor refers
      * to needs no del (nio__deregister_closing). */
     bool close_drops;
+    /* The poll is being closed (nio_poll_close, nio_poll_free; under
+     * p->lock): no registration call reaches the backend after it, so a
+     * backend whose kernel holds the registered files (io_uring) lets go
+     * of them here, or the caller's close() would not close them.  NULL
+     * where closing a descriptor is enough. */
+    void (*closing)(nio_poll *p);
 } nio__backend_ops;
 
 extern const nio__backend_ops nio__epoll_ops;
