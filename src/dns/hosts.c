@@ -195,8 +195,12 @@ static int parse_line(nio__htab *t, const char *s, const char *end)
 
 int nio__hosts_parse(nio__htab *t, const char *text, size_t len)
 {
-    const char *p = text, *end = text + len;
+    const char *p, *end;
     int err = 0;
+    if (text == NULL)
+        return 0; /* an unreadable file: NULL + 0 is undefined in C */
+    p = text;
+    end = text + len;
     while (p < end && err == 0) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *eol = nl != NULL ? nl : end;
