@@ -107,7 +107,7 @@ int main(int argc, char **argv)
         die("calloc", ENOMEM);
     if ((err = nio_poll_new(&c.p)) < 0)
         die("nio_poll_new", err);
-    churn_main(&c.ch, &o, "nio", kick, loop, &c);
+    churn_main(&c.ch, &o, bench_impl("nio"), kick, loop, &c);
     nio_poll_free(c.p);
     free(c.s);
     return 0;

@@ -88,6 +88,22 @@ static inline void bench_end(const char *phase, const bench_clock *t0, const cha
     fflush(stdout);
 }
 
+/* The implementation's name in RESULT lines: base, or base-<backend> when
+ * NIO_BACKEND picks a nio backend other than the default (bench/run runs
+ * the nio programs on io_uring too: "nio-io_uring"). */
+static inline const char *bench_impl(const char *base)
+{
+    static char buf[4][64];
+    static int next;
+    const char *b = getenv("NIO_BACKEND");
+    char *out;
+    if (b == NULL || *b == '\0' || strcmp(b, "epoll") == 0)
+        return base;
+    out = buf[next++ % 4];
+    snprintf(out, sizeof buf[0], "%s-%s", base, b);
+    return out;
+}
+
 /* Options: -n pairs, -a active writers, -w writes, -r runs, -t timers,
  * -m libuv's million_timers pattern (timers). */
 typedef struct bench_opts {

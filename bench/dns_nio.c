@@ -86,7 +86,8 @@ int main(int argc, char **argv)
         bench_begin(phase, &t0);
         one_run(&c, n, o.conc);
         if (run >= 0)
-            bench_end(phase, &t0, "dns", o.nocache ? "nio" : "nio-cache", o.conc, c.done, c.fail);
+            bench_end(phase, &t0, "dns", bench_impl(o.nocache ? "nio" : "nio-cache"), o.conc,
+                      c.done, c.fail);
     }
     if (c.fail)
         fprintf(stderr, "bench: dns nio: %ld lookups failed\n", c.fail);

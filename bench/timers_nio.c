@@ -24,7 +24,7 @@ static void million(long n)
     for (long k = 0; k < n; k++)
         if ((err = nio_timer_start(p, timer_million_ms(k), (nio_token)k, &id[k])) < 0)
             die("nio_timer_start", err);
-    bench_end("mstart", &t0, "mtimers-start", "nio", n, n, 0);
+    bench_end("mstart", &t0, "mtimers-start", bench_impl("nio"), n, n, 0);
     bench_begin("mdispatch", &t0);
     while (fired < n) {
         int m = nio_poll_wait(p, ev, BATCH, -1);
@@ -32,7 +32,7 @@ static void million(long n)
             die("nio_poll_wait", m);
         fired += m;
     }
-    bench_end("mdispatch", &t0, "mtimers-dispatch", "nio", n, n, 0);
+    bench_end("mdispatch", &t0, "mtimers-dispatch", bench_impl("nio"), n, n, 0);
     nio_poll_free(p);
     free(id);
 }
@@ -71,7 +71,7 @@ int main(int argc, char **argv)
     for (long k = 0; k < n; k++)
         if ((err = nio_timer_start(p, timer_delay_ms(k), (nio_token)k, &id[k])) < 0)
             die("nio_timer_start", err);
-    bench_end("start", &t0, "timers-start", "nio", n, n, 0);
+    bench_end("start", &t0, "timers-start", bench_impl("nio"), n, n, 0);
 
     bench_begin("dispatch", &t0);
     while (fired < n) {
@@ -80,7 +80,7 @@ int main(int argc, char **argv)
             die("nio_poll_wait", m);
         fired += m;
     }
-    bench_end("dispatch", &t0, "timers-dispatch", "nio", n, n, 0);
+    bench_end("dispatch", &t0, "timers-dispatch", bench_impl("nio"), n, n, 0);
 
     bench_begin("churn", &t0);
     for (long k = 0; k < n; k++) {
@@ -89,7 +89,7 @@ int main(int argc, char **argv)
         if ((err = nio_timer_cancel(p, id[k])) < 0)
             die("nio_timer_cancel", err);
     }
-    bench_end("churn", &t0, "timers-churn", "nio", n, n, 0);
+    bench_end("churn", &t0, "timers-churn", bench_impl("nio"), n, n, 0);
 
     nio_poll_free(p);
     free(id);

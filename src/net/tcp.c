@@ -465,8 +465,8 @@ size_t nio_tcp_close(nio_tcp_stream *s)
     nio__pending_cancel(s->poll, &s->done);
     if (s->fd != NIO_INVALID_SOCKET) {
         /* -ECANCELED after poll close: fine */
-        (void)nio__deregister_closing(s->poll, s->fd, stream_fd_sole(s));
-        nio__close(s->fd);
+        if (nio__deregister_closing(s->poll, s->fd, stream_fd_sole(s)) != 1)
+            nio__close(s->fd);
     }
     unsent = nio__wq_release(s);
     free(s);

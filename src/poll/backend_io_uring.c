@@ -340,6 +340,38 @@ static int iou_del(nio_poll *p, int fd)
     return 0;
 }
 
+/* The removal and the close in one submission: the close is done when
+ * io_uring_enter returns (a socket has no ->flush, so it is not punted to
+ * a worker).  A close the kernel did not take is turned into a no-op
+ * before anyone can submit it, and the caller closes. */
+static int iou_del_close(nio_poll *p, int fd)
+{
+    ustate *s = p->backend;
+    struct io_uring_sqe *sqe;
+    unsigned at;
+    int err;
+    if (s->in_kernel || lookup(s, fd) == NULL || s->regs[fd].req == 0)
+        return iou_del(p, fd); /* the waiter's queue, or no request: the caller closes */
+    s->regs[fd].flags &= (uint8_t)~F_USED;
+    s->regs[fd].old = s->regs[fd].req;
+    s->regs[fd].req = 0;
+    if (!queue_remove(s, fd) || (sqe = get_sqe(s)) == NULL) {
+        mark_dirty(s, fd); /* removed at the next submission */
+        (void)io_uring_submit(&s->ring);
+        return 0;
+    }
+    at = s->ring.sq.sqe_tail - 1;
+    io_uring_prep_close(sqe, fd);
+    io_uring_sqe_set_data64(sqe, CONTROL_UD);
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    err = io_uring_submit(&s->ring);
+    if ((int)(*s->ring.sq.khead - at) > 0)
+        return 1; /* consumed: closed */
+    io_uring_prep_nop(sqe);
+    io_uring_sqe_set_data64(sqe, CONTROL_UD);
+    return err < 0 ? err : 0;
+}
+
 /* The completions into ev (under p->lock).  A completion that would need
  * a new entry when ev is full stays in the ring for the next wait. */
 static int collect_locked(ustate *s, nio_event *ev, int cap)
@@ -518,6 +550,7 @@ const nio__backend_ops nio__io_uring_ops = {
     .add = iou_add,
     .mod = iou_mod,
     .del = iou_del,
+    .del_close = iou_del_close,
     .rearm = NULL, /* the kernel reports edges itself */
     .wait = iou_wait,
     .wake_open = nio__wakefd_open,

@@ -115,6 +115,10 @@ typedef struct nio__backend_ops {
      * file is closed (epoll): closing a socket no other descriptor refers
      * to needs no del (nio__deregister_closing). */
     bool close_drops;
+    /* Deregister fd and close it, in one system call where the backend
+     * can (under p->lock): 1 when it closed fd, 0 when it only
+     * deregistered (the caller closes), -errno as del.  NULL: del. */
+    int (*del_close)(nio_poll *p, nio_socket fd);
     /* The poll is being closed (nio_poll_close, nio_poll_free; under
      * p->lock): no registration call reaches the backend after it, so a
      * backend whose kernel holds the registered files (io_uring) lets go
@@ -245,8 +249,10 @@ void nio__source_del(nio_poll *p, nio__source *src);
  * backend's kernel drops the registration with the file's last descriptor
  * (ops->close_drops) and sole says no other descriptor refers to it: the
  * caller never handed the descriptor out, and no fork copied it
- * (nio__fork_none_since).  One system call less per connection.  0 or
- * -errno as nio_deregister(). */
+ * (nio__fork_none_since); or the deregistration and the close in one
+ * system call (ops->del_close).  One system call less per connection.
+ * 1 when fd is closed too; else 0 or -errno as nio_deregister(), and the
+ * caller closes fd. */
 int nio__deregister_closing(nio_poll *p, nio_socket fd, bool sole);
 
 /* Forks since a descriptor was made (util.c; POSIX): read the generation

@@ -83,9 +83,16 @@ int nio_deregister(nio_poll *p, nio_socket fd)
 
 int nio__deregister_closing(nio_poll *p, nio_socket fd, bool sole)
 {
+    int err;
     if (sole && p->ops->close_drops)
         return nio__poll_closed(p) ? -ECANCELED : 0;
-    return nio_deregister(p, fd);
+    if (p->ops->del_close == NULL)
+        return nio_deregister(p, fd);
+    if ((err = nio__poll_lock(p)) < 0)
+        return err;
+    err = p->ops->del_close(p, fd);
+    nio__poll_unlock(p);
+    return err;
 }
 
 int nio_rearm(nio_poll *p, nio_socket fd, unsigned what)
