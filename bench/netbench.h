@@ -156,4 +156,78 @@ static inline void churn_main(churn *ch, const net_opts *o, const char *impl,
     }
 }
 
+/* ------------------------------------------------------------ scale
+ * One poll holding n idle connections (the cost of scale): the measured
+ * process opens n connections to bench/echod (at most 1000 connects
+ * pending at a time: the SYN and accept queues are bounded), spread over
+ * the echo server's loopback addresses 127.0.0.1 .. 127.0.0.<naddr> (the
+ * same port on each), so that no destination runs short of ephemeral
+ * ports.  User memory per connection: VmRSS after every connection is up
+ * minus before the first (the programs allocate their per-connection
+ * arrays untouched before, so what they touch counts).  Then rounds, each:
+ * write 1 byte on `active` connections spread over the n (a different set
+ * each round), and wait until the `active` echoes are read.  An op is one
+ * round; the timed region is `ops` rounds after `warm` untimed ones.  The
+ * result's extra field is the bytes per connection. */
+typedef struct scale_ops {
+    void (*start)(void *ctx, int i, const struct sockaddr_in *a); /* connect i */
+    int (*pending)(void *ctx);                 /* connects not yet complete */
+    void (*settle)(void *ctx);                 /* wait for some completions */
+    void (*send1)(void *ctx, int i);           /* write 1 byte on i */
+    void (*round_wait)(void *ctx, int want);   /* until `want` bytes read */
+} scale_ops;
+
+static inline long vmrss_kb(void)
+{
+    char line[256];
+    long kb = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            kb = atol(line + 6);
+    fclose(f);
+    return kb;
+}
+
+/* The echo server's i-th address: 127.0.0.(1 + i % naddr). */
+static inline struct sockaddr_in scale_addr(int port, int naddr, int i)
+{
+    struct sockaddr_in a = net_addr(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK + (uint32_t)(i % naddr));
+    return a;
+}
+
+/* Options: -n connections, -c active per round, -N rounds per timed run,
+ * -r timed runs, -w warm-up rounds, -d echo server addresses (naddr). */
+static inline void scale_main(const net_opts *o, const char *impl, const scale_ops *ops,
+                              void *ctx, long rss_before)
+{
+    int n = o->ops, active = o->conc < n ? o->conc : n, opened = 0;
+    long per_conn, gap = n / active, round = 0;
+    bench_clock t0;
+    while (opened < n || ops->pending(ctx) > 0) {
+        while (opened < n && ops->pending(ctx) < 1000) {
+            struct sockaddr_in a = scale_addr(o->port, o->delay > 0 ? o->delay : 1, opened);
+            ops->start(ctx, opened++, &a);
+        }
+        ops->settle(ctx);
+    }
+    per_conn = (vmrss_kb() - rss_before) * 1024 / n;
+    for (int run = -1; run < o->runs; run++) {
+        const char *phase = run == 0 ? "scale" : NULL;
+        long rounds = run < 0 ? o->warm : o->names;
+        bench_begin(phase, &t0);
+        for (long k = 0; k < rounds; k++, round++) {
+            long shift = (round * 7919) % gap; /* another set each round */
+            for (int j = 0; j < active; j++)
+                ops->send1(ctx, (int)((long)j * gap + shift));
+            ops->round_wait(ctx, active);
+        }
+        if (run >= 0)
+            bench_end(phase, &t0, "scale", impl, n, rounds, per_conn);
+    }
+}
+
 #endif
