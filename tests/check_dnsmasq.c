@@ -108,6 +108,15 @@ done:
     return ret;
 }
 
+/* The io_uring backend is built and the kernel lets a ring be made. */
+static int io_uring_here(void)
+{
+    nio_poll *p = NULL;
+    int rc = nio_poll_new_with(&p, "io_uring");
+    nio_poll_free(p);
+    return rc == 0;
+}
+
 int main(void)
 {
     int port, ret;
@@ -122,6 +131,8 @@ int main(void)
     ret = run(port, "epoll");
     if (ret == EXIT_SUCCESS)
         ret = run(port, "poll");
+    if (ret == EXIT_SUCCESS && io_uring_here())
+        ret = run(port, "io_uring");
     dnsmasq_stop(pid);
     return ret;
 }

@@ -20,7 +20,8 @@
  * Modes: registrations are edge-triggered unless NIO_LEVEL or NIO_ONESHOT is
  * given.  In edge mode an event is reported when the fd becomes ready; read
  * (or write) until the call fails with EAGAIN, and the next event comes when
- * new readiness arrives.  The epoll backend gets this from the kernel.  The
+ * new readiness arrives.  The epoll and io_uring backends get this from the
+ * kernel.  The
  * portable poll(2) backend and the Windows iocp backend emulate it: after
  * reporting, they stop watching the reported condition until the fd is
  * found not ready at the start of a later wait, or until nio_rearm() is
@@ -87,12 +88,18 @@ NIO_EXTERN int nio_poll_new(nio_poll **out);
 
 /* Create a poll on a named backend: "epoll" or "poll" on POSIX systems,
  * "iocp" on Windows (readiness from the AFD driver on an I/O completion
- * port; the poll also starts Winsock, and stops it when freed).  NULL means
- * the default (as nio_poll_new(), ignoring NIO_BACKEND).  -EINVAL for an
- * unknown name, -ENOTSUP for a backend not built on this system. */
+ * port; the poll also starts Winsock, and stops it when freed), and
+ * "io_uring" on Linux when the library was built with liburing (poll
+ * requests on an io_uring, the same semantics as epoll's; never the
+ * default).  NULL means the default (as nio_poll_new(), ignoring
+ * NIO_BACKEND).  -EINVAL for an unknown name, -ENOTSUP for a backend not
+ * built on this system; for "io_uring", the kernel's refusal: -ENOSYS (no
+ * io_uring, or a kernel older than 5.17), -EPERM (io_uring disabled: the
+ * sysctl kernel.io_uring_disabled, a container's seccomp filter), -ENOMEM
+ * (the locked-memory limit of kernels before 5.12). */
 NIO_EXTERN int nio_poll_new_with(nio_poll **out, const char *backend);
 
-/* The backend's name ("epoll", "poll", "iocp").  Never NULL. */
+/* The backend's name ("epoll", "poll", "iocp", "io_uring").  Never NULL. */
 NIO_EXTERN const char *nio_poll_backend(const nio_poll *poll);
 
 /* Wait for events: up to cap of them are written to ev.  timeout_ms < 0
@@ -137,7 +144,9 @@ NIO_EXTERN int nio_register(nio_poll *poll, nio_socket fd, nio_token token, unsi
  * registered; otherwise as nio_register(). */
 NIO_EXTERN int nio_reregister(nio_poll *poll, nio_socket fd, nio_token token, unsigned interest);
 
-/* Remove fd from the poll.  Call it before closing the fd.  After it
+/* Remove fd from the poll.  Call it before closing the fd (on io_uring a
+ * registration holds the descriptor's file: one closed without it stays
+ * open, its peer unaware, until the poll is closed).  After it
  * returns, no event for this registration is reported by a later
  * nio_poll_wait() call.  -ENOENT when fd is not registered. */
 NIO_EXTERN int nio_deregister(nio_poll *poll, nio_socket fd);

@@ -258,7 +258,9 @@ static int dispatch_batch(nio_poll *p, nio_event *ev, int from, int to)
      * this very thread: a write(2) per answer and a spurious wake-up. */
     if (n < to && p->blocked) {
         pthread_mutex_lock(&p->lock);
+        nio__tlock_lock(&p->tlock);
         p->blocked = false;
+        nio__tlock_unlock(&p->tlock);
         pthread_mutex_unlock(&p->lock);
     }
     for (int i = n; i < to; i++) {
@@ -278,13 +280,16 @@ static int dispatch_batch(nio_poll *p, nio_event *ev, int from, int to)
 }
 
 /* Expired timers into ev (callbacks for internal ones).  Lock held on entry
- * and exit; released around callbacks. */
+ * and exit; released (with the timers' lock) around callbacks. */
 static int run_timers_locked(nio_poll *p, nio_event *ev, int cap)
 {
     int n = 0;
     uint64_t now;
-    if (nio__timers_next_locked(p) == UINT64_MAX)
+    nio__tlock_lock(&p->tlock);
+    if (nio__timers_next_locked(p) == UINT64_MAX) {
+        nio__tlock_unlock(&p->tlock);
         return 0; /* no timers: spare the clock read on every wait */
+    }
     now = nio__now_ns();
     p->loop_now = now; /* the loop's time, once this wait returns */
     p->loop_now_set = true;
@@ -297,16 +302,19 @@ static int run_timers_locked(nio_poll *p, nio_event *ev, int cap)
             n++;
             continue;
         }
+        nio__tlock_unlock(&p->tlock);
         nio__poll_unlock(p);
         cb(arg);
         pthread_mutex_lock(&p->lock);
+        nio__tlock_lock(&p->tlock);
     }
+    nio__tlock_unlock(&p->tlock);
     return n;
 }
 
 /* Milliseconds to block, rounded up (a wait that ends before the next
  * deadline would only go round again): 0 when something is ready now.
- * *end gets when the wait ends (ns; UINT64_MAX: never). */
+ * *end gets when the wait ends (ns; UINT64_MAX: never).  Under both locks. */
 static int block_ms_locked(nio_poll *p, uint64_t deadline, uint64_t *end)
 {
     uint64_t next = nio__timers_next_locked(p), now, ms;
@@ -328,16 +336,22 @@ static int block_ms_locked(nio_poll *p, uint64_t deadline, uint64_t *end)
 static int wait_once_locked(nio_poll *p, nio_event *ev, int cap, uint64_t deadline)
 {
     uint64_t end;
-    int n, t = block_ms_locked(p, deadline, &end);
+    int n, t;
 
+    /* One section: a start that sees the wait's end sees its heap top */
+    nio__tlock_lock(&p->tlock);
+    t = block_ms_locked(p, deadline, &end);
     p->blocked = t != 0;
     p->wait_deadline = end;
+    nio__tlock_unlock(&p->tlock);
     nio__poll_unlock(p);
     n = p->ops->wait(p, ev, cap, t);
     if (n > 0)
         n = dispatch_batch(p, ev, 0, n);
     pthread_mutex_lock(&p->lock);
+    nio__tlock_lock(&p->tlock);
     p->blocked = false;
+    nio__tlock_unlock(&p->tlock);
     if (n == -EINTR)
         n = 0; /* resumed by the caller's loop with the time left */
     if (n < 0)
@@ -362,8 +376,10 @@ int nio_poll_wait(nio_poll *p, nio_event *ev, int cap, int timeout_ms)
         return -EBUSY;
     }
     p->waiting = true;
+    nio__tlock_lock(&p->tlock);
     p->loop_time_ok = p->loop_now_set = false; /* until this wait returns */
     p->loop_thread = pthread_self();
+    nio__tlock_unlock(&p->tlock);
     deadline = timeout_ms < 0 ? UINT64_MAX : nio__now_ns() + (uint64_t)timeout_ms * 1000000u;
     for (;;) {
         n = wait_once_locked(p, ev, cap, deadline);
@@ -381,7 +397,9 @@ int nio_poll_wait(nio_poll *p, nio_event *ev, int cap, int timeout_ms)
         }
     }
     p->waiting = false;
+    nio__tlock_lock(&p->tlock);
     p->loop_time_ok = true;
+    nio__tlock_unlock(&p->tlock);
     d = take_deferred_locked(p);
     nio__poll_unlock(p);
     run_deferred(d);
@@ -392,7 +410,10 @@ int nio__poll_verify(nio_poll *p)
 {
     int line;
     pthread_mutex_lock(&p->lock);
-    if ((line = nio__timers_verify(&p->timers)) == 0 &&
+    nio__tlock_lock(&p->tlock);
+    line = nio__timers_verify(&p->timers);
+    nio__tlock_unlock(&p->tlock);
+    if (line == 0 &&
         (line = nio__pending_verify_locked(p)) == 0 && p->ops->verify != NULL)
         line = p->ops->verify(p);
     pthread_mutex_unlock(&p->lock);

@@ -33,9 +33,10 @@
  * Callbacks run on the waiting thread, without the poll's lock held, and may
  * call any poll function (register, start timers, post, del sources).
  *
- * Locking: p->lock guards the closed flag, the timer heap, the pending
- * queue, the deferred list, the waiting flag and the poll(2) backend's
- * table.
+ * Locking: p->lock guards the closed flag, the pending queue, the deferred
+ * list, the waiting flag and the poll(2) and io_uring backends' tables;
+ * p->tlock (taken after p->lock when both are) the timer heap and what a
+ * timer start reads of the wait (struct nio_poll says which).
  * The epoll backend's epoll_ctl needs no lock of ours, but registrations
  * still check `closed` under the lock so that one racing nio_poll_close()
  * either lands first or fails with -ECANCELED.
@@ -184,6 +185,29 @@ typedef struct nio__timers {
     uint32_t nheap, capheap;
 } nio__timers;
 
+/* The timers' lock (timer.c): the heap and what a start reads of the
+ * wait (see struct nio_poll) are guarded by this, not by p->lock, so that
+ * a start or a cancel costs one atomic exchange and a store instead of a
+ * mutex's lock and unlock (a third of a start on a warm heap; libev's
+ * start, single-threaded, takes none).  Held for a heap operation or a
+ * batch of pops, never across a system call: it spins, then yields. */
+typedef struct nio__tlock {
+    atomic_int v;
+} nio__tlock;
+
+void nio__tlock_wait(nio__tlock *l); /* the contended path (timer.c) */
+
+static inline void nio__tlock_lock(nio__tlock *l)
+{
+    if (atomic_exchange_explicit(&l->v, 1, memory_order_acquire) != 0)
+        nio__tlock_wait(l);
+}
+
+static inline void nio__tlock_unlock(nio__tlock *l)
+{
+    atomic_store_explicit(&l->v, 0, memory_order_release);
+}
+
 /* The poll's own wake-up channel: an eventfd, or a pipe (NIO_WAKER=pipe
  * forces it, to test the fallback). */
 typedef struct nio__wakefd {
@@ -198,6 +222,10 @@ struct nio_poll {
     atomic_bool closed; /* set once, under lock; nio__poll_closed() reads it
                          * without the lock (calls that need no poll state) */
     bool waiting; /* a thread is in nio_poll_wait() */
+    /* tlock guards the timers, and blocked, wait_deadline and the loop's
+     * time below, which a start reads; their writers (the waiting thread)
+     * hold p->lock as well, so p->lock alone is enough to read them. */
+    nio__tlock tlock;
     bool blocked; /* ... and in the backend's wait, to be woken */
     uint64_t wait_deadline; /* ns: when the blocked wait ends (UINT64_MAX: never) */
     /* The loop's time, for nio_timer_start() (see poll.h): between the
@@ -316,7 +344,8 @@ int nio__timer_start_cb(nio_poll *p, uint64_t ms, nio__timer_cb cb, void *arg, n
  * is about to run on the waiting thread, whatever the poll's state). */
 int nio__timer_cancel_cb(nio_poll *p, nio_timer_id id);
 void nio__timers_free(nio__timers *t);
-/* Earliest deadline (ns), UINT64_MAX when none. */
+/* Earliest deadline (ns), UINT64_MAX when none.  Under p->tlock (as the
+ * pop below). */
 uint64_t nio__timers_next_locked(nio_poll *p);
 /* Pop one timer expired at now (ns): 1 and the event or callback, 0 when
  * none. */

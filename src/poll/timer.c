@@ -12,6 +12,7 @@
  * (generation << 32 | slot + 1): a stale id (fired, cancelled) no longer
  * matches its slot's generation. */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +34,20 @@
 #else
 #define HOT inline
 #endif
+
+/* Another thread holds the timers' lock: for a heap operation, as a rule
+ * well under a microsecond.  Spin on a plain read (no cache line
+ * ping-pong), then yield: the holder may have been preempted. */
+void nio__tlock_wait(nio__tlock *l)
+{
+    for (unsigned spins = 0;; spins++) {
+        if (atomic_load_explicit(&l->v, memory_order_relaxed) == 0 &&
+            atomic_exchange_explicit(&l->v, 1, memory_order_acquire) == 0)
+            return;
+        if (spins >= 64)
+            sched_yield();
+    }
+}
 
 static int grow_slots(nio__timers *t)
 {
@@ -191,9 +206,11 @@ static uint64_t deadline_after(uint64_t from, uint64_t ms)
 }
 
 /* Internal timers (cb set) count from the clock: a connect's or a DNS
- * timeout is never cut short by the loop's time. */
+ * timeout is never cut short by the loop's time.  Under p->tlock; *kick
+ * says the waiting thread must be woken (after the lock is let go: a
+ * system call). */
 static HOT int start_locked(nio_poll *p, uint64_t ms, nio_token token, nio__timer_cb cb,
-                            void *arg, nio_timer_id *id)
+                            void *arg, nio_timer_id *id, bool *kick)
 {
     nio__timers *t = &p->timers;
     uint32_t s;
@@ -211,30 +228,36 @@ static HOT int start_locked(nio_poll *p, uint64_t ms, nio_token token, nio__time
     t->heap[t->nheap] = (nio__heapent){deadline, s, 0};
     sift_up(t->heap, t->nheap++);
     *id = ((uint64_t)t->slots[s].gen << 32) | (s + 1u);
-    if (p->blocked && deadline < p->wait_deadline)
-        nio__poll_kick_locked(p);
+    *kick = p->blocked && deadline < p->wait_deadline;
     return 0;
+}
+
+/* A start racing nio_poll_close() either lands before it or fails with
+ * -ECANCELED: closed is set once, and a start that reads it unset is as
+ * one that completed first (the heap lives until nio_poll_free()). */
+static HOT int start(nio_poll *p, uint64_t ms, nio_token token, nio__timer_cb cb, void *arg,
+                     nio_timer_id *id)
+{
+    bool kick = false;
+    int err;
+    nio__tlock_lock(&p->tlock);
+    err = nio__poll_closed(p) ? -ECANCELED : start_locked(p, ms, token, cb, arg, id, &kick);
+    nio__tlock_unlock(&p->tlock);
+    if (kick)
+        p->ops->wake_signal(p); /* the wait ends later than this timer */
+    return err;
 }
 
 int nio_timer_start(nio_poll *p, uint64_t ms, nio_token token, nio_timer_id *id)
 {
-    int err;
     if (p == NULL || id == NULL || token > NIO_TOKEN_MAX)
         return -EINVAL;
-    pthread_mutex_lock(&p->lock);
-    err = p->closed ? -ECANCELED : start_locked(p, ms, token, NULL, NULL, id);
-    pthread_mutex_unlock(&p->lock);
-    return err;
+    return start(p, ms, token, NULL, NULL, id);
 }
 
 int nio__timer_start_cb(nio_poll *p, uint64_t ms, nio__timer_cb cb, void *arg, nio_timer_id *id)
 {
-    int err;
-    if ((err = nio__poll_lock(p)) < 0)
-        return err;
-    err = start_locked(p, ms, 0, cb, arg, id);
-    nio__poll_unlock(p);
-    return err;
+    return start(p, ms, 0, cb, arg, id);
 }
 
 static int cancel_locked(nio__timers *t, nio_timer_id id)
@@ -255,18 +278,18 @@ int nio_timer_cancel(nio_poll *p, nio_timer_id id)
     int err;
     if (p == NULL)
         return -EINVAL;
-    pthread_mutex_lock(&p->lock);
-    err = p->closed ? -ECANCELED : cancel_locked(&p->timers, id);
-    pthread_mutex_unlock(&p->lock);
+    nio__tlock_lock(&p->tlock);
+    err = nio__poll_closed(p) ? -ECANCELED : cancel_locked(&p->timers, id);
+    nio__tlock_unlock(&p->tlock);
     return err;
 }
 
 int nio__timer_cancel_cb(nio_poll *p, nio_timer_id id)
 {
     int err;
-    pthread_mutex_lock(&p->lock); /* closed or not: the heap lives until free */
+    nio__tlock_lock(&p->tlock); /* closed or not: the heap lives until free */
     err = cancel_locked(&p->timers, id);
-    pthread_mutex_unlock(&p->lock);
+    nio__tlock_unlock(&p->tlock);
     return err;
 }
 
