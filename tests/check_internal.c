@@ -362,6 +362,29 @@ START_TEST(cancelled_timers_are_compacted)
 }
 END_TEST
 
+/* The loop's time is the time the wait woke up, not that of an earlier
+ * round of the same wait: an internal timer that fires in a round which
+ * then goes on waiting (it hands the caller nothing) must not leave that
+ * round's clock reading as the loop's time. */
+static void nothing(void *arg)
+{
+    (void)arg;
+}
+
+START_TEST(loop_time_is_the_last_round)
+{
+    nio_poll *p = tu_poll(_i);
+    nio_timer_id id;
+    nio_event ev[4];
+    ck_assert_int_eq(nio__timer_start_cb(p, 0, nothing, NULL, &id), 0);
+    ck_assert_int_eq(nio_poll_wait(p, ev, 4, 300), 0); /* fires, waits on 300 ms */
+    ck_assert_int_eq(nio_timer_start(p, 150, 1, &id), 0);
+    ck_assert_int_eq(nio_poll_wait(p, ev, 4, 0), 0); /* due 150 ms from now, not before */
+    ck_assert_int_eq(nio_poll_wait(p, ev, 4, 10000), 1);
+    nio_poll_free(p);
+}
+END_TEST
+
 /* Closing an fd nothing else refers to: where the kernel drops the
  * registration with the file's last descriptor (epoll), the library
  * skips the deregistration (one system call less per stream): the
@@ -401,6 +424,7 @@ int main(void)
     tcase_add_loop_test(tc, cancelled_timers_are_compacted, 0, tu_nbackends);
     tcase_add_loop_test(tc, deregister_closing_skips_only_where_the_kernel_drops, 0,
                         tu_nbackends);
+    tcase_add_loop_test(tc, loop_time_is_the_last_round, 0, tu_nbackends);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }

@@ -279,17 +279,14 @@ static int dispatch_batch(nio_poll *p, nio_event *ev, int from, int to)
     return n;
 }
 
-/* Expired timers into ev (callbacks for internal ones).  Lock held on entry
- * and exit; released (with the timers' lock) around callbacks. */
+/* Expired timers into ev (callbacks for internal ones).  Both locks held
+ * on entry and exit; released around callbacks. */
 static int run_timers_locked(nio_poll *p, nio_event *ev, int cap)
 {
     int n = 0;
     uint64_t now;
-    nio__tlock_lock(&p->tlock);
-    if (nio__timers_next_locked(p) == UINT64_MAX) {
-        nio__tlock_unlock(&p->tlock);
+    if (nio__timers_next_locked(p) == UINT64_MAX)
         return 0; /* no timers: spare the clock read on every wait */
-    }
     now = nio__now_ns();
     p->loop_now = now; /* the loop's time, once this wait returns */
     p->loop_now_set = true;
@@ -308,7 +305,6 @@ static int run_timers_locked(nio_poll *p, nio_event *ev, int cap)
         pthread_mutex_lock(&p->lock);
         nio__tlock_lock(&p->tlock);
     }
-    nio__tlock_unlock(&p->tlock);
     return n;
 }
 
@@ -333,13 +329,22 @@ static int block_ms_locked(nio_poll *p, uint64_t deadline, uint64_t *end)
     return ms > INT32_MAX ? INT32_MAX : (int)ms;
 }
 
-static int wait_once_locked(nio_poll *p, nio_event *ev, int cap, uint64_t deadline)
+/* One round of a wait.  The loop's time is unset while the round blocks
+ * (starts read the clock) and set again after it, to when it woke up if it
+ * ran timers, else to the first start's clock reading: never to an earlier
+ * round's (that round may have run internal timers only, handing the
+ * caller nothing, and blocked long after).  first: the wait's first round,
+ * which makes the loop's time this thread's. */
+static int wait_once_locked(nio_poll *p, nio_event *ev, int cap, uint64_t deadline, bool first)
 {
     uint64_t end;
     int n, t;
 
     /* One section: a start that sees the wait's end sees its heap top */
     nio__tlock_lock(&p->tlock);
+    p->loop_time_ok = p->loop_now_set = false;
+    if (first)
+        p->loop_thread = pthread_self();
     t = block_ms_locked(p, deadline, &end);
     p->blocked = t != 0;
     p->wait_deadline = end;
@@ -351,13 +356,14 @@ static int wait_once_locked(nio_poll *p, nio_event *ev, int cap, uint64_t deadli
     pthread_mutex_lock(&p->lock);
     nio__tlock_lock(&p->tlock);
     p->blocked = false;
-    nio__tlock_unlock(&p->tlock);
     if (n == -EINTR)
         n = 0; /* resumed by the caller's loop with the time left */
-    if (n < 0)
-        return n;
-    n += run_timers_locked(p, ev + n, cap - n);
-    n += nio__pending_drain_locked(p, ev + n, cap - n);
+    if (n >= 0)
+        n += run_timers_locked(p, ev + n, cap - n);
+    p->loop_time_ok = true; /* for when this round ends the wait */
+    nio__tlock_unlock(&p->tlock);
+    if (n >= 0)
+        n += nio__pending_drain_locked(p, ev + n, cap - n);
     return n;
 }
 
@@ -376,13 +382,9 @@ int nio_poll_wait(nio_poll *p, nio_event *ev, int cap, int timeout_ms)
         return -EBUSY;
     }
     p->waiting = true;
-    nio__tlock_lock(&p->tlock);
-    p->loop_time_ok = p->loop_now_set = false; /* until this wait returns */
-    p->loop_thread = pthread_self();
-    nio__tlock_unlock(&p->tlock);
     deadline = timeout_ms < 0 ? UINT64_MAX : nio__now_ns() + (uint64_t)timeout_ms * 1000000u;
-    for (;;) {
-        n = wait_once_locked(p, ev, cap, deadline);
+    for (bool first = true;; first = false) {
+        n = wait_once_locked(p, ev, cap, deadline, first);
         if (p->closed) {
             n = -ECANCELED;
             break;
@@ -397,9 +399,6 @@ int nio_poll_wait(nio_poll *p, nio_event *ev, int cap, int timeout_ms)
         }
     }
     p->waiting = false;
-    nio__tlock_lock(&p->tlock);
-    p->loop_time_ok = true;
-    nio__tlock_unlock(&p->tlock);
     d = take_deferred_locked(p);
     nio__poll_unlock(p);
     run_deferred(d);
