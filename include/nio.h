@@ -8,5 +8,6 @@
 #include <nio/dns.h>
 #include <nio/net.h>
 #include <nio/connect.h>
+#include <nio/records.h>
 
 #endif

@@ -137,11 +137,28 @@ START_TEST(hosts_parser)
     ck_assert_uint_eq(nio__hosts_find_tab(&t, "scoped.test")->ips[0].scope, 1);
     ck_assert_ptr_nonnull(nio__hosts_find_tab(&t, "good.test"));
     ck_assert_ptr_nonnull(nio__hosts_find_tab(&t, "no-newline.test"));
-    ck_assert_uint_eq(t.n, 10);
+    /* 10 names, and a reverse entry for each of the 8 addresses with a
+     * name: the first line's names, a repeated address adding none */
+    ck_assert_uint_eq(t.n, 18);
+    {
+        char path[] = "x"; /* any: the entries are found when a path is set */
+        nio__hosts h = {.path = path, .tab = t};
+        const nio__hostrev *rv = nio__hosts_rev_find(&h, "1.0.0.127.in-addr.arpa");
+        ck_assert_ptr_nonnull(rv);
+        ck_assert_uint_eq(rv->n, 2);
+        ck_assert_str_eq(rv->names[0], "localhost.test");
+        ck_assert_str_eq(rv->names[1], "alias.test");
+        ck_assert_uint_eq(nio__hosts_rev_find(&h, "2.0.0.127.in-addr.arpa")->n, 1);
+        ck_assert_ptr_null(nio__hosts_rev_find(&h, "5.0.0.127.in-addr.arpa"));
+        rv = nio__hosts_rev_find(&h, "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0."
+                                     "0.0.0.0.ip6.arpa");
+        ck_assert_ptr_nonnull(rv);
+        ck_assert_str_eq(rv->names[0], "v6.test");
+    }
     /* a file that could not be read is no text at all (clang's UBSan:
      * NULL + 0 is undefined) */
     ck_assert_int_eq(nio__hosts_parse(&t, NULL, 0), 0);
-    ck_assert_uint_eq(t.n, 10);
+    ck_assert_uint_eq(t.n, 18);
     nio__hosts_clear(&t);
     nio__htab_fini(&t);
 }
@@ -528,6 +545,78 @@ END_TEST
 
 /* The record pool: spares are reused last in, first out, at most max are
  * kept, and fini frees them (the sanitizer run checks the leaks). */
+/* A record query (SRV, through c-ares' parser and nio's answer arena)
+ * with the n-th allocation from its start failing, on a resolver without
+ * a cache so that every one goes upstream: it fails at once with -ENOMEM,
+ * or completes once with -ENOMEM or the whole answer; and every block it
+ * allocated is freed once the answer and the query are (the wrappers'
+ * count of live blocks, back where it was). */
+START_TEST(record_query_allocation_failure)
+{
+    fakedns *s = fakedns_start();
+    nio_poll *p = tu_poll(_i);
+    nio_resolver *r = NULL;
+    nio_resolver_opts o = NIO_RESOLVER_OPTS_INIT;
+    long nth;
+    ck_assert_ptr_nonnull(s);
+    fakedns_add_srv(s, "_x._tcp.oom.test", 1, 2, 3, "a.oom.test", 60);
+    fakedns_add_srv(s, "_x._tcp.oom.test", 4, 5, 6, "b.oom.test", 60);
+    o.servers = fakedns_addr(s);
+    o.flags = NIO_RESOLVER_NO_SEARCH | NIO_RESOLVER_STAYOPEN;
+    o.hosts_file = "";
+    o.cache_size = -1;
+    o.timeout_ms = 200;
+    o.tries = 2;
+    ck_assert_int_eq(nio_resolver_new(p, &o, &r), 0);
+    { /* one query first: c-ares' socket (kept: STAYOPEN) and the poll's buffers */
+        nio_dns_query *q;
+        nio_dns_answer *a = NULL;
+        ck_assert_int_eq(nio_dns_query_records(r, "_x._tcp.oom.test", NIO_DNS_SRV, 0, 7, &q, &a),
+                         -EINPROGRESS);
+        ck_assert_uint_eq(wait_done(p, 7), NIO_EV_DONE);
+        ck_assert_int_eq(nio_dns_query_answer(q, &a), 0);
+        nio_dns_answer_free(a);
+        nio_dns_query_free(q);
+    }
+    for (nth = 1; nth < 1000; nth++) {
+        nio_dns_query *q = NULL;
+        nio_dns_answer *a = NULL;
+        long live;
+        unsigned flags = 0;
+        int rc, res = 0;
+        bool injected;
+        live = af_live();
+        arm(nth);
+        rc = nio_dns_query_records(r, "_x._tcp.oom.test", NIO_DNS_SRV, 0, 7, &q, &a);
+        if (rc == -EINPROGRESS) {
+            flags = wait_done(p, 7);
+            res = nio_dns_query_answer(q, &a);
+        }
+        injected = disarm();
+        if (rc != -EINPROGRESS) {
+            ck_assert_msg(injected && rc == -ENOMEM, "start at %ld: %s", nth, nio_err_name(rc));
+        } else {
+            ck_assert_uint_eq(flags, NIO_EV_DONE);
+            ck_assert_msg(res == 0 || (injected && res == -ENOMEM), "answer at %ld: %s", nth,
+                          nio_err_name(res));
+        }
+        if (res == 0 && a != NULL) {
+            ck_assert_uint_eq(nio_dns_answer_count(a), 2);
+            ck_assert_str_eq(nio_dns_answer_get(a, 1)->u.srv.target, "b.oom.test");
+        }
+        nio_dns_answer_free(a);
+        nio_dns_query_free(q);
+        ck_assert_msg(af_live() == live, "at %ld: %ld blocks left", nth, af_live() - live);
+        if (!injected)
+            break; /* past the last allocation of a query */
+    }
+    ck_assert_int_lt(nth, 1000);
+    nio_resolver_free(r);
+    nio_poll_free(p);
+    fakedns_stop(s);
+}
+END_TEST
+
 START_TEST(record_pool)
 {
     nio__pool pool;
@@ -570,6 +659,7 @@ static Suite *dns_internal_suite(void)
     tcase_add_test(tc, wire_names);
     tcase_add_loop_test(tc, allocation_failure_at_every_step, 0, tu_nbackends);
     tcase_add_loop_test(tc, allocation_failure_with_spare_records, 0, tu_nbackends);
+    tcase_add_loop_test(tc, record_query_allocation_failure, 0, tu_nbackends);
     tcase_add_test(tc, record_pool);
     suite_add_tcase(s, tc);
     return s;

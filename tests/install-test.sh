@@ -23,7 +23,15 @@
 #     is the installed library's (nio_version());
 #  6. fetch again with `pkg-config --static` and -static: a fully static
 #     program (libnio.a, libcares.a, libc.a) that runs without the staged
-#     lib.
+#     lib;
+#  7. the CMake package: lib/cmake/nio/nioConfig.cmake and its version file
+#     are installed, and an outside CMake project (find_package(nio 0.1
+#     REQUIRED), target_link_libraries(fetch PRIVATE nio::nio)) finds the
+#     staged prefix through CMAKE_PREFIX_PATH alone, builds the installed
+#     fetch.c against the shared library and, with NIO_USE_STATIC_LIBS and
+#     -static, fully static, and both fetch from the delayed server; a
+#     version this nio is not (find_package(nio 9.0)) is refused.  Only a
+#     note when cmake is not installed (apt-get install cmake).
 #
 # Runs under `make check` and `make distcheck` (read-only srcdir, VPATH build):
 # the harness exports top_builddir and top_srcdir.  SKIP (77) only when
@@ -378,6 +386,76 @@ else
     check_fetch "$tmp/fetch-static"
     note "fetch-static localhost $httpd_port /delay/200: HTTP/1.1 200, in $took ms"
 fi
+
+# ------------------------------------------------ 7. CMake
+cmake_config=$(find "$stage" -name nioConfig.cmake -path '*/cmake/nio/*' -type f)
+[ -n "$cmake_config" ] || fail "lib/cmake/nio/nioConfig.cmake was not installed"
+[ -f "$(dirname "$cmake_config")/nioConfigVersion.cmake" ] ||
+    fail "nioConfigVersion.cmake was not installed beside ${cmake_config#"$stage"}"
+if ! command -v cmake >/dev/null 2>&1; then
+    note "CMake package installed (${cmake_config#"$stage"}); not built against: cmake is"
+    note "not installed (apt-get install cmake)"
+    note "PASS"
+    exit 0
+fi
+proj=$tmp/cmake-project
+mkdir -p "$proj"
+cp "$exdir/fetch.c" "$proj/fetch.c"
+cat >"$proj/CMakeLists.txt" <<'EOF'
+cmake_minimum_required(VERSION 3.13)
+project(nio_outside C)
+find_package(nio ${NIO_WANT} REQUIRED)
+add_executable(fetch fetch.c)
+target_link_libraries(fetch PRIVATE nio::nio)
+EOF
+# Configure and build the outside project in $1, with more cmake options.
+cmake_build() { # builddir options...
+    bdir=$1
+    shift
+    (unset MAKEFLAGS MFLAGS MAKELEVEL
+        cmake -S "$proj" -B "$bdir" -DCMAKE_C_COMPILER="$CC" -DCMAKE_C_FLAGS="$san" \
+            -DCMAKE_PREFIX_PATH="$stage$prefix" -DNIO_WANT=0.1 "$@" &&
+            cmake --build "$bdir") >"$bdir.log" 2>&1
+}
+if [ "$shared" = yes ]; then
+    cmake_build "$tmp/cmake-shared" || {
+        cat "$tmp/cmake-shared.log" >&2
+        fail "the outside CMake project does not build against the staged nio (shared)"
+    }
+    if command -v ldd >/dev/null 2>&1; then
+        resolved=$(staged ldd "$tmp/cmake-shared/fetch" |
+            sed -n 's/^[[:space:]]*libnio\.so[^ ]* => \([^ ]*\).*/\1/p')
+        case $resolved in
+        "$libdir"/*) ;;
+        *) fail "the CMake-built fetch resolves libnio to '$resolved', not the staged $libdir" ;;
+        esac
+    fi
+    check_fetch staged "$tmp/cmake-shared/fetch"
+    note "CMake: find_package(nio 0.1 REQUIRED) and nio::nio built fetch (shared); it"
+    note "fetched localhost $httpd_port /delay/200 in $took ms"
+fi
+if [ "$static" = no ]; then
+    note "CMake: not linking static: this build makes no static library"
+elif [ -n "$san" ]; then
+    note "CMake: not linking -static: a sanitizer build (see 6.)"
+else
+    cmake_build "$tmp/cmake-static" -DNIO_USE_STATIC_LIBS=ON -DCMAKE_EXE_LINKER_FLAGS=-static || {
+        cat "$tmp/cmake-static.log" >&2
+        fail "the outside CMake project does not build with NIO_USE_STATIC_LIBS and -static"
+    }
+    if command -v ldd >/dev/null 2>&1 && ldd "$tmp/cmake-static/fetch" 2>&1 | grep -q '=>'; then
+        fail "the CMake-built static fetch is dynamic: $(ldd "$tmp/cmake-static/fetch" 2>&1)"
+    fi
+    check_fetch "$tmp/cmake-static/fetch"
+    note "CMake: NIO_USE_STATIC_LIBS=ON and -static: libnio.a with its private dependencies"
+    note "(c-ares, threads), fully static; fetched in $took ms"
+fi
+if cmake_build "$tmp/cmake-newer" -DNIO_WANT=9.0; then
+    fail "find_package(nio 9.0) accepted this nio: the version file does not check"
+fi
+grep -q 'considered but not accepted' "$tmp/cmake-newer.log" ||
+    fail "find_package(nio 9.0) failed, but not for the version: $(tail -n 5 "$tmp/cmake-newer.log")"
+note "CMake: find_package(nio 9.0) refused by the version file"
 
 note "PASS"
 exit 0

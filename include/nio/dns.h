@@ -32,6 +32,10 @@
  * nio_dns_query_result()) belongs to the caller, who frees it with
  * nio_addrlist_free().  Query handles belong to the caller until
  * nio_dns_query_free() or nio_resolver_free().
+ *
+ * Records of other types (SRV, MX, TXT, PTR, ...), reverse lookups and
+ * connect by SRV are in records.h; their queries are nio_dns_query handles
+ * too, cancelled and freed with the calls below.
  */
 #ifndef NIO_DNS_H
 #define NIO_DNS_H
@@ -63,6 +67,12 @@ typedef struct nio_addrlist nio_addrlist;
 /* opts.flags */
 #define NIO_RESOLVER_NO_SEARCH 0x1u /* ignore resolv.conf's search list: names
                                        are asked as given */
+#define NIO_RESOLVER_STAYOPEN 0x2u  /* keep c-ares' sockets open while no query
+                                       is in flight (ARES_FLAG_STAYOPEN): no new
+                                       socket for each burst of lookups, but one
+                                       UDP source port for the resolver's life,
+                                       which makes spoofed answers easier to aim
+                                       (RFC 5452 section 9.2); for bulk lookups */
 
 /* Resolver options: zero means "default" in every field, so
  * `nio_resolver_opts o = NIO_RESOLVER_OPTS_INIT;` (or a NULL pointer) gives
@@ -137,8 +147,9 @@ NIO_EXTERN int nio_resolve(nio_resolver *r, const char *name, int family, nio_to
  * as it was (a later call may succeed).  *out is NULL on failure.
  * SERVFAIL, REFUSED and NOTIMP are reported as such when the resolver has
  * one server; with several, c-ares (1.18) tries the next server instead,
- * and a lookup that every server refused ends with NIO_ECONNDNS.  Any
- * thread. */
+ * and a lookup that every server refused ends with NIO_ECONNDNS.  -EINVAL
+ * for NULL, or for a record query (records.h: nio_dns_query_answer()
+ * gives its outcome).  Any thread. */
 NIO_EXTERN int nio_dns_query_result(nio_dns_query *q, nio_addrlist **out);
 
 /* Cancel a query: after it returns, no event for the query is reported by

@@ -21,6 +21,7 @@
 static void he_free(void *arg)
 {
     he *h = arg;
+    nio__srv_free(h->srv);
     pthread_mutex_destroy(&h->mu);
     free(h);
 }
@@ -132,13 +133,15 @@ static int abort_start(he *h, nio_tcp_stream *s, int err)
     return err;
 }
 
+static int start_host(he *h, void *arg)
+{
+    return nio__he_start_lookups(h, *(const char **)arg);
+}
+
 int nio_tcp_connect_host(nio_poll *poll, nio_resolver *r, const char *host, uint16_t port,
                          const nio_connect_opts *opts, nio_token token, nio_tcp_stream **out)
 {
-    he *h = NULL;
-    nio_tcp_stream *s = NULL;
     nio__ip lit;
-    int err;
 
     if (out != NULL)
         *out = NULL;
@@ -147,6 +150,19 @@ int nio_tcp_connect_host(nio_poll *poll, nio_resolver *r, const char *host, uint
         return -EINVAL;
     if (!nio__parse_literal(host, &lit) && nio__check_name(host) < 0)
         return NIO_EBADNAME;
+    return nio__connect_start(poll, r, port, opts, token, start_host, &host, out);
+}
+
+/* The caller checked the arguments.  start(h, arg) begins the lookups,
+ * under h->mu; on its failure nothing is left behind. */
+int nio__connect_start(nio_poll *poll, nio_resolver *r, uint16_t port,
+                       const nio_connect_opts *opts, nio_token token,
+                       int (*start)(he *h, void *arg), void *arg, nio_tcp_stream **out)
+{
+    he *h = NULL;
+    nio_tcp_stream *s = NULL;
+    int err;
+
     if ((err = he_new(poll, r, port, opts, &h)) < 0)
         return err;
     if ((err = nio__stream_new_pending(poll, token, &he_ext, h, &s)) < 0) {
@@ -156,7 +172,7 @@ int nio_tcp_connect_host(nio_poll *poll, nio_resolver *r, const char *host, uint
     h->s = s;
     pthread_mutex_lock(&h->mu); /* callbacks wait until all is set up */
     if ((err = nio__timer_start_cb(poll, h->timeout_ms, nio__he_on_total, h, &h->t_total)) < 0 ||
-        (err = nio__he_start_lookups(h, host)) < 0)
+        (err = start(h, arg)) < 0)
         return abort_start(h, s, err);
     nio__he_progress(h);
     pthread_mutex_unlock(&h->mu);

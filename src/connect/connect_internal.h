@@ -68,6 +68,7 @@ typedef struct he {
     uint64_t start;
     uint32_t dns_ms, connect_ms;
     nio_addr addr;     /* the last attempted, then the winner */
+    struct srvc *srv;  /* connect by SRV (srv.c): its targets; NULL by name */
     nio__deferred gc;  /* the state's own free */
 } he;
 
@@ -77,5 +78,19 @@ void nio__he_teardown(he *h);             /* release all but the state itself */
 void nio__he_fail(he *h, int err);        /* finish with err */
 int nio__he_start_lookups(he *h, const char *host);
 void nio__he_on_total(void *arg);         /* the overall timer's callback */
+/* Back to the state before a host's lookups (the overall timer, counts
+ * and the SRV state kept): for the next SRV target. */
+void nio__he_reset_host(he *h);
+
+/* srv.c; under h->mu.  A host failed with err: 1 when another SRV target
+ * is being tried, 0 when there is none (the operation fails). */
+int nio__srv_host_failed(he *h, int err);
+void nio__srv_teardown(he *h); /* its lookup and timer, with the rest */
+void nio__srv_free(struct srvc *s);
+/* connect.c: as nio_tcp_connect_host() up to the lookups, which start(h,
+ * arg) begins instead. */
+int nio__connect_start(nio_poll *poll, nio_resolver *r, uint16_t port,
+                       const nio_connect_opts *opts, nio_token token,
+                       int (*start)(he *h, void *arg), void *arg, nio_tcp_stream **out);
 
 #endif

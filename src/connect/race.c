@@ -42,8 +42,8 @@ static void attempt_unlink(he *h, attempt *a)
         }
 }
 
-/* Release everything the operation holds but the state itself. */
-void nio__he_teardown(he *h)
+/* What one host's lookups and attempts hold. */
+static void release_host(he *h)
 {
     while (h->att != NULL) {
         attempt *a = h->att;
@@ -51,7 +51,6 @@ void nio__he_teardown(he *h)
         attempt_free(h, a);
     }
     h->inflight = 0;
-    timer_stop(h, &h->t_total);
     timer_stop(h, &h->t_delay);
     timer_stop(h, &h->t_resdelay);
     timer_stop(h, &h->t_att);
@@ -62,6 +61,35 @@ void nio__he_teardown(he *h)
         h->f[i].v = NULL;
         h->f[i].n = h->f[i].next = 0;
     }
+}
+
+/* Release everything the operation holds but the state itself. */
+void nio__he_teardown(he *h)
+{
+    release_host(h);
+    timer_stop(h, &h->t_total);
+    if (h->srv != NULL)
+        nio__srv_teardown(h);
+}
+
+void nio__he_reset_host(he *h)
+{
+    release_host(h);
+    for (int i = 0; i < 2; i++) {
+        h->f[i].done = false;
+        h->f[i].err = 0;
+    }
+    h->connecting = false;
+    h->resdelay_over = false;
+    h->delay_due = true;
+    h->last_fam = F4; /* so that IPv6 goes first */
+}
+
+/* This host failed: the next SRV target, or the operation's end. */
+static void host_failed(he *h, int err)
+{
+    if (h->srv == NULL || !nio__srv_host_failed(h, err))
+        nio__he_fail(h, err);
 }
 
 /* The operation's end: everything released; the caller (fail, win) then
@@ -186,7 +214,7 @@ static void run_attempts(he *h)
     if (h->finished || h->inflight > 0 || have_address(h))
         return;
     if ((!h->f[F6].want || h->f[F6].done) && (!h->f[F4].want || h->f[F4].done))
-        nio__he_fail(h, h->last_err != 0 ? h->last_err : -ECONNREFUSED);
+        host_failed(h, h->last_err != 0 ? h->last_err : -ECONNREFUSED);
     /* else: a lookup is still out, its addresses may yet come */
 }
 
@@ -361,7 +389,7 @@ static void maybe_start_connecting(he *h)
         return;
     if (f6->n == 0 && f4->n == 0) {
         if ((!f6->want || f6->done) && (!f4->want || f4->done))
-            nio__he_fail(h, dns_error(h));
+            host_failed(h, dns_error(h));
         return;
     }
     if (f6->n == 0 && f6->want && !f6->done && !h->resdelay_over) {

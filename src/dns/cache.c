@@ -83,8 +83,10 @@ int nio__cache_put(nio__cache *c, const char *name, int type, int err, const nio
     return nio__cache_put_h(c, name, nio__hash(name, type), type, err, ips, n, ttl_ms, now);
 }
 
-int nio__cache_put_h(nio__cache *c, const char *name, uint64_t h, int type, int err,
-                     const nio__ip *ips, size_t n, uint64_t ttl_ms, uint64_t now)
+/* One allocation: the addresses, then the name, then the raw reply. */
+static int put_entry(nio__cache *c, const char *name, uint64_t h, int type, int err,
+                     const nio__ip *ips, size_t n, const unsigned char *raw, size_t rawlen,
+                     uint64_t ttl_ms, uint64_t now)
 {
     size_t len = strlen(name) + 1;
     nio__centry *e;
@@ -95,23 +97,41 @@ int nio__cache_put_h(nio__cache *c, const char *name, uint64_t h, int type, int 
         entry_drop(c, e);
     if (ttl_ms == 0)
         return 0; /* TTL 0: use once, never cache (RFC 1035 section 3.2.1) */
-    /* One allocation: the addresses, then the name. */
-    if ((e = malloc(sizeof *e + n * sizeof e->ips[0] + len)) == NULL)
+    if ((e = malloc(sizeof *e + n * sizeof e->ips[0] + len + rawlen)) == NULL)
         return -ENOMEM;
     e->node.name = (char *)&e->ips[n];
     memcpy(e->node.name, name, len);
     e->node.hash = h;
     e->node.type = type;
     e->expires = now + ttl_ms;
+    e->stored = now;
     e->err = err;
     e->n = n;
     if (n > 0)
         memcpy(e->ips, ips, n * sizeof *ips);
+    e->raw = NULL;
+    e->rawlen = rawlen;
+    if (rawlen > 0) {
+        memcpy(e->node.name + len, raw, rawlen);
+        e->raw = (const unsigned char *)e->node.name + len;
+    }
     while (c->tab.n >= c->max && c->tail != NULL)
         entry_drop(c, c->tail);
     nio__htab_insert(&c->tab, &e->node);
     lru_push_front(c, e);
     return 0;
+}
+
+int nio__cache_put_h(nio__cache *c, const char *name, uint64_t h, int type, int err,
+                     const nio__ip *ips, size_t n, uint64_t ttl_ms, uint64_t now)
+{
+    return put_entry(c, name, h, type, err, ips, n, NULL, 0, ttl_ms, now);
+}
+
+int nio__cache_put_raw_h(nio__cache *c, const char *name, uint64_t h, int type, int err,
+                         const unsigned char *raw, size_t rawlen, uint64_t ttl_ms, uint64_t now)
+{
+    return put_entry(c, name, h, type, err, NULL, 0, raw, raw != NULL ? rawlen : 0, ttl_ms, now);
 }
 
 size_t nio__cache_count(const nio__cache *c)

@@ -19,9 +19,11 @@
 #include <time.h>
 
 #include "nio/dns.h"
+#include "nio/records.h"
 
 #define NIO__T_A 1     /* RFC 1035 section 3.2.2 */
 #define NIO__T_AAAA 28 /* RFC 3596 section 2.1 */
+#define NIO__T_REC 0x10000 /* NIO__T_REC | type: the cache key of a record query (rrquery.c) */
 #define NIO__NAME_MAX 254 /* 253 octets of text (RFC 1035 section 2.3.4) + NUL */
 
 /* One address: family AF_INET (first 4 bytes of b) or AF_INET6. */
@@ -153,6 +155,11 @@ typedef struct nio__centry {
     uint64_t expires;                /* ms, nio_now_ms() clock */
     int err;
     size_t n;
+    /* A record query's answer: the DNS reply (NULL for addresses), and when
+     * it was stored, for the TTLs left (nio__cache_put_raw_h). */
+    const unsigned char *raw;
+    size_t rawlen;
+    uint64_t stored;
     nio__ip ips[];
 } nio__centry;
 
@@ -175,6 +182,10 @@ const nio__centry *nio__cache_get_h(nio__cache *c, const char *name, uint64_t h,
                                     uint64_t now);
 int nio__cache_put_h(nio__cache *c, const char *name, uint64_t h, int type, int err,
                      const nio__ip *ips, size_t n, uint64_t ttl_ms, uint64_t now);
+/* Store a DNS reply (err 0) or a negative answer (raw NULL) under a key
+ * of its own type (NIO__T_REC | record type).  0 or -ENOMEM. */
+int nio__cache_put_raw_h(nio__cache *c, const char *name, uint64_t h, int type, int err,
+                         const unsigned char *raw, size_t rawlen, uint64_t ttl_ms, uint64_t now);
 size_t nio__cache_count(const nio__cache *c);
 
 /* ---------------------------------------------------------- record pools (pool.c)
@@ -243,6 +254,8 @@ struct nio_resolver {
     nio__hosts hosts;
     nio__cache cache;
     nio__htab flights; /* flight.c */
+    nio__htab rflights; /* record queries' upstream queries (rrquery.c) */
+    struct nio__rq *rqueries; /* record queries (rrquery.c) */
     struct nio_dns_query *queries;
     nio__pool qpool, fpool; /* spare queries and flights */
     /* Completions during one ares_process_fd() call, posted together
@@ -263,6 +276,7 @@ void nio__ares_rearm_lazy_locked(nio_resolver *r);
 void nio__ares_io_close_locked(nio_resolver *r);
 
 /* ---------------------------------------------------------- shared upstream queries (flight.c) */
+int nio__map_ares(int status); /* a c-ares status as a nio code */
 int nio__flights_init(nio_resolver *r); /* 0 or -ENOMEM */
 void nio__flights_fini(nio_resolver *r); /* after ares_destroy() */
 /* Subscribe p to the flight for (lname, type), starting one if none
@@ -298,5 +312,60 @@ int nio__resolve_cb(nio_resolver *r, const char *name, int family, nio__resolve_
 /* The default family of NIO_AF_UNSPEC lookups (AF_UNSPEC: both). */
 int nio__resolver_family(const nio_resolver *r);
 nio_poll *nio__resolver_poll(const nio_resolver *r);
+
+/* ---------------------------------------------------------- query handles
+ * A nio_dns_query is an address lookup (resolver.c) or a record query
+ * (rrquery.c): both structs start with an int telling which, read through
+ * a pointer to that first member. */
+#define NIO__Q_ADDR 0
+#define NIO__Q_REC 0x52524551 /* "RREQ" */
+static inline bool nio__query_is_rec(const nio_dns_query *q)
+{
+    return *(const int *)(const void *)q == NIO__Q_REC;
+}
+
+/* ---------------------------------------------------------- record answers (rrparse.c) */
+/* The answer to a record query from a DNS reply (msg, len), its TTLs
+ * less age_s; flags added to the header's.  0 with *out and the smallest
+ * TTL before ageing in *min_ttl, or NIO_ENODATA (no record of the type),
+ * NIO_EBADRESP, -ENOMEM. */
+int nio__answer_parse(const unsigned char *msg, size_t len, const char *qname, int qtype,
+                      unsigned flags, uint32_t age_s, nio_dns_answer **out, uint32_t *min_ttl);
+/* An answer of the hosts file: A/AAAA records of ips, or PTR records of
+ * names (qtype PTR).  NULL on ENOMEM. */
+nio_dns_answer *nio__answer_local(const char *qname, int qtype, const nio__ip *ips, size_t nips,
+                                  const char *const *names, size_t nnames);
+nio_dns_answer *nio__answer_ref(nio_dns_answer *a); /* one more owner */
+
+/* ---------------------------------------------------------- reverse names (reverse.c) */
+/* The in-addr.arpa / ip6.arpa name of ip into buf (NIO_DNS_REVERSE_MAX). */
+void nio__arpa_name(const nio__ip *ip, char *buf);
+/* The hosts file's reverse entries, kept in its table under (arpa name,
+ * NIO_DNS_PTR): the names of the first line that lists an address.  For
+ * one line: the entry to add its names to, or NULL when an earlier line
+ * listed the address (line: any pointer unique to the line); -ENOMEM in
+ * *err. */
+typedef struct nio__hostrev {
+    nio__hnode node; /* arpa name, NIO_DNS_PTR */
+    const void *line;
+    char **names;
+    size_t n, cap;
+} nio__hostrev;
+nio__hostrev *nio__hosts_rev_line(nio__htab *t, const nio__ip *ip, const void *line, int *err);
+int nio__hosts_rev_name(nio__hostrev *e, const char *lname); /* 0 or -ENOMEM */
+void nio__hosts_rev_free(nio__hostrev *e);
+const nio__hostrev *nio__hosts_rev_find(const nio__hosts *h, const char *arpa);
+
+/* ---------------------------------------------------------- record queries (rrquery.c) */
+int nio__rflights_init(nio_resolver *r);          /* 0 or -ENOMEM */
+void nio__rqueries_destroy_locked(nio_resolver *r); /* nio_resolver_free(), before ares_destroy */
+void nio__rflights_fini(nio_resolver *r);         /* after ares_destroy */
+/* nio_dns_query_result() and kin on a record query. */
+int nio__rq_cancel(nio_dns_query *q);
+void nio__rq_free(nio_dns_query *q);
+/* As nio_dns_query_records(), but ended with cb (as nio__resolve_cb). */
+int nio__query_records_cb(nio_resolver *r, const char *name, int type, unsigned flags,
+                          nio__resolve_fn cb, void *arg, nio_dns_query **q,
+                          nio_dns_answer **now);
 
 #endif

@@ -67,7 +67,7 @@ static void subscribe(nio__part *p, flight *f)
 
 /* ------------------------------------------------------------ answers */
 
-static int map_ares(int status)
+int nio__map_ares(int status)
 {
     switch (status) {
     case ARES_SUCCESS:
@@ -131,7 +131,7 @@ static int parse_records(int type, const unsigned char *abuf, int alen, rrbuf *r
             return -ENOMEM;
     }
     *got = count;
-    return map_ares(type == NIO__T_A ? ares_parse_a_reply(abuf, alen, NULL, v, got)
+    return nio__map_ares(type == NIO__T_A ? ares_parse_a_reply(abuf, alen, NULL, v, got)
                                      : ares_parse_aaaa_reply(abuf, alen, NULL, v, got));
 }
 
@@ -227,7 +227,7 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
     }
     err = status == ARES_SUCCESS
               ? parse_answer(f->node.type, abuf, alen, buf, &ips, &n, &ttl_ms)
-              : map_ares(status);
+              : nio__map_ares(status);
     cache_store(r, f, err, ips, n, ttl_ms);
     nio__htab_remove(&r->flights, &f->node);
     while (f->subs != NULL) {

@@ -35,7 +35,10 @@ void nio__hosts_clear(nio__htab *t)
         while (t->b[i] != NULL) {
             nio__hostent *e = (nio__hostent *)t->b[i];
             t->b[i] = e->node.next;
-            hostent_free(e);
+            if (e->node.type == NIO_DNS_PTR) /* a reverse entry (reverse.c) */
+                nio__hosts_rev_free((nio__hostrev *)e);
+            else
+                hostent_free(e);
         }
     }
     t->n = 0;
@@ -169,6 +172,9 @@ static int parse_line(nio__htab *t, const char *s, const char *end)
     char buf[NIO__NAME_MAX], lname[NIO__NAME_MAX];
     size_t flen;
     nio__ip ip;
+    nio__hostrev *rev = NULL; /* the address's reverse entry, from the line's first name */
+    bool rev_done = false;
+    int err = 0;
 
     if (hash != NULL)
         end = hash;
@@ -188,6 +194,12 @@ static int parse_line(nio__htab *t, const char *s, const char *end)
             continue;
         nio__lower_name(lname, buf, true);
         if ((e = hostent_get(t, lname)) == NULL || hostent_add(e, &ip) < 0)
+            return -ENOMEM;
+        if (!rev_done) {
+            rev = nio__hosts_rev_line(t, &ip, s, &err);
+            rev_done = true;
+        }
+        if (err < 0 || (rev != NULL && nio__hosts_rev_name(rev, lname) < 0))
             return -ENOMEM;
     }
     return 0;

@@ -35,6 +35,7 @@ enum { P6 = 0, P4 = 1 }; /* part index: IPv6 first, as lists are ordered */
 enum qstate { Q_RUNNING, Q_DONE, Q_CANCELLED };
 
 struct nio_dns_query {
+    int kind; /* NIO__Q_ADDR (0, set by query_init); first: dns_internal.h */
     nio_resolver *r;
     nio_token token;
     enum qstate state;
@@ -358,7 +359,7 @@ static int channel_open(nio_resolver *r, const nio_resolver_opts *o, int aflags)
     char *conf = NULL; /* c-ares wants a char * and copies it */
 
     memset(&ao, 0, sizeof ao);
-    ao.flags = aflags;
+    ao.flags = aflags | ((o->flags & NIO_RESOLVER_STAYOPEN) ? ARES_FLAG_STAYOPEN : 0);
     ao.sock_state_cb = nio__ares_sock_state_cb;
     ao.sock_state_cb_data = r;
     if (o->timeout_ms > 0) {
@@ -432,7 +433,7 @@ static int init_tables(nio_resolver *r, const nio_resolver_opts *o)
     int err;
     if ((err = nio__cache_init(&r->cache, csize)) < 0)
         return err;
-    if ((err = nio__flights_init(r)) < 0)
+    if ((err = nio__flights_init(r)) < 0 || (err = nio__rflights_init(r)) < 0)
         return err;
     return nio__hosts_init(&r->hosts, hosts);
 }
@@ -477,6 +478,7 @@ void nio_resolver_free(nio_resolver *r)
     pthread_mutex_lock(&r->lock);
     while (r->queries != NULL)
         query_destroy_locked(r->queries);
+    nio__rqueries_destroy_locked(r);
     r->destroying = true;
     /* Answers flights with ARES_EDESTRUCTION (they free themselves) and
      * reports every socket closed (sources deleted). */
@@ -488,6 +490,7 @@ void nio_resolver_free(nio_resolver *r)
     nio__hosts_fini(&r->hosts);
     nio__pool_fini(&r->qpool);
     nio__flights_fini(r); /* after ares_destroy: its flights come back to the pool */
+    nio__rflights_fini(r);
     pthread_mutex_destroy(&r->lock);
     free(r);
 }
@@ -740,7 +743,7 @@ int nio_dns_query_result(nio_dns_query *q, nio_addrlist **out)
     int err;
     if (out != NULL)
         *out = NULL;
-    if (q == NULL || out == NULL)
+    if (q == NULL || out == NULL || nio__query_is_rec(q))
         return -EINVAL;
     pthread_mutex_lock(&q->r->lock);
     if (q->state == Q_RUNNING) {
@@ -761,6 +764,8 @@ int nio_dns_cancel(nio_dns_query *q)
 {
     if (q == NULL)
         return -EINVAL;
+    if (nio__query_is_rec(q))
+        return nio__rq_cancel(q);
     pthread_mutex_lock(&q->r->lock);
     query_cancel_locked(q);
     pthread_mutex_unlock(&q->r->lock);
@@ -772,6 +777,10 @@ void nio_dns_query_free(nio_dns_query *q)
     nio_resolver *r;
     if (q == NULL)
         return;
+    if (nio__query_is_rec(q)) {
+        nio__rq_free(q);
+        return;
+    }
     r = q->r;
     pthread_mutex_lock(&r->lock);
     query_destroy_locked(q);

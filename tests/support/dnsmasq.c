@@ -44,24 +44,35 @@ static int free_port(void)
     return -1;
 }
 
-static pid_t spawn(int port)
+static pid_t spawn(int port, const char *const *extra)
 {
     char portarg[32], userarg[300];
     const struct passwd *pw = getpwuid(getuid());
+    const char *argv[40];
+    int n = 0;
     pid_t pid;
     snprintf(portarg, sizeof portarg, "--port=%d", port);
     snprintf(userarg, sizeof userarg, "--user=%s", pw != NULL ? pw->pw_name : "root");
+    /* --user: stay the current user (dnsmasq drops root to "nobody"
+     * otherwise); --pid-file=: no pid file; the rest keeps it from reading
+     * any system configuration or forwarding anything; --local-ttl:
+     * answers are cacheable (the default TTL is 0). */
+    {
+        const char *fixed[] = {dnsmasq_path(), "--no-daemon", portarg,
+                               "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv",
+                               "--no-hosts", "--conf-file=/dev/null", "--pid-file=", userarg,
+                               "--log-facility=/dev/null", "--local-ttl=60",
+                               "--address=/nio-test.example/127.0.0.1",
+                               "--address=/nio-test.example/::1"};
+        for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+            argv[n++] = fixed[i];
+    }
+    for (int i = 0; extra != NULL && extra[i] != NULL && i < 16; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
     pid = fork();
     if (pid == 0) {
-        /* --user: stay the current user (dnsmasq drops root to "nobody"
-         * otherwise); --pid-file=: no pid file; the rest keeps it from
-         * reading any system configuration or forwarding anything;
-         * --local-ttl: answers are cacheable (the default TTL is 0). */
-        execl(dnsmasq_path(), dnsmasq_path(), "--no-daemon", portarg, "--listen-address=127.0.0.1",
-              "--bind-interfaces", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-              "--pid-file=", userarg, "--log-facility=/dev/null", "--local-ttl=60",
-              "--address=/nio-test.example/127.0.0.1", "--address=/nio-test.example/::1",
-              (char *)NULL);
+        execv(dnsmasq_path(), (char *const *)(void *)argv);
         _exit(127);
     }
     return pid;
@@ -89,10 +100,15 @@ static int wait_ready(pid_t pid, int port)
 
 pid_t dnsmasq_start(int *port)
 {
+    return dnsmasq_start_with(port, NULL);
+}
+
+pid_t dnsmasq_start_with(int *port, const char *const *extra)
+{
     for (int tries = 0; tries < 5; tries++) {
         pid_t pid;
         int p = free_port();
-        if (p < 0 || (pid = spawn(p)) < 0)
+        if (p < 0 || (pid = spawn(p, extra)) < 0)
             break;
         if (wait_ready(pid, p) == 0) {
             *port = p;

@@ -1,6 +1,6 @@
 /* A real DNS server for the tests: dnsmasq on a free loopback port,
- * answering nio-test.example with 127.0.0.1 and ::1 and nothing else (no
- * system configuration, no forwarding). */
+ * answering nio-test.example with 127.0.0.1 and ::1, and what the caller
+ * adds, and nothing else (no system configuration, no forwarding). */
 #ifndef NIO_TEST_DNSMASQ_H
 #define NIO_TEST_DNSMASQ_H
 
@@ -13,6 +13,10 @@ const char *dnsmasq_path(void);
  * on another port when the one chosen was taken meanwhile.  Returns the
  * pid and *port, or -1 (with a message on stderr). */
 pid_t dnsmasq_start(int *port);
+/* The same with more arguments for dnsmasq (NULL-terminated; at most 16),
+ * e.g. "--srv-host=...", "--mx-host=...", "--txt-record=...",
+ * "--ptr-record=...". */
+pid_t dnsmasq_start_with(int *port, const char *const *extra);
 
 void dnsmasq_stop(pid_t pid);
 

@@ -148,12 +148,13 @@ static void net_stop(void)
 #define MAXDELAYED 512
 #define NAMELEN 256
 #define MSGMAX 4096
+#define RDMAX 1100 /* room for a TXT record of four full strings */
 
 struct rec {
     char name[NAMELEN];
     int type;
     uint32_t ttl;
-    uint8_t rdata[NAMELEN + 2];
+    uint8_t rdata[RDMAX];
     size_t rdlen;
 };
 
@@ -163,7 +164,7 @@ struct rule {
     int rcode; /* -1: none */
     int drop;  /* -1: all */
     int delay_ms;
-    bool truncate, malformed, wrong_id, garbage;
+    bool truncate, malformed, wrong_id, garbage, ad;
     int tcp_close; /* FAKEDNS_TCP_CLOSE_*, 0: none */
 };
 
@@ -386,7 +387,7 @@ static void count_query(fakedns *s, const char *name, int qtype, bool tcp)
 
 /* Answer RRs for (name, qtype), following CNAMEs (at most 8 links). */
 static size_t put_answers(fakedns *s, uint8_t *out, size_t cap, size_t *o, const char *qname,
-                          int qtype)
+                          int qtype, bool *full)
 {
     char cur[NAMELEN];
     size_t an = 0;
@@ -399,9 +400,16 @@ static size_t put_answers(fakedns *s, uint8_t *out, size_t cap, size_t *o, const
         if (fakedns_decode_name(r->rdata, r->rdlen, 0, cur, sizeof cur) < 0)
             break;
     }
-    for (int i = 0; (r = rec_find(s, cur, qtype, i)) != NULL; i++)
-        if (put_rr(out, cap, o, cur, r))
-            an++;
+    for (int i = 0; i < s->nrecs; i++) {
+        r = &s->recs[i];
+        if (strcmp(r->name, cur) != 0 || (r->type != qtype && qtype != FAKEDNS_T_ANY))
+            continue;
+        if (!put_rr(out, cap, o, cur, r)) {
+            *full = true; /* over UDP: TC, and the client asks again over TCP */
+            break;
+        }
+        an++;
+    }
     return an;
 }
 
@@ -437,7 +445,9 @@ static size_t build_reply(fakedns *s, const uint8_t *m, size_t len, bool tcp, ui
     else if (rule != NULL && rule->truncate && !tcp)
         tc = true; /* RFC 1035 section 4.2.1: retry over TCP */
     else if (rule == NULL || !rule->malformed)
-        an = put_answers(s, out, cap, &o, q.name, (int)q.qtype);
+        an = put_answers(s, out, cap, &o, q.name, (int)q.qtype, &tc);
+    if (tc && tcp)
+        tc = false; /* 64 KiB over TCP: never short here */
     if (rule != NULL && rule->malformed && rcode == 0 && !tc) {
         /* One A record whose RDATA runs past the end of the message. */
         static const uint8_t bad[] = {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0};
@@ -449,7 +459,7 @@ static size_t build_reply(fakedns *s, const uint8_t *m, size_t len, bool tcp, ui
     }
     /* QR, opcode and RD copied, RA set (RFC 1035 section 4.1.1). */
     out[2] = (uint8_t)(0x80 | (q.flags >> 8 & 0x79) | (tc ? 0x02 : 0));
-    out[3] = (uint8_t)(0x80 | rcode);
+    out[3] = (uint8_t)(0x80 | (rule != NULL && rule->ad ? 0x20 : 0) | rcode);
     put16(out + 6, (unsigned)an);
     put16(out + 8, 0);
     put16(out + 10, 0);
@@ -790,6 +800,109 @@ int fakedns_add_cname(fakedns *s, const char *name, const char *target, uint32_t
     return add_rec(s, name, FAKEDNS_T_CNAME, ttl, b, (size_t)n);
 }
 
+int fakedns_add_rr(fakedns *s, const char *name, int type, uint32_t ttl, const void *rdata,
+                   size_t len)
+{
+    return add_rec(s, name, type, ttl, rdata, len);
+}
+
+/* A name's wire form at b[*o] (RFC 1035 section 3.1, uncompressed). */
+static int put_name(uint8_t *b, size_t cap, size_t *o, const char *name)
+{
+    char ln[NAMELEN];
+    int n;
+    lower(ln, name, sizeof ln);
+    if ((n = fakedns_encode_name(ln, b + *o, cap - *o)) < 0)
+        return -1;
+    *o += (size_t)n;
+    return 0;
+}
+
+static int name_rr(fakedns *s, const char *name, int type, const char *target, uint32_t ttl)
+{
+    uint8_t b[RDMAX];
+    size_t o = 0;
+    if (put_name(b, sizeof b, &o, target) < 0)
+        return -1;
+    return add_rec(s, name, type, ttl, b, o);
+}
+
+int fakedns_add_ptr(fakedns *s, const char *name, const char *target, uint32_t ttl)
+{
+    return name_rr(s, name, FAKEDNS_T_PTR, target, ttl);
+}
+
+int fakedns_add_ns(fakedns *s, const char *name, const char *target, uint32_t ttl)
+{
+    return name_rr(s, name, FAKEDNS_T_NS, target, ttl);
+}
+
+int fakedns_add_srv(fakedns *s, const char *name, unsigned prio, unsigned weight, unsigned port,
+                    const char *target, uint32_t ttl)
+{
+    uint8_t b[RDMAX];
+    size_t o = 6;
+    put16(b, prio);
+    put16(b + 2, weight);
+    put16(b + 4, port);
+    if (put_name(b, sizeof b, &o, target) < 0)
+        return -1;
+    return add_rec(s, name, FAKEDNS_T_SRV, ttl, b, o);
+}
+
+int fakedns_add_mx(fakedns *s, const char *name, unsigned pref, const char *exchange, uint32_t ttl)
+{
+    uint8_t b[RDMAX];
+    size_t o = 2;
+    put16(b, pref);
+    if (put_name(b, sizeof b, &o, exchange) < 0)
+        return -1;
+    return add_rec(s, name, FAKEDNS_T_MX, ttl, b, o);
+}
+
+int fakedns_add_txt(fakedns *s, const char *name, const char *const *strings, size_t n,
+                    uint32_t ttl)
+{
+    uint8_t b[RDMAX];
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(strings[i]);
+        if (l > 255 || o + 1 + l > sizeof b)
+            return -1;
+        b[o++] = (uint8_t)l;
+        memcpy(b + o, strings[i], l);
+        o += l;
+    }
+    return add_rec(s, name, FAKEDNS_T_TXT, ttl, b, o);
+}
+
+int fakedns_add_soa(fakedns *s, const char *name, const char *mname, const char *rname,
+                    const uint32_t v[5], uint32_t ttl)
+{
+    uint8_t b[RDMAX];
+    size_t o = 0;
+    if (put_name(b, sizeof b, &o, mname) < 0 || put_name(b, sizeof b, &o, rname) < 0 ||
+        o + 20 > sizeof b)
+        return -1;
+    for (int i = 0; i < 5; i++, o += 4)
+        put32(b + o, v[i]);
+    return add_rec(s, name, FAKEDNS_T_SOA, ttl, b, o);
+}
+
+int fakedns_add_caa(fakedns *s, const char *name, unsigned flags, const char *tag,
+                    const char *value, uint32_t ttl)
+{
+    uint8_t b[RDMAX];
+    size_t tl = strlen(tag), vl = strlen(value);
+    if (tl == 0 || tl > 255 || 2 + tl + vl > sizeof b)
+        return -1;
+    b[0] = (uint8_t)flags;
+    b[1] = (uint8_t)tl;
+    memcpy(b + 2, tag, tl);
+    memcpy(b + 2 + tl, value, vl);
+    return add_rec(s, name, FAKEDNS_T_CAA, ttl, b, 2 + tl + vl);
+}
+
 #define RULE_SETTER(fn, stmt)                                                                 \
     void fn(fakedns *s, const char *name, int qtype)                                          \
     {                                                                                         \
@@ -804,6 +917,7 @@ RULE_SETTER(fakedns_set_truncate, r->truncate = true)
 RULE_SETTER(fakedns_set_malformed, r->malformed = true)
 RULE_SETTER(fakedns_set_wrong_id, r->wrong_id = true)
 RULE_SETTER(fakedns_set_garbage, r->garbage = true)
+RULE_SETTER(fakedns_set_ad, r->ad = true)
 
 #define RULE_SETTER_INT(fn, field)                                                            \
     void fn(fakedns *s, const char *name, int qtype, int v)                                   \

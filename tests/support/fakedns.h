@@ -21,8 +21,16 @@
 typedef struct fakedns fakedns;
 
 #define FAKEDNS_T_A 1
+#define FAKEDNS_T_NS 2
 #define FAKEDNS_T_CNAME 5
+#define FAKEDNS_T_SOA 6
+#define FAKEDNS_T_PTR 12
+#define FAKEDNS_T_MX 15
+#define FAKEDNS_T_TXT 16
 #define FAKEDNS_T_AAAA 28
+#define FAKEDNS_T_SRV 33
+#define FAKEDNS_T_ANY 255 /* every record of the name */
+#define FAKEDNS_T_CAA 257
 
 /* RCODEs, RFC 1035 section 4.1.1 */
 #define FAKEDNS_NOERROR 0
@@ -44,6 +52,27 @@ const char *fakedns_addr(const fakedns *s);
 int fakedns_add_a(fakedns *s, const char *name, const char *ipv4, uint32_t ttl);
 int fakedns_add_aaaa(fakedns *s, const char *name, const char *ipv6, uint32_t ttl);
 int fakedns_add_cname(fakedns *s, const char *name, const char *target, uint32_t ttl);
+int fakedns_add_ptr(fakedns *s, const char *name, const char *target, uint32_t ttl);
+int fakedns_add_ns(fakedns *s, const char *name, const char *target, uint32_t ttl);
+int fakedns_add_srv(fakedns *s, const char *name, unsigned prio, unsigned weight, unsigned port,
+                    const char *target, uint32_t ttl);
+int fakedns_add_mx(fakedns *s, const char *name, unsigned pref, const char *exchange,
+                   uint32_t ttl);
+/* One TXT record of n character-strings (each at most 255 bytes). */
+int fakedns_add_txt(fakedns *s, const char *name, const char *const *strings, size_t n,
+                    uint32_t ttl);
+/* v: serial, refresh, retry, expire, minimum. */
+int fakedns_add_soa(fakedns *s, const char *name, const char *mname, const char *rname,
+                    const uint32_t v[5], uint32_t ttl);
+int fakedns_add_caa(fakedns *s, const char *name, unsigned flags, const char *tag,
+                    const char *value, uint32_t ttl);
+/* Any type, RDATA as given (at most 1100 bytes): what no parser knows, or
+ * what a parser must refuse. */
+int fakedns_add_rr(fakedns *s, const char *name, int type, uint32_t ttl, const void *rdata,
+                   size_t len);
+/* Records are served in the order added; an answer larger than 512 bytes
+ * over UDP is cut at a record and marked truncated (TC), as RFC 1035
+ * section 4.2.1 says, so the client asks again over TCP. */
 
 /* Behaviours for (name, qtype); qtype 0: all types. */
 void fakedns_set_rcode(fakedns *s, const char *name, int qtype, int rcode);
@@ -53,6 +82,7 @@ void fakedns_set_truncate(fakedns *s, const char *name, int qtype); /* TC=1 over
 void fakedns_set_malformed(fakedns *s, const char *name, int qtype); /* answer RR cut short */
 void fakedns_set_wrong_id(fakedns *s, const char *name, int qtype); /* bad id, then good */
 void fakedns_set_garbage(fakedns *s, const char *name, int qtype);  /* 5 junk bytes, then good */
+void fakedns_set_ad(fakedns *s, const char *name, int qtype);       /* AD bit in the reply */
 /* Over TCP: close the connection on a query instead of answering it
  * (FAKEDNS_TCP_CLOSE_BEFORE), or right after answering it
  * (FAKEDNS_TCP_CLOSE_AFTER); 0 restores the default (keep it open). */
