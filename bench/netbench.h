@@ -13,18 +13,19 @@
 
 /* Options: -p port (the server, on 127.0.0.1), -n ops per timed run,
  * -c concurrency, -r timed runs, -w warm-up ops, -d delay (ms), -P the
- * server's pid (c10k), -N names (dns), -C no cache (dns), -E churn's
- * EOF variant (the server closes first; the client reads the reply and
- * then end of stream before it closes). */
+ * server's pid (c10k), -N names (dns), -C no cache (dns), -S the
+ * resolver's NIO_RESOLVER_STAYOPEN (dns), -E churn's EOF variant (the
+ * server closes first; the client reads the reply and then end of stream
+ * before it closes). */
 typedef struct net_opts {
-    int port, ops, conc, runs, warm, delay, pid, names, nocache, eof;
+    int port, ops, conc, runs, warm, delay, pid, names, nocache, eof, stayopen;
 } net_opts;
 
 static inline net_opts net_parse(int argc, char **argv)
 {
-    net_opts o = {0, 20000, 100, 3, 1000, 1000, 0, 20000, 0, 0};
+    net_opts o = {0, 20000, 100, 3, 1000, 1000, 0, 20000, 0, 0, 0};
     int c;
-    while ((c = getopt(argc, argv, "p:n:c:r:w:d:P:N:CE")) != -1) {
+    while ((c = getopt(argc, argv, "p:n:c:r:w:d:P:N:CES")) != -1) {
         switch (c) {
         case 'p': o.port = atoi(optarg); break;
         case 'n': o.ops = atoi(optarg); break;
@@ -36,9 +37,10 @@ static inline net_opts net_parse(int argc, char **argv)
         case 'N': o.names = atoi(optarg); break;
         case 'C': o.nocache = 1; break;
         case 'E': o.eof = 1; break;
+        case 'S': o.stayopen = 1; break;
         default:
             fprintf(stderr, "usage: %s -p port [-n ops] [-c conc] [-r runs] [-w warm] [-d ms] "
-                            "[-P pid] [-N names] [-C] [-E]\n", argv[0]);
+                            "[-P pid] [-N names] [-C] [-E] [-S]\n", argv[0]);
             exit(2);
         }
     }
