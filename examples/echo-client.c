@@ -1,11 +1,14 @@
-/* A client for echo-server.c that checks the echo byte by byte.
+/* A client for echo-server.c (and line-server.c) that checks the echo
+ * byte by byte.
  *
- *   echo-client PORT [BYTES]
+ *   echo-client PORT|PATH [BYTES]
  *
- * Connects to 127.0.0.1:PORT, sends BYTES (default 8 MiB) of a pattern,
- * shuts down its sending side once all of it has left the write queue,
- * and reads the echo until the end of stream, comparing every byte with
- * what was sent.  Prints "sent N bytes, received N bytes back, all equal"
+ * Connects to 127.0.0.1:PORT, or to the Unix socket at PATH (a path with
+ * a '/', or @NAME in Linux's abstract namespace), sends BYTES (default
+ * 8 MiB) of a pattern,
+ * has nio send what is still queued and then shut down its sending side
+ * (nio_tcp_finish), and reads the echo until the end of stream, comparing
+ * every byte with what was sent.  Prints "sent N bytes, received N bytes back, all equal"
  * and exits 0, or says what differed and exits 1.
  *
  * It reads and writes at once on one thread: it produces into the write
@@ -18,6 +21,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 enum { STREAM = 1 };
 
@@ -34,8 +38,10 @@ static unsigned char pattern(unsigned long long i)
     return (unsigned char)((i * 2654435761u) >> 13 ^ i >> 8);
 }
 
-/* Queue more of the pattern until the queue is high or all is sent; then,
- * once the queue is empty, shut down the sending side.  0 or an error. */
+/* Queue more of the pattern until the queue is high or all is sent; then
+ * hand the end to nio: it sends the rest of the queue and shuts the
+ * sending side down (the server then sees end of stream), while this side
+ * goes on reading.  0 or an error. */
 static int produce(struct client *c)
 {
     unsigned char buf[65536];
@@ -50,9 +56,10 @@ static int produce(struct client *c)
         if (wq & NIO_WQ_HIGH)
             c->producing = 0; /* until NIO_WQ_DRAINED */
     }
-    if (c->sent == c->total && nio_tcp_queued(c->s) == 0 && !c->shut) {
+    if (c->sent == c->total && !c->shut) {
         c->shut = 1;
-        return nio_tcp_shutdown(c->s, SHUT_WR); /* the server then sees EOF */
+        int rc = nio_tcp_finish(c->s, NIO_FINISH_SHUTDOWN, 0);
+        return rc == -EINPROGRESS ? 0 : rc; /* one NIO_EV_DONE, or done at once */
     }
     return 0;
 }
@@ -89,6 +96,10 @@ static int on_event(struct client *c)
             return rc;
         c->connected = 1;
     }
+    if (c->shut) { /* finishing: writing is nio's, reading still ours */
+        rc = nio_tcp_finish_result(c->s);
+        return rc < 0 && rc != -EINPROGRESS ? rc : consume(c);
+    }
     if (nio_tcp_queued(c->s) > 0) {
         rc = nio_tcp_flush(c->s);
         if (rc < 0)
@@ -109,17 +120,19 @@ int main(int argc, char **argv)
     nio_event ev[8];
     char *end = NULL;
     long port = argc > 1 ? strtol(argv[1], &end, 10) : 0;
-    int rc;
+    int rc, local = argc > 1 && (strchr(argv[1], '/') != NULL || argv[1][0] == '@');
 
-    if (argc < 2 || argc > 3 || *end != '\0' || port < 1 || port > 65535 ||
+    if (argc < 2 || argc > 3 || (!local && (*end != '\0' || port < 1 || port > 65535)) ||
         (argc > 2 && (c.total = strtoull(argv[2], &end, 10), *end != '\0'))) {
-        fprintf(stderr, "usage: echo-client PORT [BYTES]\n");
+        fprintf(stderr, "usage: echo-client PORT|PATH [BYTES]\n");
         return 2;
     }
-    if ((rc = nio_poll_new(&poll)) < 0 ||
-        (rc = nio_addr_from_ip("127.0.0.1", (uint16_t)port, &a)) < 0)
+    if ((rc = nio_poll_new(&poll)) < 0)
         goto done;
-    rc = nio_tcp_connect(poll, (struct sockaddr *)&a.ss, a.len, STREAM, &c.s);
+    if (local) /* a Unix socket: the same stream, the same calls */
+        rc = nio_unix_connect(poll, argv[1], STREAM, &c.s);
+    else if ((rc = nio_addr_from_ip("127.0.0.1", (uint16_t)port, &a)) == 0)
+        rc = nio_tcp_connect(poll, (struct sockaddr *)&a.ss, a.len, STREAM, &c.s);
     if (rc == 0)
         rc = on_event(&c); /* connected at once: no event says so */
     else if (rc == -EINPROGRESS)

@@ -9,5 +9,6 @@
 #include <nio/net.h>
 #include <nio/connect.h>
 #include <nio/records.h>
+#include <nio/signal.h>
 
 #endif

@@ -7,6 +7,8 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -305,6 +307,172 @@ START_TEST(read_into)
 }
 END_TEST
 
+/* Whether an event on tok with flag comes (readiness may come first). */
+static bool wait_flag(nio_poll *p, nio_token tok, unsigned flag)
+{
+    for (int i = 0; i < 100; i++)
+        if (tu_wait_token(p, tok, WAIT, NULL) & flag)
+            return true;
+    return false;
+}
+
+/* nio_tcp_finish() under way needs a source: -ENOMEM leaves the stream
+ * the caller's (no -EBUSY, nothing lost), and a later finish works. */
+START_TEST(finish)
+{
+    static char chunk[65536];
+    int injected = 0;
+    for (long nth = 1;; nth++) {
+        nio_poll *p = tu_poll(_i);
+        nio_tcp_listener *l;
+        nio_tcp_stream *c, *s;
+        size_t queued;
+        int rc;
+        bool failed;
+        ck_assert_int_lt(nth, MAX_STEPS);
+        stream_pair(p, &l, &c, &s);
+        nio_tcp_set_buffer_sizes(c, 4096, 4096);
+        while (nio_tcp_write(c, chunk, sizeof chunk) > 0)
+            ;
+        ck_assert_int_ne(nio_tcp_send(c, chunk, sizeof chunk) & NIO_WQ_PENDING, 0);
+        queued = nio_tcp_queued(c);
+        af_arm(nth);
+        rc = nio_tcp_finish(c, NIO_FINISH_SHUTDOWN, WAIT);
+        failed = af_disarm();
+        if (failed) {
+            injected++;
+            ck_assert_int_eq(rc, -ENOMEM);
+            ck_assert_uint_eq(nio_tcp_queued(c), queued); /* nothing lost */
+            ck_assert_int_ge(nio_tcp_flush(c), 0);         /* still the caller's */
+            rc = nio_tcp_finish(c, NIO_FINISH_SHUTDOWN, WAIT);
+        }
+        ck_assert_int_eq(rc, -EINPROGRESS);
+        nio_tcp_close(c); /* abandons it */
+        nio_tcp_close(s);
+        nio_tcp_listener_close(l);
+        nio_poll_free(p);
+        if (!failed)
+            break;
+    }
+    ck_assert_int_gt(injected, 0);
+}
+END_TEST
+
+/* The timeouts' timer: -ENOMEM, no timeouts, the stream as before; set
+ * again, they work. */
+START_TEST(set_timeouts)
+{
+    int rc, injected = 0;
+    nio_poll *p = NULL;
+    nio_tcp_listener *l = NULL;
+    nio_tcp_stream *c = NULL, *s = NULL;
+    EACH_FAILURE(injected, rc, (p = tu_poll(_i), stream_pair(p, &l, &c, &s)),
+                 nio_tcp_set_timeouts(s, 20, 20),
+                 {
+                     ck_assert_int_eq(rc, -ENOMEM);
+                     ck_assert_int_eq(nio_tcp_set_timeouts(s, 20, 20), 0);
+                     ck_assert(wait_flag(p, 3, NIO_EV_READ_TIMEOUT));
+                 },
+                 ck_assert_int_eq(rc, 0),
+                 (nio_tcp_close(c), nio_tcp_close(s), nio_tcp_listener_close(l), nio_poll_free(p)));
+    ck_assert_int_gt(injected, 0);
+}
+END_TEST
+
+#ifndef _WIN32
+#include <signal.h>
+
+/* A watcher, its pipe and its source: -ENOMEM leaves no descriptor and
+ * the signal's disposition as it was. */
+START_TEST(signal_watch)
+{
+    int rc, injected = 0, fds;
+    nio_poll *p = tu_poll(_i);
+    nio_signal *w = NULL;
+    struct sigaction before, after;
+    ck_assert_int_eq(sigaction(SIGUSR1, NULL, &before), 0);
+    fds = tu_count_fds();
+    EACH_FAILURE(injected, rc, w = NULL, nio_signal_watch(p, SIGUSR1, 6, &w),
+                 {
+                     ck_assert_int_eq(rc, -ENOMEM);
+                     ck_assert_ptr_null(w);
+                     ck_assert_int_eq(tu_count_fds(), fds);
+                     ck_assert_int_eq(sigaction(SIGUSR1, NULL, &after), 0);
+                     ck_assert_ptr_eq((void *)after.sa_handler, (void *)before.sa_handler);
+                 },
+                 {
+                     ck_assert_int_eq(rc, 0);
+                     ck_assert_int_eq(kill(getpid(), SIGUSR1), 0);
+                     ck_assert(tu_wait_token(p, 6, WAIT, NULL) & NIO_EV_SIGNAL);
+                 },
+                 nio_signal_free(w));
+    ck_assert_int_gt(injected, 0);
+    ck_assert_int_eq(tu_count_fds(), fds);
+    nio_poll_free(p);
+}
+END_TEST
+
+/* A Unix listener and an adopted socket: -ENOMEM leaves no descriptor of
+ * nio's and no socket file; the adopted descriptor stays open. */
+START_TEST(unix_listen_and_adopt)
+{
+    int rc, injected = 0, fds;
+    nio_poll *p = tu_poll(_i);
+    nio_tcp_listener *l = NULL;
+    nio_tcp_stream *c = NULL;
+    nio_socket sv[2];
+    char dir[256], path[300];
+    tu_tempdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/a.sock", dir);
+    fds = tu_count_fds();
+    EACH_FAILURE(injected, rc, l = NULL, nio_unix_listen(p, path, 4, NULL, 1, &l),
+                 {
+                     ck_assert_int_eq(rc, -ENOMEM);
+                     ck_assert_ptr_null(l);
+                     ck_assert_int_eq(tu_count_fds(), fds);
+                     ck_assert_int_eq(access(path, F_OK), -1); /* no file left behind */
+                 },
+                 ck_assert_int_eq(rc, 0), (nio_tcp_listener_close(l), tu_remove(path)));
+    ck_assert_int_gt(injected, 0);
+    tu_socketpair(sv);
+    injected = 0;
+    fds = tu_count_fds();
+    EACH_FAILURE(injected, rc, c = NULL, nio_tcp_adopt(p, sv[0], 2, &c),
+                 {
+                     ck_assert_int_eq(rc, -ENOMEM);
+                     ck_assert_ptr_null(c);
+                     ck_assert_int_eq(tu_count_fds(), fds); /* sv[0] still open */
+                 },
+                 ck_assert_int_eq(rc, 0), (void)0);
+    ck_assert_int_gt(injected, 0);
+    nio_tcp_close(c); /* closes sv[0] */
+    tu_close(sv[1]);
+    tu_remove(dir);
+    nio_poll_free(p);
+}
+END_TEST
+#endif
+
+/* nio_buf_append(): -ENOMEM, the buffer as it was. */
+START_TEST(buf_append)
+{
+    nio_buf b = {0};
+    static char big[100000];
+    int injected = 0;
+    ck_assert_int_eq(nio_buf_append(&b, "abc", 3), 0);
+    af_arm(1);
+    if (nio_buf_append(&b, big, sizeof big) == -ENOMEM)
+        injected++;
+    ck_assert(af_disarm());
+    ck_assert_int_gt(injected, 0);
+    ck_assert_uint_eq(b.len, 3);
+    ck_assert_int_eq(memcmp(b.data, "abc", 3), 0);
+    ck_assert_int_eq(nio_buf_append(&b, big, sizeof big), 0);
+    ck_assert_uint_eq(b.len, 3 + sizeof big);
+    nio_buf_free(&b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("allocfail");
@@ -319,6 +487,13 @@ int main(void)
     tcase_add_loop_test(tc, udp_bind, 0, tu_nbackends);
     tcase_add_loop_test(tc, write_queue, 0, tu_nbackends);
     tcase_add_loop_test(tc, read_into, 0, tu_nbackends);
+    tcase_add_loop_test(tc, finish, 0, tu_nbackends);
+    tcase_add_loop_test(tc, set_timeouts, 0, tu_nbackends);
+#ifndef _WIN32
+    tcase_add_loop_test(tc, signal_watch, 0, tu_nbackends);
+    tcase_add_loop_test(tc, unix_listen_and_adopt, 0, tu_nbackends);
+#endif
+    tcase_add_loop_test(tc, buf_append, 0, tu_nbackends);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }

@@ -5,7 +5,10 @@
  * only, with generous deadlines and bounded loops, and checks that it
  * leaves no descriptor behind.  SIGPIPE keeps its default action: a write
  * that raised it would kill the test. */
+#include "config.h" /* NIO_PORTABLE_FALLBACKS: no /proc in that build */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
 #include <check.h>
 #include <dirent.h>
@@ -87,7 +90,7 @@ static void close_reset(int fd)
 
 static int accept_blocking(int lfd)
 {
-    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    int fd = tu_accept(lfd);
     ck_assert_msg(fd >= 0, "accept: %s", strerror(errno));
     return fd;
 }
@@ -135,17 +138,24 @@ static int fill_all(filler *f)
 {
     struct rlimit rl;
     int maxfd = 0, fd;
-    DIR *d = opendir("/proc/self/fd");
+    DIR *d = NULL;
     struct dirent *e;
-    if (d == NULL)
-        return -1;
-    /* fcntl skips descriptors the process cannot use: valgrind lists its
-     * own, above the limit it shows the program, in /proc/self/fd */
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.' && atoi(e->d_name) != dirfd(d) && atoi(e->d_name) > maxfd &&
-            fcntl(atoi(e->d_name), F_GETFD) >= 0)
-            maxfd = atoi(e->d_name);
-    closedir(d);
+#ifndef NIO_PORTABLE_FALLBACKS
+    d = opendir("/proc/self/fd");
+#endif
+    if (d == NULL) { /* no /proc (macOS, the BSDs; the portable build): probe */
+        for (fd = 0; fd < FILL_MAX; fd++)
+            if (fcntl(fd, F_GETFD) >= 0)
+                maxfd = fd;
+    } else {
+        /* fcntl skips descriptors the process cannot use: valgrind lists
+         * its own, above the limit it shows the program, in /proc/self/fd */
+        while ((e = readdir(d)) != NULL)
+            if (e->d_name[0] != '.' && atoi(e->d_name) != dirfd(d) && atoi(e->d_name) > maxfd &&
+                fcntl(atoi(e->d_name), F_GETFD) >= 0)
+                maxfd = atoi(e->d_name);
+        closedir(d);
+    }
     if (maxfd + 1 + 16 > FILL_MAX)
         return -1;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
@@ -513,7 +523,7 @@ static void *trickle_main(void *arg)
     trickle *t = arg;
     char buf[1024];
     size_t have = 0;
-    int one = 1, fd = accept4(t->lfd, NULL, NULL, SOCK_CLOEXEC);
+    int one = 1, fd = tu_accept(t->lfd);
     if (fd < 0) {
         t->err = errno;
         return NULL;
@@ -529,7 +539,7 @@ static void *trickle_main(void *arg)
     }
     for (size_t i = 0; i < t->len; i++) {
         struct timespec ts = {0, 200 * 1000};
-        if (send(fd, t->resp + i, 1, MSG_NOSIGNAL) != 1) {
+        if (tu_send_nosignal(fd, t->resp + i, 1) != 1) {
             t->err = errno;
             break;
         }

@@ -9,6 +9,7 @@
  *  - accept(2) failing with each error the kernel may return while
  *    connections stay queued: the listener reports them again. */
 #define _GNU_SOURCE
+#include "config.h" /* NIO_HAVE_ACCEPT4: which accept the library calls */
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
@@ -28,20 +29,41 @@
 
 /* ------------------------------------------------------------ accept4 */
 
-int __real_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags);
-int __wrap_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags);
-
-static atomic_int accept_errno; /* the next accept4 fails with it (0: none) */
+static atomic_int accept_errno; /* the next accept fails with it (0: none) */
 static atomic_int accept_fails; /* ... this many times */
 
-int __wrap_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
+static bool accept_injected(void)
 {
     if (atomic_load(&accept_fails) > 0) {
         atomic_fetch_sub(&accept_fails, 1);
         errno = atomic_load(&accept_errno);
-        return -1;
+        return true;
     }
-    return __real_accept4(fd, sa, len, flags);
+    return false;
+}
+
+/* The library accepts with accept4 where configure found it, with accept
+ * otherwise (the portable build): both are wrapped (Makefile.am). */
+#ifdef NIO_HAVE_ACCEPT4
+int __real_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags);
+int __wrap_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags);
+
+int __wrap_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
+{
+    return accept_injected() ? -1 : __real_accept4(fd, sa, len, flags);
+}
+#endif
+
+int __real_accept(int fd, struct sockaddr *sa, socklen_t *len);
+int __wrap_accept(int fd, struct sockaddr *sa, socklen_t *len);
+
+int __wrap_accept(int fd, struct sockaddr *sa, socklen_t *len)
+{
+#ifdef NIO_HAVE_ACCEPT4
+    return __real_accept(fd, sa, len); /* not the library's: never injected */
+#else
+    return accept_injected() ? -1 : __real_accept(fd, sa, len);
+#endif
 }
 
 static void accept_fail(int err, int times)

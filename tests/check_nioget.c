@@ -203,40 +203,44 @@ typedef struct feed_out {
 } feed_out;
 
 /* Feed in[0, len) in pieces of at most step bytes, with one extra cut at
- * split, then the end of stream. */
+ * split, then the end of stream: each piece is appended to the buffer the
+ * parser reads, as nio_tcp_read_into() would. */
 static void feed(const char *in, size_t len, size_t split, size_t step, feed_out *o)
 {
     http_resp *p = malloc(sizeof *p);
+    nio_buf buf = {0};
     size_t off = 0;
     ck_assert_ptr_nonnull(p);
     memset(o, 0, sizeof *o);
     http_init(p);
     while (off < len && p->state != HS_DONE) {
-        size_t n = len - off, sent = 0;
+        size_t n = len - off;
         if (n > step)
             n = step;
         if (off < split && off + n > split)
             n = split - off;
-        while (sent < n && p->state != HS_DONE) {
+        ck_assert_int_eq(nio_buf_append(&buf, in + off, n), 0);
+        off += n;
+        for (;;) {
             const char *b;
             size_t bl;
-            long r = http_feed(p, in + off + sent, n - sent, &b, &bl);
+            int r = http_feed(p, &buf, &b, &bl);
             if (r < 0) {
-                o->rc = (int)r;
+                o->rc = r;
                 goto done;
             }
+            if (bl == 0)
+                break;
             ck_assert_uint_le(o->blen + bl, sizeof o->body);
-            if (bl > 0) /* b may be NULL when there is no body byte */
-                memcpy(o->body + o->blen, b, bl);
+            memcpy(o->body + o->blen, b, bl);
             o->blen += bl;
-            sent += (size_t)r;
         }
-        off += n;
     }
     o->done_before_eof = p->state == HS_DONE;
     o->rc = http_finish(p);
 done:
     o->status = p->status;
+    nio_buf_free(&buf);
     free(p);
 }
 
@@ -265,37 +269,51 @@ START_TEST(resp_table)
 }
 END_TEST
 
+/* Feed str (appended to b) once: 0 or the HTTP_E* code; body bytes in
+ * *bl. */
+static int feed_str(http_resp *p, nio_buf *b, const char *str, size_t len, size_t *bl)
+{
+    const char *body;
+    ck_assert_int_eq(nio_buf_append(b, str, len), 0);
+    return http_feed(p, b, &body, bl);
+}
+
 /* Limits: an over-long line, too many headers, use after an error. */
 START_TEST(resp_limits)
 {
     static char big[HTTP_LINE_MAX + 64];
     http_resp *p = malloc(sizeof *p);
-    const char *b;
+    nio_buf b = {0};
     size_t bl;
+    int rc = 0;
     ck_assert_ptr_nonnull(p);
     http_init(p);
-    ck_assert_int_eq(http_feed(p, "HTTP/1.1 200 OK\r\nX: ", 20, &b, &bl), 20);
+    ck_assert_int_eq(feed_str(p, &b, "HTTP/1.1 200 OK\r\nX: ", 20, &bl), 0);
+    ck_assert_uint_eq(b.len, 3); /* the status line consumed, "X: " waits */
     memset(big, 'a', sizeof big);
-    ck_assert_int_eq(http_feed(p, big, sizeof big, &b, &bl), HTTP_E_LINE);
-    ck_assert_int_eq(http_feed(p, "\r\n", 2, &b, &bl), HTTP_E_STATE);
+    ck_assert_int_eq(feed_str(p, &b, big, sizeof big, &bl), HTTP_E_LINE);
+    ck_assert_int_eq(feed_str(p, &b, "\r\n", 2, &bl), HTTP_E_STATE);
     ck_assert_int_eq(http_finish(p), HTTP_E_STATE);
 
     http_init(p);
-    ck_assert_int_eq(http_feed(p, "HTTP/1.1 200 OK\r\n", 17, &b, &bl), 17);
-    long rc = 0;
+    nio_buf_consume(&b, b.len);
+    ck_assert_int_eq(feed_str(p, &b, "HTTP/1.1 200 OK\r\n", 17, &bl), 0);
     for (int i = 0; i <= HTTP_HEADERS_MAX && rc >= 0; i++)
-        rc = http_feed(p, "A: b\r\n", 6, &b, &bl);
+        rc = feed_str(p, &b, "A: b\r\n", 6, &bl);
     ck_assert_int_eq(rc, HTTP_E_TOOMANY);
 
     /* A chunk of 2^60 bytes is allowed and counted without overflow. */
     http_init(p);
+    nio_buf_consume(&b, b.len);
     const char *h = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1000000000000000\r\n";
-    ck_assert_int_eq(http_feed(p, h, strlen(h), &b, &bl), (long)strlen(h));
+    ck_assert_int_eq(feed_str(p, &b, h, strlen(h), &bl), 0);
+    ck_assert_uint_eq(b.len, 0);
     ck_assert_int_eq(p->state, HS_CHUNK_DATA);
     ck_assert(p->body_left == HTTP_SIZE_MAX);
-    ck_assert_int_eq(http_feed(p, "xyz", 3, &b, &bl), 3);
+    ck_assert_int_eq(feed_str(p, &b, "xyz", 3, &bl), 0);
     ck_assert_uint_eq(bl, 3);
     ck_assert_int_eq(http_finish(p), HTTP_E_TRUNCATED);
+    nio_buf_free(&b);
     free(p);
 }
 END_TEST
@@ -340,8 +358,8 @@ static void run_prog(prog *p, const char *backend, const char *const *args)
     while (*args != NULL && n < 31)
         argv[n++] = strdup(*args++);
     argv[n] = NULL;
-    ck_assert_int_eq(pipe2(o, O_CLOEXEC), 0);
-    ck_assert_int_eq(pipe2(e, O_CLOEXEC), 0);
+    ck_assert_int_eq(tu_pipe(o), 0);
+    ck_assert_int_eq(tu_pipe(e), 0);
     pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
@@ -402,8 +420,7 @@ static unsigned closed_port(int type)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof a;
-    int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(fd, 0);
+    int fd = tu_socket(AF_INET, type, 0);
     ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
     ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
     close(fd);
@@ -602,7 +619,7 @@ static void *canned_main(void *arg)
 {
     canned *c = arg;
     size_t len = 0, half = strlen(c->resp) / 2;
-    int fd = accept4(c->fd, NULL, NULL, SOCK_CLOEXEC);
+    int fd = tu_accept(c->fd);
     if (fd < 0)
         return NULL;
     while (len + 1 < sizeof c->req && strstr(c->req, "\r\n\r\n") == NULL) {

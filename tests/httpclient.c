@@ -84,23 +84,17 @@ bool hreq_on_event(hreq *r, unsigned flags)
     return read_all(r);
 }
 
-/* The blank line that ends the head (memmem is GNU's, not Windows'). */
-static const char *head_end(const char *d, size_t n)
-{
-    for (size_t i = 0; i + 4 <= n; i++)
-        if (memcmp(d + i, "\r\n\r\n", 4) == 0)
-            return d + i;
-    return NULL;
-}
-
+/* The body, after the blank line that ends the head, found by nio's
+ * search over the response as read (a view of it: the search only reads). */
 const char *hreq_body(const hreq *r, size_t *len)
 {
-    const char *b = r->data ? head_end(r->data, r->len) : NULL;
-    if (b == NULL)
+    nio_buf view = {r->data, r->len, r->cap};
+    size_t pos = 0;
+    ssize_t at = r->data != NULL ? nio_buf_find(&view, &pos, "\r\n\r\n", 4) : -EINVAL;
+    if (at < 0)
         return NULL;
-    b += 4;
-    *len = r->len - (size_t)(b - r->data);
-    return b;
+    *len = r->len - (size_t)at - 4;
+    return r->data + at + 4;
 }
 
 int hreq_status(const hreq *r)

@@ -18,9 +18,14 @@
 #     libnio there): fetch connects by name to localhost and gets a delayed
 #     response from tests/support/nio-test-httpd; echo-server serves
 #     echo-client, which sends 6 MiB, half-closes and checks every byte of
-#     the echo; the reactor checks its own run; and a few lines check that
-#     the installed headers' version (NIO_VERSION_STRING, NIO_VERSION_HEX)
-#     is the installed library's (nio_version());
+#     the echo; the reactor checks its own run; line-server serves
+#     echo-client over a Unix socket (6 MiB echoed line by line, the
+#     connection ended with nio_tcp_finish) and stops cleanly on SIGTERM;
+#     embed-poll and embed-uv (with libuv's pkg-config flags, when libuv is
+#     installed) fetch from the delayed server with nio driven from their
+#     own loops; and a few lines check that the installed headers' version
+#     (NIO_VERSION_STRING, NIO_VERSION_HEX) is the installed library's
+#     (nio_version());
 #  6. fetch again with `pkg-config --static` and -static: a fully static
 #     program (libnio.a, libcares.a, libc.a) that runs without the staged
 #     lib;
@@ -50,7 +55,7 @@ fail() {
 }
 note() { echo "$me: $*"; }
 
-examples="reactor.c echo-server.c echo-client.c fetch.c"
+examples="reactor.c echo-server.c echo-client.c fetch.c line-server.c embed-poll.c embed-uv.c"
 fetch_c=$top_srcdir/examples/fetch.c
 [ -f "$fetch_c" ] || fail "no $fetch_c (top_srcdir=$top_srcdir)"
 [ -f "$top_builddir/Makefile" ] || fail "no Makefile in top_builddir=$top_builddir"
@@ -250,6 +255,12 @@ if command -v c++ >/dev/null 2>&1; then
     note "<nio.h> compiles as C++11"
 fi
 
+# embed-uv needs libuv's flags too; without libuv it is left out.
+uv_flags=
+if pkg-config --exists libuv 2>/dev/null; then
+    uv_flags=$(pkg-config --cflags --libs libuv)
+fi
+
 # Build an installed example with pkg-config's flags only: $2 the flags, $3
 # (-static) more for the link.
 build() { # name flags [-static]
@@ -305,7 +316,10 @@ check_fetch() { # [staged] program
 
 if [ "$shared" = yes ]; then
     for ex in $examples; do
-        build "${ex%.c}" "$flags"
+        case $ex in
+        embed-uv.c) [ -z "$uv_flags" ] || build embed-uv "$flags $uv_flags" ;;
+        *) build "${ex%.c}" "$flags" ;;
+        esac
     done
     note "built the installed examples with $CC $cflags \$(pkg-config --cflags --libs nio)"
     if command -v ldd >/dev/null 2>&1; then
@@ -365,6 +379,53 @@ EOF
         fail "reactor --check failed"
     }
     note "reactor --check: $(tail -n 1 "$tmp/reactor.out")"
+
+    # The line server on a Unix socket, one connection, against the checking
+    # client: every byte back, the connection ended by nio_tcp_finish on
+    # both sides, the socket file removed at exit.
+    sock=$tmp/line.sock
+    start "$tmp/line.out" 's|^listening on \(/.*\)$|0|p' \
+        staged timeout 120 "$tmp/line-server" "$sock" 1
+    echo_pid=$started_pid
+    out=$(staged timeout 60 "$tmp/echo-client" "$sock" 6291456 2>&1) ||
+        fail "echo-client against line-server: $out"
+    [ "$out" = "sent 6291456 bytes, received 6291456 bytes back, all equal" ] ||
+        fail "echo-client said: $out"
+    wait "$echo_pid" || fail "line-server failed: $(cat "$tmp/line.out.err")"
+    echo_pid=
+    grep -q '^served 1 connections, [0-9]* lines$' "$tmp/line.out" ||
+        fail "line-server said: $(cat "$tmp/line.out")"
+    [ ! -e "$sock" ] || fail "line-server left its socket file $sock behind"
+    note "line-server $sock 1 and echo-client $sock 6291456: $out"
+
+    # SIGTERM: it stops accepting, finishes its connections, exits 0.  Run
+    # through env, which execs it, so that the pid is the server's.
+    start "$tmp/line2.out" 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' \
+        env LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$tmp/line-server" \
+        127.0.0.1:0
+    echo_pid=$started_pid
+    kill -TERM "$echo_pid"
+    i=0
+    while kill -0 "$echo_pid" 2>/dev/null && [ $i -lt 100 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    kill -0 "$echo_pid" 2>/dev/null && fail "line-server still runs 10 s after SIGTERM"
+    wait "$echo_pid" || fail "line-server did not exit 0 on SIGTERM: $(cat "$tmp/line2.out.err")"
+    echo_pid=
+    grep -q '^stopped by a signal: served 0 connections, 0 lines$' "$tmp/line2.out" ||
+        fail "line-server on SIGTERM said: $(cat "$tmp/line2.out")"
+    note "line-server stopped by SIGTERM: $(cat "$tmp/line2.out" | tail -n 1)"
+
+    # nio driven from a program's own poll(2) loop, and from libuv's.
+    check_fetch staged "$tmp/embed-poll"
+    note "embed-poll localhost $httpd_port /delay/200: HTTP/1.1 200, the body as sent, in $took ms"
+    if [ -n "$uv_flags" ]; then
+        check_fetch staged "$tmp/embed-uv"
+        note "embed-uv localhost $httpd_port /delay/200: HTTP/1.1 200, the body as sent, in $took ms"
+    else
+        note "embed-uv not built: libuv's pkg-config file is not installed (apt-get install libuv1-dev)"
+    fi
 else
     note "not building against libnio.so: this build makes no shared library"
 fi

@@ -224,8 +224,18 @@ run_example() { # page k program
         stop_server
         ;;
     nio_poll.3.1)
-        # The self-pipe: SIGALRM during a wait without timeout.
-        run "$what" "$3" && expect "$what" '^signal SIGALRM arrived as an event$'
+        # Embedded in a poll(2) loop: three ticks of a repeating timer.
+        run "$what" "$3" && expect "$what" '^tick 3$'
+        ;;
+    nio_signal.3.1)
+        # SIGCHLD of a child that ends at once, SIGALRM a second later,
+        # during waits without timeout.
+        run "$what" "$3" && expect "$what" '^signal SIGALRM arrived as an event$' &&
+            expect "$what" '^a child exited with status 3$'
+        ;;
+    nio_unix.3.1)
+        # A Unix socket in /tmp, a client and the server's view of it.
+        run "$what" "$3" && expect "$what" "^process [0-9]+ \\(uid $(id -u)\\) said hello\$"
         ;;
     nio_resolver.3.1)
         # The fast path: localhost (RFC 6761) and a literal, no DNS traffic.
@@ -313,7 +323,7 @@ for page in $pages; do
     # Names mentioned anywhere must exist.
     for id in $(sed -e 's/\\f[BIRP]//g' -e 's/\\-/-/g' -e 's/\\&//g' "$page" |
         grep -o 'nio_[a-z0-9_]*' | grep -v '_$' | sort -u); do
-        case $id in nio_poll | nio_tcp | nio_resolver | nio_dns_records) continue ;; esac
+        case $id in nio_poll | nio_tcp | nio_resolver | nio_dns_records | nio_unix) continue ;; esac
         grep -qxF "$id" "$tmp/h.idents" || bad "$name: mentions $id, which no public header has"
     done
     for id in $(sed -e '/^\.TH /d' -e 's/\\f[BIRP]//g' -e 's/\\&//g' "$page" |

@@ -1,8 +1,12 @@
+#include "config.h" /* the backends and fallbacks of this build */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "testutil.h"
 
 #include <check.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
@@ -16,36 +20,86 @@
 #else
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #endif
 
+/* The backends this build has (config.h), the library's order. */
+const char *const tu_backends[] = {
 #ifdef _WIN32
-const char *const tu_backends[] = {"iocp"};
-int tu_nbackends = 1;
+    "iocp",
 #else
-const char *const tu_backends[] = {"epoll", "poll", "io_uring"};
-int tu_nbackends = 2;
+#ifdef NIO_HAVE_EPOLL
+    "epoll",
+#endif
+#ifdef NIO_HAVE_KQUEUE
+    "kqueue",
+#endif
+    "poll",
+#ifdef NIO_HAVE_IO_URING
+    "io_uring",
+#endif
+#endif
+};
+#define TU_ALL ((int)(sizeof tu_backends / sizeof tu_backends[0]))
 
-/* io_uring joins when this library has it (-ENOTSUP otherwise) and the
- * kernel lets a ring be made: a container's seccomp filter or the sysctl
- * kernel.io_uring_disabled may not (-EPERM, -ENOSYS), and its runs are
- * then left out, saying so. */
-__attribute__((constructor)) static void tu_probe_io_uring(void)
+/* NIO_TEST_BACKENDS (names separated by commas or spaces) narrows the list:
+ * CI runs the kqueue stand-in's builds on the kqueue backend only, whose
+ * siblings the other builds cover.  A name this build lacks is ignored;
+ * none left is every backend. */
+static int tu_picked[TU_ALL];
+static int tu_npicked = -1;
+
+/* io_uring is built but the kernel may not let a ring be made: a
+ * container's seccomp filter or the sysctl kernel.io_uring_disabled
+ * (-EPERM, -ENOSYS).  Its runs are then left out, saying so. */
+static bool tu_available(const char *name)
 {
     nio_poll *p = NULL;
-    int rc = nio_poll_new_with(&p, "io_uring");
-    if (rc == 0)
-        tu_nbackends = 3;
-    else if (rc != -ENOTSUP)
+    int rc;
+    if (strcmp(name, "io_uring") != 0)
+        return true;
+    rc = nio_poll_new_with(&p, name);
+    nio_poll_free(p);
+    if (rc != 0)
         fprintf(stderr, "tests: the io_uring backend is built but unavailable here (%s): its runs "
                         "are left out\n", nio_strerror(rc));
-    nio_poll_free(p);
+    return rc == 0;
 }
-#endif
+
+static void tu_pick(void)
+{
+    const char *env = getenv("NIO_TEST_BACKENDS");
+    tu_npicked = 0;
+    for (int b = 0; b < TU_ALL; b++) {
+        const char *at = env;
+        size_t len = strlen(tu_backends[b]);
+        bool want = env == NULL || *env == '\0';
+        while (!want && at != NULL && (at = strstr(at, tu_backends[b])) != NULL) {
+            want = (at == env || at[-1] == ',' || at[-1] == ' ') &&
+                   (at[len] == '\0' || at[len] == ',' || at[len] == ' ');
+            at += len;
+        }
+        if (want && tu_available(tu_backends[b]))
+            tu_picked[tu_npicked++] = b;
+    }
+    if (tu_npicked == 0)
+        for (int b = 0; b < TU_ALL; b++)
+            if (tu_available(tu_backends[b]))
+                tu_picked[tu_npicked++] = b;
+}
+
+int tu_nbackends_fn(void)
+{
+    if (tu_npicked < 0)
+        tu_pick();
+    return tu_npicked;
+}
 
 const char *tu_backend(int i)
 {
-    return tu_backends[i % tu_nbackends];
+    return tu_backends[tu_picked[i % tu_nbackends_fn()]];
 }
 
 nio_poll *tu_poll(int i)
@@ -288,12 +342,31 @@ static void wsa_once(void)
 {
 }
 
+/* Open descriptors: /proc/self/fd where there is one (Linux), else each
+ * number below the limit probed with fcntl (macOS, the BSDs: /dev/fd may
+ * list only 0-2 there); the portable build probes too. */
+static int count_by_probing(void)
+{
+    struct rlimit rl;
+    int n = 0, top = 4096;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 65536)
+        top = (int)rl.rlim_cur;
+    for (int fd = 0; fd < top; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            n++;
+    return n;
+}
+
 int tu_count_fds(void)
 {
     int n = 0;
-    DIR *d = opendir("/proc/self/fd");
+    DIR *d = NULL;
     struct dirent *e;
-    ck_assert_ptr_nonnull(d);
+#ifndef NIO_PORTABLE_FALLBACKS
+    d = opendir("/proc/self/fd");
+#endif
+    if (d == NULL)
+        return count_by_probing();
     while ((e = readdir(d)) != NULL)
         if (e->d_name[0] != '.')
             n++;
@@ -335,17 +408,87 @@ static void set_nonblock(nio_socket s)
     ck_assert_int_eq(fcntl(s, F_SETFD, FD_CLOEXEC), 0);
 }
 
+/* The Linux flags where configure found them, fcntl otherwise (macOS);
+ * the portable build (--enable-portable-fallbacks) takes the fcntl way. */
+#ifndef NIO_HAVE_SOCK_NONBLOCK
+static void set_cloexec(int fd)
+{
+    ck_assert_int_eq(fcntl(fd, F_SETFD, FD_CLOEXEC), 0);
+}
+#endif
+
 void tu_socketpair(nio_socket sv[2])
 {
+#ifdef NIO_HAVE_SOCK_NONBLOCK
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+#else
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    set_nonblock(sv[0]);
+    set_nonblock(sv[1]);
+#endif
 }
 
 nio_socket tu_socket(int family, int type, int nonblock)
 {
+#ifdef NIO_HAVE_SOCK_NONBLOCK
     int s = socket(family, type | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
     ck_assert_int_ge(s, 0);
+#else
+    int s = socket(family, type, 0);
+    ck_assert_int_ge(s, 0);
+    if (nonblock)
+        set_nonblock(s);
+    else
+        set_cloexec(s);
+#endif
     return s;
 }
+
+int tu_accept(int lfd)
+{
+#ifdef NIO_HAVE_ACCEPT4
+    return accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+#else
+    int fd = accept(lfd, NULL, NULL);
+    if (fd >= 0)
+        (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return fd;
+#endif
+}
+
+int tu_pipe(int fds[2])
+{
+#ifdef NIO_HAVE_PIPE2
+    return pipe2(fds, O_CLOEXEC);
+#else
+    if (pipe(fds) < 0)
+        return -1;
+    (void)fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+    (void)fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+    return 0;
+#endif
+}
+
+ssize_t tu_send_nosignal(int fd, const void *buf, size_t len)
+{
+#ifdef NIO_HAVE_MSG_NOSIGNAL
+    return send(fd, buf, len, MSG_NOSIGNAL);
+#else
+    return send(fd, buf, len, 0); /* SO_NOSIGPIPE, or SIGPIPE ignored (below) */
+#endif
+}
+
+#if !defined(NIO_HAVE_MSG_NOSIGNAL) && !defined(NIO_HAVE_SO_NOSIGPIPE)
+/* Neither MSG_NOSIGNAL nor SO_NOSIGPIPE: only the portable build on Linux
+ * (--enable-portable-fallbacks pretends MSG_NOSIGNAL absent, and Linux has
+ * no SO_NOSIGPIPE).  There a write to a closed peer would raise SIGPIPE,
+ * so the test programs ignore it; that build cannot check that nio never
+ * raises SIGPIPE (the other builds do; docs/PORTABILITY.md). */
+__attribute__((constructor)) static void tu_ignore_sigpipe(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+}
+#endif
 
 int tu_connect_started(nio_socket s, const struct sockaddr *sa, socklen_t len)
 {

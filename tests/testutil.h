@@ -20,12 +20,13 @@
 #include <unistd.h>
 #endif
 
-/* The backends every suite runs on; tcase_add_loop_test over
- * [0, tu_nbackends) and tu_backend(_i) pick one.  io_uring is among them
- * when the library has it and the kernel lets a ring be made here (set
- * before main; testutil.c says so on stderr when it does not). */
+/* The backends every suite runs on (those of this build, narrowed by
+ * NIO_TEST_BACKENDS; io_uring only where the kernel lets a ring be made,
+ * testutil.c says so on stderr when it does not); tcase_add_loop_test
+ * over [0, tu_nbackends) and tu_backend(_i) pick one. */
 extern const char *const tu_backends[];
-extern int tu_nbackends;
+int tu_nbackends_fn(void);
+#define tu_nbackends (tu_nbackends_fn())
 const char *tu_backend(int i);
 nio_poll *tu_poll(int i); /* nio_poll_new_with(tu_backend(i)), or abort the test */
 
@@ -44,6 +45,15 @@ void tu_hangup(nio_socket s);
 /* A raw socket of the test's own, close-on-exec (blocking unless
  * nonblock); aborts the test when the system refuses. */
 nio_socket tu_socket(int family, int type, int nonblock);
+#ifndef _WIN32
+/* The calls a test's own servers make, with the fallbacks of systems
+ * without accept4, pipe2 or MSG_NOSIGNAL (macOS): a blocking accept and a
+ * pipe, both close-on-exec (-1 and errno on failure), and a send that
+ * never raises SIGPIPE. */
+int tu_accept(int lfd);
+int tu_pipe(int fds[2]);
+ssize_t tu_send_nosignal(int fd, const void *buf, size_t len);
+#endif
 /* connect(2) on a nonblocking socket: nonzero when it connected or is
  * under way (EINPROGRESS; Windows: WSAEWOULDBLOCK). */
 int tu_connect_started(nio_socket s, const struct sockaddr *sa, socklen_t len);

@@ -12,6 +12,11 @@
 #define TOK_STREAM 0u
 #define TOK_TIMER 1u
 
+/* Bytes read into a fetch's buffer at a time: above HTTP_LINE_MAX, so
+ * that a line of any allowed length fits with the next read. */
+#define READ_MAX (64 * 1024)
+_Static_assert(READ_MAX > 2 * HTTP_LINE_MAX, "a line and a read fit the buffer");
+
 uint64_t now_us(void)
 {
     struct timespec ts;
@@ -33,6 +38,7 @@ static void finish(run *r, fetch *f, bool transfer_ok)
     f->timer_on = false;
     nio_tcp_close(f->s);
     f->s = NULL;
+    nio_buf_free(&f->in);
     f->t_end = now_us();
     if (save_close(r, f, transfer_ok) < 0)
         transfer_ok = false;
@@ -156,31 +162,31 @@ static void on_connect(run *r, fetch *f, unsigned flags)
     }
 }
 
-/* Feed what was read to the parser; the body goes to the saved file.
- * Returns 1 when the response is complete, 0 for more, < 0 on failure
- * (reported). */
-static int consume(run *r, fetch *f, const char *p, size_t len)
+/* Parse what was read; the body goes to the saved file.  Returns 1 when
+ * the response is complete, 0 for more, < 0 on failure (reported). */
+static int consume(run *r, fetch *f)
 {
-    while (len > 0 && f->resp.state != HS_DONE) {
+    for (;;) {
         const char *body;
         size_t blen;
-        long n = http_feed(&f->resp, p, len, &body, &blen);
-        if (n < 0) {
-            out_fail(r, f, "bad response from the server: %s", http_strerror((int)n));
+        int rc = http_feed(&f->resp, &f->in, &body, &blen);
+        if (rc < 0) {
+            out_fail(r, f, "bad response from the server: %s", http_strerror(rc));
             return -1;
         }
-        if (blen > 0 && save_write(r, f, body, blen) < 0)
+        if (blen == 0)
+            return f->resp.state == HS_DONE;
+        if (save_write(r, f, body, blen) < 0)
             return -1;
-        p += n;
-        len -= (size_t)n;
     }
-    return f->resp.state == HS_DONE;
 }
 
 static void on_readable(run *r, fetch *f)
 {
     for (;;) {
-        ssize_t n = nio_tcp_read(f->s, r->buf, sizeof r->buf);
+        /* parsed after every read: what stays between reads is at most
+         * one incomplete line, so the bound is never reached by it */
+        ssize_t n = nio_tcp_read_into(f->s, &f->in, READ_MAX);
         int rc;
         if (n == -EAGAIN)
             return;
@@ -200,7 +206,7 @@ static void on_readable(run *r, fetch *f)
         }
         if (f->t_first == 0)
             f->t_first = now_us();
-        rc = consume(r, f, r->buf, (size_t)n);
+        rc = consume(r, f);
         if (rc != 0) {
             finish(r, f, rc > 0);
             return;
@@ -302,6 +308,7 @@ void run_free(run *r)
 {
     for (size_t i = 0; r->f != NULL && i < r->n; i++) {
         nio_tcp_close(r->f[i].s);
+        nio_buf_free(&r->f[i].in);
         save_close(r, &r->f[i], false);
     }
     nio_resolver_free(r->res);

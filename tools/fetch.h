@@ -48,6 +48,7 @@ typedef struct fetch {
     nio_timer_id timer;
     bool timer_on;
     http_resp resp;
+    nio_buf in; /* the response as read, until parsed */
     int out_fd;
     char *part_path, *final_path;
     uint64_t t_start, t_connect, t_first, t_end; /* us, monotonic */
@@ -64,7 +65,6 @@ typedef struct run {
     uint64_t t0, bytes, sum_total_us;
     bool progress_shown;
     uint64_t progress_at; /* when it was last drawn */
-    char buf[64 * 1024];
 } run;
 
 /* Create the poll and resolver for urls[0, n) (not copied: they must

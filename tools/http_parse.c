@@ -6,6 +6,7 @@
  * before it is multiplied, so no input can overflow. */
 #include "http_parse.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <string.h>
 #include <strings.h>
@@ -230,71 +231,90 @@ static int on_line(http_resp *p, const char *l, size_t n)
     }
 }
 
-/* Copy bytes of the current line until its LF; run on_line when it ends.
- * Returns the bytes consumed or an HTTP_E* code. */
-static long take_line(http_resp *p, const char *in, size_t len)
+/* The line that starts at off in the buffer: its length and, in *next,
+ * where the following one starts; -EAGAIN while it is incomplete (the
+ * cursor p->scan remembers how far it was searched); an HTTP_E* code for
+ * a line too long or with a bare CR. */
+static long take_line(http_resp *p, const nio_buf *in, size_t off, size_t *next)
 {
-    const char *lf = memchr(in, '\n', len);
-    size_t n = lf ? (size_t)(lf - in) + 1 : len, l;
     bool header = p->state == HS_STATUS || p->state == HS_HEADER;
-    if (n >= sizeof p->line - p->line_len)
+    ssize_t l = nio_buf_line(in, off, &p->scan, next);
+    if (l == -EAGAIN)
+        return in->len - off >= HTTP_LINE_MAX ? HTTP_E_LINE : -EAGAIN;
+    if (l < 0 || *next - off >= HTTP_LINE_MAX)
         return HTTP_E_LINE;
-    memcpy(p->line + p->line_len, in, n);
-    p->line_len += n;
     if (header)
-        p->header_bytes += n;
-    if (lf == NULL)
-        return (long)n;
-    l = p->line_len - 1; /* drop the LF, then a CR before it (a bare LF is accepted) */
-    if (l > 0 && p->line[l - 1] == '\r')
-        l--;
-    p->line[l] = '\0';
-    p->line_len = 0;
-    if (memchr(p->line, '\r', l) != NULL)
+        p->header_bytes += *next - off;
+    /* a CR before the LF is the line's end (a bare LF is accepted too);
+     * any other CR is how request smuggling starts */
+    if (memchr(in->data + off, '\r', (size_t)l) != NULL)
         return header ? HTTP_E_HEADER : HTTP_E_CHUNK;
-    int rc = on_line(p, p->line, l);
-    return rc < 0 ? rc : (long)n;
+    return l;
 }
 
-/* Hand out up to body_left (or, close-delimited, all) of the input. */
-static long take_body(http_resp *p, const char *in, size_t len, const char **body,
-                      size_t *body_len)
+/* Hand out up to body_left (or, close-delimited, all) of what is there,
+ * from the start of the buffer. */
+static void take_body(http_resp *p, nio_buf *in, const char **body, size_t *body_len)
 {
-    size_t n = len;
+    size_t n = in->len;
     if (p->state != HS_BODY_CLOSE && p->body_left < n)
         n = (size_t)p->body_left;
-    *body = in;
+    *body = in->data;
     *body_len = n;
+    p->handed = n;
     p->body_bytes += n;
     if (p->state != HS_BODY_CLOSE) {
         p->body_left -= n;
         if (p->body_left == 0)
             p->state = p->state == HS_BODY_LEN ? HS_DONE : HS_CHUNK_END;
     }
-    return (long)n;
 }
 
-long http_feed(http_resp *p, const char *in, size_t len, const char **body, size_t *body_len)
+static bool in_body(const http_resp *p)
 {
-    size_t used = 0;
+    return p->state == HS_BODY_LEN || p->state == HS_BODY_CLOSE || p->state == HS_CHUNK_DATA;
+}
+
+/* Drop what was parsed: off bytes of lines.  The cursor's offsets move
+ * with the bytes. */
+static void consume(http_resp *p, nio_buf *in, size_t off)
+{
+    nio_buf_consume(in, off);
+    p->scan = p->scan > off ? p->scan - off : 0;
+}
+
+int http_feed(http_resp *p, nio_buf *in, const char **body, size_t *body_len)
+{
+    size_t off = 0, next;
     *body = NULL;
     *body_len = 0;
     if (p->state == HS_ERROR)
         return HTTP_E_STATE;
-    if (len > LONG_MAX)
-        len = LONG_MAX;
-    while (used < len && p->state != HS_DONE) {
-        long n;
-        if (p->state == HS_BODY_LEN || p->state == HS_BODY_CLOSE || p->state == HS_CHUNK_DATA)
-            return (long)used + take_body(p, in + used, len - used, body, body_len);
-        n = take_line(p, in + used, len - used);
-        if (n < 0) {
-            p->state = HS_ERROR;
-            return n;
-        }
-        used += (size_t)n;
+    if (p->handed > 0) { /* the span handed out last time has been used */
+        consume(p, in, p->handed);
+        p->handed = 0;
     }
-    return (long)used;
+    while (p->state != HS_DONE) {
+        long l;
+        int rc;
+        if (in_body(p)) {
+            consume(p, in, off);
+            if (in->len > 0)
+                take_body(p, in, body, body_len);
+            return 0;
+        }
+        l = take_line(p, in, off, &next);
+        if (l == -EAGAIN)
+            break;
+        rc = l < 0 ? (int)l : on_line(p, in->data + off, (size_t)l);
+        if (rc < 0) {
+            p->state = HS_ERROR;
+            return rc;
+        }
+        off = p->scan = next;
+    }
+    consume(p, in, off);
+    return 0;
 }
 
 int http_finish(http_resp *p)

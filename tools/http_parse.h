@@ -1,11 +1,13 @@
-/* nio-get's HTTP/1.1 response parser (RFC 9112): incremental, over
- * buffers, bounds-checked, allocation-free.
+/* nio-get's HTTP/1.1 response parser (RFC 9112): incremental, over the
+ * stream's read buffer, bounds-checked, allocation-free.
  *
- * Feed the bytes as they arrive, in pieces of any size, split anywhere;
- * the parser copies what it must keep (one line at a time, at most
- * HTTP_LINE_MAX bytes) into its own struct and hands body bytes back as
- * spans of the caller's input, so a body is never copied.  At end of
- * stream call http_finish(): only then does a close-delimited body end.
+ * The parser reads from a nio_buf the bytes arrive in (nio_tcp_read_into),
+ * in pieces of any size, split anywhere.  It takes lines out of it with
+ * nio_buf_line(), which resumes where the last search stopped, so a line
+ * that arrives in many pieces is scanned once and never copied; body
+ * bytes are handed back as spans of the buffer, so a body is never
+ * copied either.  At end of stream call http_finish(): only then does a
+ * close-delimited body end.
  *
  * Framing (RFC 9112 section 6.3): 1xx responses are skipped; 204 and 304
  * have no body; Transfer-Encoding ending in chunked is chunked (and
@@ -20,6 +22,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <nio.h>
 
 #define HTTP_LINE_MAX 8192  /* longest status, header, chunk-size or trailer line */
 #define HTTP_HEADERS_MAX 200 /* header plus trailer lines per response */
@@ -69,19 +73,24 @@ typedef struct http_resp {
     uint64_t body_bytes;   /* body bytes handed out so far */
     uint64_t header_bytes; /* status and header bytes consumed */
     int lines;             /* header and trailer lines seen */
-    size_t line_len;       /* bytes of the current line held in line[] */
-    char line[HTTP_LINE_MAX];
+    size_t scan;           /* nio_buf_line's cursor in the input buffer */
+    size_t handed;         /* body bytes handed out, consumed at the next call */
 } http_resp;
 
 /* Start (or restart) a parser. */
 void http_init(http_resp *p);
 
-/* Feed len bytes.  Returns how many of them were consumed (0..len), or an
- * HTTP_E* code, after which the parser stays in HS_ERROR.  When body bytes
- * are found the call stops right after them and sets *body / *body_len to
- * a span of in (otherwise *body_len is 0): call again with the rest.  Once
- * p->state is HS_DONE nothing more is consumed. */
-long http_feed(http_resp *p, const char *in, size_t len, const char **body, size_t *body_len);
+/* Parse what in holds, from its start.  Complete status, header,
+ * chunk-size and trailer lines are parsed and consumed from in; a line
+ * still incomplete stays there for the next call.  When body bytes are
+ * there the call stops and hands them out: *body is in->data and
+ * *body_len their count (otherwise *body_len is 0); they stay in in until
+ * the next call consumes them, so use them first, then call again.
+ * Returns 0 (call again once more data arrived, or after using a body
+ * span), or an HTTP_E* code, after which the parser stays in HS_ERROR.
+ * Once p->state is HS_DONE nothing more is consumed.  in is the caller's
+ * and must be the same buffer for every call on one response. */
+int http_feed(http_resp *p, nio_buf *in, const char **body, size_t *body_len);
 
 /* End of stream: 0 when the response is complete (HS_DONE, or a
  * close-delimited body, which this completes), else HTTP_E_TRUNCATED (or

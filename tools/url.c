@@ -3,6 +3,7 @@
 #include "url.h"
 
 #include <arpa/inet.h>
+#include <sys/socket.h> /* AF_INET6: <arpa/inet.h> need not define it (FreeBSD) */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>

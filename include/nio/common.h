@@ -56,7 +56,8 @@ typedef int nio_socket;
 #endif
 
 /* Library error codes outside the errno range (errno values stay below
- * 4096 on every supported system).  The list macro keeps the enum and
+ * 4096 on every supported system): 5001 and up for DNS, 5101 and up for
+ * sockets and the poll.  The list macro keeps the enum and
  * nio_strerror()/nio_err_name() in step. */
 #define NIO_ERRNO_MAP(X)                                                      \
     X(NIO_ENOTFOUND, 5001, "host name not found (NXDOMAIN)")                  \
@@ -70,7 +71,14 @@ typedef int nio_socket;
     X(NIO_EBADRESP, 5009, "malformed DNS reply")                              \
     X(NIO_ECONNDNS, 5010, "could not contact any DNS server")                 \
     X(NIO_EDNS, 5011, "DNS resolution failed")                                \
-    X(NIO_ECANCELLED_DNS, 5012, "DNS query cancelled")
+    X(NIO_ECANCELLED_DNS, 5012, "DNS query cancelled")                       \
+    X(NIO_ELISTENING, 5101,                                                   \
+      "the socket is listening: adopt it with nio_tcp_listener_adopt()")       \
+    X(NIO_ENOTLISTENING, 5102,                                                \
+      "the socket is not listening: adopt it with nio_tcp_adopt()")            \
+    X(NIO_ENOEMBED, 5103,                                                     \
+      "this poll backend has no descriptor another event loop can watch: "     \
+      "create the poll on epoll")
 
 enum nio_errcode {
 #define NIO_ERR_ENUM_(name, val, msg) name = -(val),

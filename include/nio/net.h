@@ -31,6 +31,14 @@
  * Ownership: objects are allocated by the library and owned by the caller
  * until the matching close call, which deregisters, closes the descriptor
  * and frees.  The poll must outlive every object created on it.
+ *
+ * Kinds: a nio_tcp_stream is any connected stream socket nio manages, and
+ * a nio_tcp_listener any listening one: TCP (IPv4, IPv6) or Unix domain
+ * (nio_unix_connect, nio_unix_listen; POSIX systems), made by nio or
+ * adopted from a descriptor the program already has (nio_tcp_adopt,
+ * nio_tcp_listener_adopt).  Every nio_tcp_* call works on both kinds; the
+ * TCP options (nodelay, keepalive) fail on a Unix socket with the system's
+ * error (-EOPNOTSUPP).
  */
 #ifndef NIO_NET_H
 #define NIO_NET_H
@@ -224,16 +232,111 @@ NIO_EXTERN nio_socket nio_tcp_fd(const nio_tcp_stream *s);
 
 /* Change the token and interest (NIO_READABLE | NIO_WRITABLE, optional
  * NIO_LEVEL / NIO_ONESHOT) of the stream's registration; a pending
- * connect-timeout event is then reported on the new token.  As
- * nio_reregister(). */
+ * connect-timeout, timeout or finish event is then reported on the new
+ * token.  As nio_reregister(); -EBUSY while a nio_tcp_finish() runs. */
 NIO_EXTERN int nio_tcp_reregister(nio_tcp_stream *s, nio_token token, unsigned interest);
 
-/* Close: cancel the connect timer and any undelivered completion,
- * deregister, close the descriptor and free the stream.  No event for the
- * stream is reported by a nio_poll_wait() that starts after this returns.
- * Returns the number of bytes still in the write queue, which are
- * discarded (0 when everything queued was sent).  NULL returns 0. */
+/* Close: cancel the connect timer, the stream's timeouts, a finish under
+ * way and any undelivered completion, deregister, close the descriptor
+ * and free the stream.  No event for the stream is reported by a
+ * nio_poll_wait() that starts after this returns.  Returns the number of
+ * bytes still in the write queue, which are discarded (0 when everything
+ * queued was sent): nio_tcp_finish() sends them first.  NULL returns 0.
+ * Any thread that may use the stream, also while another thread waits on
+ * the poll (the memory of a stream whose timer or finish the waiting
+ * thread may be servicing at that moment is freed when that wait round
+ * ends). */
 NIO_EXTERN size_t nio_tcp_close(nio_tcp_stream *s);
+
+/* ------------------------------------------------------------ timeouts
+ *
+ * Per-stream read and write timeouts (libevent's bufferevent_set_timeouts,
+ * an HTTP server's keep-alive timer): with read_ms > 0, a stream that
+ * read no data for read_ms milliseconds is reported as one event on its
+ * token with NIO_EV_READ_TIMEOUT; with write_ms > 0, a stream whose write
+ * queue held data and sent none of it for write_ms is reported with
+ * NIO_EV_WRITE_TIMEOUT.  Both may come in one event.  0 turns a timeout
+ * off.
+ *
+ * Activity re-arms them: a read that returns data (nio_tcp_read,
+ * nio_tcp_readv, nio_tcp_read_into) starts the read period again; a send
+ * or flush that moves queued bytes to the socket starts the write period
+ * again, and the write timeout only runs while bytes are queued (bytes
+ * written with nio_tcp_write/writev, around the queue, are not watched).
+ * After a report the period starts again from the report, so a stream
+ * that stays idle is reported every read_ms (close it, or send a
+ * keep-alive, or turn the timeout off).  The periods count from the call
+ * that sets them.  A read timeout runs whether or not the caller reads:
+ * a server that stops reading for backpressure turns it off meanwhile.
+ *
+ * Cost: no timer is touched per read or write.  An activity costs one
+ * clock reading (only on a stream with a timeout set); the stream's one
+ * internal timer is set for the earliest deadline and, when it fires,
+ * finds the deadline moved by activity and is set again for the rest (the
+ * "ev_timer again" pattern of libev, and nginx's).  A write timeout's
+ * timer is set when the queue starts to fill (the first send the socket
+ * does not take whole); should that find no memory for a timer slot (a
+ * poll holding more timers than ever before), the send still succeeds and
+ * that stall goes unreported.  A report never comes before its period has
+ * passed.  The timer is internal: no NIO_EV_TIMER event.
+ *
+ * While a nio_tcp_finish() runs, its own time bound applies instead.
+ * 0, or -EINVAL for NULL, -EBUSY while a finish runs, -ENOMEM, -ECANCELED
+ * once the poll is closed.  The stream's thread. */
+NIO_EXTERN int nio_tcp_set_timeouts(nio_tcp_stream *s, uint32_t read_ms, uint32_t write_ms);
+
+/* ------------------------------------------------------------ finishing
+ *
+ * Flush, then shut down or close (libuv's uv_shutdown before uv_close;
+ * libevent's drain-then-free): nio_tcp_finish() sends everything still in
+ * the write queue, then shuts the write side down (the peer reads end of
+ * stream), and tells the caller with one event when that is done or has
+ * failed, within timeout_ms (0: no bound).
+ *
+ *   NIO_FINISH_SHUTDOWN  done when the queue is sent and the write side
+ *                        shut (shutdown(SHUT_WR)).  Reading stays the
+ *                        caller's throughout: readable (read-closed,
+ *                        error) events keep coming on the stream's token
+ *                        meanwhile, and the read calls work (a client
+ *                        that sent its request and reads the response as
+ *                        it comes).
+ *   NIO_FINISH_CLOSE     after that, also read and discard what the peer
+ *                        still sends until its end of stream, so that the
+ *                        close that follows sends no reset (a close with
+ *                        unread data resets the connection, and the peer
+ *                        may lose the last response before reading it:
+ *                        the "lingering close" of nginx and Apache).  Then
+ *                        call nio_tcp_close(), which returns 0.
+ *
+ * Returns 0 when it finished at once (nothing was queued, the shutdown
+ * went through, and for NIO_FINISH_CLOSE the peer had already ended): no
+ * event follows.  -EINPROGRESS when under way: one event on the stream's
+ * token with NIO_EV_DONE follows, and nio_tcp_finish_result() then says
+ * how it ended.  Until that event the stream's writing side is nio's: its
+ * readiness is serviced inside nio_poll_wait() (no writable events for
+ * it), and every call on it except nio_tcp_close(),
+ * nio_tcp_finish_result(), nio_tcp_fd() and, for NIO_FINISH_SHUTDOWN, the
+ * reads (nio_tcp_read, nio_tcp_readv, nio_tcp_read_into) returns -EBUSY;
+ * its read and write timeouts are suspended.  nio_tcp_close() abandons a
+ * finish under way (no event follows).  Afterwards the registration is
+ * the caller's again, with its token and interest; data that arrived
+ * meanwhile (after NIO_FINISH_CLOSE) gives a readable event.
+ *
+ * Errors at once: -EINVAL for NULL or another how, -ENOTCONN before the
+ * connect completed, -EALREADY while a finish runs, -EPIPE or -ECONNRESET
+ * (the peer is gone: queued bytes stay queued), -ENOMEM, -ECANCELED; no
+ * event follows any of them.  The stream's thread. */
+#define NIO_FINISH_SHUTDOWN 0
+#define NIO_FINISH_CLOSE 1
+NIO_EXTERN int nio_tcp_finish(nio_tcp_stream *s, int how, uint32_t timeout_ms);
+
+/* How the last nio_tcp_finish() ended: 0 (everything was sent, and for
+ * NIO_FINISH_CLOSE the peer ended its side), -EINPROGRESS while it runs,
+ * -ETIMEDOUT when timeout_ms passed first (bytes not sent stay queued:
+ * nio_tcp_close() returns their count), the socket's error (-EPIPE,
+ * -ECONNRESET, ...), or -ENOENT when no finish was started.  -EINVAL for
+ * NULL.  Any thread. */
+NIO_EXTERN int nio_tcp_finish_result(const nio_tcp_stream *s);
 
 /* ------------------------------------------------------------ write queue
  *
@@ -246,6 +349,8 @@ NIO_EXTERN size_t nio_tcp_close(nio_tcp_stream *s);
  *   NIO_WQ_HIGH     this call took the queue to or above the high-water
  *                   mark (it was below before): stop producing.
  *   NIO_WQ_DRAINED  this call emptied a queue that held data: resume.
+ *   NIO_WQ_LOW      this call took the queue below the low-water mark
+ *                   (nio_tcp_set_low_water; off by default): resume.
  *
  * The queue never refuses data: backpressure is the caller's to apply on
  * NIO_WQ_HIGH.  A server that echoes or relays stops reading there and
@@ -265,6 +370,7 @@ NIO_EXTERN size_t nio_tcp_close(nio_tcp_stream *s);
 #define NIO_WQ_PENDING 0x1
 #define NIO_WQ_HIGH 0x2
 #define NIO_WQ_DRAINED 0x4
+#define NIO_WQ_LOW 0x8
 
 /* Default high-water mark: 64 KiB. */
 #define NIO_WQ_DEFAULT_HIGH ((size_t)64 * 1024)
@@ -273,8 +379,18 @@ NIO_EXTERN int nio_tcp_send(nio_tcp_stream *s, const void *buf, size_t len);
 NIO_EXTERN int nio_tcp_flush(nio_tcp_stream *s);
 /* Bytes waiting in the write queue (0 for NULL). */
 NIO_EXTERN size_t nio_tcp_queued(const nio_tcp_stream *s);
-/* Set the high-water mark (> 0).  0 or -EINVAL. */
+/* Set the high-water mark (> 0, and above the low-water mark when one is
+ * set).  0 or -EINVAL. */
 NIO_EXTERN int nio_tcp_set_high_water(nio_tcp_stream *s, size_t bytes);
+/* Set the low-water mark (libevent's write watermark): with bytes > 0,
+ * nio_tcp_send() and nio_tcp_flush() add NIO_WQ_LOW to their result when
+ * the call took the queue from bytes or more to below bytes, so that a
+ * producer paused at NIO_WQ_HIGH resumes while data is still queued
+ * instead of stopping and starting at empty (NIO_WQ_DRAINED still comes
+ * when the queue empties, with NIO_WQ_LOW if it was at or above the mark
+ * before).  0 turns it off (the default).  0, or -EINVAL for NULL or
+ * bytes at or above the high-water mark. */
+NIO_EXTERN int nio_tcp_set_low_water(nio_tcp_stream *s, size_t bytes);
 
 /* ------------------------------------------------------------ read buffer */
 
@@ -302,6 +418,42 @@ NIO_EXTERN void nio_buf_consume(nio_buf *b, size_t n);
  * call.  -EINVAL for NULL or max == 0. */
 NIO_EXTERN ssize_t nio_tcp_read_into(nio_tcp_stream *s, nio_buf *b, size_t max);
 
+/* Append len bytes to b, growing it (at least doubling).  0, -EINVAL for
+ * NULL (data may be NULL when len is 0), -ENOMEM (b unchanged). */
+NIO_EXTERN int nio_buf_append(nio_buf *b, const void *data, size_t len);
+
+/* Find a delimiter in b without scanning again what was scanned before
+ * (libevent's evbuffer_search, with the start position it takes).
+ *
+ * Searches b->data[*pos, b->len) for the dlen (> 0) bytes at delim.
+ * Found: returns the offset in b->data of its first byte (>= *pos), *pos
+ * unchanged.  Not found: returns -EAGAIN and moves *pos to the first
+ * offset where a match could still begin once more bytes arrive
+ * (b->len - dlen + 1, or where it was if that is further), so that the
+ * next call, after nio_tcp_read_into() appended more, scans only the new
+ * bytes and the few a delimiter may straddle.
+ *
+ * *pos is the caller's cursor, an offset into b->data: start it at 0 (or
+ * at the offset a token starts); after a match move it past the
+ * delimiter to find the next one; after nio_buf_consume(b, n) subtract n
+ * (or set it to 0), since the offsets moved.  -EINVAL for NULL, dlen 0,
+ * or *pos > b->len.  Pure: b is only read, so it may also describe memory
+ * of the caller's (data and len set, a view; never free it then).
+ * Allocates nothing. */
+NIO_EXTERN ssize_t nio_buf_find(const nio_buf *b, size_t *pos, const void *delim, size_t dlen);
+
+/* The line that starts at offset start of b (libevent's evbuffer_readln
+ * with EVBUFFER_EOL_CRLF, without copying): a line ends at LF, and a CR
+ * just before the LF is not part of it.  *pos is the search cursor as for
+ * nio_buf_find() (start it at start; it only moves forward).  Returns the
+ * line's length (from start, without its end of line) and sets *next to
+ * the offset just after the LF (where the next line starts, or what to
+ * consume); -EAGAIN when the line is not complete yet (*pos moved: call
+ * again when more data arrived); -EINVAL for NULL or start > *pos or
+ * *pos > b->len.  A caller that limits line length compares b->len -
+ * start with its limit on -EAGAIN.  Pure; allocates nothing. */
+NIO_EXTERN ssize_t nio_buf_line(const nio_buf *b, size_t start, size_t *pos, size_t *next);
+
 /* ------------------------------------------------------------ listener */
 
 /* Options for nio_tcp_listen_ex(); zero-initialisable, size as for
@@ -309,7 +461,9 @@ NIO_EXTERN ssize_t nio_tcp_read_into(nio_tcp_stream *s, nio_buf *b, size_t max);
 typedef struct nio_tcp_listen_opts {
     size_t size;
     bool no_reuseaddr; /* SO_REUSEADDR is on unless this is set */
-    bool reuseport;    /* SO_REUSEPORT: several listeners on one port */
+    bool reuseport;    /* SO_REUSEPORT: several listeners on one port, one per
+                        * thread and poll; Linux spreads connections over them
+                        * by a hash of the addresses (nginx's, h2o's accept) */
     int v6only;        /* IPV6_V6ONLY: 0 system default, 1 on, -1 off */
     int sndbuf;        /* SO_SNDBUF / SO_RCVBUF, inherited by accepted */
     int rcvbuf;        /*   streams; 0: default */
@@ -361,6 +515,113 @@ NIO_EXTERN int nio_tcp_listener_addr(const nio_tcp_listener *l, nio_addr *out);
 NIO_EXTERN nio_socket nio_tcp_listener_fd(const nio_tcp_listener *l);
 /* Deregister, close (both descriptors) and free.  NULL is ignored. */
 NIO_EXTERN void nio_tcp_listener_close(nio_tcp_listener *l);
+
+/* ------------------------------------------------------------ adopting
+ *
+ * Wrap a socket the program already has (made by another library, passed
+ * by a parent process, or by systemd's socket activation) into a stream
+ * or a listener: made nonblocking and close-on-exec, registered
+ * edge-triggered on token (a stream readable | writable, a listener
+ * readable), and owned by the object from then on (its close closes it).
+ * TCP (IPv4, IPv6) and Unix domain stream sockets are taken.
+ *
+ * nio_tcp_adopt: a connected stream socket.  nio_tcp_listener_adopt: a
+ * listening one (it gets the spare descriptor nio_tcp_accept needs for
+ * its out-of-descriptors answer).  0 and *out.  On failure the descriptor
+ * stays the caller's, open, and *out is NULL; it is left as it was, except
+ * after a failed registration (-EEXIST, -ENOMEM, -ECANCELED), which finds
+ * it made nonblocking already.  Errors: -ENOTSOCK for what is
+ * not a socket (also for a descriptor that is not open), -EPROTOTYPE for
+ * a socket that is not a stream (UDP, ...), -EAFNOSUPPORT for another
+ * family, NIO_ELISTENING for a listening socket given to nio_tcp_adopt,
+ * NIO_ENOTLISTENING for a socket not listening given to
+ * nio_tcp_listener_adopt, -ENOTCONN for a stream socket not connected,
+ * -EEXIST when it is already registered on this poll, -ENOMEM,
+ * -ECANCELED.  Any thread. */
+NIO_EXTERN int nio_tcp_adopt(nio_poll *poll, nio_socket fd, nio_token token, nio_tcp_stream **out);
+NIO_EXTERN int nio_tcp_listener_adopt(nio_poll *poll, nio_socket fd, nio_token token,
+                                      nio_tcp_listener **out);
+
+/* systemd socket activation (sd_listen_fds(3) without libsystemd): the
+ * number of descriptors passed to this process, NIO_LISTEN_FDS_START (3)
+ * and up, or 0 when none were (LISTEN_PID is not this process, or
+ * LISTEN_FDS is unset); each is made close-on-exec.  With unset_env, the
+ * variables LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES are removed, so
+ * that child processes do not take the descriptors for theirs.  Adopt
+ * each with nio_tcp_listener_adopt() (or nio_tcp_adopt() for Accept=yes
+ * units).  -EINVAL when LISTEN_FDS or LISTEN_PID is malformed; -EBADF when
+ * a passed descriptor is not open.  Not thread-safe (it reads and may
+ * change the environment): call it at start-up.  Windows: 0. */
+#define NIO_LISTEN_FDS_START 3
+NIO_EXTERN int nio_listen_fds(bool unset_env);
+
+/* ------------------------------------------------------------ Unix domain
+ *
+ * Unix domain stream sockets (POSIX systems; on Windows every call here
+ * returns -EAFNOSUPPORT): streams and listeners like TCP's, with the same
+ * write queue, read buffer, timeouts and finish, named by a path.
+ *
+ * A path is a filesystem path, or "@name" for Linux's abstract namespace:
+ * the '@' stands for the leading NUL byte, and the name is the bytes after
+ * it (no file is made, nothing to unlink; the name goes when the last
+ * socket bound to it closes).  -ENAMETOOLONG when the path does not fit a
+ * sockaddr_un (107 bytes on Linux). */
+
+/* Fill out with the AF_UNIX address of path (for nio_tcp_connect_ex or
+ * nio_tcp_listen_ex, which take it like any other).  0, -EINVAL for NULL
+ * or "", -ENAMETOOLONG, -EAFNOSUPPORT where there are none. */
+NIO_EXTERN int nio_addr_unix(const char *path, nio_addr *out);
+
+/* Connect to the listener at path: 0 and *out connected at once (Unix
+ * connects do not wait: the server's kernel takes or refuses them),
+ * -EINPROGRESS where the system completes them later (as for TCP), or the
+ * failure with *out NULL: -ENOENT (no such file), -ECONNREFUSED (a socket
+ * file nobody listens on: a stale one), -EAGAIN (the listener's backlog is
+ * full: try again later), -EACCES, -ENAMETOOLONG, ...  Any thread. */
+NIO_EXTERN int nio_unix_connect(nio_poll *poll, const char *path, nio_token token,
+                                nio_tcp_stream **out);
+
+/* Options for nio_unix_listen(); zero-initialisable, size as for
+ * nio_tcp_opts. */
+typedef struct nio_unix_listen_opts {
+    size_t size;
+    /* Before binding a filesystem path, remove a stale socket file: one
+     * that nobody listens on any more (a server that died without
+     * removing it).  A socket somebody listens on stays, and the call
+     * fails with -EADDRINUSE; a path that is not a socket (a regular
+     * file, a directory) is never removed and fails with -EEXIST.
+     * Without this option an existing path fails with -EADDRINUSE:
+     * nothing is removed silently. */
+    bool unlink_stale;
+} nio_unix_listen_opts;
+
+/* `nio_unix_listen_opts o = NIO_UNIX_LISTEN_OPTS_INIT;`: the defaults. */
+#define NIO_UNIX_LISTEN_OPTS_INIT {sizeof(nio_unix_listen_opts), 0}
+
+/* Bind path, listen with backlog (< 0: SOMAXCONN) and register as
+ * nio_tcp_listen() does; accept with nio_tcp_accept().  The socket file
+ * gets the permissions the umask leaves (chmod it to restrict who may
+ * connect); closing the listener does not remove it (the program that
+ * made it removes it when it means to: a forked child closing its copy
+ * must not).  0 and *out, or -errno (-EADDRINUSE, -EEXIST, -EACCES,
+ * -ENOENT for a missing directory, -ENAMETOOLONG, ...) with *out NULL and
+ * nothing left behind (a file bound before a later step failed is
+ * removed).  Any thread. */
+NIO_EXTERN int nio_unix_listen(nio_poll *poll, const char *path, int backlog,
+                               const nio_unix_listen_opts *opts, nio_token token,
+                               nio_tcp_listener **out);
+
+/* The credentials of the process at the other end of a Unix stream, as
+ * the kernel recorded them at connect (or socketpair) time: SO_PEERCRED on
+ * Linux, getpeereid() on the BSDs and macOS (pid -1 there: not known).
+ * 0 and *out; -EAFNOSUPPORT for a stream that is not a Unix domain
+ * socket; -ENOTSUP where the system offers neither; -ENOTCONN. */
+typedef struct nio_peer_cred {
+    int64_t pid;  /* -1 when the system does not say */
+    uint32_t uid; /* effective user and group ids */
+    uint32_t gid;
+} nio_peer_cred;
+NIO_EXTERN int nio_unix_peer_cred(const nio_tcp_stream *s, nio_peer_cred *out);
 
 /* ------------------------------------------------------------ UDP */
 

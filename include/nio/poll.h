@@ -20,8 +20,9 @@
  * Modes: registrations are edge-triggered unless NIO_LEVEL or NIO_ONESHOT is
  * given.  In edge mode an event is reported when the fd becomes ready; read
  * (or write) until the call fails with EAGAIN, and the next event comes when
- * new readiness arrives.  The epoll and io_uring backends get this from the
- * kernel.  The
+ * new readiness arrives.  The epoll, io_uring and kqueue backends get this
+ * from the kernel (kqueue: EV_CLEAR; see nio_poll(3) for what differs
+ * there).  The
  * portable poll(2) backend and the Windows iocp backend emulate it: after
  * reporting, they stop watching the reported condition until the fd is
  * found not ready at the start of a later wait, or until nio_rearm() is
@@ -64,7 +65,7 @@ typedef struct nio_event {
 /* Interest (what to watch) and mode, for nio_register()/nio_reregister(). */
 #define NIO_READABLE 0x01u
 #define NIO_WRITABLE 0x02u
-#define NIO_PRIORITY 0x04u /* out-of-band / urgent data (EPOLLPRI) */
+#define NIO_PRIORITY 0x04u /* out-of-band / urgent data (EPOLLPRI); not on kqueue */
 #define NIO_LEVEL 0x100u   /* level-triggered: report while ready */
 #define NIO_ONESHOT 0x200u /* report once, then silent until nio_reregister() */
 
@@ -76,8 +77,11 @@ typedef struct nio_event {
 #define NIO_EV_READ_CLOSED 0x10u  /* peer shut its write side (EOF ahead) */
 #define NIO_EV_WRITE_CLOSED 0x20u /* hang-up: writing is no longer possible */
 #define NIO_EV_TIMER 0x40u        /* a timer expired */
-#define NIO_EV_DONE 0x80u         /* an operation (connect, DNS query) completed */
+#define NIO_EV_DONE 0x80u         /* an operation (connect, DNS query, finish) completed */
 #define NIO_EV_WAKE 0x100u        /* a waker was woken */
+#define NIO_EV_READ_TIMEOUT 0x200u  /* a stream read nothing for its read timeout */
+#define NIO_EV_WRITE_TIMEOUT 0x400u /* a stream's write queue stalled for its write timeout */
+#define NIO_EV_SIGNAL 0x800u        /* a watched signal arrived (nio_signal(3)) */
 
 /* Create a poll on the best backend for this system (epoll on Linux, iocp
  * on Windows), or
@@ -136,7 +140,9 @@ NIO_EXTERN void nio_poll_free(nio_poll *poll);
  * token, an empty interest, both modes at once, or a negative fd
  * (NIO_INVALID_SOCKET); -EBADF (also for a Windows handle that is not a
  * socket: only sockets can be registered there);
- * -EPERM for a regular file on the epoll backend; -ECANCELED once closed. */
+ * -EPERM for a regular file on the epoll backend; -ENOTSUP for
+ * NIO_PRIORITY on the kqueue backend (no out-of-band condition there);
+ * -ECANCELED once closed. */
 NIO_EXTERN int nio_register(nio_poll *poll, nio_socket fd, nio_token token, unsigned interest);
 
 /* Replace both the token and the interest of a registered fd; also the way
@@ -153,7 +159,7 @@ NIO_EXTERN int nio_deregister(nio_poll *poll, nio_socket fd);
 
 /* Edge mode on the poll(2) backend: watch fd again for the conditions in
  * `what` (NIO_READABLE/NIO_WRITABLE) after an I/O call failed with EAGAIN.
- * A no-op on epoll.  0, -ENOENT when fd is not registered. */
+ * A no-op on epoll and kqueue.  0, -ENOENT when fd is not registered. */
 NIO_EXTERN int nio_rearm(nio_poll *poll, nio_socket fd, unsigned what);
 
 /* Create a waker: nio_wake() from any thread delivers one NIO_EV_WAKE event
@@ -166,16 +172,15 @@ NIO_EXTERN int nio_waker_new(nio_poll *poll, nio_token token, nio_waker **out);
 /* Wake: 0, or -ECANCELED when the poll is closed.  Any thread, but not
  * from a signal handler: it takes the poll's mutex (which the interrupted
  * thread may hold), so it is not async-signal-safe.  To turn a signal into
- * an event, register a descriptor the handler can write to with write(2),
- * which is async-signal-safe (the self-pipe pattern), or, on Linux, block
- * the signal and register a signalfd(2); nio_poll(3) shows both. */
+ * an event, watch it: nio_signal_watch() (nio_signal(3)). */
 NIO_EXTERN int nio_wake(nio_waker *waker);
 
 /* Free a waker; a pending, uncollected wake is discarded.  Any thread, but
  * not concurrently with nio_wake() on the same waker.  NULL is ignored. */
 NIO_EXTERN void nio_waker_free(nio_waker *waker);
 
-/* Timers.  A timer fires once, ms milliseconds after its start time
+/* Timers.  A timer fires once (or repeatedly: nio_timer_start_repeat),
+ * ms milliseconds after its start time
  * (CLOCK_MONOTONIC), as one NIO_EV_TIMER event on token.  The start time is
  * the loop's time, as in libev and libuv: after nio_poll_wait() returns and
  * until it is called again, every start counts from one clock reading,
@@ -199,13 +204,76 @@ typedef uint64_t nio_timer_id;
  * -ENOMEM; -ECANCELED once closed.  Any thread. */
 NIO_EXTERN int nio_timer_start(nio_poll *poll, uint64_t ms, nio_token token, nio_timer_id *id);
 
+/* Start a repeating timer: it fires first_ms after its start time (as
+ * above; 0: at the next wait), then every every_ms (> 0) after that, until
+ * cancelled: one NIO_EV_TIMER event on token each time.  The deadlines are
+ * start + first_ms + k * every_ms, counted from the first deadline and not
+ * from when an event was seen, so the series does not drift however late
+ * the loop runs.  A loop that falls more than one period behind gets one
+ * event for the periods it missed (they are skipped, not delivered in a
+ * burst).  The id stays valid until nio_timer_cancel().  0 and *id;
+ * -EINVAL for every_ms == 0, a bad token or id == NULL; -ENOMEM;
+ * -ECANCELED once closed.  Any thread. */
+NIO_EXTERN int nio_timer_start_repeat(nio_poll *poll, uint64_t first_ms, uint64_t every_ms,
+                                      nio_token token, nio_timer_id *id);
+
 /* Cancel a timer: after 0 is returned its event is never reported.
- * -ENOENT when it already fired (its event was handed to the caller),
- * was cancelled, or never existed.  Any thread. */
+ * -ENOENT when a one-shot timer already fired (its event was handed to
+ * the caller), was cancelled, or never existed.  A repeating timer is
+ * cancelled once, by its id, at any time.  Any thread. */
 NIO_EXTERN int nio_timer_cancel(nio_poll *poll, nio_timer_id id);
 
 /* Milliseconds of CLOCK_MONOTONIC as the poll's timers see it. */
 NIO_EXTERN uint64_t nio_now_ms(void);
+
+/* Embedding: a program built around another event loop (GLib, Qt, libuv,
+ * its own poll()) drives the poll from there instead of calling
+ * nio_poll_wait() with a timeout, the way c-ares and libcurl's multi
+ * interface are driven:
+ *
+ *     nio_socket fd;
+ *     nio_poll_fd(poll, &fd);                 // once
+ *     for (;;) {                              // the other loop
+ *         int ms;
+ *         nio_poll_timeout(poll, &ms);        // just before it sleeps
+ *         ... sleep until fd is readable, or ms pass (-1: no limit) ...
+ *         int n = nio_poll_step(poll, ev, 64);
+ *         ... dispatch ev[0, n) ...
+ *     }
+ *
+ * Everything nio does (the caller's registrations, timers, wakers, the
+ * resolver's sockets and timeouts, connect timeouts, finishes) is serviced
+ * in nio_poll_step(), as in a wait. */
+
+/* The descriptor another loop watches for readability: while it is
+ * readable nio has work, and nio_poll_step() should run.  On the epoll
+ * backend it is the epoll descriptor itself (readable while events are
+ * ready).  Owned by the poll: do not close it or read from it; it stays
+ * the same for the poll's life.  0 and *out; NIO_ENOEMBED on a backend
+ * that has no such descriptor (poll(2), which keeps its set in user
+ * space; iocp, whose port is not a socket; io_uring, whose ring is readable
+ * only for changes it has submitted, and those wait for the wait; kqueue,
+ * not yet): create the
+ * poll on epoll;
+ * -EINVAL for NULL; -ECANCELED once closed.  Any thread. */
+NIO_EXTERN int nio_poll_fd(nio_poll *poll, nio_socket *out);
+
+/* The longest the other loop may sleep before it must call
+ * nio_poll_step(), in *timeout_ms: -1 when only the descriptor matters
+ * (no timer is set), 0 when there is work now (completions are queued),
+ * else the milliseconds to the next timer, rounded up.  Call it just
+ * before the other loop sleeps, after the last nio call of its turn: from
+ * then on, a completion posted from another thread or a timer started
+ * with an earlier deadline makes the descriptor readable, so the loop
+ * wakes (and calls this again).  0; -EINVAL for NULL; -EBUSY while a
+ * thread is in nio_poll_wait(); -ECANCELED once closed.  The thread that
+ * drives the poll. */
+NIO_EXTERN int nio_poll_timeout(nio_poll *poll, int *timeout_ms);
+
+/* Service nio without blocking: nio_poll_wait(poll, ev, cap, 0).  The
+ * events, or what nio_poll_wait() returns.  Events beyond cap stay queued
+ * (nio_poll_timeout() then says 0, or the descriptor stays readable). */
+NIO_EXTERN int nio_poll_step(nio_poll *poll, nio_event *ev, int cap);
 
 #ifdef __cplusplus
 }

@@ -6,13 +6,19 @@
 
 #ifdef _WIN32
 #include <iphlpapi.h> /* if_nametoindex (netioapi.h) */
-/* Windows is little-endian on every architecture it runs on. */
-#define le64toh(x) (x)
-#define htole64(x) (x)
 #else
 #include <arpa/inet.h>
-#include <endian.h>
 #include <net/if.h>
+#endif
+
+/* Words are handled little-endian: nothing to do on a little-endian
+ * machine, a swap on a big-endian one (configure's AC_C_BIGENDIAN).  Not
+ * <endian.h>'s le64toh: macOS has no such header and FreeBSD's is
+ * <sys/endian.h>. */
+#ifdef WORDS_BIGENDIAN
+#define LE64(x) __builtin_bswap64(x)
+#else
+#define LE64(x) (x)
 #endif
 
 /* Lengths per RFC 1035 section 2.3.4: 63-octet labels, 255-octet wire
@@ -101,7 +107,7 @@ static inline uint64_t load_word(const char *s, size_t i, size_t n)
     uint64_t w = 0;
     if (n - i >= 8) {
         memcpy(&w, s + i, 8);
-        return le64toh(w);
+        return LE64(w);
     }
     for (size_t k = 0; k < n - i; k++)
         w |= (uint64_t)(unsigned char)s[i + k] << (8 * k);
@@ -111,7 +117,7 @@ static inline uint64_t load_word(const char *s, size_t i, size_t n)
 static inline void store_word(char *s, size_t i, size_t n, uint64_t w)
 {
     if (n - i >= 8) {
-        w = htole64(w);
+        w = LE64(w);
         memcpy(s + i, &w, 8);
         return;
     }
@@ -130,7 +136,7 @@ static size_t lower_hash_labels(char *lname, const char *name, size_t n, uint64_
     for (size_t i = 0; i < n; i += 8) {
         uint64_t w = lower_word(load_word(name, i, n)), m = dots_of(w);
         store_word(lname, i, n, w);
-        h = nio__hash_word(h, htole64(w));
+        h = nio__hash_word(h, LE64(w));
         if (m == 0)
             continue;
         /* the label ending at the word's first dot; those between its

@@ -229,3 +229,14 @@ int nio__check_sockaddr(const struct sockaddr *sa, socklen_t len)
 {
     return nio_addr_port(sa, len) < 0 ? -EINVAL : 0;
 }
+
+/* AF_UNIX: a family and at least one byte of path (the kernel checks the
+ * rest: a name, or an abstract one); an unnamed address binds nothing. */
+int nio__check_stream_addr(const struct sockaddr *sa, socklen_t len)
+{
+    if (sa != NULL && nio__unix_family(sa->sa_family))
+        return len > (socklen_t)sizeof sa->sa_family && len <= (socklen_t)sizeof(nio_addr){0}.ss
+                   ? 0
+                   : -EINVAL;
+    return nio__check_sockaddr(sa, len);
+}

@@ -36,16 +36,26 @@ struct nio_tcp_listener {
 #define REUSEADDR_NEEDED 1
 #endif
 
+/* SO_REUSEPORT as Linux means it, listeners sharing a port with the
+ * connections spread among them: FreeBSD calls that SO_REUSEPORT_LB (its
+ * SO_REUSEPORT, like macOS's and the other BSDs', only lets them bind, and
+ * one of them gets the connections).  Chosen by configure. */
+#if defined(NIO_HAVE_SO_REUSEPORT_LB)
+#define REUSEPORT_OPT SO_REUSEPORT_LB
+#elif defined(NIO_HAVE_SO_REUSEPORT)
+#define REUSEPORT_OPT SO_REUSEPORT
+#endif
+
 static int apply_listen_opts(nio_socket fd, int family, const nio_tcp_listen_opts *o)
 {
     int err;
-    if (REUSEADDR_NEEDED && (o == NULL || !o->no_reuseaddr) &&
+    if (REUSEADDR_NEEDED && (o == NULL || !o->no_reuseaddr) && !nio__unix_family(family) &&
         (err = nio__setsockopt_int(fd, SOL_SOCKET, SO_REUSEADDR, 1)) < 0)
         return err;
     if (o == NULL)
         return 0;
-#ifdef SO_REUSEPORT
-    if (o->reuseport && (err = nio__setsockopt_int(fd, SOL_SOCKET, SO_REUSEPORT, 1)) < 0)
+#ifdef REUSEPORT_OPT
+    if (o->reuseport && (err = nio__setsockopt_int(fd, SOL_SOCKET, REUSEPORT_OPT, 1)) < 0)
         return err;
 #else
     if (o->reuseport)
@@ -66,44 +76,51 @@ static int check_listen_opts(const nio_tcp_listen_opts *o)
     return o->sndbuf < 0 || o->rcvbuf < 0 ? -EINVAL : 0;
 }
 
+int nio__listener_new(nio_poll *p, nio_socket fd, nio_token token, nio_tcp_listener **out)
+{
+    nio_tcp_listener *l = calloc(1, sizeof *l);
+    int err;
+    if (l == NULL)
+        return -ENOMEM;
+    l->poll = p;
+    l->fd = fd;
+    l->token = token;
+    l->spare = -1;
+    if ((err = nio__spare_open(&l->spare)) < 0)
+        goto fail;
+    if ((err = nio_register(p, fd, token, NIO_READABLE)) < 0)
+        goto fail;
+    *out = l;
+    return 0;
+fail:
+    if (l->spare >= 0)
+        nio__spare_close(l->spare);
+    free(l);
+    return err;
+}
+
 int nio_tcp_listen_ex(nio_poll *p, const struct sockaddr *sa, socklen_t len, int backlog,
                       const nio_tcp_listen_opts *opts, nio_token token, nio_tcp_listener **out)
 {
-    nio_tcp_listener *l = NULL;
+    nio_socket fd = NIO_INVALID_SOCKET;
     int err;
 
     if (out != NULL)
         *out = NULL;
-    if (p == NULL || out == NULL || token > NIO_TOKEN_MAX || nio__check_sockaddr(sa, len) < 0)
+    if (p == NULL || out == NULL || token > NIO_TOKEN_MAX || nio__check_stream_addr(sa, len) < 0)
         return -EINVAL;
     if ((err = check_listen_opts(opts)) < 0)
         return err;
-    if ((l = calloc(1, sizeof *l)) == NULL)
-        return -ENOMEM;
-    l->poll = p;
-    l->fd = NIO_INVALID_SOCKET;
-    l->token = token;
-    l->spare = -1;
-    if ((err = nio__socket(sa->sa_family, SOCK_STREAM, &l->fd)) < 0)
-        goto done;
-    if ((err = apply_listen_opts(l->fd, sa->sa_family, opts)) < 0)
-        goto done;
-    if ((err = nio__bind_listen(l->fd, sa, len, backlog)) < 0)
-        goto done;
-    if ((err = nio__spare_open(&l->spare)) < 0)
-        goto done;
-    if ((err = nio_register(p, l->fd, token, NIO_READABLE)) < 0)
-        goto done;
-    *out = l;
-    l = NULL;
-    err = 0;
-done:
-    if (l != NULL) {
-        if (l->fd != NIO_INVALID_SOCKET)
-            nio__close(l->fd);
-        if (l->spare >= 0)
-            nio__spare_close(l->spare);
-        free(l);
+    if ((err = nio__socket(sa->sa_family, SOCK_STREAM, &fd)) < 0)
+        return err;
+    if ((err = apply_listen_opts(fd, sa->sa_family, opts)) < 0 ||
+        (err = nio__bind_listen(fd, sa, len, backlog)) < 0) {
+        nio__close(fd);
+        return err;
+    }
+    if ((err = nio__listener_new(p, fd, token, out)) < 0) {
+        nio__close(fd);
+        nio__unbind(sa, len); /* a Unix socket's file: nothing left behind */
     }
     return err;
 }

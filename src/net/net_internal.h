@@ -1,5 +1,6 @@
 /* Private to src/net: the stream's insides, shared by tcp.c, listener.c,
- * readbuf.c and wqueue.c. */
+ * readbuf.c, wqueue.c, stimer.c (timeouts), finish.c, adopt.c and
+ * unix.c. */
 #ifndef NIO_NET_INTERNAL_H
 #define NIO_NET_INTERNAL_H
 
@@ -32,10 +33,16 @@ typedef struct nio__stream_ext {
     void (*close)(void *arg);
 } nio__stream_ext;
 
+/* Finish states (finish.c).  RUNNING: a source of the library's owns the
+ * descriptor's registration and the waiting thread drives the stream;
+ * only the callbacks (under cb_lock) end it, with a release store. */
+enum { NIO__FIN_NONE, NIO__FIN_RUNNING, NIO__FIN_ENDED };
+
 struct nio_tcp_stream {
     nio_poll *poll;
     nio_socket fd;
     _Atomic int state;  /* NIO__PENDING ... */
+    unsigned interest;  /* the caller's registration: a finish hands it back */
     int connect_err;    /* when NIO__FAILED; written before state */
     int early_err;      /* a failure the timer's callback read off the socket */
     nio_timer_id timer;
@@ -46,7 +53,7 @@ struct nio_tcp_stream {
     nio__pending done;
     /* write queue: bytes wq[off, len) wait to be sent */
     char *wq;
-    size_t wq_off, wq_len, wq_cap, wq_high;
+    size_t wq_off, wq_len, wq_cap, wq_high, wq_low;
     /* read_into: an EOF (1) or error (< 0) met after data, for next call */
     int deferred;
     const nio__stream_ext *ext;
@@ -57,7 +64,71 @@ struct nio_tcp_stream {
      * (nio__fork_none_since). */
     atomic_bool fd_given;
     uint32_t fork_gen;
+    /* The stream's callbacks on the waiting thread (its timer, a finish's
+     * source) and its own thread meet under cb_lock (stimer.c), a spin
+     * lock held for a few system calls at most; the fields below it are
+     * read and written under it, except where said. */
+    atomic_flag cb_lock;
+    bool closing;          /* set by close: callbacks do nothing more */
+    bool t_armed;          /* the stream timer, or its popped callback, exists */
+    nio_timer_id t_id;
+    uint64_t t_deadline;   /* ns: when the armed timer fires */
+    uint64_t rd_ns, wr_ns; /* timeouts, 0: off (the stream's thread also
+                            * reads them unlocked: it is their only writer) */
+    /* Last activity (ns, nio__now_ns); wr_last 0: nothing queued.  Stored
+     * by the stream's thread without the lock, read by the timer. */
+    _Atomic uint64_t rd_last, wr_last;
+    /* finish.c */
+    _Atomic int fin;       /* NIO__FIN_*; read unlocked by every call */
+    _Atomic int fin_result;
+    int fin_how;
+    bool fin_shut;
+    uint64_t fin_deadline; /* ns, UINT64_MAX: no bound */
+    nio__source *fin_src;
+    nio__deferred gc;      /* the stream's free, when a callback may still run */
 };
+
+/* Whether a finish owns the stream: every call but close says -EBUSY ...
+ * except reads during a NIO_FINISH_SHUTDOWN, whose reading side stays the
+ * caller's (fin_how is the stream thread's own: it wrote it). */
+static inline bool nio__stream_busy(const nio_tcp_stream *s)
+{
+    return atomic_load_explicit(&s->fin, memory_order_relaxed) == NIO__FIN_RUNNING;
+}
+
+static inline bool nio__stream_busy_reading(const nio_tcp_stream *s)
+{
+    return nio__stream_busy(s) && s->fin_how != NIO_FINISH_SHUTDOWN;
+}
+
+/* Activity for the read timeout: a read returned data.  One clock reading,
+ * only on a stream with a read timeout. */
+static inline void nio__stream_read_activity(nio_tcp_stream *s)
+{
+    if (s->rd_ns != 0)
+        atomic_store_explicit(&s->rd_last, nio__now_ns(), memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------ callbacks
+ * (stimer.c).  lock/unlock: cb_lock.  update_locked: set the stream timer
+ * for the earliest deadline the stream has (timeouts, or a finish's
+ * bound), or leave an armed one that fires earlier (it sets itself again
+ * for the rest): 0 or -errno.  detach: close's share, on the stream's
+ * thread: afterwards no callback touches the stream; returns whether one
+ * may still be under way or about to run on the waiting thread, in which
+ * case the stream's memory must be freed through nio__defer. */
+void nio__cb_lock(nio_tcp_stream *s);
+void nio__cb_unlock(nio_tcp_stream *s);
+int nio__stimer_update_locked(nio_tcp_stream *s);
+bool nio__stream_detach(nio_tcp_stream *s);
+/* finish.c: end a finish under way (the timer's bound passed: -ETIMEDOUT),
+ * under cb_lock, on the waiting thread: hand the registration back, post
+ * NIO_EV_DONE. */
+void nio__finish_end_locked(nio_tcp_stream *s, int result);
+/* wqueue.c: send queued bytes until empty or the socket is full: the
+ * bytes sent (>= 0; the queue may still hold data), or -errno. */
+ssize_t nio__wq_flush(nio_tcp_stream *s);
+size_t nio__wq_queued(const nio_tcp_stream *s);
 
 /* The stream's socket for a call on it: 0, -EINVAL for NULL, -ENOTCONN
  * while a connect by name has not chosen one.  The acquire pairs with
@@ -124,8 +195,14 @@ int nio__tcp_opts_read(const nio_tcp_opts *in, nio_tcp_opts *out);
 int nio__tcp_connect_socket(const struct sockaddr *sa, socklen_t len, const nio_tcp_opts *o,
                             nio_socket *fd);
 
-/* Check an AF_INET/AF_INET6 address given to a socket call. */
+/* Check an AF_INET/AF_INET6 address given to a socket call; the stream
+ * variant takes AF_UNIX too (where the system has it). */
 int nio__check_sockaddr(const struct sockaddr *sa, socklen_t len);
+int nio__check_stream_addr(const struct sockaddr *sa, socklen_t len);
+
+/* A listener around a bound, listening socket (listener.c): spare
+ * descriptor, registration.  On failure the fd is NOT closed. */
+int nio__listener_new(nio_poll *p, nio_socket fd, nio_token token, nio_tcp_listener **out);
 
 /* Apply SO_SNDBUF / SO_RCVBUF where > 0. */
 int nio__set_bufsizes(nio_socket fd, int sndbuf, int rcvbuf);
@@ -148,6 +225,9 @@ int nio__socket(int family, int type, nio_socket *out);
 int nio__accept(nio_socket lfd, nio_socket *out);
 void nio__close(nio_socket fd);
 int nio__bind(nio_socket fd, const struct sockaddr *sa, socklen_t len);
+/* Undo what a successful bind left in the file system: a Unix socket's
+ * file (nothing for other families, or an abstract name). */
+void nio__unbind(const struct sockaddr *sa, socklen_t len);
 /* bind, then listen with backlog (< 0: SOMAXCONN). */
 int nio__bind_listen(nio_socket fd, const struct sockaddr *sa, socklen_t len, int backlog);
 /* connect: 0 done, -EINPROGRESS under way, or the failure. */
@@ -168,6 +248,16 @@ ssize_t nio__recvfrom(nio_socket fd, void *buf, size_t len, struct sockaddr_stor
                       socklen_t *sl);
 /* The most buffers one vectored call takes (IOV_MAX on POSIX). */
 int nio__iov_max(void);
+/* What a descriptor handed to nio is (adopt.c): -ENOTSOCK when it is not
+ * a socket (or not open), else 0 with its family, its type and whether it
+ * listens. */
+int nio__sock_kind(nio_socket fd, int *family, int *type, bool *listening);
+/* Make a descriptor handed to nio nonblocking and close-on-exec
+ * (non-inheritable). */
+int nio__sock_prepare(nio_socket fd);
+/* Whether the system has AF_UNIX stream sockets nio takes (sock.c: yes;
+ * sock_win.c: no, see unix_win.c). */
+bool nio__unix_family(int family);
 /* The listener's spare descriptor for the EMFILE answer: 0 and the
  * descriptor, or -1 where the system has no use for one (Windows), or
  * -errno. */

@@ -1,5 +1,8 @@
-/* The growable read buffer and its drain-until-EAGAIN helper. */
+/* The growable read buffer: its drain-until-EAGAIN helper, and finding
+ * delimiters in it without scanning a byte twice. */
 #include <errno.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,4 +79,76 @@ ssize_t nio_tcp_read_into(nio_tcp_stream *s, nio_buf *b, size_t max)
     if (r < 0 && r != -EAGAIN)
         s->deferred = (int)r; /* consumed by the kernel: keep it for next call */
     return total;
+}
+
+int nio_buf_append(nio_buf *b, const void *data, size_t len)
+{
+    size_t cap;
+    char *d;
+    if (b == NULL || (data == NULL && len > 0) || b->len > b->cap)
+        return -EINVAL;
+    if (len == 0)
+        return 0;
+    if (b->cap - b->len < len) {
+        if (len > SIZE_MAX / 2 - b->len)
+            return -ENOMEM;
+        cap = b->cap ? b->cap * 2 : BUF_MIN;
+        if (cap < b->len + len)
+            cap = b->len + len;
+        if ((d = realloc(b->data, cap)) == NULL)
+            return -ENOMEM;
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+    return 0;
+}
+
+/* memchr for the first byte, then a compare: the delimiters people search
+ * for (a newline, CRLF CRLF, a boundary) are short and their first byte
+ * is rare in what precedes them. */
+static const char *search(const char *hay, size_t n, const char *delim, size_t dlen)
+{
+    const char *end = hay + n - dlen + 1; /* n >= dlen: a match starts before end */
+    for (const char *p = hay; p < end; p++) {
+        p = memchr(p, delim[0], (size_t)(end - p));
+        if (p == NULL)
+            return NULL;
+        if (memcmp(p + 1, delim + 1, dlen - 1) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+ssize_t nio_buf_find(const nio_buf *b, size_t *pos, const void *delim, size_t dlen)
+{
+    const char *hit;
+    size_t from;
+    if (b == NULL || pos == NULL || delim == NULL || dlen == 0 || *pos > b->len ||
+        b->len > SSIZE_MAX)
+        return -EINVAL;
+    from = *pos;
+    if (b->len - from >= dlen &&
+        (hit = search(b->data + from, b->len - from, delim, dlen)) != NULL)
+        return hit - b->data;
+    /* no match begins before len - dlen + 1: resume there next time */
+    if (b->len >= dlen && b->len - dlen + 1 > from)
+        *pos = b->len - dlen + 1;
+    return -EAGAIN;
+}
+
+ssize_t nio_buf_line(const nio_buf *b, size_t start, size_t *pos, size_t *next)
+{
+    ssize_t lf;
+    size_t end;
+    if (b == NULL || pos == NULL || next == NULL || start > *pos || *pos > b->len)
+        return -EINVAL;
+    if ((lf = nio_buf_find(b, pos, "\n", 1)) < 0)
+        return lf;
+    end = (size_t)lf;
+    *next = end + 1;
+    if (end > start && b->data[end - 1] == '\r')
+        end--;
+    return (ssize_t)(end - start);
 }

@@ -191,6 +191,45 @@ int nio__bind_listen(nio_socket fd, const struct sockaddr *sa, socklen_t len, in
     return 0;
 }
 
+/* nio takes no AF_UNIX sockets on Windows (unix_win.c): nothing bound in
+ * the file system to undo. */
+void nio__unbind(const struct sockaddr *sa, socklen_t len)
+{
+    (void)sa;
+    (void)len;
+}
+
+bool nio__unix_family(int family)
+{
+    (void)family;
+    return false;
+}
+
+/* The family from the protocol info, which an unbound socket has too
+ * (getsockname fails on one: WSAEINVAL).  WSAENOTSOCK maps to -EBADF
+ * elsewhere (a closed SOCKET is a bad handle); here it says what was
+ * handed over is no socket. */
+int nio__sock_kind(nio_socket fd, int *family, int *type, bool *listening)
+{
+    WSAPROTOCOL_INFOW pi;
+    int len = sizeof pi;
+    BOOL acc = FALSE;
+    if (getsockopt((SOCKET)fd, SOL_SOCKET, SO_PROTOCOL_INFOW, (char *)&pi, &len) != 0)
+        return WSAGetLastError() == WSAENOTSOCK ? -ENOTSOCK : nio__wsa_errno();
+    len = sizeof acc;
+    if (getsockopt((SOCKET)fd, SOL_SOCKET, SO_ACCEPTCONN, (char *)&acc, &len) != 0)
+        return nio__wsa_errno();
+    *family = pi.iAddressFamily;
+    *type = pi.iSocketType;
+    *listening = acc != FALSE;
+    return 0;
+}
+
+int nio__sock_prepare(nio_socket fd)
+{
+    return make_nonblocking((SOCKET)fd);
+}
+
 int nio__bind(nio_socket fd, const struct sockaddr *sa, socklen_t len)
 {
     return bind((SOCKET)fd, sa, len) != 0 ? nio__wsa_errno() : 0;

@@ -28,8 +28,14 @@ static nio_tcp_stream *stream_alloc(nio_poll *p, nio_socket fd, int state, nio_t
     s->fork_gen = gen;
     atomic_init(&s->fd_given, false);
     atomic_init(&s->state, state);
+    s->interest = NIO__STREAM_INTEREST;
     s->wq_high = NIO_WQ_DEFAULT_HIGH;
     atomic_init(&s->tstate, NIO__T_NONE);
+    atomic_flag_clear(&s->cb_lock);
+    atomic_init(&s->rd_last, 0);
+    atomic_init(&s->wr_last, 0);
+    atomic_init(&s->fin, NIO__FIN_NONE);
+    atomic_init(&s->fin_result, -ENOENT);
     nio__pending_init(&s->done);
     nio__pending_bind(&s->done, token);
     return s;
@@ -268,7 +274,7 @@ int nio_tcp_connect_ex(nio_poll *p, const struct sockaddr *sa, socklen_t len,
 
     if (out != NULL)
         *out = NULL;
-    if (p == NULL || out == NULL || token > NIO_TOKEN_MAX || nio__check_sockaddr(sa, len) < 0)
+    if (p == NULL || out == NULL || token > NIO_TOKEN_MAX || nio__check_stream_addr(sa, len) < 0)
         return -EINVAL;
     if ((err = nio__tcp_opts_read(opts, &o)) < 0)
         return err;
@@ -326,20 +332,38 @@ static size_t iov_total(const nio_iovec *iov, int iovcnt)
     return sum;
 }
 
+/* Every call but close and the read-only ones: 0, or -EINVAL for NULL,
+ * -ENOTCONN while a connect by name has no socket, -EBUSY while a finish
+ * owns the stream. */
+static int stream_usable(const nio_tcp_stream *s)
+{
+    int err = nio__stream_ready(s);
+    return err < 0 ? err : nio__stream_busy(s) ? -EBUSY : 0;
+}
+
+/* The same for reads, which a NIO_FINISH_SHUTDOWN leaves to the caller. */
+static int stream_readable(const nio_tcp_stream *s)
+{
+    int err = nio__stream_ready(s);
+    return err < 0 ? err : nio__stream_busy_reading(s) ? -EBUSY : 0;
+}
+
 ssize_t nio_tcp_read(nio_tcp_stream *s, void *buf, size_t len)
 {
     ssize_t r;
-    int err = nio__stream_ready(s);
+    int err = stream_readable(s);
     if (err < 0 || buf == NULL || len == 0)
         return err < 0 ? err : -EINVAL;
     r = nio__recv(s->fd, buf, len);
+    if (r > 0)
+        nio__stream_read_activity(s);
     return r >= 0 ? io_done(s, r, len, NIO_READABLE) : io_fail(s, r, NIO_READABLE);
 }
 
 ssize_t nio_tcp_write(nio_tcp_stream *s, const void *buf, size_t len)
 {
     ssize_t r;
-    int err = nio__stream_ready(s);
+    int err = stream_usable(s);
     if (err < 0 || (buf == NULL && len > 0))
         return err < 0 ? err : -EINVAL;
     if (s->wq_len > s->wq_off)
@@ -371,12 +395,14 @@ ssize_t nio_tcp_readv(nio_tcp_stream *s, const nio_iovec *iov, int iovcnt)
 {
     size_t total;
     ssize_t r;
-    int err = nio__stream_ready(s);
+    int err = stream_readable(s);
     if (err < 0)
         return err;
     if (check_iov(iov, iovcnt, &total) < 0 || total == 0)
         return -EINVAL;
     r = nio__recvv(s->fd, iov, iovcnt);
+    if (r > 0)
+        nio__stream_read_activity(s);
     return r >= 0 ? io_done(s, r, total, NIO_READABLE) : io_fail(s, r, NIO_READABLE);
 }
 
@@ -390,7 +416,7 @@ ssize_t nio__stream_sendmsg(nio_tcp_stream *s, const nio_iovec *iov, int iovcnt)
 ssize_t nio_tcp_writev(nio_tcp_stream *s, const nio_iovec *iov, int iovcnt)
 {
     size_t total;
-    int err = nio__stream_ready(s);
+    int err = stream_usable(s);
     if (err < 0)
         return err;
     if (check_iov(iov, iovcnt, &total) < 0)
@@ -404,7 +430,7 @@ ssize_t nio_tcp_writev(nio_tcp_stream *s, const nio_iovec *iov, int iovcnt)
 
 int nio_tcp_shutdown(nio_tcp_stream *s, int how)
 {
-    int err = nio__stream_ready(s);
+    int err = stream_usable(s);
     if (err < 0)
         return err;
     if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR)
@@ -440,10 +466,17 @@ nio_socket nio_tcp_fd(const nio_tcp_stream *s)
  * the new token, never the old. */
 int nio_tcp_reregister(nio_tcp_stream *s, nio_token token, unsigned interest)
 {
-    int err = nio__stream_ready(s);
+    int err = stream_usable(s);
     if (err < 0)
         return err;
-    return nio__reregister_with(s->poll, s->fd, token, interest, &s->done);
+    if ((err = nio__reregister_with(s->poll, s->fd, token, interest, &s->done)) == 0)
+        s->interest = interest;
+    return err;
+}
+
+static void stream_free(void *arg)
+{
+    free(arg);
 }
 
 /* Whether only s->fd refers to the socket: never handed out, no fork
@@ -457,18 +490,24 @@ static bool stream_fd_sole(nio_tcp_stream *s)
 size_t nio_tcp_close(nio_tcp_stream *s)
 {
     size_t unsent;
+    bool later;
     if (s == NULL)
         return 0;
     if (s->ext != NULL)
         s->ext->close(s->ext_arg); /* connect by name: attempts, lookups, timers */
-    (void)timer_settle(s); /* after it, no callback touches s */
+    (void)timer_settle(s); /* after it, the connect timer's callback never touches s */
+    later = nio__stream_detach(s); /* ... nor the stream timer's, nor a finish's */
     nio__pending_cancel(s->poll, &s->done);
     if (s->fd != NIO_INVALID_SOCKET) {
-        /* -ECANCELED after poll close: fine */
+        /* -ECANCELED after poll close, -ENOENT after a finish's source
+         * deregistered it: fine; 1: the backend closed it too */
         if (nio__deregister_closing(s->poll, s->fd, stream_fd_sole(s)) != 1)
             nio__close(s->fd);
     }
     unsent = nio__wq_release(s);
-    free(s);
+    if (later)
+        nio__defer(s->poll, &s->gc, stream_free, s); /* after that wait round */
+    else
+        free(s);
     return unsent;
 }

@@ -31,6 +31,14 @@ int nio_tcp_set_nodelay(nio_tcp_stream *s, bool on)
     return err < 0 ? err : nio__setsockopt_int(s->fd, IPPROTO_TCP, TCP_NODELAY, on);
 }
 
+/* The idle time before the first probe: TCP_KEEPIDLE (Linux, the BSDs,
+ * Windows), TCP_KEEPALIVE on macOS, which names it so (configure). */
+#if defined(NIO_HAVE_TCP_KEEPIDLE)
+#define KEEPIDLE_OPT TCP_KEEPIDLE
+#elif defined(NIO_HAVE_TCP_KEEPALIVE)
+#define KEEPIDLE_OPT TCP_KEEPALIVE
+#endif
+
 int nio_tcp_set_keepalive(nio_tcp_stream *s, bool on, int idle_s, int interval_s, int count)
 {
     int err = nio__stream_ready(s);
@@ -40,8 +48,8 @@ int nio_tcp_set_keepalive(nio_tcp_stream *s, bool on, int idle_s, int interval_s
         return -EINVAL;
     if ((err = nio__setsockopt_int(s->fd, SOL_SOCKET, SO_KEEPALIVE, on)) < 0 || !on)
         return err;
-#ifdef TCP_KEEPIDLE
-    if (idle_s > 0 && (err = nio__setsockopt_int(s->fd, IPPROTO_TCP, TCP_KEEPIDLE, idle_s)) < 0)
+#ifdef KEEPIDLE_OPT
+    if (idle_s > 0 && (err = nio__setsockopt_int(s->fd, IPPROTO_TCP, KEEPIDLE_OPT, idle_s)) < 0)
         return err;
 #endif
 #ifdef TCP_KEEPINTVL

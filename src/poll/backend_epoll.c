@@ -141,6 +141,14 @@ static int ep_wait(nio_poll *p, nio_event *ev, int cap, int timeout_ms)
     return n;
 }
 
+/* An epoll descriptor is itself pollable: readable while its ready list
+ * is not empty (epoll(7), "Questions and answers" 3). */
+static int ep_embed_fd(nio_poll *p, nio_socket *out)
+{
+    *out = ((epoll_state *)p->backend)->epfd;
+    return 0;
+}
+
 const nio__backend_ops nio__epoll_ops = {
     .name = "epoll",
     .init = ep_init,
@@ -154,4 +162,5 @@ const nio__backend_ops nio__epoll_ops = {
     .wake_close = nio__wakefd_close,
     .wake_signal = nio__wakefd_signal,
     .close_drops = true,
+    .embed_fd = ep_embed_fd,
 };

@@ -24,11 +24,17 @@
 
 #include "poll_internal.h"
 
-#ifndef POLLRDHUP
-#define POLLRDHUP 0
+/* POLLRDHUP (Linux) reports the peer's FIN on its own.  Without it
+ * (configure: macOS, the BSDs) a FIN is POLLIN, and the caller learns of
+ * it from a read that returns 0; a registration without NIO_READABLE then
+ * hears only of the hang-up. */
+#ifdef NIO_HAVE_POLLRDHUP
+#define RDHUP POLLRDHUP
+#else
+#define RDHUP 0
 #endif
 
-#define RD_BITS (POLLIN | POLLRDHUP)
+#define RD_BITS (POLLIN | RDHUP)
 
 typedef struct preg {
     uint64_t datum;
@@ -75,7 +81,7 @@ static void pl_destroy(nio_poll *p)
  * writable only must hear of the peer's FIN too. */
 static short to_poll(unsigned interest)
 {
-    short e = POLLRDHUP;
+    short e = RDHUP;
     if (interest & NIO_READABLE)
         e |= RD_BITS;
     if (interest & NIO_WRITABLE)
@@ -96,7 +102,7 @@ static uint32_t from_poll(short r)
         f |= NIO_EV_PRIORITY;
     if (r & POLLERR)
         f |= NIO_EV_ERROR;
-    if (r & (POLLHUP | POLLRDHUP))
+    if (r & (POLLHUP | RDHUP))
         f |= NIO_EV_READ_CLOSED;
     if (r & POLLHUP)
         f |= NIO_EV_WRITE_CLOSED;
@@ -324,7 +330,7 @@ static int pl_verify(nio_poll *p)
             return __LINE__; /* level never disarms */
         if (r->hup_seen && r->armed != 0)
             return __LINE__; /* silent until reregistered */
-        if ((r->want & POLLRDHUP) != POLLRDHUP)
+        if ((r->want & RDHUP) != RDHUP)
             return __LINE__; /* read-closed is always asked for */
     }
     return 0;

@@ -4,10 +4,12 @@
 
 #include "nio/common.h"
 
-#ifdef _WIN32
-/* The C runtime's strerror() knows only the classic codes (below 43) and
- * has no names at all: nio's own table for the codes it returns, with
- * glibc's wording so that messages read alike on every system. */
+#if defined(_WIN32) || !defined(NIO_HAVE_STRERRORNAME_NP)
+/* Windows' C runtime's strerror() knows only the classic codes (below 43)
+ * and has no names at all; C libraries other than glibc (2.32 and later)
+ * have no strerrorname_np/strerrordesc_np (configure): nio's own table
+ * for the codes it returns, with glibc's wording so that messages read
+ * alike on every system. */
 #define WIN_ERRNO_TEXT(X)                                                                          \
     X(EPERM, "Operation not permitted")                                                            \
     X(ENOENT, "No such file or directory")                                                         \
@@ -54,30 +56,32 @@
     X(ETIMEDOUT, "Connection timed out")                                                           \
     X(EWOULDBLOCK, "Operation would block")
 
+/* A table searched in order, not a switch: on the BSDs and macOS
+ * EWOULDBLOCK is EAGAIN and EOPNOTSUPP is ENOTSUP, and the first name
+ * listed wins. */
+static const struct {
+    int code;
+    const char *name, *desc;
+} errno_text[] = {
+#define ERRNO_ROW_(name, msg) {name, #name, msg},
+    WIN_ERRNO_TEXT(ERRNO_ROW_)
+#undef ERRNO_ROW_
+};
+
 static const char *errno_desc(int e)
 {
-    switch (e) {
-#define WIN_ERRNO_DESC_(name, msg)                                                                 \
-    case name:                                                                                     \
-        return msg;
-        WIN_ERRNO_TEXT(WIN_ERRNO_DESC_)
-#undef WIN_ERRNO_DESC_
-    default:
-        return NULL;
-    }
+    for (size_t i = 0; i < sizeof errno_text / sizeof errno_text[0]; i++)
+        if (errno_text[i].code == e)
+            return errno_text[i].desc;
+    return NULL;
 }
 
 static const char *errno_name(int e)
 {
-    switch (e) {
-#define WIN_ERRNO_NAME_(name, msg)                                                                 \
-    case name:                                                                                     \
-        return #name;
-        WIN_ERRNO_TEXT(WIN_ERRNO_NAME_)
-#undef WIN_ERRNO_NAME_
-    default:
-        return NULL;
-    }
+    for (size_t i = 0; i < sizeof errno_text / sizeof errno_text[0]; i++)
+        if (errno_text[i].code == e)
+            return errno_text[i].name;
+    return NULL;
 }
 #else
 static const char *errno_desc(int e)

@@ -49,6 +49,9 @@ static const nio__backend_ops *const backends[] = {
 #ifdef NIO_HAVE_EPOLL
     &nio__epoll_ops,
 #endif
+#ifdef NIO_HAVE_KQUEUE /* the default where there is no epoll: macOS, the BSDs */
+    &nio__kqueue_ops,
+#endif
 #ifdef _WIN32
     &nio__iocp_ops,
 #else
@@ -58,7 +61,7 @@ static const nio__backend_ops *const backends[] = {
     &nio__io_uring_ops,
 #endif
 };
-static const char *const known_backends[] = {"epoll", "poll", "iocp", "io_uring"};
+static const char *const known_backends[] = {"epoll", "kqueue", "poll", "iocp", "io_uring"};
 
 static const nio__backend_ops *backend_by_name(const char *name, int *err)
 {

@@ -126,9 +126,18 @@ typedef struct nio__backend_ops {
      * of them here, or the caller's close() would not close them.  NULL
      * where closing a descriptor is enough. */
     void (*closing)(nio_poll *p);
+    /* One descriptor that is readable while the backend has events, for
+     * a loop that embeds the poll (embed.c): 0 and *out.  NULL where the
+     * backend has none (poll(2) keeps its set in user space; the IOCP
+     * port is no socket; kqueue's descriptor is pollable on the BSDs and
+     * macOS, but not yet offered; io_uring queues registration changes
+     * for the wait to submit, so its ring would not show them to a loop
+     * sleeping on it): nio_poll_fd() says NIO_ENOEMBED then. */
+    int (*embed_fd)(nio_poll *p, nio_socket *out);
 } nio__backend_ops;
 
 extern const nio__backend_ops nio__epoll_ops;
+extern const nio__backend_ops nio__kqueue_ops;
 extern const nio__backend_ops nio__poll_ops;
 extern const nio__backend_ops nio__iocp_ops;
 extern const nio__backend_ops nio__io_uring_ops;
@@ -158,6 +167,7 @@ static inline bool nio__socket_bad(nio_socket s)
 #define NIO__TSLOT_DEAD (UINT32_MAX - 2)
 typedef struct nio__tslot {
     nio__timer_cb cb; /* NULL for the caller's timers */
+    uint64_t interval; /* ns between expiries of a repeating timer, 0: once */
     union {
         nio_token token; /* the caller's timers */
         void *arg;       /* internal ones: cb's argument */
@@ -272,6 +282,15 @@ int nio__source_new(nio_poll *p, nio_socket fd, unsigned interest, nio__source_c
                     nio__source **out);
 int nio__source_mod(nio_poll *p, nio__source *src, unsigned interest);
 void nio__source_del(nio_poll *p, nio__source *src);
+/* An owner's fd (a stream) serviced by the library for a while (a finish):
+ * take replaces the fd's registration by a new source (the fd must be
+ * registered); give_back re-registers it under n's token (a bound node,
+ * nio__pending_bind) with interest, and lets the source go as
+ * nio__source_del() does, without deregistering: 0, or -errno when the
+ * backend refused, and then the fd is deregistered. */
+int nio__source_take(nio_poll *p, nio_socket fd, unsigned interest, nio__source_cb cb, void *arg,
+                     nio__source **out);
+int nio__source_give_back(nio_poll *p, nio__source *src, unsigned interest, nio__pending *n);
 
 /* fd is about to be closed: nio_deregister(), or nothing where the
  * backend's kernel drops the registration with the file's last descriptor
@@ -348,7 +367,8 @@ void nio__timers_free(nio__timers *t);
  * pop below). */
 uint64_t nio__timers_next_locked(nio_poll *p);
 /* Pop one timer expired at now (ns): 1 and the event or callback, 0 when
- * none. */
+ * none.  A repeating timer is not popped but moved to its next deadline
+ * (its id stays valid): the event is the same. */
 int nio__timers_pop_expired_locked(nio_poll *p, uint64_t now, nio_event *ev,
                                    nio__timer_cb *cb, void **arg);
 
@@ -373,8 +393,9 @@ void nio__wakefd_signal(nio_poll *p);
 int nio__win_errno(unsigned long err);
 int nio__wsa_errno(void);
 #else
-/* Close-on-exec, nonblocking descriptor helpers (util.c). */
+/* Close-on-exec, nonblocking descriptor helpers (util.c): 0 or -errno. */
 int nio__set_nonblock_cloexec(int fd);
+int nio__set_cloexec(int fd);
 #endif
 
 #endif

@@ -206,11 +206,12 @@ static uint64_t deadline_after(uint64_t from, uint64_t ms)
 }
 
 /* Internal timers (cb set) count from the clock: a connect's or a DNS
- * timeout is never cut short by the loop's time.  Under p->tlock; *kick
- * says the waiting thread must be woken (after the lock is let go: a
- * system call). */
-static HOT int start_locked(nio_poll *p, uint64_t ms, nio_token token, nio__timer_cb cb,
-                            void *arg, nio_timer_id *id, bool *kick)
+ * timeout is never cut short by the loop's time.  every_ms: the period of
+ * a repeating timer (the caller's only), 0 for one that fires once.  Under
+ * p->tlock; *kick says the waiting thread must be woken (after the lock is
+ * let go: a system call). */
+static HOT int start_locked(nio_poll *p, uint64_t ms, uint64_t every_ms, nio_token token,
+                            nio__timer_cb cb, void *arg, nio_timer_id *id, bool *kick)
 {
     nio__timers *t = &p->timers;
     uint32_t s;
@@ -220,6 +221,7 @@ static HOT int start_locked(nio_poll *p, uint64_t ms, nio_token token, nio__time
     if (slot_take(t, &s) < 0)
         return -ENOMEM;
     t->slots[s].cb = cb;
+    t->slots[s].interval = every_ms != 0 ? deadline_after(0, every_ms) : 0;
     if (cb == NULL)
         t->slots[s].u.token = token;
     else
@@ -235,13 +237,13 @@ static HOT int start_locked(nio_poll *p, uint64_t ms, nio_token token, nio__time
 /* A start racing nio_poll_close() either lands before it or fails with
  * -ECANCELED: closed is set once, and a start that reads it unset is as
  * one that completed first (the heap lives until nio_poll_free()). */
-static HOT int start(nio_poll *p, uint64_t ms, nio_token token, nio__timer_cb cb, void *arg,
-                     nio_timer_id *id)
+static HOT int start(nio_poll *p, uint64_t ms, uint64_t every_ms, nio_token token,
+                     nio__timer_cb cb, void *arg, nio_timer_id *id)
 {
     bool kick = false;
     int err;
     nio__tlock_lock(&p->tlock);
-    err = nio__poll_closed(p) ? -ECANCELED : start_locked(p, ms, token, cb, arg, id, &kick);
+    err = nio__poll_closed(p) ? -ECANCELED : start_locked(p, ms, every_ms, token, cb, arg, id, &kick);
     nio__tlock_unlock(&p->tlock);
     if (kick)
         p->ops->wake_signal(p); /* the wait ends later than this timer */
@@ -252,12 +254,20 @@ int nio_timer_start(nio_poll *p, uint64_t ms, nio_token token, nio_timer_id *id)
 {
     if (p == NULL || id == NULL || token > NIO_TOKEN_MAX)
         return -EINVAL;
-    return start(p, ms, token, NULL, NULL, id);
+    return start(p, ms, 0, token, NULL, NULL, id);
+}
+
+int nio_timer_start_repeat(nio_poll *p, uint64_t first_ms, uint64_t every_ms, nio_token token,
+                           nio_timer_id *id)
+{
+    if (p == NULL || id == NULL || token > NIO_TOKEN_MAX || every_ms == 0)
+        return -EINVAL;
+    return start(p, first_ms, every_ms, token, NULL, NULL, id);
 }
 
 int nio__timer_start_cb(nio_poll *p, uint64_t ms, nio__timer_cb cb, void *arg, nio_timer_id *id)
 {
-    return start(p, ms, 0, cb, arg, id);
+    return start(p, ms, 0, 0, cb, arg, id);
 }
 
 static int cancel_locked(nio__timers *t, nio_timer_id id)
@@ -300,6 +310,18 @@ uint64_t nio__timers_next_locked(nio_poll *p)
     return t->nheap ? t->heap[0].deadline : UINT64_MAX;
 }
 
+/* The first deadline of the series from, from + every, ... that lies after
+ * now: counted from the first deadline, never from the late moment it was
+ * seen, so the series does not drift; ticks the loop missed are skipped,
+ * not delivered in a burst.  Saturates at "never". */
+static uint64_t next_tick(uint64_t from, uint64_t every, uint64_t now)
+{
+    uint64_t n = (now - from) / every + 1; /* now >= from: it expired */
+    if (n > (UINT64_MAX - 1 - from) / every)
+        return UINT64_MAX - 1;
+    return from + n * every;
+}
+
 int nio__timers_pop_expired_locked(nio_poll *p, uint64_t now, nio_event *ev, nio__timer_cb *cb,
                                    void **arg)
 {
@@ -310,13 +332,18 @@ int nio__timers_pop_expired_locked(nio_poll *p, uint64_t now, nio_event *ev, nio
     if (t->nheap == 0 || t->heap[0].deadline > now)
         return 0;
     s = t->heap[0].slot;
-    heap_pop_top(t);
     sl = &t->slots[s];
     *cb = sl->cb;
     *arg = sl->cb != NULL ? sl->u.arg : NULL;
     ev->token = sl->cb != NULL ? 0 : sl->u.token;
     ev->flags = NIO_EV_TIMER;
     ev->reserved_ = 0;
+    if (sl->interval != 0) { /* repeating: stays live, its entry moves down */
+        t->heap[0].deadline = next_tick(t->heap[0].deadline, sl->interval, now);
+        sift_down(t->heap, t->nheap, 0);
+        return 1;
+    }
+    heap_pop_top(t);
     sl->gen++;
     slot_free(t, s);
     return 1;

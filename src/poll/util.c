@@ -42,13 +42,18 @@ bool nio__fork_none_since(uint32_t gen)
     return atomic_load(&forks_watched) && atomic_load(&fork_gen) == gen;
 }
 
+int nio__set_cloexec(int fd)
+{
+    int fl = fcntl(fd, F_GETFD);
+    if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0)
+        return -errno;
+    return 0;
+}
+
 int nio__set_nonblock_cloexec(int fd)
 {
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
         return -errno;
-    fl = fcntl(fd, F_GETFD);
-    if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0)
-        return -errno;
-    return 0;
+    return nio__set_cloexec(fd);
 }

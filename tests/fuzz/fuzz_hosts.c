@@ -6,9 +6,13 @@
  * entry must be findable by its own name (and by that name upper-cased and
  * with a trailing dot), hold a valid lowercased name without a trailing
  * dot, n <= cap, no address twice, and only AF_INET / AF_INET6 addresses.
- * Then every blank-separated field of the input is looked up (no crash,
- * and a hit is an entry of the table).  Leaks are caught by LeakSanitizer. */
+ * Every address of a name has its reverse entry (type NIO_DNS_PTR, keyed by
+ * the in-addr.arpa / ip6.arpa name), and every reverse entry holds at least
+ * one name, each a forward entry of the table.  Then every blank-separated
+ * field of the input is looked up (no crash, and a hit is an entry of the
+ * table).  Leaks are caught by LeakSanitizer. */
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +31,23 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a > b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* A reverse entry: the names of the first line that listed its address. */
+static void check_reverse(const nio__htab *t, const nio__hnode *n)
+{
+    const nio__hostrev *r = (const nio__hostrev *)n;
+    CHECK(ends_with(n->name, ".in-addr.arpa") || ends_with(n->name, ".ip6.arpa"));
+    CHECK(nio__htab_find(t, nio__hash(n->name, NIO_DNS_PTR), n->name, NIO_DNS_PTR) == n);
+    CHECK(r->n >= 1 && r->n <= r->cap);
+    for (size_t k = 0; k < r->n; k++)
+        CHECK(nio__hosts_find_tab(t, r->names[k]) != NULL);
+}
+
 static size_t check_table(const nio__htab *t)
 {
     size_t count = 0;
@@ -36,8 +57,12 @@ static size_t check_table(const nio__htab *t)
             char key[NIO__NAME_MAX + 1];
             size_t len = strlen(n->name);
             count++;
-            CHECK(n->type == 0);
             CHECK(n->hash % t->nb == i);
+            if (n->type == NIO_DNS_PTR) {
+                check_reverse(t, n);
+                continue;
+            }
+            CHECK(n->type == 0);
             CHECK(nio__check_name(n->name) == 0);
             CHECK(len > 0 && len < NIO__NAME_MAX);
             CHECK(n->name[len - 1] != '.' || len == 1);
@@ -45,7 +70,10 @@ static size_t check_table(const nio__htab *t)
                 CHECK(!(n->name[k] >= 'A' && n->name[k] <= 'Z'));
             CHECK(e->n >= 1 && e->n <= e->cap);
             for (size_t a = 0; a < e->n; a++) {
+                char arpa[NIO_DNS_REVERSE_MAX];
                 CHECK(e->ips[a].family == AF_INET || e->ips[a].family == AF_INET6);
+                nio__arpa_name(&e->ips[a], arpa);
+                CHECK(nio__htab_find(t, nio__hash(arpa, NIO_DNS_PTR), arpa, NIO_DNS_PTR) != NULL);
                 for (size_t b = 0; b < a; b++)
                     CHECK(memcmp(&e->ips[a], &e->ips[b], sizeof e->ips[a]) != 0);
             }
@@ -71,6 +99,15 @@ static void check_same(const nio__htab *a, const nio__htab *b)
     CHECK(a->n == b->n);
     for (size_t i = 0; i < a->nb; i++) {
         for (const nio__hnode *n = a->b[i]; n != NULL; n = n->next) {
+            if (n->type == NIO_DNS_PTR) {
+                const nio__hostrev *x = (const nio__hostrev *)n;
+                const nio__hostrev *y = (const nio__hostrev *)nio__htab_find(
+                    b, n->hash, n->name, NIO_DNS_PTR);
+                CHECK(y != NULL && x->n == y->n);
+                for (size_t k = 0; k < x->n; k++)
+                    CHECK(strcmp(x->names[k], y->names[k]) == 0);
+                continue;
+            }
             const nio__hostent *x = (const nio__hostent *)n, *y = nio__hosts_find_tab(b, n->name);
             CHECK(y != NULL);
             CHECK(x->n == y->n);

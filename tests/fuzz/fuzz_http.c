@@ -3,11 +3,12 @@
  *
  * The input after its first byte is a response as it comes off the wire;
  * the first byte seeds how it is cut into pieces.  It is parsed twice:
- * fed whole, and fed in those pieces; the outcomes must be identical
+ * fed whole, and fed in those pieces (appended to the buffer the parser
+ * reads, as nio_tcp_read_into() appends); the outcomes must be identical
  * (error code, state, status, framing, body bytes, http_finish()).  Every
- * body span must lie inside the bytes just consumed; a call that consumes
- * nothing and hands out no body must be at the end of the response; the
- * body count must match the spans; a complete Content-Length body has
+ * body span must lie at the start of the buffer; the parser only ever
+ * consumes; between pieces what is left is at most one incomplete line;
+ * the body count must match the spans; a complete Content-Length body has
  * exactly that length; after an error every call says HTTP_E_STATE. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,15 +33,18 @@ typedef struct outcome {
     size_t body_len;
 } outcome;
 
-/* Parse in[len] in pieces: piece sizes from seed (0: all at once). */
+/* Parse in[len] in pieces: piece sizes from seed (0: all at once).  Each
+ * piece is appended to the buffer the parser reads, as nio_tcp_read_into()
+ * would, and the parser is called until it hands out no more body. */
 static void parse(http_resp *p, const uint8_t *in, size_t len, unsigned seed, outcome *o)
 {
+    nio_buf buf = {0};
     size_t off = 0;
     uint32_t x = seed * 2654435761u + 1;
     http_init(p);
     o->err = 0;
     o->body_len = 0;
-    while (off < len) {
+    while (off < len && p->state != HS_DONE) {
         size_t piece = len - off;
         if (seed != 0) {
             x = x * 1103515245u + 12345u;
@@ -48,30 +52,27 @@ static void parse(http_resp *p, const uint8_t *in, size_t len, unsigned seed, ou
             if (piece > len - off)
                 piece = len - off;
         }
-        /* feed this piece until it is used up (body spans stop a call) */
-        size_t end = off + piece;
-        while (off < end) {
+        CHECK(nio_buf_append(&buf, in + off, piece) == 0);
+        off += piece;
+        for (;;) {
             const char *b = NULL;
-            size_t bl = 0;
-            long r = http_feed(p, (const char *)in + off, end - off, &b, &bl);
+            size_t bl = 0, before = buf.len;
+            int r = http_feed(p, &buf, &b, &bl);
             if (r < 0) {
                 o->err = r;
                 CHECK(p->state == HS_ERROR);
-                CHECK(http_feed(p, (const char *)in, len, &b, &bl) == HTTP_E_STATE);
+                CHECK(http_feed(p, &buf, &b, &bl) == HTTP_E_STATE);
                 goto out;
             }
-            CHECK((size_t)r <= end - off);
-            if (bl > 0) {
-                CHECK(b >= (const char *)in + off && b + bl <= (const char *)in + off + r);
-                memcpy(o->body + o->body_len, b, bl);
-                o->body_len += bl;
-            }
-            if (r == 0 && bl == 0) {
-                CHECK(p->state == HS_DONE);
-                goto out;
-            }
-            off += (size_t)r;
+            CHECK(buf.len <= before); /* consumed, never grown */
+            if (bl == 0)
+                break;
+            CHECK(b == buf.data && bl <= buf.len);
+            memcpy(o->body + o->body_len, b, bl);
+            o->body_len += bl;
         }
+        /* what is left is one incomplete line at most, or the end */
+        CHECK(p->state == HS_DONE || buf.len < HTTP_LINE_MAX);
     }
 out:
     CHECK(p->body_bytes == o->body_len);
@@ -80,6 +81,7 @@ out:
     o->finish = http_finish(p);
     CHECK(o->finish == 0 || o->finish == HTTP_E_TRUNCATED || o->finish == HTTP_E_STATE);
     CHECK(http_strerror((int)o->err) != NULL);
+    nio_buf_free(&buf);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -2,7 +2,10 @@
  * poll(2) in one thread: it is a test fixture, not part of the library.
  * On Windows the same with winsock and WSAPoll; the differences stay in
  * the few helpers just below. */
+#include "config.h" /* the calls this system has (accept4, pipe2, MSG_NOSIGNAL) */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "fakedns.h"
 
 #include <ctype.h>
@@ -20,8 +23,8 @@
 
 typedef SOCKET fd_t;
 #define FD_NONE INVALID_SOCKET
-#define SOCK_CLOEXEC 0 /* sockets are not inherited unless asked */
-#define MSG_NOSIGNAL 0 /* no SIGPIPE on Windows */
+#define FD_SOCK_CLOEXEC 0 /* sockets are not inherited unless asked */
+#define FD_NOSIGNAL 0     /* no SIGPIPE on Windows */
 #define MSG_DONTWAIT 0 /* the UDP socket is nonblocking instead (sock_setup) */
 
 static void fd_close(fd_t fd)
@@ -99,6 +102,20 @@ static void net_stop(void)
 
 typedef int fd_t;
 #define FD_NONE (-1)
+/* Where configure found no SOCK_CLOEXEC or MSG_NOSIGNAL (macOS, and the
+ * portable build): fcntl after socket(), and SIGPIPE is the test
+ * program's business (SO_NOSIGPIPE there, ignored in the portable build;
+ * see testutil.c). */
+#ifdef NIO_HAVE_SOCK_NONBLOCK
+#define FD_SOCK_CLOEXEC SOCK_CLOEXEC
+#else
+#define FD_SOCK_CLOEXEC 0
+#endif
+#ifdef NIO_HAVE_MSG_NOSIGNAL
+#define FD_NOSIGNAL MSG_NOSIGNAL
+#else
+#define FD_NOSIGNAL 0
+#endif
 
 static void fd_close(fd_t fd)
 {
@@ -112,7 +129,14 @@ static int fd_poll(struct pollfd *pfd, int n, int ms)
 
 static fd_t fd_accept(fd_t l)
 {
+#ifdef NIO_HAVE_ACCEPT4
     return accept4(l, NULL, NULL, SOCK_CLOEXEC);
+#else
+    fd_t fd = accept(l, NULL, NULL);
+    if (fd >= 0)
+        (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return fd;
+#endif
 }
 
 static void sock_setup(fd_t fd, int type)
@@ -123,7 +147,15 @@ static void sock_setup(fd_t fd, int type)
 
 static int stop_open(fd_t stop[2])
 {
+#ifdef NIO_HAVE_PIPE2
     return pipe2(stop, O_CLOEXEC);
+#else
+    if (pipe(stop) < 0)
+        return -1;
+    (void)fcntl(stop[0], F_SETFD, FD_CLOEXEC);
+    (void)fcntl(stop[1], F_SETFD, FD_CLOEXEC);
+    return 0;
+#endif
 }
 
 static void stop_signal(fd_t stop[2])
@@ -591,7 +623,7 @@ static void handle_conn(fakedns *s, struct conn *c)
         }
         if (olen > 0) {
             put16(out, (unsigned)olen);
-            (void)send(c->fd, (const void *)out, olen + 2, MSG_NOSIGNAL);
+            (void)send(c->fd, (const void *)out, olen + 2, FD_NOSIGNAL);
         }
         if (tcp_close == FAKEDNS_TCP_CLOSE_AFTER) {
             conn_close(c); /* answered, then gone */
@@ -673,8 +705,14 @@ static int bind_pair(fakedns *s)
 static int open_sockets(fakedns *s)
 {
     for (int attempt = 0; attempt < 20; attempt++) {
-        s->udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        s->tcp = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        s->udp = socket(AF_INET, SOCK_DGRAM | FD_SOCK_CLOEXEC, 0);
+        s->tcp = socket(AF_INET, SOCK_STREAM | FD_SOCK_CLOEXEC, 0);
+#if !defined(_WIN32) && !defined(NIO_HAVE_SOCK_NONBLOCK)
+        if (s->udp != FD_NONE)
+            (void)fcntl(s->udp, F_SETFD, FD_CLOEXEC);
+        if (s->tcp != FD_NONE)
+            (void)fcntl(s->tcp, F_SETFD, FD_CLOEXEC);
+#endif
         if (s->udp != FD_NONE && s->tcp != FD_NONE && bind_pair(s) == 0) {
             sock_setup(s->udp, SOCK_DGRAM);
             return 0;

@@ -34,8 +34,8 @@ typedef struct conn {
     char head[192];
     size_t head_len, head_sent;
     char text[64];
-    size_t req_len;
-    char req[REQ_MAX];
+    nio_buf req;     /* the request head as it arrives */
+    size_t req_scan; /* where the search for its end resumes */
 } conn;
 
 struct httpd {
@@ -69,6 +69,7 @@ static void free_dead(httpd *h)
     while (h->dead != NULL) {
         conn *c = h->dead;
         h->dead = c->next;
+        nio_buf_free(&c->req);
         free(c);
     }
 }
@@ -119,16 +120,20 @@ static bool route(conn *c, const char *path)
     return true;
 }
 
-/* Parse "GET <target> HTTP/1.x\r\n...\r\n\r\n".  Returns the status to
- * answer with at once (400, 404), or 0 to answer after the delay. */
+/* Parse "GET <target> HTTP/1.x\r\n...\r\n\r\n" (the head is complete).
+ * Returns the status to answer with at once (400, 404), or 0 to answer
+ * after the delay. */
 static int parse_request(conn *c)
 {
-    char *line_end = strstr(c->req, "\r\n"), *sp1, *sp2;
-    if (line_end == NULL)
+    char line[REQ_MAX], *sp1, *sp2;
+    size_t pos = 0, next;
+    ssize_t n = nio_buf_line(&c->req, 0, &pos, &next);
+    if (n < 0 || memchr(c->req.data, '\0', (size_t)n) != NULL)
         return 400;
-    *line_end = '\0';
-    sp1 = strchr(c->req, ' ');
-    if (sp1 == NULL || (size_t)(sp1 - c->req) != 3 || memcmp(c->req, "GET", 3) != 0)
+    memcpy(line, c->req.data, (size_t)n); /* n < REQ_MAX: read_some's bound */
+    line[n] = '\0';
+    sp1 = strchr(line, ' ');
+    if (sp1 == NULL || (size_t)(sp1 - line) != 3 || memcmp(line, "GET", 3) != 0)
         return 400;
     sp2 = strchr(sp1 + 1, ' ');
     if (sp2 == NULL || sp2 == sp1 + 1 || strncmp(sp2 + 1, "HTTP/1.", 7) != 0 ||
@@ -207,25 +212,27 @@ gone:
     return false;
 }
 
-/* Read (and in later states discard) until -EAGAIN.  false: ended. */
+/* Read (and in later states discard) until -EAGAIN.  false: ended.  The
+ * head's end is searched for in what arrived since the last search only
+ * (nio_buf_find's cursor), however it is split. */
 static bool read_some(httpd *h, conn *c)
 {
     for (;;) {
         char sink[512];
         bool reading = c->state == READING;
-        ssize_t r = reading ? nio_tcp_read(c->s, c->req + c->req_len, REQ_MAX - 1 - c->req_len)
+        ssize_t r = reading ? nio_tcp_read_into(c->s, &c->req, REQ_MAX - 1)
                             : nio_tcp_read(c->s, sink, sizeof sink);
         if (r == -EAGAIN)
             return true;
-        if (r <= 0) { /* end of stream or error: the client is gone */
+        if (r == -ENOBUFS) { /* a head too long: answered below */
+            r = 1;
+        } else if (r <= 0) { /* end of stream or error: the client is gone */
             conn_close(h, c);
             return false;
         }
         if (!reading)
             continue;
-        c->req_len += (size_t)r;
-        c->req[c->req_len] = '\0';
-        if (strstr(c->req, "\r\n\r\n") != NULL) {
+        if (nio_buf_find(&c->req, &c->req_scan, "\r\n\r\n", 4) >= 0) {
             c->status = parse_request(c);
             if (c->status != 0)
                 start_response(h, c);
@@ -233,7 +240,7 @@ static bool read_some(httpd *h, conn *c)
                 c->timer_on = true, c->state = DELAYING, c->status = 200;
             else
                 c->status = 500, start_response(h, c);
-        } else if (c->req_len == REQ_MAX - 1) {
+        } else if (c->req.len >= REQ_MAX - 1) {
             c->status = 400;
             start_response(h, c);
         }
