@@ -220,7 +220,10 @@ NIO_EXTERN int nio_timer_start_repeat(nio_poll *poll, uint64_t first_ms, uint64_
 /* Cancel a timer: after 0 is returned its event is never reported.
  * -ENOENT when a one-shot timer already fired (its event was handed to
  * the caller), was cancelled, or never existed.  A repeating timer is
- * cancelled once, by its id, at any time.  Any thread. */
+ * cancelled once, by its id, at any time; cancelled from another thread
+ * while a wait is returning, a tick that wait took before the cancel may
+ * still be among its events (the waiting thread's own cancels, made
+ * between waits, never see one).  Any thread. */
 NIO_EXTERN int nio_timer_cancel(nio_poll *poll, nio_timer_id id);
 
 /* Milliseconds of CLOCK_MONOTONIC as the poll's timers see it. */
