@@ -630,7 +630,7 @@ START_TEST(embedded_in_poll_loop)
     uint64_t end;
     job_start(&j, _i);
     rc = nio_poll_fd(j.p, &fd);
-    if (strcmp(tu_backend(_i), "epoll") != 0) { /* poll(2), iocp: none to give */
+    if (strcmp(tu_backend(_i), "epoll") != 0) { /* poll(2), io_uring, iocp: none to give */
         ck_assert_int_eq(rc, NIO_ENOEMBED);
         ck_assert_ptr_nonnull(strstr(nio_strerror(rc), "epoll"));
         job_stop(&j);
