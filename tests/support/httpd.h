@@ -8,9 +8,17 @@
  *   GET /delay/<ms>/halfclose      after <ms>, a complete response, then
  *                                  shutdown(write) while the connection
  *                                  stays open until the client closes
+ *   GET /delay/<ms>/drop           after <ms>, a complete response that
+ *                                  does not say Connection: close, then
+ *                                  a close: the idle close a keep-alive
+ *                                  client races with its next request
  *   anything else well-formed      404; a malformed request: 400
  *
- * Every response carries Connection: close.  The server runs on its own
+ * Keep-alive: after a text or bytes response to an HTTP/1.1 request
+ * without "Connection: close", the connection takes the next request
+ * (a request that arrived early waits its turn); every other response
+ * says Connection: close and closes.  httpd_accepted() against
+ * httpd_answered() shows how much clients reused.  The server runs on its own
  * thread and its own nio poll, listening on loopback (IPv4, IPv6 or both on
  * one ephemeral port), and serves many thousands of connections at once. */
 #ifndef NIO_TEST_HTTPD_H
