@@ -10,10 +10,12 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -322,7 +324,7 @@ END_TEST
 
 typedef struct prog {
     int status; /* exit status, or -1 */
-    char out[64 * 1024], err[16 * 1024];
+    char out[512 * 1024], err[16 * 1024];
     size_t olen, elen;
     double secs;
 } prog;
@@ -345,13 +347,42 @@ static void drain_into(int fd, char *buf, size_t cap, size_t *len, bool *open_)
     buf[*len] = '\0';
 }
 
+/* How to run nio-get: its standard input (NULL: inherited), where its
+ * standard output goes (NULL: into p->out), its peak RSS in KB. */
+typedef struct prog_io {
+    const char *input;
+    const char *out_path;
+    long maxrss_kb;
+} prog_io;
+
+static void child_exec(char **argv, const char *backend, int o, int e, int in,
+                       const char *out_path)
+{
+    if (out_path != NULL) {
+        o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (o < 0)
+            _exit(126);
+    }
+    dup2(o, 1);
+    dup2(e, 2);
+    if (in >= 0)
+        dup2(in, 0);
+    if (backend != NULL)
+        setenv("NIO_BACKEND", backend, 1);
+    execv(binary(), argv);
+    fprintf(stderr, "exec %s: %s\n", binary(), strerror(errno));
+    _exit(127);
+}
+
 /* Run nio-get with args (NULL-terminated), backend in NIO_BACKEND. */
-static void run_prog(prog *p, const char *backend, const char *const *args)
+static void run_prog_io(prog *p, const char *backend, const char *const *args, prog_io *io)
 {
     char *argv[32]; /* copies: execv's argv is not const */
-    int o[2], e[2], n = 0, st;
+    int o[2], e[2], in[2] = {-1, -1}, n = 0, st;
     bool oo = true, eo = true;
+    size_t ilen = io->input != NULL ? strlen(io->input) : 0, isent = 0;
     uint64_t t0 = nio_now_ms();
+    struct rusage ru;
     pid_t pid;
     memset(p, 0, sizeof *p);
     argv[n++] = strdup("nio-get");
@@ -360,34 +391,54 @@ static void run_prog(prog *p, const char *backend, const char *const *args)
     argv[n] = NULL;
     ck_assert_int_eq(tu_pipe(o), 0);
     ck_assert_int_eq(tu_pipe(e), 0);
+    if (io->input != NULL)
+        ck_assert_int_eq(tu_pipe(in), 0);
     pid = fork();
     ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        dup2(o[1], 1);
-        dup2(e[1], 2);
-        if (backend != NULL)
-            setenv("NIO_BACKEND", backend, 1);
-        execv(binary(), argv);
-        fprintf(stderr, "exec %s: %s\n", binary(), strerror(errno));
-        _exit(127);
-    }
+    if (pid == 0)
+        child_exec(argv, backend, o[1], e[1], in[0], io->out_path);
     close(o[1]);
     close(e[1]);
+    if (in[0] >= 0)
+        close(in[0]);
+    if (in[1] >= 0 && ilen == 0) {
+        close(in[1]);
+        in[1] = -1;
+    }
     for (int i = 0; i < n; i++)
         free(argv[i]);
     while (oo || eo) {
-        struct pollfd pf[2] = {{oo ? o[0] : -1, POLLIN, 0}, {eo ? e[0] : -1, POLLIN, 0}};
-        ck_assert_int_ge(poll(pf, 2, 30000), 1);
+        struct pollfd pf[3] = {{oo ? o[0] : -1, POLLIN, 0}, {eo ? e[0] : -1, POLLIN, 0},
+                               {in[1], POLLOUT, 0}};
+        ck_assert_int_ge(poll(pf, 3, 60000), 1);
         if (pf[0].revents)
             drain_into(o[0], p->out, sizeof p->out, &p->olen, &oo);
         if (pf[1].revents)
             drain_into(e[0], p->err, sizeof p->err, &p->elen, &eo);
+        if (pf[2].revents) {
+            ssize_t w = write(in[1], io->input + isent, ilen - isent);
+            if (w > 0)
+                isent += (size_t)w;
+            if (w < 0 || isent == ilen) { /* all sent, or the reader is gone */
+                close(in[1]);
+                in[1] = -1;
+            }
+        }
     }
+    if (in[1] >= 0)
+        close(in[1]);
     close(o[0]);
     close(e[0]);
-    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_int_eq(wait4(pid, &st, 0, &ru), pid);
+    io->maxrss_kb = ru.ru_maxrss;
     p->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     p->secs = (double)(nio_now_ms() - t0) / 1000.0;
+}
+
+static void run_prog(prog *p, const char *backend, const char *const *args)
+{
+    prog_io io = {0};
+    run_prog_io(p, backend, args, &io);
 }
 
 static int count_lines(const char *s)
@@ -761,6 +812,220 @@ START_TEST(prog_usage)
 }
 END_TEST
 
+/* ------------------------------------------------------------ scale: -i, reuse */
+
+/* A temporary file holding text; its path in path[64]. */
+static void write_file(char *path, const char *text)
+{
+    int fd;
+    strcpy(path, "/tmp/nio-get-test-XXXXXX");
+    fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+/* n URLs of h, one a line, with the comments, blanks, CRLFs and spaces a
+ * list may hold; malloc'd. */
+static char *url_list(const httpd *h, int n, const char *path)
+{
+    size_t cap = (size_t)n * 80 + 100, len = 0;
+    char *b = malloc(cap);
+    ck_assert_ptr_nonnull(b);
+    len += (size_t)snprintf(b, cap, "# a list of URLs\n\n");
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(b + len, cap - len, i % 3 == 0 ? "  %s \r\n" : "%s\n",
+                                url(h, "127.0.0.1", path));
+    return b;
+}
+
+/* Every JSON line of out is a completion with "ok":true; they number n
+ * and their indexes are 1..n, each once. */
+static void expect_json_all(const char *out, int n)
+{
+    char *seen = calloc((size_t)n + 1, 1);
+    int lines = 0;
+    ck_assert_ptr_nonnull(seen);
+    for (const char *l = out; *l; l = strchr(l, '\n') + 1) {
+        const char *ix = strstr(l, "\"index\":");
+        long i;
+        ck_assert_msg(l[0] == '{' && ix != NULL, "not a JSON object: %.80s", l);
+        i = strtol(ix + 8, NULL, 10);
+        ck_assert_msg(i >= 1 && i <= n && !seen[i], "index %ld", i);
+        seen[i] = 1;
+        ck_assert_msg(strncmp(strstr(l, "\"ok\":"), "\"ok\":true", 9) == 0, "%.200s", l);
+        lines++;
+        if (strchr(l, '\n') == NULL)
+            break;
+    }
+    ck_assert_int_eq(lines, n);
+    free(seen);
+}
+
+/* -i FILE: the list's URLs once each; --json: one object per
+ * completion, the summary on stderr; keep-alive: the server accepted no
+ * more connections than -c. */
+START_TEST(prog_input_file)
+{
+    httpd *h = server();
+    char path[64], *list = url_list(h, 200, "/delay/0");
+    prog p;
+    write_file(path, list);
+    const char *a[] = {"--json", "-c", "4", "-i", path, NULL};
+    run_prog(&p, tu_backend(_i), a);
+    ck_assert_msg(p.status == 0, "exit %d: %s", p.status, p.err);
+    expect_json_all(p.out, 200);
+    ck_assert_ptr_nonnull(strstr(p.out, "\"status\":200,\"bytes\":13,"));
+    ck_assert_ptr_nonnull(strstr(p.out, "\"address\":\"127.0.0.1:"));
+    ck_assert_ptr_nonnull(strstr(p.err, "200 fetched, 200 ok, 0 failed"));
+    ck_assert_ptr_nonnull(strstr(p.err, "status: 200: 200\n"));
+    ck_assert_ptr_nonnull(strstr(p.err, "errors: none\n"));
+    ck_assert_ptr_nonnull(strstr(p.err, "total time: p50 "));
+    ck_assert_ptr_null(strstr(p.err, "\033[")); /* no progress line off a terminal */
+    ck_assert_uint_eq(httpd_answered(h), 200);
+    ck_assert_msg(httpd_accepted(h) <= 4, "accepted %llu", (unsigned long long)httpd_accepted(h));
+    unlink(path);
+    free(list);
+    httpd_stop(h);
+}
+END_TEST
+
+/* -i - in a pipe, fed while nio-get runs. */
+START_TEST(prog_input_pipe)
+{
+    httpd *h = server();
+    char *list = url_list(h, 300, "/delay/1");
+    prog p;
+    prog_io io = {.input = list};
+    const char *a[] = {"--json", "-q", "-c", "7", "-i", "-", NULL};
+    run_prog_io(&p, NULL, a, &io);
+    ck_assert_msg(p.status == 0, "exit %d: %s", p.status, p.err);
+    expect_json_all(p.out, 300);
+    ck_assert_uint_eq(p.elen, 0); /* -q: no summary */
+    free(list);
+    httpd_stop(h);
+}
+END_TEST
+
+START_TEST(prog_input_errors)
+{
+    prog p;
+    char path[64];
+    const char *nofile[] = {"-i", "/nonexistent/list", NULL},
+               *both[] = {"-i", "-", "http://127.0.0.1:1/", NULL};
+    run_prog(&p, NULL, nofile);
+    ck_assert_int_eq(p.status, 2);
+    ck_assert_ptr_nonnull(strstr(p.err, "cannot read URLs from /nonexistent/list"));
+    run_prog(&p, NULL, both);
+    ck_assert_int_eq(p.status, 2);
+    ck_assert_ptr_nonnull(strstr(p.err, "either with -i or on the command line"));
+    /* A bad line fails alone; the others go on. */
+    write_file(path, "http://bad host/\nftp://x/\n");
+    const char *bad[] = {"-i", path, NULL};
+    run_prog(&p, NULL, bad);
+    ck_assert_int_eq(p.status, 1);
+    ck_assert_ptr_nonnull(strstr(p.err, "nio-get: http://bad host/: bad URL"));
+    ck_assert_ptr_nonnull(strstr(p.out, "2 fetched, 0 ok, 2 failed"));
+    ck_assert_ptr_nonnull(strstr(p.out, "errors: url: 2\n"));
+    unlink(path);
+}
+END_TEST
+
+/* Reuse seen from the server: --max-per-host bounds the connections,
+ * --no-keepalive makes one per URL. */
+START_TEST(prog_reuse_server_side)
+{
+    httpd *h = server();
+    char path[64], *list = url_list(h, 100, "/delay/2");
+    prog p;
+    write_file(path, list);
+    const char *a[] = {"-q", "-c", "20", "--max-per-host", "3", "-i", path, NULL};
+    run_prog(&p, tu_backend(_i), a);
+    ck_assert_msg(p.status == 0, "exit %d: %s", p.status, p.err);
+    ck_assert_uint_eq(httpd_answered(h), 100);
+    ck_assert_msg(httpd_accepted(h) <= 3, "accepted %llu", (unsigned long long)httpd_accepted(h));
+    const char *b[] = {"-q", "-c", "20", "--no-keepalive", "-i", path, NULL};
+    run_prog(&p, tu_backend(_i), b);
+    ck_assert_msg(p.status == 0, "exit %d: %s", p.status, p.err);
+    ck_assert_uint_eq(httpd_answered(h), 200);
+    ck_assert_uint_eq(httpd_accepted(h), 103);
+    unlink(path);
+    free(list);
+    httpd_stop(h);
+}
+END_TEST
+
+/* The standard race: the server closes a kept connection (/drop answers,
+ * then closes without saying so) just as the next request goes out on it.
+ * The request is sent once more on a fresh connection: one retry, no
+ * failure.  And never after bytes arrived: a reused connection reset in
+ * the middle of a body fails that fetch, and the server sees no second
+ * request. */
+START_TEST(prog_idle_close_race)
+{
+    httpd *h = server();
+    prog p;
+    const char *a[] = {"--json", "-c", "1", url(h, "127.0.0.1", "/delay/0/drop"),
+                       url(h, "127.0.0.1", "/delay/0"), NULL};
+    run_prog(&p, tu_backend(_i), a);
+    ck_assert_msg(p.status == 0, "exit %d: %s", p.status, p.err);
+    expect_json_all(p.out, 2);
+    ck_assert_ptr_nonnull(strstr(p.out, "\"retries\":1"));
+    ck_assert_ptr_nonnull(strstr(p.err, "2 opened, 1 retried"));
+    ck_assert_uint_eq(httpd_accepted(h), 2);
+    ck_assert_uint_eq(httpd_answered(h), 2);
+
+    const char *b[] = {"--json", "-c", "1", url(h, "127.0.0.1", "/delay/0"),
+                       url(h, "127.0.0.1", "/delay/0/reset/1000"), NULL};
+    run_prog(&p, tu_backend(_i), b);
+    ck_assert_int_eq(p.status, 1);
+    ck_assert_ptr_nonnull(strstr(p.out, "\"reused\":true,\"retries\":0,\"error\":{\"kind\":"
+                                        "\"closed\""));
+    ck_assert_uint_eq(httpd_accepted(h), 3);
+    ck_assert_uint_eq(httpd_answered(h), 4);
+    httpd_stop(h);
+}
+END_TEST
+
+/* --idle-timeout: a kept connection idle longer is closed, so the next
+ * fetch of its origin connects again (the server accepts once more). */
+START_TEST(prog_idle_timeout)
+{
+    httpd *h = server();
+    prog p;
+    const char *keep[] = {"-q", "-c", "1", url(h, "127.0.0.1", "/delay/0"),
+                          url(h, "localhost", "/delay/400"), url(h, "127.0.0.1", "/delay/0"),
+                          NULL};
+    run_prog(&p, NULL, keep);
+    ck_assert_msg(p.status == 0, "exit %d: %s", p.status, p.err);
+    ck_assert_uint_eq(httpd_accepted(h), 2); /* 127.0.0.1's reused after 400 ms */
+    const char *expire[] = {"-q", "-c", "1", "--idle-timeout", "100",
+                            url(h, "127.0.0.1", "/delay/0"), url(h, "localhost", "/delay/400"),
+                            url(h, "127.0.0.1", "/delay/0"), NULL};
+    run_prog(&p, NULL, expire);
+    ck_assert_msg(p.status == 0, "exit %d: %s", p.status, p.err);
+    ck_assert_uint_eq(httpd_accepted(h), 2 + 3);
+    httpd_stop(h);
+}
+END_TEST
+
+/* --json for failures: the kind and the message. */
+START_TEST(prog_json_error)
+{
+    char u[64];
+    prog p;
+    snprintf(u, sizeof u, "http://127.0.0.1:%u/x", closed_port(SOCK_STREAM));
+    const char *a[] = {"--json", u, NULL};
+    run_prog(&p, NULL, a);
+    ck_assert_int_eq(p.status, 1);
+    ck_assert_int_eq(count_lines(p.out), 1);
+    ck_assert_ptr_nonnull(strstr(p.out, "\"ok\":false,\"status\":0,"));
+    ck_assert_ptr_nonnull(strstr(p.out, "\"error\":{\"kind\":\"refused\",\"message\":"
+                                        "\"connection refused by 127.0.0.1 port"));
+    ck_assert_ptr_nonnull(strstr(p.err, "errors: refused: 1\n"));
+}
+END_TEST
+
 /* The README's demo: delay order, about 3 s rather than 6.5. */
 START_TEST(prog_demo)
 {
@@ -784,6 +1049,7 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("nioget");
+    signal(SIGPIPE, SIG_IGN); /* a child that exits before reading its input */
     TCase *unit = tcase_create("parsers"), *prog_tc = tcase_create("program");
     tcase_add_loop_test(unit, url_table, 0, (int)(sizeof url_cases / sizeof url_cases[0]));
     tcase_add_test(unit, url_bounds);
@@ -805,6 +1071,13 @@ int main(void)
     tcase_add_test(prog_tc, prog_host_header);
     tcase_add_test(prog_tc, prog_usage);
     tcase_add_test(prog_tc, prog_demo);
+    tcase_add_loop_test(prog_tc, prog_input_file, 0, tu_nbackends);
+    tcase_add_test(prog_tc, prog_input_pipe);
+    tcase_add_test(prog_tc, prog_input_errors);
+    tcase_add_loop_test(prog_tc, prog_reuse_server_side, 0, tu_nbackends);
+    tcase_add_loop_test(prog_tc, prog_idle_close_race, 0, tu_nbackends);
+    tcase_add_test(prog_tc, prog_idle_timeout);
+    tcase_add_test(prog_tc, prog_json_error);
     suite_add_tcase(s, prog_tc);
     return tu_run_suite(s);
 }

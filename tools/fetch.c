@@ -20,6 +20,10 @@
 #define READ_MAX (64 * 1024)
 _Static_assert(READ_MAX > 2 * HTTP_LINE_MAX, "a line and a read fit the buffer");
 
+/* Idle conns kept beyond the concurrency (at most), for origins that
+ * come back. */
+#define IDLE_SPARE 64
+
 static void acquire(run *r, fetch *f, bool fresh);
 
 uint64_t now_us(void)
@@ -239,9 +243,9 @@ static void open_conn(run *r, fetch *f)
     const char *host = connect_name(r, f);
     conn *c;
     int rc;
-    /* Descriptors go where they are needed: past the concurrency, the
-     * longest idle conn (of any host) gives way. */
-    if (r->pool.nconns >= r->nslots && r->pool.idle_head != NULL) {
+    /* Descriptors go where they are needed: past the concurrency and a
+     * few idle ones, the longest idle conn (of any host) gives way. */
+    if (r->pool.nconns >= r->nslots + IDLE_SPARE && r->pool.idle_head != NULL) {
         host_pool *hp = r->pool.idle_head->hp;
         pool_close(&r->pool, r->pool.idle_head);
         pool_host_release(&r->pool, hp);

@@ -11,6 +11,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -215,6 +216,17 @@ static int take_opt(int opt, get_opts *o, bool *demo)
     }
 }
 
+/* A connection is a descriptor: take all the hard limit allows (the soft
+ * one is often 1024, below a -c 1000 with its idle connections). */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int main(int argc, char **argv)
 {
     get_opts o = {.idle_ms = GET_DEFAULT_IDLE_MS};
@@ -240,6 +252,7 @@ int main(int argc, char **argv)
         goto done;
     }
     o.progress = !o.quiet && isatty(STDERR_FILENO);
+    raise_fd_limit();
     if (demo) {
         status = demo_main(&o);
         goto done;
