@@ -112,6 +112,68 @@ START_TEST(url_bounds)
 }
 END_TEST
 
+/* RFC 3986 section 5.4's examples (those HTTP can express), base
+ * http://a/b/c/d;p?q */
+static const struct resolve_case {
+    const char *ref, *want;
+} resolve_cases[] = {
+    {"g", "http://a/b/c/g"},
+    {"./g", "http://a/b/c/g"},
+    {"g/", "http://a/b/c/g/"},
+    {"/g", "http://a/g"},
+    {"//g", "http://g"},
+    {"?y", "http://a/b/c/d;p?y"},
+    {"g?y", "http://a/b/c/g?y"},
+    {"#s", "http://a/b/c/d;p?q"},
+    {"g#s", "http://a/b/c/g#s"},
+    {";x", "http://a/b/c/;x"},
+    {"", "http://a/b/c/d;p?q"},
+    {".", "http://a/b/c/"},
+    {"./", "http://a/b/c/"},
+    {"..", "http://a/b/"},
+    {"../", "http://a/b/"},
+    {"../g", "http://a/b/g"},
+    {"../..", "http://a/"},
+    {"../../g", "http://a/g"},
+    {"../../../g", "http://a/g"},
+    {"/./g", "http://a/g"},
+    {"/../g", "http://a/g"},
+    {"g.", "http://a/b/c/g."},
+    {"..g", "http://a/b/c/..g"},
+    {"./../g", "http://a/b/g"},
+    {"g/./h", "http://a/b/c/g/h"},
+    {"g/../h", "http://a/b/c/h"},
+    {"g?y/./x", "http://a/b/c/g?y/./x"},
+    {"http://other:8080/x", "http://other:8080/x"},
+    {"HTTPS://x/", "HTTPS://x/"},
+};
+
+START_TEST(url_resolve_table)
+{
+    const struct resolve_case *c = &resolve_cases[_i];
+    url_t base;
+    char out[URL_TARGET_MAX];
+    ck_assert_int_eq(url_parse("http://a/b/c/d;p?q", 18, &base), 0);
+    ck_assert_int_eq(url_resolve(&base, c->ref, out, sizeof out), 0);
+    ck_assert_msg(strcmp(out, c->want) == 0, "'%s': '%s', want '%s'", c->ref, out, c->want);
+}
+END_TEST
+
+START_TEST(url_resolve_bounds)
+{
+    url_t base;
+    char out[64];
+    static char big[URL_TARGET_MAX * 3];
+    ck_assert_int_eq(url_parse("http://[::1]:8080/a/b", 21, &base), 0);
+    ck_assert_int_eq(url_resolve(&base, "c", out, sizeof out), 0);
+    ck_assert_str_eq(out, "http://[::1]:8080/a/c");
+    memset(big, 'x', sizeof big - 1);
+    ck_assert_int_eq(url_resolve(&base, big, out, sizeof out), URL_E_TOOLONG);
+    ck_assert_int_eq(url_resolve(&base, "/short/but/not/short/enough/for/sixty-four/bytes", out,
+                                 sizeof out), URL_E_TOOLONG);
+}
+END_TEST
+
 /* ------------------------------------------------------------ responses */
 
 static const struct resp_case {
@@ -459,10 +521,11 @@ static httpd *server(void)
 
 static char *url(const httpd *h, const char *host, const char *path)
 {
-    static char bufs[8][256];
+    static char bufs[8][512];
     static int k;
     char *b = bufs[k++ % 8];
-    snprintf(b, 256, "http://%s:%u%s", host, httpd_port(h), path);
+    int n = snprintf(b, sizeof bufs[0], "http://%s:%u%s", host, httpd_port(h), path);
+    ck_assert(n > 0 && (size_t)n < sizeof bufs[0]);
     return b;
 }
 
@@ -1026,6 +1089,82 @@ START_TEST(prog_json_error)
 }
 END_TEST
 
+/* -L: an absolute Location to another origin, then an absolute path; the
+ * line shows the final URL.  Without -L the 302 itself is the answer.  A
+ * loop (a relative Location naming itself) stops at --max-redirects with
+ * a clear error. */
+START_TEST(prog_redirects)
+{
+    httpd *h = server();
+    char loc[256], want[300];
+    prog p;
+    snprintf(loc, sizeof loc, "/delay/0/goto/http://localhost:%u/delay/0/goto//delay/5/bytes/7",
+             httpd_port(h));
+    const char *a[] = {"-L", url(h, "127.0.0.1", loc), NULL};
+    run_prog(&p, tu_backend(_i), a);
+    ck_assert_msg(p.status == 0, "exit %d: %s", p.status, p.err);
+    snprintf(want, sizeof want, " -> http://localhost:%u/delay/5/bytes/7\n", httpd_port(h));
+    ck_assert_msg(strstr(p.out, want) != NULL, "%s", p.out);
+    ck_assert_ptr_nonnull(strstr(p.out, "200          7 B"));
+    ck_assert_uint_eq(httpd_answered(h), 3);
+
+    const char *b[] = {url(h, "127.0.0.1", loc), NULL};
+    run_prog(&p, NULL, b);
+    ck_assert_msg(p.status == 0, "exit %d: %s", p.status, p.err);
+    ck_assert_ptr_nonnull(strstr(p.out, "302 "));
+    ck_assert_ptr_null(strstr(p.out, " -> "));
+
+    const char *c[] = {"-L", "--max-redirects", "3", "--json", url(h, "127.0.0.1", "/delay/0/loop"),
+                       NULL};
+    run_prog(&p, NULL, c);
+    ck_assert_int_eq(p.status, 1);
+    ck_assert_ptr_nonnull(strstr(p.err, "/delay/0/loop: stopped after 3 redirects (the last to "
+                                        "loop); a redirect loop?"));
+    ck_assert_ptr_nonnull(strstr(p.out, "\"redirects\":3,"));
+    ck_assert_ptr_nonnull(strstr(p.out, "\"kind\":\"redirect\""));
+    ck_assert_uint_eq(httpd_answered(h), 3 + 1 + 4);
+    httpd_stop(h);
+}
+END_TEST
+
+/* --retry: a 503 with Retry-After: 1 is retried after a second (not the
+ * 250 ms backoff), a 429 after 250 then 500 ms; without --retry a 503 is
+ * an error; a refused connect is retried as often as asked, then fails. */
+START_TEST(prog_retry)
+{
+    httpd *h = server();
+    char u[64];
+    prog p;
+    const char *a[] = {"--retry", "1", "--json", url(h, "127.0.0.1", "/delay/0/flaky/1"), NULL};
+    run_prog(&p, NULL, a);
+    ck_assert_msg(p.status == 0, "exit %d: %s", p.status, p.err);
+    ck_assert_ptr_nonnull(strstr(p.out, "\"status\":200,"));
+    ck_assert_ptr_nonnull(strstr(p.out, "\"attempts\":2,"));
+    ck_assert_msg(p.secs >= 0.95, "took %.2f s: Retry-After: 1 not honoured", p.secs);
+
+    const char *b[] = {"--retry", "2", url(h, "127.0.0.1", "/delay/0/busy/2"), NULL};
+    run_prog(&p, NULL, b);
+    ck_assert_msg(p.status == 0, "exit %d: %s", p.status, p.err);
+    ck_assert_ptr_nonnull(strstr(p.out, "200 "));
+    ck_assert_msg(p.secs >= 0.7, "took %.2f s for 250 + 500 ms of backoff", p.secs);
+
+    const char *c[] = {url(h, "127.0.0.1", "/delay/0/flaky/1"), NULL};
+    run_prog(&p, NULL, c);
+    ck_assert_int_eq(p.status, 1);
+    ck_assert_ptr_nonnull(strstr(p.err, "the server answered 503"));
+    ck_assert_uint_eq(httpd_answered(h), 2 + 3 + 1);
+
+    snprintf(u, sizeof u, "http://127.0.0.1:%u/x", closed_port(SOCK_STREAM));
+    const char *d[] = {"--retry", "2", "--json", u, NULL};
+    run_prog(&p, NULL, d);
+    ck_assert_int_eq(p.status, 1);
+    ck_assert_ptr_nonnull(strstr(p.out, "\"attempts\":3,"));
+    ck_assert_ptr_nonnull(strstr(p.out, "\"kind\":\"refused\""));
+    ck_assert_msg(p.secs >= 0.7, "took %.2f s for 250 + 500 ms of backoff", p.secs);
+    httpd_stop(h);
+}
+END_TEST
+
 /* The README's demo: delay order, about 3 s rather than 6.5. */
 START_TEST(prog_demo)
 {
@@ -1053,6 +1192,9 @@ int main(void)
     TCase *unit = tcase_create("parsers"), *prog_tc = tcase_create("program");
     tcase_add_loop_test(unit, url_table, 0, (int)(sizeof url_cases / sizeof url_cases[0]));
     tcase_add_test(unit, url_bounds);
+    tcase_add_loop_test(unit, url_resolve_table, 0,
+                        (int)(sizeof resolve_cases / sizeof resolve_cases[0]));
+    tcase_add_test(unit, url_resolve_bounds);
     tcase_add_loop_test(unit, resp_table, 0, (int)(sizeof resp_cases / sizeof resp_cases[0]));
     tcase_add_test(unit, resp_limits);
     suite_add_tcase(s, unit);
@@ -1078,6 +1220,8 @@ int main(void)
     tcase_add_loop_test(prog_tc, prog_idle_close_race, 0, tu_nbackends);
     tcase_add_test(prog_tc, prog_idle_timeout);
     tcase_add_test(prog_tc, prog_json_error);
+    tcase_add_loop_test(prog_tc, prog_redirects, 0, tu_nbackends);
+    tcase_add_test(prog_tc, prog_retry);
     suite_add_tcase(s, prog_tc);
     return tu_run_suite(s);
 }

@@ -13,6 +13,7 @@
  * timer token: (gen << 32 | slot) << 2 | kind. */
 #define TOK_TIMEOUT 1u
 #define TOK_SOURCE 2u /* the -i descriptor */
+#define TOK_BACKOFF 3u /* --retry's wait */
 #define TOK_KIND_MASK 3u
 
 /* Bytes read into a fetch's buffer at a time: above HTTP_LINE_MAX, so
@@ -33,9 +34,9 @@ uint64_t now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static nio_token timer_token(const fetch *f)
+static nio_token timer_token(const fetch *f, unsigned kind)
 {
-    return (((nio_token)f->gen << 32 | f->slot) << 2) | TOK_TIMEOUT;
+    return (((nio_token)f->gen << 32 | f->slot) << 2) | kind;
 }
 
 static void unwait(fetch *f)
@@ -113,7 +114,8 @@ static void free_slot(run *r, fetch *f)
 {
     host_pool *hp = f->hp;
     free(f->arg);
-    f->arg = NULL;
+    free(f->final);
+    f->arg = f->final = NULL;
     f->hp = NULL;
     f->state = F_FREE;
     if (hp != NULL)
@@ -129,6 +131,9 @@ static void finish(run *r, fetch *f, bool transfer_ok)
     if (f->timer_on)
         (void)nio_timer_cancel(r->poll, f->timer); /* -ENOENT: fired in this batch; gen guards */
     f->timer_on = false;
+    if (f->backoff_on)
+        (void)nio_timer_cancel(r->poll, f->backoff);
+    f->backoff_on = false;
     unwait(f);
     if (transfer_ok && f->resp.state == HS_DONE)
         release_conn(r, f);
@@ -136,20 +141,51 @@ static void finish(run *r, fetch *f, bool transfer_ok)
         drop_conn(r, f, true);
     nio_buf_free(&f->in);
     f->t_end = now_us();
-    if (save_close(r, f, transfer_ok) < 0)
+    if (save_close(r, f, transfer_ok && f->err_kind == EK_NONE) < 0)
         transfer_ok = false;
     if (transfer_ok && f->resp.status >= 400)
         out_fail(r, f, EK_HTTP, "the server answered %d; check the path", f->resp.status);
-    f->ok = transfer_ok && f->resp.status < 400;
+    f->ok = transfer_ok && f->resp.status < 400 && f->err_kind == EK_NONE;
     r->active--;
     r->done++;
     if (!f->ok)
         r->failed++;
-    r->retries += f->retries;
+    r->retries += f->retries + f->attempts;
     if (transfer_ok)
         r->bytes += f->resp.body_bytes;
     out_done(r, f);
     free_slot(r, f);
+}
+
+/* --retry: wait, then try f again from its connect.  For connect
+ * failures (refused, timed out, unreachable: not DNS answers, which a
+ * retry soon after would only repeat) and, with http, for 5xx and 429
+ * responses (complete: their conn is released already).  The wait
+ * doubles from GET_RETRY_BASE_MS; a Retry-After in seconds replaces it;
+ * either is capped at GET_RETRY_MAX_MS.  false: no retry (none left, not
+ * retryable, no timer): the caller ends the fetch. */
+static bool schedule_retry(run *r, fetch *f, bool http)
+{
+    uint64_t ms;
+    unsigned shift = f->attempts < 10 ? f->attempts : 10;
+    if (f->attempts >= (unsigned)r->o->retry)
+        return false;
+    if (!http && f->err_kind != EK_REFUSED && f->err_kind != EK_CONNECT)
+        return false;
+    ms = (uint64_t)GET_RETRY_BASE_MS << shift;
+    if (http && f->resp.has_retry_after)
+        ms = (uint64_t)f->resp.retry_after * 1000u;
+    if (ms > GET_RETRY_MAX_MS)
+        ms = GET_RETRY_MAX_MS;
+    if (nio_timer_start(r->poll, ms, timer_token(f, TOK_BACKOFF), &f->backoff) < 0)
+        return false;
+    f->backoff_on = true;
+    f->attempts++;
+    drop_conn(r, f, true);
+    f->err_kind = EK_NONE; /* the attempt's failure is forgotten */
+    f->err[0] = '\0';
+    f->state = F_BACKOFF;
+    return true;
 }
 
 static void fail_connect(run *r, fetch *f, const char *name, int err)
@@ -171,7 +207,8 @@ static void fail_connect(run *r, fetch *f, const char *name, int err)
     else
         out_fail(r, f, EK_CONNECT, "cannot connect to %s port %u: %s", host, port,
                  nio_strerror(err));
-    finish(r, f, false);
+    if (!schedule_retry(r, f, false))
+        finish(r, f, false);
 }
 
 static const char *connect_name(const run *r, const fetch *f)
@@ -316,6 +353,26 @@ static void on_connect(run *r, fetch *f, unsigned flags)
     begin_request(r, f);
 }
 
+static bool is_redirect(const run *r, const fetch *f)
+{
+    int st = f->resp.status;
+    return r->o->follow && (st == 301 || st == 302 || st == 303 || st == 307 || st == 308) &&
+           (f->resp.location[0] != '\0' || f->resp.location_long);
+}
+
+static bool is_retryable(const run *r, const fetch *f)
+{
+    int st = f->resp.status;
+    return f->attempts < (unsigned)r->o->retry && ((st >= 500 && st < 600) || st == 429);
+}
+
+/* The body of a response that is followed or retried is not the one the
+ * user asked for: it is read (to keep the connection) but not saved. */
+static bool discarded(const run *r, const fetch *f)
+{
+    return is_redirect(r, f) || is_retryable(r, f);
+}
+
 /* Parse what was read; the body goes to the saved file.  Returns 1 when
  * the response is complete, 0 for more, < 0 on failure (reported). */
 static int consume(run *r, fetch *f)
@@ -330,9 +387,90 @@ static int consume(run *r, fetch *f)
         }
         if (blen == 0)
             return f->resp.state == HS_DONE;
-        if (save_write(r, f, body, blen) < 0)
+        if (!discarded(r, f) && save_write(r, f, body, blen) < 0)
             return -1;
     }
+}
+
+/* Another request for f (a redirect's target, a retry): fresh state for
+ * it, the same slot, start time and saved file. */
+static void restart(run *r, fetch *f)
+{
+    http_init(&f->resp);
+    nio_buf_free(&f->in);
+    f->t_first = 0;
+    f->reused = false;
+    memset(&f->info, 0, sizeof f->info);
+    acquire(r, f, false);
+}
+
+/* Point f at a new URL's origin. */
+static bool switch_origin(run *r, fetch *f, const url_t *u)
+{
+    host_pool *hp = pool_host(&r->pool, u->scheme, u->host, u->port);
+    if (hp == NULL)
+        return false;
+    hp->nfetches++;
+    f->hp->nfetches--;
+    pool_host_release(&r->pool, f->hp);
+    f->hp = hp;
+    f->url = *u;
+    return true;
+}
+
+/* -L: the response (complete, its conn released) redirects; fetch its
+ * Location, resolved against this request's URL, unless that makes too
+ * many or the Location is unusable. */
+static void follow(run *r, fetch *f)
+{
+    char next[URL_TARGET_MAX + URL_HOST_MAX + 64], *copy;
+    url_t u;
+    int rc;
+    release_conn(r, f);
+    if (f->redirects >= (unsigned)r->o->max_redirects) {
+        out_fail(r, f, EK_REDIRECT, "stopped after %u redirects (the last to %.200s); a redirect "
+                 "loop? raise --max-redirects if not", f->redirects, f->resp.location);
+        finish(r, f, true);
+        return;
+    }
+    rc = f->resp.location_long ? URL_E_TOOLONG
+                               : url_resolve(&f->url, f->resp.location, next, sizeof next);
+    if (rc == 0)
+        rc = url_parse(next, strlen(next), &u);
+    if (rc == 0 && u.scheme == URL_HTTPS) {
+        out_fail(r, f, EK_URL, "redirected to %s: https is not supported (nio-get speaks "
+                 "plain HTTP only)", next);
+        finish(r, f, true);
+        return;
+    }
+    copy = rc == 0 ? strdup(next) : NULL;
+    if (rc < 0 || copy == NULL || !switch_origin(r, f, &u)) {
+        free(copy);
+        out_fail(r, f, EK_REDIRECT, "bad redirect to '%.200s': %s", f->resp.location,
+                 rc < 0 ? url_strerror(rc) : "out of memory");
+        finish(r, f, true);
+        return;
+    }
+    free(f->final);
+    f->final = copy;
+    f->redirects++;
+    restart(r, f);
+}
+
+/* The response is complete and well-formed: follow it, retry it, or
+ * report it. */
+static void complete(run *r, fetch *f)
+{
+    if (is_redirect(r, f)) {
+        follow(r, f);
+        return;
+    }
+    if (is_retryable(r, f)) {
+        release_conn(r, f);
+        if (schedule_retry(r, f, true))
+            return;
+    }
+    finish(r, f, true);
 }
 
 static void on_readable(run *r, fetch *f)
@@ -354,25 +492,31 @@ static void on_readable(run *r, fetch *f)
         }
         if (n == 0) {
             rc = http_finish(&f->resp);
-            if (rc < 0)
+            if (rc < 0) {
                 out_fail(r, f, EK_CLOSED, "%s (%llu body bytes); try again or check the server",
                          http_strerror(rc), (unsigned long long)f->resp.body_bytes);
-            finish(r, f, rc == 0);
+                finish(r, f, false);
+            } else {
+                complete(r, f);
+            }
             return;
         }
         if (f->t_first == 0)
             f->t_first = now_us();
         rc = consume(r, f);
-        if (rc != 0) {
-            finish(r, f, rc > 0);
+        if (rc > 0)
+            complete(r, f);
+        else if (rc < 0)
+            finish(r, f, false);
+        if (rc != 0)
             return;
-        }
     }
 }
 
 static void on_timeout(run *r, fetch *f)
 {
-    const char *what = f->state == F_WAITING    ? "waiting for a connection to the host"
+    const char *what = f->state == F_BACKOFF    ? "waiting to retry"
+                     : f->state == F_WAITING    ? "waiting for a connection to the host"
                      : f->state == F_CONNECTING ? "connecting"
                      : f->t_first == 0          ? "waiting for the response"
                                                 : "reading the body";
@@ -436,7 +580,12 @@ static void dispatch(run *r, const nio_event *ev)
     f = &r->f[slot];
     if (f->gen != gen || f->state == F_FREE)
         return; /* for an earlier occupant of the slot */
-    on_timeout(r, f);
+    if (kind == TOK_TIMEOUT) {
+        on_timeout(r, f);
+    } else if (f->state == F_BACKOFF) {
+        f->backoff_on = false;
+        restart(r, f);
+    }
 }
 
 /* Take the slot, parse the URL, find its origin, get a conn. */
@@ -451,6 +600,7 @@ static void start(run *r, char *arg)
     f->c = NULL;
     f->reused = false;
     f->retries = 0;
+    f->redirects = f->attempts = 0;
     f->t_start = now_us();
     f->t_connect = f->t_first = f->t_end = 0;
     memset(&f->info, 0, sizeof f->info);
@@ -480,7 +630,7 @@ static void start(run *r, char *arg)
     }
     f->hp->nfetches++;
     if (r->o->timeout_ms != 0) {
-        rc = nio_timer_start(r->poll, r->o->timeout_ms, timer_token(f), &f->timer);
+        rc = nio_timer_start(r->poll, r->o->timeout_ms, timer_token(f, TOK_TIMEOUT), &f->timer);
         f->timer_on = rc == 0;
     }
     acquire(r, f, false);

@@ -39,6 +39,9 @@ typedef struct get_opts {
     bool progress;          /* a progress line on stderr (a terminal) */
     bool no_keepalive;      /* one connection per fetch (Connection: close) */
     int max_per_host;       /* connections per origin; 0: no limit */
+    bool follow;            /* -L: follow redirects */
+    int max_redirects;      /* at most this many per fetch */
+    int retry;              /* --retry: attempts after the first */
     uint32_t idle_ms;       /* an idle kept connection is closed after this */
     int family;             /* NIO_AF_* for connecting */
     const char *input;      /* -i FILE or "-"; NULL: the command line's URLs */
@@ -51,6 +54,9 @@ typedef struct get_opts {
 
 #define GET_DEFAULT_CONCURRENCY 100 /* with -i, when -c is not given */
 #define GET_DEFAULT_IDLE_MS 5000
+#define GET_DEFAULT_MAX_REDIRECTS 10
+#define GET_RETRY_BASE_MS 250     /* --retry: the first backoff, doubled each time */
+#define GET_RETRY_MAX_MS 30000    /* the longest wait, Retry-After included */
 
 /* Why a fetch failed, for the summary and --json ("kind"). */
 #define ERR_KINDS(X)                                                          \
@@ -63,6 +69,7 @@ typedef struct get_opts {
     X(EK_PROTOCOL, "protocol")   /* a malformed response */                   \
     X(EK_CLOSED, "closed")       /* connection lost or closed too early */    \
     X(EK_HTTP, "http")           /* status 400 or more */                     \
+    X(EK_REDIRECT, "redirect")   /* too many, or a bad Location */            \
     X(EK_SAVE, "save")           /* -o could not write */                     \
     X(EK_INTERNAL, "internal")   /* out of memory, descriptors */
 
@@ -74,19 +81,22 @@ enum err_kind {
 };
 const char *err_kind_name(enum err_kind k);
 
-enum fetch_state { F_FREE, F_WAITING, F_CONNECTING, F_ACTIVE };
+enum fetch_state { F_FREE, F_WAITING, F_CONNECTING, F_ACTIVE, F_BACKOFF };
 
 typedef struct fetch {
     uint32_t slot, gen;   /* gen: bumped whenever the slot is taken */
     size_t index;         /* 0-based position among the URLs */
     char *arg;            /* the URL as given (owned) */
-    url_t url;
+    char *final;          /* after redirects, the URL fetched last (owned), or NULL */
+    url_t url;            /* the URL of this request */
+    unsigned redirects;   /* followed so far */
+    unsigned attempts;    /* --retry: attempts after the first so far */
     host_pool *hp;
     enum fetch_state state;
     conn *c;
     struct fetch *wprev, *wnext; /* in hp's wait list */
-    nio_timer_id timer;
-    bool timer_on;
+    nio_timer_id timer, backoff;
+    bool timer_on, backoff_on;
     bool reused;          /* this attempt's conn carried earlier responses */
     unsigned retries;     /* requests sent again (reused conn found closed) */
     http_resp resp;

@@ -19,11 +19,12 @@
 #include "fetch.h"
 
 enum { OPT_RESOLVE = 256, OPT_DNS, OPT_HOSTS, OPT_TIMEOUT, OPT_DEMO, OPT_JSON, OPT_MAXHOST,
-       OPT_IDLE, OPT_NOKA };
+       OPT_IDLE, OPT_NOKA, OPT_MAXREDIR, OPT_RETRY };
 
 static const char usage_line[] =
     "usage: nio-get [-q] [--json] [-c N] [-o DIR] [--timeout MS] [--max-per-host N]\n"
-    "               [--idle-timeout MS] [--no-keepalive] [--resolve HOST:PORT:ADDR]\n"
+    "               [--idle-timeout MS] [--no-keepalive] [-L] [--max-redirects N]\n"
+    "               [--retry N] [--resolve HOST:PORT:ADDR]\n"
     "               [--dns-server ADDR[:PORT]] [--hosts FILE] [-4|-6] URL... | -i FILE\n"
     "       nio-get --demo | --help | --version\n";
 
@@ -47,6 +48,10 @@ static void help(void)
           "      --max-per-host N   at most N connections to one host:port\n"
           "      --idle-timeout MS  close a kept connection idle this long (5000)\n"
           "      --no-keepalive     a new connection for every URL\n"
+          "  -L, --location         follow redirects (at most --max-redirects, 10)\n"
+          "      --retry N          retry refused or failed connects, 5xx and 429 up\n"
+          "                         to N times, waiting 250 ms doubled each time or\n"
+          "                         as Retry-After says (at most 30 s)\n"
           "  -o, --output-dir DIR   save each body as DIR/<n>-<last path segment>\n"
           "  -q, --quiet            print only errors\n"
           "      --timeout MS       give up on a fetch after MS milliseconds\n"
@@ -137,6 +142,9 @@ static const struct option longopts[] = {
     {"max-per-host", required_argument, NULL, OPT_MAXHOST},
     {"idle-timeout", required_argument, NULL, OPT_IDLE},
     {"no-keepalive", no_argument, NULL, OPT_NOKA},
+    {"location", no_argument, NULL, 'L'},
+    {"max-redirects", required_argument, NULL, OPT_MAXREDIR},
+    {"retry", required_argument, NULL, OPT_RETRY},
     {NULL, 0, NULL, 0},
 };
 
@@ -190,6 +198,24 @@ static int take_opt(int opt, get_opts *o, bool *demo)
     case OPT_NOKA:
         o->no_keepalive = true;
         return 0;
+    case 'L':
+        o->follow = true;
+        return 0;
+    case OPT_MAXREDIR:
+        if (!parse_uint(optarg, 1000, &v)) {
+            fprintf(stderr, "nio-get: bad --max-redirects '%s': want a count, 0 to 1000\n",
+                    optarg);
+            return -1;
+        }
+        o->max_redirects = (int)v;
+        return 0;
+    case OPT_RETRY:
+        if (!parse_uint(optarg, 100, &v)) {
+            fprintf(stderr, "nio-get: bad --retry '%s': want a count, 0 to 100\n", optarg);
+            return -1;
+        }
+        o->retry = (int)v;
+        return 0;
     case OPT_MAXHOST:
         if (!parse_uint(optarg, 1000000, &v) || v == 0) {
             fprintf(stderr, "nio-get: bad --max-per-host '%s': want a count from 1\n", optarg);
@@ -229,12 +255,12 @@ static void raise_fd_limit(void)
 
 int main(int argc, char **argv)
 {
-    get_opts o = {.idle_ms = GET_DEFAULT_IDLE_MS};
+    get_opts o = {.idle_ms = GET_DEFAULT_IDLE_MS, .max_redirects = GET_DEFAULT_MAX_REDIRECTS};
     bool demo = false;
     int opt, rc = 0, status = 2;
     struct stat st;
     run r;
-    while (rc == 0 && (opt = getopt_long(argc, argv, "c:o:i:qhV46", longopts, NULL)) != -1)
+    while (rc == 0 && (opt = getopt_long(argc, argv, "c:o:i:LqhV46", longopts, NULL)) != -1)
         rc = take_opt(opt, &o, &demo);
     if (rc == 0 && o.input != NULL && optind < argc) {
         fprintf(stderr, "nio-get: give the URLs either with -i or on the command line, "

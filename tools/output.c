@@ -101,8 +101,10 @@ static void out_json(const run *r, const fetch *f)
         json_str(stdout, addr);
     else
         fputs("null", stdout);
-    printf(",\"reused\":%s,\"retries\":%u,\"error\":", f->reused ? "true" : "false",
-           f->retries);
+    fputs(",\"final_url\":", stdout);
+    json_str(stdout, f->final != NULL ? f->final : f->arg);
+    printf(",\"redirects\":%u,\"attempts\":%u,\"reused\":%s,\"retries\":%u,\"error\":",
+           f->redirects, f->attempts + 1, f->reused ? "true" : "false", f->retries);
     if (f->err_kind != EK_NONE) {
         fputs("{\"kind\":", stdout);
         json_str(stdout, err_kind_name(f->err_kind));
@@ -129,9 +131,10 @@ void out_done(run *r, fetch *f)
     } else if (!r->o->quiet && (f->err_kind == EK_NONE || f->err_kind == EK_HTTP)) {
         connect = connect > dns ? connect - dns : 0.0;
         printf("%3d %10llu B  dns %6.1f ms  connect %6.1f ms  first byte %7.1f ms  "
-               "total %7.1f ms  %s\n",
+               "total %7.1f ms  %s%s%s\n",
                f->resp.status, (unsigned long long)f->resp.body_bytes, dns, connect,
-               ms(f->t_start, f->t_first), ms(f->t_start, f->t_end), f->arg);
+               ms(f->t_start, f->t_first), ms(f->t_start, f->t_end), f->arg,
+               f->final != NULL ? " -> " : "", f->final != NULL ? f->final : "");
     }
     if (f->err_kind != EK_NONE) {
         fflush(stdout);

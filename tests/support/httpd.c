@@ -21,8 +21,11 @@
 enum kind { K_TEXT, K_BYTES, K_RESET, K_HALFCLOSE, K_STATUS, K_DROP };
 enum state { READING, DELAYING, WRITING, HALF };
 
+struct httpd;
+
 typedef struct conn {
     struct conn *prev, *next;
+    struct httpd *h;
     nio_tcp_stream *s;
     enum state state;
     enum kind kind;
@@ -31,13 +34,15 @@ typedef struct conn {
     nio_timer_id timer;
     bool timer_on;
     bool dead; /* closed; freed after the batch (a timer event may follow) */
-    char head[192];
+    char head[1024];
     size_t head_len, head_sent;
     char text[64];
     nio_buf req;     /* the request head as it arrives */
     size_t req_scan; /* where the search for its end resumes */
     size_t head_end; /* the head's length, once complete */
     bool keep;       /* keep the connection after this response */
+    int code;        /* a status other than 200 for a text response (0: 200) */
+    char extra[600]; /* header lines to add ("Name: value\r\n"...) */
 } conn;
 
 struct httpd {
@@ -48,6 +53,7 @@ struct httpd {
     conn list; /* sentinel */
     conn *dead; /* closed in this batch, linked through next */
     uint64_t accepted, answered;
+    uint64_t flaky, busy; /* /flaky and /busy requests so far */
 };
 
 /* The connection's token is its address, for its stream and its timer: a
@@ -114,6 +120,23 @@ static bool route(conn *c, const char *path)
         c->kind = K_HALFCLOSE;
     } else if (strcmp(path, "/drop") == 0) {
         c->kind = K_DROP;
+    } else if (strncmp(path, "/goto/", 6) == 0 && strlen(path) < 500) {
+        c->code = 302;
+        snprintf(c->extra, sizeof c->extra, "Location: %s\r\n", path + 6);
+    } else if (strcmp(path, "/loop") == 0) {
+        c->code = 302;
+        snprintf(c->extra, sizeof c->extra, "Location: loop\r\n");
+    } else if (strncmp(path, "/flaky/", 7) == 0 || strncmp(path, "/busy/", 6) == 0) {
+        /* the first n of every n + 1 such requests fail */
+        bool flaky = path[1] == 'f';
+        path += flaky ? 7 : 6;
+        if (!parse_u64(&path, &n, 1000) || *path != '\0')
+            return false;
+        if ((flaky ? c->h->flaky++ : c->h->busy++) % (n + 1) < n) {
+            c->code = flaky ? 503 : 429;
+            if (flaky)
+                snprintf(c->extra, sizeof c->extra, "Retry-After: 1\r\n");
+        }
     } else if (*path != '\0' && *path != '/') {
         return false;
     }
@@ -162,10 +185,31 @@ static int parse_request(conn *c)
     return route(c, sp1 + 1) ? 0 : 404;
 }
 
+static const char *reason_of(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 302:
+        return "Found";
+    case 404:
+        return "Not Found";
+    case 429:
+        return "Too Many Requests";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Bad Request";
+    }
+}
+
 static void start_response(httpd *h, conn *c)
 {
-    const char *reason = c->status == 200 ? "OK" : c->status == 404 ? "Not Found" : "Bad Request";
-    if (c->status != 200) {
+    const char *reason;
+    if (c->status == 200 && c->code != 0)
+        c->status = c->code;
+    reason = reason_of(c->status);
+    if (c->status != 200 && c->code == 0) {
         c->kind = K_STATUS;
         c->body_len = (uint64_t)snprintf(c->text, sizeof c->text, "%d %s\n", c->status, reason);
     }
@@ -174,12 +218,12 @@ static void start_response(httpd *h, conn *c)
     /* K_DROP says nothing and closes: the idle close a client races */
     c->head_len = (size_t)snprintf(c->head, sizeof c->head,
                                    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %" PRIu64
-                                   "\r\n%s\r\n",
+                                   "\r\n%s%s\r\n",
                                    c->status, reason,
                                    c->kind == K_BYTES || c->kind == K_RESET
                                        ? "application/octet-stream"
                                        : "text/plain",
-                                   c->body_len,
+                                   c->body_len, c->extra,
                                    c->keep || c->kind == K_DROP ? "" : "Connection: close\r\n");
     if (c->kind == K_DROP)
         c->keep = false;
@@ -199,6 +243,8 @@ static bool next_request(httpd *h, conn *c)
     c->head_sent = c->head_len = 0;
     c->body_sent = c->body_len = 0;
     c->stop_at = 0;
+    c->code = 0;
+    c->extra[0] = '\0';
     return on_head(h, c);
 }
 
@@ -333,6 +379,7 @@ static void on_listener(httpd *h, nio_tcp_listener *l)
             continue;
         }
         c->state = READING;
+        c->h = h;
         /* head and body go out in separate writes: without this, a kept
          * connection's next response waits for the client's delayed ACK */
         (void)nio_tcp_set_nodelay(c->s, true);

@@ -12,6 +12,15 @@
  *                                  does not say Connection: close, then
  *                                  a close: the idle close a keep-alive
  *                                  client races with its next request
+ *   GET /delay/<ms>/goto/<loc>     after <ms>, 302 with Location: <loc>
+ *                                  (the rest of the target, verbatim)
+ *   GET /delay/<ms>/loop           after <ms>, 302 with Location: loop
+ *                                  (itself, relative): a redirect loop
+ *   GET /delay/<ms>/flaky/<n>      the first n of every n + 1 such
+ *                                  requests (counted server-wide): 503
+ *                                  with Retry-After: 1; the next a 200
+ *   GET /delay/<ms>/busy/<n>       the same with 429, no Retry-After
+ *                                  (its own count)
  *   anything else well-formed      404; a malformed request: 400
  *
  * Keep-alive: after a text or bytes response to an HTTP/1.1 request
