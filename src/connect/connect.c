@@ -49,24 +49,6 @@ static const nio__stream_ext he_ext = {he_close};
 
 /* ------------------------------------------------------------ options */
 
-static int norm_family(int family, const nio_resolver *r)
-{
-    switch (family) {
-    case NIO_AF_UNSPEC:
-        return nio__resolver_family(r);
-    case NIO_AF_INET:
-    case AF_INET:
-        return AF_INET;
-    case NIO_AF_INET6:
-    case AF_INET6:
-        return AF_INET6;
-    case NIO_AF_BOTH:
-        return AF_UNSPEC;
-    default:
-        return -EINVAL;
-    }
-}
-
 static int read_opts(he *h, const nio_connect_opts *in, int *family)
 {
     nio_connect_opts o;
@@ -77,7 +59,7 @@ static int read_opts(he *h, const nio_connect_opts *in, int *family)
             return -EINVAL;
         memcpy(&o, in, in->size != 0 ? in->size : sizeof o);
     }
-    if (o.max_attempts < 0 || (*family = norm_family(o.family, h->r)) < 0)
+    if (o.max_attempts < 0 || (*family = nio__family_lookup(o.family, h->r)) < 0)
         return -EINVAL;
     if ((err = nio__tcp_opts_read(o.tcp, &h->tcp)) < 0)
         return err;

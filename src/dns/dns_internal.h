@@ -309,8 +309,11 @@ void nio__batch_end_locked(nio_resolver *r);
 typedef void (*nio__resolve_fn)(void *arg, nio_dns_query *q);
 int nio__resolve_cb(nio_resolver *r, const char *name, int family, nio__resolve_fn cb,
                     void *arg, nio_dns_query **q, nio_addrlist **now);
-/* The default family of NIO_AF_UNSPEC lookups (AF_UNSPEC: both). */
-int nio__resolver_family(const nio_resolver *r);
+/* A caller's family (NIO_AF_* or AF_INET/AF_INET6) as the AF_* a lookup
+ * asks for: NIO_AF_UNSPEC is r's default (its opts.family; AF_UNSPEC, both,
+ * when r is NULL), NIO_AF_BOTH is AF_UNSPEC.  -EINVAL for anything else.
+ * The one place the resolver and connect by name read a family. */
+int nio__family_lookup(int family, const nio_resolver *r);
 nio_poll *nio__resolver_poll(const nio_resolver *r);
 
 /* ---------------------------------------------------------- query handles

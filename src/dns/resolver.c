@@ -306,11 +306,11 @@ static void query_cb_run(void *arg)
 
 /* ------------------------------------------------------------ options */
 
-static int norm_family(int family)
+int nio__family_lookup(int family, const nio_resolver *r)
 {
     switch (family) {
     case NIO_AF_UNSPEC:
-        return AF_UNSPEC;
+        return r != NULL ? r->family : AF_UNSPEC;
     case NIO_AF_INET:
     case AF_INET:
         return AF_INET;
@@ -318,7 +318,7 @@ static int norm_family(int family)
     case AF_INET6:
         return AF_INET6;
     case NIO_AF_BOTH:
-        return NIO_AF_BOTH;
+        return AF_UNSPEC;
     default:
         return -EINVAL;
     }
@@ -336,14 +336,13 @@ static int read_opts(const nio_resolver_opts *in, nio_resolver_opts *o)
     memcpy(o, in, sizeof *o);
     if (o->timeout_ms < 0 || o->tries < 0 || o->min_ttl < 0 || o->max_ttl < 0)
         return -EINVAL;
-    return norm_family(o->family) < 0 ? -EINVAL : 0;
+    return nio__family_lookup(o->family, NULL) < 0 ? -EINVAL : 0;
 }
 
 static void apply_opts(nio_resolver *r, const nio_resolver_opts *o)
 {
-    int fam = norm_family(o->family);
     r->flags = o->flags;
-    r->family = fam == NIO_AF_BOTH ? AF_UNSPEC : fam;
+    r->family = nio__family_lookup(o->family, NULL);
     r->min_ttl_ms = (uint64_t)o->min_ttl * 1000u;
     r->max_ttl_ms = (uint64_t)(o->max_ttl ? o->max_ttl : DEFAULT_MAX_TTL) * 1000u;
     if (r->min_ttl_ms > r->max_ttl_ms)
@@ -695,11 +694,11 @@ static int resolve(nio_resolver *r, const char *name, int family, nio_token toke
         *now = NULL;
     if (r == NULL || name == NULL || q == NULL || now == NULL || token > NIO_TOKEN_MAX)
         return -EINVAL;
-    if ((fam = norm_family(family)) < 0)
+    if ((fam = nio__family_lookup(family, r)) < 0)
         return fam;
     if (nio__poll_closed(r->poll))
         return -ECANCELED; /* even when the answer needs no I/O */
-    lk.fam = fam == NIO_AF_BOTH ? AF_UNSPEC : fam == AF_UNSPEC ? r->family : fam;
+    lk.fam = fam;
     bad = nio__scan_name(name, lname, &lk.len, &lk.hname, &maybe_literal);
     if (answer_static(name, &lk, bad, maybe_literal, now, &ret))
         return ret;
@@ -728,10 +727,6 @@ int nio__resolve_cb(nio_resolver *r, const char *name, int family, nio__resolve_
     return resolve(r, name, family, 0, cb, arg, q, now);
 }
 
-int nio__resolver_family(const nio_resolver *r)
-{
-    return r->family;
-}
 
 nio_poll *nio__resolver_poll(const nio_resolver *r)
 {
