@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "save.h"
@@ -21,9 +22,11 @@
 #define READ_MAX (64 * 1024)
 _Static_assert(READ_MAX > 2 * HTTP_LINE_MAX, "a line and a read fit the buffer");
 
-/* Idle conns kept beyond the concurrency (at most), for origins that
- * come back. */
-#define IDLE_SPARE 64
+/* Idle conns kept beyond the concurrency: as many again (at least 64),
+ * for origins that come back while their conn is still busy, within the
+ * descriptor limit. */
+#define IDLE_SPARE_MIN 64
+#define FD_RESERVE 32 /* for the resolver, standard streams, -o files */
 
 static void acquire(run *r, fetch *f, bool fresh);
 
@@ -282,7 +285,7 @@ static void open_conn(run *r, fetch *f)
     int rc;
     /* Descriptors go where they are needed: past the concurrency and a
      * few idle ones, the longest idle conn (of any host) gives way. */
-    if (r->pool.nconns >= r->nslots + IDLE_SPARE && r->pool.idle_head != NULL) {
+    if (r->pool.nconns >= r->conn_cap && r->pool.idle_head != NULL) {
         host_pool *hp = r->pool.idle_head->hp;
         pool_close(&r->pool, r->pool.idle_head);
         pool_host_release(&r->pool, hp);
@@ -706,6 +709,7 @@ int run_all(run *r)
 int run_init(run *r, const get_opts *o, char **urls, size_t n)
 {
     nio_resolver_opts ro = NIO_RESOLVER_OPTS_INIT;
+    struct rlimit rl;
     size_t slots;
     int rc;
     memset(r, 0, sizeof *r);
@@ -735,6 +739,10 @@ int run_init(run *r, const get_opts *o, char **urls, size_t n)
         r->free_slots[i] = (uint32_t)(r->nslots - 1 - i); /* slot 0 first */
     }
     r->nfree = r->nslots;
+    r->conn_cap = r->nslots + (r->nslots > IDLE_SPARE_MIN ? r->nslots : IDLE_SPARE_MIN);
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < r->conn_cap + FD_RESERVE)
+        r->conn_cap = rl.rlim_cur > r->nslots + FD_RESERVE ? rl.rlim_cur - FD_RESERVE : r->nslots;
     if ((rc = pool_init(&r->pool)) < 0)
         return rc;
     ro.servers = o->dns_server;

@@ -125,6 +125,7 @@ typedef struct run {
     fetch *f;             /* slots[nslots] */
     uint32_t *free_slots;
     size_t nslots, nfree;
+    size_t conn_cap;      /* open conns beyond this evict the longest idle */
     pool pool;
     size_t started, active, done, failed, retries;
     uint64_t t0, bytes, sum_total_us;
