@@ -1252,7 +1252,8 @@ START_TEST(prog_scale_100k)
 }
 END_TEST
 
-/* The README's demo: delay order, about 3 s rather than 6.5. */
+/* The README's demo: delay order, and the fetches overlap (about 3 s
+ * rather than 6.5). */
 START_TEST(prog_demo)
 {
     prog p;
@@ -1266,9 +1267,15 @@ START_TEST(prog_demo)
     ck_assert_ptr_nonnull(strstr(p.out, "delay.nio.test:"));
     ck_assert_ptr_nonnull(strstr(p.out, "localhost:"));
     ck_assert_ptr_nonnull(strstr(p.out, "1048576 B"));
-    ck_assert_ptr_nonnull(strstr(p.out, "5 fetches in 3."));
-    ck_assert_ptr_nonnull(strstr(p.out, "; sequential would take 6."));
-    ck_assert_msg(p.secs < 5.0, "took %.2f s", p.secs);
+    /* The server's delays bound both figures from below (3 s at once,
+     * 6.5 s one after another); what the demo shows is that the fetches
+     * overlapped: its total stays under the sum.  Not a deadline: a loaded
+     * machine stretches every fetch, and the total with them. */
+    const char *sum = strstr(p.out, "5 fetches in ");
+    double total = 0, seq = 0;
+    ck_assert_msg(sum != NULL && sscanf(sum, "5 fetches in %lf s; sequential would take %lf s",
+                                        &total, &seq) == 2, "%s", p.out);
+    ck_assert_msg(total >= 2.95 && seq >= 6.45 && total < seq, "%s", p.out);
 }
 END_TEST
 
