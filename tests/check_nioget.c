@@ -514,8 +514,8 @@ static int count_lines(const char *s)
 static httpd *server(void)
 {
     httpd *h = NULL;
-    if (httpd_start(&h, HTTPD_V4 | HTTPD_V6, 0, NULL) != 0)
-        ck_assert_int_eq(httpd_start(&h, HTTPD_V4, 0, NULL), 0);
+    if (httpd_start(&h, HTTPD_V4 | HTTPD_V6 | HTTPD_KEEPALIVE, 0, NULL) != 0)
+        ck_assert_int_eq(httpd_start(&h, HTTPD_V4 | HTTPD_KEEPALIVE, 0, NULL), 0);
     return h;
 }
 

@@ -54,6 +54,7 @@ struct httpd {
     conn *dead; /* closed in this batch, linked through next */
     uint64_t accepted, answered;
     uint64_t flaky, busy; /* /flaky and /busy requests so far */
+    bool keepalive;       /* HTTPD_KEEPALIVE */
 };
 
 /* The connection's token is its address, for its stream and its timer: a
@@ -180,7 +181,7 @@ static int parse_request(conn *c)
     /* HTTP/1.1 keeps the connection unless the client says close
      * (RFC 9112 section 9.3); 1.0 closes.  A simple search: the tests'
      * clients write the header one way. */
-    c->keep = sp2[8] == '1' && !wants_close(c);
+    c->keep = c->h->keepalive && sp2[8] == '1' && !wants_close(c);
     *sp2 = '\0';
     return route(c, sp1 + 1) ? 0 : 404;
 }
@@ -469,6 +470,7 @@ int httpd_start(httpd **out, int families, uint16_t port, const char *backend)
     if (h == NULL)
         return -ENOMEM;
     h->list.next = h->list.prev = &h->list;
+    h->keepalive = (families & HTTPD_KEEPALIVE) != 0;
     if ((rc = nio_poll_new_with(&h->poll, backend)) < 0)
         goto fail;
     /* An ephemeral IPv4 port may be taken on ::1: try a few. */

@@ -23,9 +23,11 @@
  *                                  (its own count)
  *   anything else well-formed      404; a malformed request: 400
  *
- * Keep-alive: after a text or bytes response to an HTTP/1.1 request
- * without "Connection: close", the connection takes the next request
- * (a request that arrived early waits its turn); every other response
+ * Keep-alive, when started with HTTPD_KEEPALIVE: after a text or bytes
+ * response to an HTTP/1.1 request without "Connection: close", the
+ * connection takes the next request (a request that arrived early waits
+ * its turn).  Every other response (and every response without
+ * HTTPD_KEEPALIVE, which clients reading to the end of stream rely on)
  * says Connection: close and closes.  httpd_accepted() against
  * httpd_answered() shows how much clients reused.  The server runs on its own
  * thread and its own nio poll, listening on loopback (IPv4, IPv6 or both on
@@ -39,8 +41,10 @@ typedef struct httpd httpd;
 
 #define HTTPD_V4 1
 #define HTTPD_V6 2
+#define HTTPD_KEEPALIVE 4 /* keep HTTP/1.1 connections (see above) */
 
-/* Start on 127.0.0.1 and/or [::1] (HTTPD_V4 | HTTPD_V6) with the named poll
+/* Start on 127.0.0.1 and/or [::1] (HTTPD_V4 | HTTPD_V6, optionally
+ * | HTTPD_KEEPALIVE) with the named poll
  * backend (NULL: default); port 0 picks a free one.  0 or -errno. */
 int httpd_start(httpd **out, int families, uint16_t port, const char *backend);
 

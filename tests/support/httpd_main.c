@@ -1,6 +1,7 @@
 /* The delayed HTTP server as a program:
- *   nio-test-httpd [-p PORT] [-4|-6]
- * serves on 127.0.0.1 and [::1] until interrupted. */
+ *   nio-test-httpd [-p PORT] [-4|-6] [-k]
+ * serves on 127.0.0.1 and [::1] until interrupted; -k keeps HTTP/1.1
+ * connections alive (HTTPD_KEEPALIVE). */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdio.h>
@@ -25,7 +26,7 @@ int main(int argc, char **argv)
     int families = HTTPD_V4 | HTTPD_V6, opt, rc;
     long port = 0;
     httpd *h;
-    while ((opt = getopt(argc, argv, "p:46h")) != -1) {
+    while ((opt = getopt(argc, argv, "p:46kh")) != -1) {
         switch (opt) {
         case 'p':
             port = strtol(optarg, NULL, 10);
@@ -35,13 +36,16 @@ int main(int argc, char **argv)
             }
             break;
         case '4':
-            families = HTTPD_V4;
+            families = HTTPD_V4 | (families & HTTPD_KEEPALIVE);
             break;
         case '6':
-            families = HTTPD_V6;
+            families = HTTPD_V6 | (families & HTTPD_KEEPALIVE);
+            break;
+        case 'k':
+            families |= HTTPD_KEEPALIVE;
             break;
         default:
-            fprintf(stderr, "usage: nio-test-httpd [-p PORT] [-4|-6]\n");
+            fprintf(stderr, "usage: nio-test-httpd [-p PORT] [-4|-6] [-k]\n");
             return opt == 'h' ? 0 : 2;
         }
     }
