@@ -414,8 +414,21 @@ static void drain_into(int fd, char *buf, size_t cap, size_t *len, bool *open_)
 typedef struct prog_io {
     const char *input;
     const char *out_path;
+    bool stderr_tty; /* standard error a terminal (a pty), read into p->err */
     long maxrss_kb;
 } prog_io;
+
+/* A pty for standard error: *master (nonblocking) and *slave, both open. */
+static void open_pty(int *master, int *slave)
+{
+    *master = posix_openpt(O_RDWR | O_NOCTTY);
+    ck_assert_int_ge(*master, 0);
+    ck_assert_int_eq(grantpt(*master), 0);
+    ck_assert_int_eq(unlockpt(*master), 0);
+    *slave = open(ptsname(*master), O_RDWR | O_NOCTTY);
+    ck_assert_int_ge(*slave, 0);
+    ck_assert_int_eq(fcntl(*master, F_SETFL, fcntl(*master, F_GETFL) | O_NONBLOCK), 0);
+}
 
 static void child_exec(char **argv, const char *backend, int o, int e, int in,
                        const char *out_path)
@@ -452,7 +465,10 @@ static void run_prog_io(prog *p, const char *backend, const char *const *args, p
         argv[n++] = strdup(*args++);
     argv[n] = NULL;
     ck_assert_int_eq(tu_pipe(o), 0);
-    ck_assert_int_eq(tu_pipe(e), 0);
+    if (io->stderr_tty)
+        open_pty(&e[0], &e[1]); /* the slave stays open here: the master never hangs up */
+    else
+        ck_assert_int_eq(tu_pipe(e), 0);
     if (io->input != NULL)
         ck_assert_int_eq(tu_pipe(in), 0);
     pid = fork();
@@ -460,7 +476,10 @@ static void run_prog_io(prog *p, const char *backend, const char *const *args, p
     if (pid == 0)
         child_exec(argv, backend, o[1], e[1], in[0], io->out_path);
     close(o[1]);
-    close(e[1]);
+    if (!io->stderr_tty)
+        close(e[1]);
+    else
+        eo = false; /* polled while stdout is open, drained after the exit */
     if (in[0] >= 0)
         close(in[0]);
     if (in[1] >= 0 && ilen == 0) {
@@ -470,13 +489,18 @@ static void run_prog_io(prog *p, const char *backend, const char *const *args, p
     for (int i = 0; i < n; i++)
         free(argv[i]);
     while (oo || eo) {
-        struct pollfd pf[3] = {{oo ? o[0] : -1, POLLIN, 0}, {eo ? e[0] : -1, POLLIN, 0},
-                               {in[1], POLLOUT, 0}};
+        bool tty = io->stderr_tty && oo;
+        struct pollfd pf[3] = {{oo ? o[0] : -1, POLLIN, 0},
+                               {eo || tty ? e[0] : -1, POLLIN, 0}, {in[1], POLLOUT, 0}};
         ck_assert_int_ge(poll(pf, 3, 60000), 1);
         if (pf[0].revents)
             drain_into(o[0], p->out, sizeof p->out, &p->olen, &oo);
-        if (pf[1].revents)
+        if (pf[1].revents && tty) {
+            bool open_ = true;
+            drain_into(e[0], p->err, sizeof p->err, &p->elen, &open_);
+        } else if (pf[1].revents) {
             drain_into(e[0], p->err, sizeof p->err, &p->elen, &eo);
+        }
         if (pf[2].revents) {
             ssize_t w = write(in[1], io->input + isent, ilen - isent);
             if (w > 0)
@@ -492,6 +516,12 @@ static void run_prog_io(prog *p, const char *backend, const char *const *args, p
     close(o[0]);
     close(e[0]);
     ck_assert_int_eq(wait4(pid, &st, 0, &ru), pid);
+    if (io->stderr_tty) { /* what is left on the terminal */
+        bool open_ = true;
+        while (open_)
+            drain_into(e[0], p->err, sizeof p->err, &p->elen, &open_);
+        close(e[1]);
+    }
     io->maxrss_kb = ru.ru_maxrss;
     p->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     p->secs = (double)(nio_now_ms() - t0) / 1000.0;
@@ -1252,6 +1282,23 @@ START_TEST(prog_scale_100k)
 }
 END_TEST
 
+/* The progress line: drawn (and erased) on a terminal during a run
+ * longer than a second; never off a terminal (prog_input_file). */
+START_TEST(prog_progress_tty)
+{
+    httpd *h = server();
+    prog p;
+    prog_io io = {.stderr_tty = true};
+    const char *a[] = {url(h, "127.0.0.1", "/delay/1800"), url(h, "127.0.0.1", "/delay/0"), NULL};
+    run_prog_io(&p, NULL, a, &io);
+    ck_assert_msg(p.status == 0, "exit %d: %s", p.status, p.err);
+    ck_assert_msg(strstr(p.err, "1 done, 1 in flight, 0 failed") != NULL, "%s", p.err);
+    ck_assert_ptr_nonnull(strstr(p.err, "\r\033[K"));
+    ck_assert_ptr_nonnull(strstr(p.out, "2 fetched, 2 ok"));
+    httpd_stop(h);
+}
+END_TEST
+
 /* The README's demo: delay order, and the fetches overlap (about 3 s
  * rather than 6.5). */
 START_TEST(prog_demo)
@@ -1316,6 +1363,7 @@ int main(void)
     tcase_add_test(prog_tc, prog_json_error);
     tcase_add_loop_test(prog_tc, prog_redirects, 0, tu_nbackends);
     tcase_add_test(prog_tc, prog_retry);
+    tcase_add_test(prog_tc, prog_progress_tty);
     suite_add_tcase(s, prog_tc);
     scale_tc = tcase_create("scale");
     tcase_set_timeout(scale_tc, 600);
