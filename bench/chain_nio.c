@@ -31,7 +31,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < c.pairs; i++)
         if ((err = nio_register(p, c.rd[i], (nio_token)i, NIO_READABLE)) < 0)
             die("nio_register", err);
-    chain_main(&c, &o, "nio", loop, p);
+    chain_main(&c, &o, bench_impl("nio"), loop, p);
     nio_poll_free(p);
     chain_close(&c);
     return 0;

@@ -2,7 +2,8 @@
  * EPOLL_CTL_ADD (EPOLLIN | EPOLLOUT | EPOLLET); on the writable edge
  * getsockopt(SO_ERROR) (connect(2)'s documented completion check) and
  * send; on the readable edge recv; close (the kernel drops the
- * registration with the last reference). */
+ * registration with the last reference).  EOF variant: on readable
+ * edges, recv until end of stream (or EAGAIN: wait for the next edge). */
 #include "netbench.h"
 
 #include <sys/epoll.h>
@@ -16,7 +17,7 @@ typedef struct slot {
 typedef struct ctx {
     churn ch;
     struct sockaddr_in a;
-    int ep, conc;
+    int ep, conc, eof;
     slot *s;
 } ctx;
 
@@ -62,14 +63,18 @@ static void on_event(ctx *c, int i, uint32_t e)
     if (!(e & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)))
         return;
     char buf[64];
-    ssize_t r = recv(s->fd, buf, sizeof buf, 0);
-    if (r < 0 && errno == EAGAIN)
-        return;
-    if (r <= 0)
-        die("recv", r < 0 ? errno : EPIPE);
-    s->got += (int)r;
-    if (s->got < MSG_LEN)
-        return;
+    for (;;) {
+        ssize_t r = recv(s->fd, buf, sizeof buf, 0);
+        if (r < 0 && errno == EAGAIN)
+            return;
+        if (r < 0 || (r == 0 && (!c->eof || s->got < MSG_LEN)))
+            die("recv", r < 0 ? errno : EPIPE);
+        if (r == 0)
+            break; /* EOF variant: end of stream after the reply */
+        s->got += (int)r;
+        if (s->got >= MSG_LEN && !c->eof)
+            break;
+    }
     close(s->fd);
     c->ch.active--;
     c->ch.done++;
@@ -97,6 +102,7 @@ int main(int argc, char **argv)
     raise_nofile((rlim_t)o.conc + 64);
     c.a = net_addr(o.port);
     c.conc = o.conc;
+    c.eof = o.eof;
     c.s = calloc((size_t)o.conc, sizeof *c.s);
     c.ep = epoll_create1(EPOLL_CLOEXEC);
     if (c.s == NULL || c.ep < 0)

@@ -1,6 +1,7 @@
 /* churn on libev: one ev_io per slot, EV_WRITE for the connect (then
  * getsockopt(SO_ERROR) and send), EV_READ for the reply, then stop and
- * close. */
+ * close.  EOF variant: one recv per (level-triggered) event until it
+ * returns end of stream. */
 #include "netbench.h"
 
 #include <ev.h>
@@ -16,7 +17,7 @@ struct ctx {
     churn ch;
     struct sockaddr_in a;
     struct ev_loop *loop;
-    int conc;
+    int conc, eof;
     slot *s;
 };
 
@@ -42,10 +43,10 @@ static void on_io(struct ev_loop *l, ev_io *w, int revents)
     ssize_t r = recv(s->fd, buf, sizeof buf, 0);
     if (r < 0 && errno == EAGAIN)
         return;
-    if (r <= 0)
+    if (r < 0 || (r == 0 && (!c->eof || s->got < MSG_LEN)))
         die("recv", r < 0 ? errno : EPIPE);
     s->got += (int)r;
-    if (s->got < MSG_LEN)
+    if (s->got < MSG_LEN || (c->eof && r > 0))
         return;
     ev_io_stop(l, w);
     close(s->fd);
@@ -93,6 +94,7 @@ int main(int argc, char **argv)
     raise_nofile((rlim_t)o.conc + 64);
     c.a = net_addr(o.port);
     c.conc = o.conc;
+    c.eof = o.eof;
     c.s = calloc((size_t)o.conc, sizeof *c.s);
     c.loop = ev_loop_new(EVBACKEND_EPOLL);
     if (c.s == NULL || c.loop == NULL)

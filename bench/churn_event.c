@@ -1,6 +1,7 @@
 /* churn on libevent: one struct event per slot (event_assign, not
  * persistent): EV_WRITE for the connect (then getsockopt(SO_ERROR) and
- * send), EV_READ for the reply, then close. */
+ * send), EV_READ for the reply, then close.  EOF variant: one recv per
+ * event until it returns end of stream. */
 #include "netbench.h"
 
 #include <event2/event.h>
@@ -17,7 +18,7 @@ struct ctx {
     churn ch;
     struct sockaddr_in a;
     struct event_base *base;
-    int conc;
+    int conc, eof;
     slot *s;
 };
 
@@ -41,15 +42,14 @@ static void on_io(evutil_socket_t fd, short what, void *arg)
     }
     char buf[64];
     ssize_t r = recv(fd, buf, sizeof buf, 0);
-    if (r <= 0) {
-        if (r < 0 && errno == EAGAIN) {
-            event_add(&s->ev, NULL);
-            return;
-        }
-        die("recv", r < 0 ? errno : EPIPE);
+    if (r < 0 && errno == EAGAIN) {
+        event_add(&s->ev, NULL);
+        return;
     }
+    if (r < 0 || (r == 0 && (!c->eof || s->got < MSG_LEN)))
+        die("recv", r < 0 ? errno : EPIPE);
     s->got += (int)r;
-    if (s->got < MSG_LEN) {
+    if (s->got < MSG_LEN || (c->eof && r > 0)) {
         event_add(&s->ev, NULL);
         return;
     }
@@ -98,6 +98,7 @@ int main(int argc, char **argv)
     raise_nofile((rlim_t)o.conc + 64);
     c.a = net_addr(o.port);
     c.conc = o.conc;
+    c.eof = o.eof;
     c.s = calloc((size_t)o.conc, sizeof *c.s);
     c.base = event_base_new();
     if (c.s == NULL || c.base == NULL)

@@ -1,5 +1,7 @@
 /* churn on nio: nio_tcp_connect (token = slot), nio_tcp_connect_result on
- * the first writable event, nio_tcp_write, nio_tcp_read, nio_tcp_close. */
+ * the first writable event, nio_tcp_write, nio_tcp_read, nio_tcp_close.
+ * EOF variant: nio_tcp_read until end of stream (or -EAGAIN: the next
+ * edge), then close. */
 #include "netbench.h"
 
 #include <nio.h>
@@ -15,7 +17,7 @@ typedef struct ctx {
     churn ch;
     struct sockaddr_in a;
     nio_poll *p;
-    int conc;
+    int conc, eof;
     slot *s;
 } ctx;
 
@@ -59,14 +61,18 @@ static void on_event(ctx *c, int i, uint32_t f)
     if (!(f & (NIO_EV_READABLE | NIO_EV_ERROR | NIO_EV_READ_CLOSED)))
         return;
     char buf[64];
-    ssize_t r = nio_tcp_read(s->s, buf, sizeof buf);
-    if (r == -EAGAIN)
-        return;
-    if (r <= 0)
-        die("nio_tcp_read", r < 0 ? (int)r : EPIPE);
-    s->got += (int)r;
-    if (s->got < MSG_LEN)
-        return;
+    for (;;) {
+        ssize_t r = nio_tcp_read(s->s, buf, sizeof buf);
+        if (r == -EAGAIN)
+            return;
+        if (r < 0 || (r == 0 && (!c->eof || s->got < MSG_LEN)))
+            die("nio_tcp_read", r < 0 ? (int)r : EPIPE);
+        if (r == 0)
+            break; /* EOF variant: end of stream after the reply */
+        s->got += (int)r;
+        if (s->got >= MSG_LEN && !c->eof)
+            break;
+    }
     nio_tcp_close(s->s);
     c->ch.active--;
     c->ch.done++;
@@ -95,12 +101,13 @@ int main(int argc, char **argv)
     raise_nofile((rlim_t)o.conc + 64);
     c.a = net_addr(o.port);
     c.conc = o.conc;
+    c.eof = o.eof;
     c.s = calloc((size_t)o.conc, sizeof *c.s);
     if (c.s == NULL)
         die("calloc", ENOMEM);
     if ((err = nio_poll_new(&c.p)) < 0)
         die("nio_poll_new", err);
-    churn_main(&c.ch, &o, "nio", kick, loop, &c);
+    churn_main(&c.ch, &o, bench_impl("nio"), kick, loop, &c);
     nio_poll_free(c.p);
     free(c.s);
     return 0;

@@ -1,6 +1,6 @@
 /* churn on libuv: uv_tcp_init + uv_tcp_connect, uv_write and
- * uv_read_start in the connect callback, uv_close after the reply; the
- * slot starts over from the close callback. */
+ * uv_read_start in the connect callback, uv_close after the reply (EOF
+ * variant: after UV_EOF); the slot starts over from the close callback. */
 #include "netbench.h"
 
 #include <uv.h>
@@ -18,7 +18,7 @@ struct ctx {
     churn ch;
     struct sockaddr_in a;
     uv_loop_t loop;
-    int conc;
+    int conc, eof;
     slot *s;
 };
 
@@ -48,10 +48,11 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
     (void)b;
     if (n == 0)
         return;
-    if (n < 0)
+    if (n < 0 && (n != UV_EOF || !s->c->eof || s->got < MSG_LEN))
         die("uv_read", (int)n);
-    s->got += (int)n;
-    if (s->got < MSG_LEN)
+    if (n > 0)
+        s->got += (int)n;
+    if (s->got < MSG_LEN || (s->c->eof && n > 0))
         return;
     uv_close((uv_handle_t *)&s->tcp, on_close);
 }
@@ -111,6 +112,7 @@ int main(int argc, char **argv)
     raise_nofile((rlim_t)o.conc + 64);
     c.a = net_addr(o.port);
     c.conc = o.conc;
+    c.eof = o.eof;
     c.s = calloc((size_t)o.conc, sizeof *c.s);
     if (c.s == NULL)
         die("calloc", ENOMEM);

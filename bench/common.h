@@ -88,25 +88,43 @@ static inline void bench_end(const char *phase, const bench_clock *t0, const cha
     fflush(stdout);
 }
 
-/* Options: -n pairs, -a active writers, -w writes, -r runs, -t timers. */
+/* The implementation's name in RESULT lines: base, or base-<backend> when
+ * NIO_BACKEND picks a nio backend other than the default (bench/run runs
+ * the nio programs on io_uring too: "nio-io_uring"). */
+static inline const char *bench_impl(const char *base)
+{
+    static char buf[4][64];
+    static int next;
+    const char *b = getenv("NIO_BACKEND");
+    char *out;
+    if (b == NULL || *b == '\0' || strcmp(b, "epoll") == 0)
+        return base;
+    out = buf[next++ % 4];
+    snprintf(out, sizeof buf[0], "%s-%s", base, b);
+    return out;
+}
+
+/* Options: -n pairs, -a active writers, -w writes, -r runs, -t timers,
+ * -m libuv's million_timers pattern (timers). */
 typedef struct bench_opts {
-    int pairs, active, writes, runs, timers;
+    int pairs, active, writes, runs, timers, million;
 } bench_opts;
 
 static inline bench_opts bench_parse(int argc, char **argv)
 {
-    bench_opts o = {100, 100, 10000, 5, 1000000};
+    bench_opts o = {100, 100, 10000, 5, 1000000, 0};
     int c;
-    while ((c = getopt(argc, argv, "n:a:w:r:t:")) != -1) {
+    while ((c = getopt(argc, argv, "n:a:w:r:t:m")) != -1) {
         switch (c) {
         case 'n': o.pairs = atoi(optarg); break;
         case 'a': o.active = atoi(optarg); break;
         case 'w': o.writes = atoi(optarg); break;
         case 'r': o.runs = atoi(optarg); break;
         case 't': o.timers = atoi(optarg); break;
+        case 'm': o.million = 1; break;
         default:
-            fprintf(stderr, "usage: %s [-n pairs] [-a active] [-w writes] [-r runs] [-t timers]\n",
-                    argv[0]);
+            fprintf(stderr, "usage: %s [-n pairs] [-a active] [-w writes] [-r runs] [-t timers] "
+                            "[-m]\n", argv[0]);
             exit(2);
         }
     }
@@ -264,5 +282,18 @@ static inline unsigned timer_delay_ms(long k)
 
 /* A delay for the warm-up that no timed phase comes near. */
 #define TIMER_WARM_MS 3600000u
+
+/* libuv's million_timers pattern (test/benchmark-million-timers.c), -m:
+ * a loop just created, nothing run on it yet, N timers started with
+ * timeout k / 1000 + 1 ms (1,000 distinct timeouts, each given to 1,000
+ * timers in a row, so the starts come in deadline order), then the loop
+ * run until every one has fired.  No warm-up: the starts include what
+ * the library grows on the way, and they come before the first wait, as
+ * a program's first timeouts do.  Phases "mstart" and "mdispatch",
+ * workloads "mtimers-start" and "mtimers-dispatch". */
+static inline unsigned timer_million_ms(long k)
+{
+    return (unsigned)(k / TIMER_DISTINCT) + 1u;
+}
 
 #endif

@@ -68,7 +68,7 @@ int main(int argc, char **argv)
     snprintf(servers, sizeof servers, "127.0.0.1:%d", o.port);
     ro.servers = servers;
     ro.hosts_file = "";
-    ro.flags = NIO_RESOLVER_NO_SEARCH;
+    ro.flags = NIO_RESOLVER_NO_SEARCH | (o.stayopen ? NIO_RESOLVER_STAYOPEN : 0);
     ro.family = NIO_AF_INET;
     ro.timeout_ms = 2000;
     if (o.nocache)
@@ -86,7 +86,9 @@ int main(int argc, char **argv)
         bench_begin(phase, &t0);
         one_run(&c, n, o.conc);
         if (run >= 0)
-            bench_end(phase, &t0, "dns", o.nocache ? "nio" : "nio-cache", o.conc, c.done, c.fail);
+            bench_end(phase, &t0, "dns",
+                      bench_impl(o.stayopen ? "nio-stayopen" : o.nocache ? "nio" : "nio-cache"),
+                      o.conc, c.done, c.fail);
     }
     if (c.fail)
         fprintf(stderr, "bench: dns nio: %ld lookups failed\n", c.fail);

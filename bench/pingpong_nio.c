@@ -68,7 +68,7 @@ int main(int argc, char **argv)
     }
     if (err < 0)
         die("nio_tcp_connect", err);
-    pingpong_main(&c.pp, &o, "nio", kick, loop, &c);
+    pingpong_main(&c.pp, &o, bench_impl("nio"), kick, loop, &c);
     nio_tcp_close(c.s);
     nio_poll_free(c.p);
     return 0;

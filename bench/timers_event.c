@@ -21,9 +21,40 @@ static struct timeval ms_tv(unsigned ms)
     return tv;
 }
 
+/* libuv's million_timers (common.h) on libevent. */
+static void million(long n)
+{
+    struct event_base *base;
+    struct event *ev;
+    bench_clock t0;
+
+    if ((base = event_base_new()) == NULL)
+        die("event_base_new", ENOMEM);
+    if ((ev = malloc((size_t)n * sizeof *ev)) == NULL)
+        die("malloc", ENOMEM);
+    bench_begin("mstart", &t0);
+    for (long k = 0; k < n; k++) {
+        struct timeval tv = ms_tv(timer_million_ms(k));
+        evtimer_assign(&ev[k], base, on_timer, NULL);
+        if (evtimer_add(&ev[k], &tv) < 0)
+            die("evtimer_add", ENOMEM);
+    }
+    bench_end("mstart", &t0, "mtimers-start", "libevent", n, n, 0);
+    bench_begin("mdispatch", &t0);
+    while (fired < n)
+        event_base_loop(base, EVLOOP_ONCE);
+    bench_end("mdispatch", &t0, "mtimers-dispatch", "libevent", n, n, 0);
+    event_base_free(base);
+    free(ev);
+}
+
 int main(int argc, char **argv)
 {
     bench_opts o = bench_parse(argc, argv);
+    if (o.million) {
+        million(o.timers);
+        return 0;
+    }
     long n = o.timers;
     struct event_base *base;
     struct event *ev;

@@ -80,7 +80,8 @@ START_TEST(first_wait)
                      poll_still_works(p);
                  },
                  ck_assert_int_eq(rc, 0), nio_poll_free(p));
-    ck_assert_int_gt(injected, 0);
+    if (strcmp(tu_backend(_i), "io_uring") != 0) /* its queues are mapped at creation */
+        ck_assert_int_gt(injected, 0);
 }
 END_TEST
 

@@ -201,6 +201,15 @@ done:
     return ret;
 }
 
+/* The io_uring backend is built and the kernel lets a ring be made. */
+static int io_uring_here(void)
+{
+    nio_poll *p = NULL;
+    int rc = nio_poll_new_with(&p, "io_uring");
+    nio_poll_free(p);
+    return rc == 0;
+}
+
 int main(void)
 {
     static const char *const extra[] = {
@@ -220,6 +229,8 @@ int main(void)
     ret = run(port, "epoll");
     if (ret == EXIT_SUCCESS)
         ret = run(port, "poll");
+    if (ret == EXIT_SUCCESS && io_uring_here())
+        ret = run(port, "io_uring");
     dnsmasq_stop(pid);
     return ret;
 }

@@ -177,8 +177,9 @@ START_TEST(delete_from_callback)
 END_TEST
 
 /* ------------------------------------------------------------ invariants
- * nio__poll_verify() checks the timer heap (order, slot <-> heap indices,
- * the free list), the pending queue and the backend's table.  It holds
+ * nio__poll_verify() checks the timer heap (order, each live slot in it
+ * once, the dead entries counted, the free list), the pending queue and
+ * the backend's table.  It holds
  * through a random mix of every operation on each backend, and it can
  * fail: a corrupted heap or queue is caught. */
 
@@ -281,11 +282,17 @@ START_TEST(invariant_checks_catch_corruption)
     p->timers.heap[9] = p->timers.heap[0];
     p->timers.heap[0] = e;
     verify_ok(p, 1);
-    /* a slot that forgot its heap position */
-    p->timers.slots[p->timers.heap[3].slot].heap_idx = 4;
+    /* a slot marked dead behind the dead count's back */
+    p->timers.slots[p->timers.heap[3].slot].link = NIO__TSLOT_DEAD;
     ck_assert_int_ne(nio__timers_verify(&p->timers), 0);
-    p->timers.slots[p->timers.heap[3].slot].heap_idx = 3;
+    p->timers.slots[p->timers.heap[3].slot].link = NIO__TSLOT_LIVE;
     verify_ok(p, 2);
+    /* a slot in the heap twice */
+    e = p->timers.heap[5];
+    p->timers.heap[5].slot = p->timers.heap[1].slot;
+    ck_assert_int_ne(nio__timers_verify(&p->timers), 0);
+    p->timers.heap[5] = e;
+    verify_ok(p, 6);
     /* the pending queue: a node whose back link is wrong */
     nio__pending_init(&a);
     nio__pending_init(&b);
@@ -303,6 +310,107 @@ START_TEST(invariant_checks_catch_corruption)
 }
 END_TEST
 
+/* Cancelled timers leave their entries in the heap until they reach the
+ * top or half the heap is dead: the heap is then compacted.  Through a
+ * million starts and cancels of long timers it stays small, and the
+ * timers left fire, each once, none of the cancelled ones. */
+START_TEST(cancelled_timers_are_compacted)
+{
+    enum { LIVE = 100, ROUNDS = 1000000 };
+    nio_poll *p = tu_poll(_i);
+    nio_timer_id keep[LIVE], id;
+    nio_event ev[64];
+    uint32_t most = 0;
+    int fired = 0, bad = 0;
+    for (int k = 0; k < LIVE; k++)
+        ck_assert_int_eq(nio_timer_start(p, 50 + (uint64_t)(k % 7), (nio_token)k, &keep[k]), 0);
+    /* no ck_assert in the loop: each one writes to Check's pipe */
+    for (int r = 0; r < ROUNDS; r++) {
+        bad += nio_timer_start(p, 3600000 - (uint64_t)(r % 1000), 999999, &id) != 0;
+        bad += nio_timer_cancel(p, id) != 0;
+        bad += nio_timer_cancel(p, id) != -ENOENT;
+        if (p->timers.nheap > most)
+            most = p->timers.nheap;
+        if (r % 100000 == 0)
+            verify_ok(p, r);
+    }
+    ck_assert_int_eq(bad, 0);
+    ck_assert_uint_le(most, 2 * LIVE + 64);
+    ck_assert_uint_le(p->timers.nslots, 2 * LIVE + 64);
+    /* a large cancel: 90 of every 100 of 20,000 timers, compacted at once */
+    for (int k = 0; k < 20000; k++) {
+        bad += nio_timer_start(p, 3600000, 999999, &id) != 0;
+        if (k % 100 < 90)
+            bad += nio_timer_cancel(p, id) != 0;
+    }
+    ck_assert_int_eq(bad, 0);
+    verify_ok(p, -1);
+    ck_assert_uint_le(p->timers.nheap, 2 * (LIVE + 2000) + 64);
+    while (fired < LIVE) {
+        int n = nio_poll_wait(p, ev, 64, 5000);
+        ck_assert_int_gt(n, 0);
+        for (int k = 0; k < n; k++) {
+            ck_assert_uint_lt(ev[k].token, LIVE);
+            ck_assert_int_eq(nio_timer_cancel(p, keep[ev[k].token]), -ENOENT);
+        }
+        fired += n;
+    }
+    ck_assert_int_eq(fired, LIVE);
+    ck_assert_int_eq(nio_poll_wait(p, ev, 64, 100), 0);
+    verify_ok(p, -2);
+    nio_poll_free(p);
+}
+END_TEST
+
+/* The loop's time is the time the wait woke up, not that of an earlier
+ * round of the same wait: an internal timer that fires in a round which
+ * then goes on waiting (it hands the caller nothing) must not leave that
+ * round's clock reading as the loop's time. */
+static void nothing(void *arg)
+{
+    (void)arg;
+}
+
+START_TEST(loop_time_is_the_last_round)
+{
+    nio_poll *p = tu_poll(_i);
+    nio_timer_id id;
+    nio_event ev[4];
+    ck_assert_int_eq(nio__timer_start_cb(p, 0, nothing, NULL, &id), 0);
+    ck_assert_int_eq(nio_poll_wait(p, ev, 4, 300), 0); /* fires, waits on 300 ms */
+    ck_assert_int_eq(nio_timer_start(p, 150, 1, &id), 0);
+    ck_assert_int_eq(nio_poll_wait(p, ev, 4, 0), 0); /* due 150 ms from now, not before */
+    ck_assert_int_eq(nio_poll_wait(p, ev, 4, 10000), 1);
+    nio_poll_free(p);
+}
+END_TEST
+
+/* Closing an fd nothing else refers to: where the kernel drops the
+ * registration with the file's last descriptor (epoll), the library
+ * skips the deregistration (one system call less per stream): the
+ * registration is then still there while the fd stays open.  Elsewhere,
+ * and whenever another descriptor may refer to the file, it deregisters. */
+START_TEST(deregister_closing_skips_only_where_the_kernel_drops)
+{
+    nio_poll *p = tu_poll(_i);
+    nio_socket sv[2];
+    bool drops = p->ops->close_drops;
+    tu_socketpair(sv);
+    ck_assert_int_eq(nio_register(p, sv[0], 7, NIO_READABLE), 0);
+    ck_assert_int_eq(nio__deregister_closing(p, sv[0], true), 0);
+    tu_write_all(sv[1], "x", 1);
+    ck_assert_uint_eq(tu_wait_token(p, 7, drops ? 5000 : 200, NULL) != 0, drops);
+    ck_assert_int_eq(nio__deregister_closing(p, sv[0], false), drops ? 0 : -ENOENT);
+    tu_write_all(sv[1], "y", 1);
+    ck_assert_uint_eq(tu_wait_token(p, 7, 200, NULL), 0);
+    ck_assert_int_eq(nio_poll_close(p), 0);
+    ck_assert_int_eq(nio__deregister_closing(p, sv[0], true), -ECANCELED);
+    tu_close(sv[0]);
+    tu_close(sv[1]);
+    nio_poll_free(p);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("internal");
@@ -313,6 +421,10 @@ int main(void)
     tcase_add_loop_test(tc, delete_from_callback, 0, tu_nbackends);
     tcase_add_loop_test(tc, invariants_hold_through_random_operations, 0, tu_nbackends);
     tcase_add_loop_test(tc, invariant_checks_catch_corruption, 0, tu_nbackends);
+    tcase_add_loop_test(tc, cancelled_timers_are_compacted, 0, tu_nbackends);
+    tcase_add_loop_test(tc, deregister_closing_skips_only_where_the_kernel_drops, 0,
+                        tu_nbackends);
+    tcase_add_loop_test(tc, loop_time_is_the_last_round, 0, tu_nbackends);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }

@@ -8,12 +8,14 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #ifndef _WIN32
+#include <poll.h>
 #include <sys/wait.h>
 #endif
 
@@ -25,6 +27,21 @@
 #include "testutil.h"
 
 #define LONG_WAIT 10000 /* generous: a loaded machine must not fail a test */
+
+/* The heap's first deadline, under both locks as the waiting thread takes
+ * them (the timers' own lock guards the heap; poll_internal.h). */
+static uint64_t next_deadline(nio_poll *p, uint32_t *nheap)
+{
+    uint64_t next;
+    pthread_mutex_lock(&p->lock);
+    nio__tlock_lock(&p->tlock);
+    next = nio__timers_next_locked(p);
+    if (nheap != NULL)
+        *nheap = p->timers.nheap;
+    nio__tlock_unlock(&p->tlock);
+    pthread_mutex_unlock(&p->lock);
+    return next;
+}
 
 /* ------------------------------------------------------------ repeating timers */
 
@@ -76,20 +93,318 @@ START_TEST(repeat_timer_no_drift_no_burst)
     int n;
     ck_assert_int_eq(nio_timer_start_repeat(p, EVERY, EVERY, 4, &id), 0);
     ck_assert_int_eq(nio_poll_wait(p, ev, 16, LONG_WAIT), 1);
-    pthread_mutex_lock(&p->lock);
-    d1 = nio__timers_next_locked(p);
-    pthread_mutex_unlock(&p->lock);
+    d1 = next_deadline(p, NULL);
     tu_sleep_ms(5 * EVERY + EVERY / 2); /* a loop running late */
     n = nio_poll_wait(p, ev, 16, 0);
     ck_assert_int_eq(n, 1); /* one event for the periods missed */
-    pthread_mutex_lock(&p->lock);
-    d2 = nio__timers_next_locked(p);
-    pthread_mutex_unlock(&p->lock);
+    d2 = next_deadline(p, NULL);
     ck_assert_uint_gt(d2, nio__now_ns() - every); /* not in the past by a period */
     ck_assert_uint_eq((d2 - d1) % every, 0);       /* on the series */
     ck_assert_uint_ge((d2 - d1) / every, 5);       /* the missed ones skipped */
     ck_assert_int_eq(nio__poll_verify(p), 0);
     ck_assert_int_eq(nio_timer_cancel(p, id), 0);
+    ck_assert_int_eq(nio__poll_verify(p), 0);
+    nio_poll_free(p);
+}
+END_TEST
+
+/* ------------------------------------------------------------ timer races */
+/* The timers have their own lock (an exchange and a store), not the
+ * poll's mutex: starts and cancels from other threads meet the waiting
+ * thread's pops, its callbacks and the poll's close under it alone.
+ * These cases race each pair, bounded, and check what the header
+ * promises; under ThreadSanitizer (CI runs this program there) they also
+ * check that every shared field is read under the lock that guards it. */
+
+enum { RW = 3, RK = 1200, RLONG = 100 };
+
+typedef struct race_rec {
+    uint64_t t0;       /* ns, before the start was called */
+    uint32_t ms;
+    int cancel_rc;     /* 1: not cancelled */
+    uint64_t fired_at; /* ns, when the loop saw it (0: never) */
+    int fired;
+} race_rec;
+
+typedef struct race {
+    nio_poll *p;
+    race_rec *rec;     /* RW * RK */
+    atomic_int done;   /* workers finished */
+    int w;
+} race;
+
+/* A worker: RK short timers (0 to 2 ms) from this thread, every other one
+ * cancelled at once, when it may be firing on the waiting thread; and
+ * batches of long timers started and all cancelled, whose dead entries
+ * make the heap compact under the pops. */
+static void *race_worker(void *arg)
+{
+    race *r = arg;
+    int w = r->w;
+    nio_timer_id longs[RLONG];
+    for (int i = 0; i < RK; i++) {
+        race_rec *x = &r->rec[w * RK + i];
+        nio_timer_id id;
+        x->ms = (uint32_t)(i % 3);
+        x->cancel_rc = 1;
+        x->t0 = nio__now_ns();
+        ck_assert_int_eq(nio_timer_start(r->p, x->ms, (nio_token)(w * RK + i + 1), &id), 0);
+        if (i % 2 == 0) {
+            if (i % 4 == 0)
+                sched_yield(); /* let the waiting thread get to it */
+            x->cancel_rc = nio_timer_cancel(r->p, id);
+        }
+        if (i % RLONG == RLONG - 1) {
+            for (int k = 0; k < RLONG; k++)
+                ck_assert_int_eq(nio_timer_start(r->p, 60000, NIO_TOKEN_MAX, &longs[k]), 0);
+            for (int k = 0; k < RLONG; k++)
+                ck_assert_int_eq(nio_timer_cancel(r->p, longs[k]), 0);
+        }
+    }
+    atomic_fetch_add(&r->done, 1);
+    return NULL;
+}
+
+/* Events into the records (the waiting thread). */
+static void race_events(race *r, const nio_event *ev, int n)
+{
+    uint64_t now = nio__now_ns();
+    for (int i = 0; i < n; i++) {
+        race_rec *x;
+        ck_assert_uint_eq(ev[i].flags, NIO_EV_TIMER);
+        ck_assert_uint_ne(ev[i].token, NIO_TOKEN_MAX); /* a cancelled long one */
+        ck_assert(ev[i].token >= 1 && ev[i].token <= RW * RK);
+        x = &r->rec[ev[i].token - 1];
+        if (x->fired++ == 0)
+            x->fired_at = now;
+    }
+}
+
+/* Every short timer fired exactly once unless its cancel said 0, then
+ * never; none before its start call plus its timeout (a start from another
+ * thread counts from the clock, never from the loop's time); the heap
+ * sound and empty. */
+static void race_check(race *r)
+{
+    int cancelled = 0, late = 0;
+    for (int j = 0; j < RW * RK; j++) {
+        race_rec *x = &r->rec[j];
+        ck_assert_msg(x->fired <= 1, "timer %d fired %d times", j, x->fired);
+        if (x->cancel_rc == 0) {
+            ck_assert_msg(x->fired == 0, "timer %d fired after its cancel said 0", j);
+            cancelled++;
+        } else {
+            ck_assert_msg(x->cancel_rc == 1 || x->cancel_rc == -ENOENT, "cancel: %d", x->cancel_rc);
+            ck_assert_msg(x->fired == 1, "timer %d (cancel %d) never fired", j, x->cancel_rc);
+            ck_assert_msg(x->fired_at >= x->t0 + (uint64_t)x->ms * 1000000u,
+                          "timer %d fired %lld ns early", j,
+                          (long long)(x->t0 + (uint64_t)x->ms * 1000000u - x->fired_at));
+            late += x->cancel_rc == -ENOENT;
+        }
+    }
+    ck_assert_int_gt(cancelled, 0);
+    (void)late; /* how many cancels lost the race: 0 on a quiet machine is fine */
+    ck_assert_uint_eq(next_deadline(r->p, NULL), UINT64_MAX);
+    ck_assert_int_eq(nio__poll_verify(r->p), 0);
+}
+
+static bool race_all_fired(const race *r)
+{
+    for (int j = 0; j < RW * RK; j++)
+        if (r->rec[j].cancel_rc != 0 && r->rec[j].fired == 0)
+            return false;
+    return true;
+}
+
+/* Run the workers against a waiting loop (embedded: the loop sleeps in
+ * poll(2) on nio_poll_fd() for nio_poll_timeout() and steps). */
+static void race_run(nio_poll *p, bool embedded)
+{
+    race r = {p, calloc(RW * RK, sizeof(race_rec)), 0, 0};
+    race rs[RW];
+    pthread_t th[RW];
+    nio_socket fd = NIO_INVALID_SOCKET;
+    uint64_t end = nio_now_ms() + 6 * LONG_WAIT;
+    ck_assert_ptr_nonnull(r.rec);
+    if (embedded)
+        ck_assert_int_eq(nio_poll_fd(p, &fd), 0);
+    for (int w = 0; w < RW; w++) {
+        rs[w] = (race){p, r.rec, 0, w};
+        ck_assert_int_eq(pthread_create(&th[w], NULL, race_worker, &rs[w]), 0);
+    }
+    for (int joined = 0;;) {
+        nio_event ev[64];
+        int n;
+        if (embedded) {
+#ifndef _WIN32
+            struct pollfd pf = {fd, POLLIN, 0};
+            int ms;
+            ck_assert_int_eq(nio_poll_timeout(p, &ms), 0);
+            ck_assert_int_ge(poll(&pf, 1, ms < 0 || ms > 20 ? 20 : ms), 0);
+            n = nio_poll_step(p, ev, 64);
+#else
+            n = -ENOTSUP;
+#endif
+        } else {
+            n = nio_poll_wait(p, ev, 64, 20);
+        }
+        ck_assert_int_ge(n, 0);
+        race_events(&r, ev, n);
+        joined = 0;
+        for (int w = 0; w < RW; w++)
+            joined += atomic_load(&rs[w].done);
+        if (joined == RW && race_all_fired(&r))
+            break;
+        ck_assert_msg(nio_now_ms() < end, "workers done: %d", joined);
+    }
+    for (int w = 0; w < RW; w++)
+        pthread_join(th[w], NULL);
+    ck_assert_int_eq(tu_collect(p, (nio_event[8]){{0, 0, 0}}, 8, 20), 0); /* nothing more */
+    race_check(&r);
+    free(r.rec);
+}
+
+/* Starts and cancels from three threads while this one waits and pops:
+ * cancels racing the firing, compactions racing the pops. */
+START_TEST(timer_race_start_cancel_fire)
+{
+    nio_poll *p = tu_poll(_i);
+    race_run(p, false);
+    nio_poll_free(p);
+}
+END_TEST
+
+#ifndef _WIN32
+/* The same, with the poll driven from a poll(2) loop: nio_poll_timeout()
+ * reads the heap and says the loop sleeps while other threads start
+ * timers (ThreadSanitizer reported it reading them under the poll's mutex
+ * alone). */
+START_TEST(timer_race_embedded)
+{
+    nio_poll *p = tu_poll(_i);
+    nio_socket fd;
+    if (nio_poll_fd(p, &fd) == NIO_ENOEMBED) { /* embedded_in_poll_loop checks which */
+        nio_poll_free(p);
+        return;
+    }
+    race_run(p, true);
+    nio_poll_free(p);
+}
+END_TEST
+#endif
+
+/* Repeating timers cancelled from other threads while they fire: each
+ * cancel says 0 once (then -ENOENT); once every cancel has returned and
+ * one wait has handed over what it had popped before, no tick comes. */
+typedef struct rep_race {
+    nio_poll *p;
+    int w;
+    atomic_int done;
+} rep_race;
+
+static void *rep_worker(void *arg)
+{
+    rep_race *r = arg;
+    for (int i = 0; i < 200; i++) {
+        nio_timer_id id;
+        ck_assert_int_eq(nio_timer_start_repeat(r->p, 0, 1, (nio_token)(r->w + 1), &id), 0);
+        if (i % 8 == 0)
+            tu_sleep_ms(2); /* a few ticks */
+        ck_assert_int_eq(nio_timer_cancel(r->p, id), 0);
+        ck_assert_int_eq(nio_timer_cancel(r->p, id), -ENOENT);
+    }
+    atomic_store(&r->done, 1);
+    return NULL;
+}
+
+START_TEST(timer_race_repeat_cancel)
+{
+    nio_poll *p = tu_poll(_i);
+    rep_race r[RW];
+    pthread_t th[RW];
+    nio_event ev[64];
+    uint64_t end = nio_now_ms() + 6 * LONG_WAIT;
+    for (int w = 0; w < RW; w++) {
+        r[w] = (rep_race){p, w, 0};
+        ck_assert_int_eq(pthread_create(&th[w], NULL, rep_worker, &r[w]), 0);
+    }
+    for (int done = 0; done < RW;) {
+        int n = nio_poll_wait(p, ev, 64, 5);
+        ck_assert_int_ge(n, 0);
+        for (int i = 0; i < n; i++)
+            ck_assert(ev[i].token >= 1 && ev[i].token <= RW && ev[i].flags == NIO_EV_TIMER);
+        done = 0;
+        for (int w = 0; w < RW; w++)
+            done += atomic_load(&r[w].done);
+        ck_assert_msg(nio_now_ms() < end, "workers done: %d", done);
+    }
+    for (int w = 0; w < RW; w++)
+        pthread_join(th[w], NULL);
+    ck_assert_int_ge(nio_poll_wait(p, ev, 64, 0), 0); /* popped before the last cancels */
+    ck_assert_int_eq(tu_collect(p, ev, 64, 30), 0);
+    ck_assert_uint_eq(next_deadline(p, NULL), UINT64_MAX);
+    ck_assert_int_eq(nio__poll_verify(p), 0);
+    nio_poll_free(p);
+}
+END_TEST
+
+/* nio_poll_close() racing starts, cancels and the wait: a start or cancel
+ * lands before the close or says -ECANCELED, never anything else; the
+ * waiter returns -ECANCELED; the heap is sound for nio_poll_free(). */
+typedef struct close_race {
+    nio_poll *p;
+    atomic_int canceled;
+    int wait_rc;
+} close_race;
+
+static void *close_race_worker(void *arg)
+{
+    close_race *r = arg;
+    for (int i = 0; i < 1000000; i++) {
+        nio_timer_id id;
+        int rc = nio_timer_start(r->p, (uint64_t)(i % 3), 1, &id);
+        if (rc == -ECANCELED)
+            break;
+        ck_assert_int_eq(rc, 0);
+        rc = nio_timer_cancel(r->p, id);
+        ck_assert(rc == 0 || rc == -ENOENT || rc == -ECANCELED);
+        if (rc == -ECANCELED)
+            break;
+    }
+    atomic_fetch_add(&r->canceled, 1);
+    return NULL;
+}
+
+static void *close_race_waiter(void *arg)
+{
+    close_race *r = arg;
+    nio_event ev[64];
+    int n;
+    while ((n = nio_poll_wait(r->p, ev, 64, 10)) >= 0)
+        for (int i = 0; i < n; i++)
+            ck_assert(ev[i].token == 1 && ev[i].flags == NIO_EV_TIMER);
+    r->wait_rc = n;
+    return NULL;
+}
+
+START_TEST(timer_race_close)
+{
+    nio_poll *p = tu_poll(_i);
+    close_race r = {p, 0, 0};
+    pthread_t th[RW], waiter;
+    nio_timer_id id;
+    ck_assert_int_eq(pthread_create(&waiter, NULL, close_race_waiter, &r), 0);
+    for (int w = 0; w < RW; w++)
+        ck_assert_int_eq(pthread_create(&th[w], NULL, close_race_worker, &r), 0);
+    tu_sleep_ms(50);
+    ck_assert_int_eq(nio_poll_close(p), 0);
+    for (int w = 0; w < RW; w++)
+        pthread_join(th[w], NULL);
+    pthread_join(waiter, NULL);
+    ck_assert_int_eq(atomic_load(&r.canceled), RW);
+    ck_assert_int_eq(r.wait_rc, -ECANCELED);
+    ck_assert_int_eq(nio_timer_start(p, 1, 1, &id), -ECANCELED);
+    ck_assert_int_eq(nio_timer_cancel(p, 1), -ECANCELED);
     ck_assert_int_eq(nio__poll_verify(p), 0);
     nio_poll_free(p);
 }
@@ -107,13 +422,12 @@ START_TEST(stream_timeouts_touch_no_timer_per_io)
     nio_socket sv[2];
     nio_timer_id id;
     uint64_t next, last;
+    uint32_t nheap;
     char c;
     tu_socketpair(sv);
     ck_assert_int_eq(nio_tcp_adopt(p, sv[0], 1, &s), 0);
     ck_assert_int_eq(nio_tcp_set_timeouts(s, 60000, 60000), 0);
-    pthread_mutex_lock(&p->lock);
-    next = nio__timers_next_locked(p);
-    pthread_mutex_unlock(&p->lock);
+    next = next_deadline(p, NULL);
     ck_assert(s->t_armed);
     id = s->t_id;
     last = atomic_load(&s->rd_last);
@@ -128,10 +442,8 @@ START_TEST(stream_timeouts_touch_no_timer_per_io)
     ck_assert_uint_gt(atomic_load(&s->rd_last), last); /* the deadline moved */
     ck_assert(s->t_armed);
     ck_assert_uint_eq(s->t_id, id); /* the timer did not */
-    pthread_mutex_lock(&p->lock);
-    ck_assert_uint_eq(nio__timers_next_locked(p), next);
-    ck_assert_uint_eq(p->timers.nheap, 1);
-    pthread_mutex_unlock(&p->lock);
+    ck_assert_uint_eq(next_deadline(p, &nheap), next);
+    ck_assert_uint_eq(nheap, 1);
     nio_tcp_close(s);
     tu_close(sv[1]);
     nio_poll_free(p);
@@ -318,7 +630,7 @@ START_TEST(embedded_in_poll_loop)
     uint64_t end;
     job_start(&j, _i);
     rc = nio_poll_fd(j.p, &fd);
-    if (strcmp(tu_backend(_i), "epoll") != 0) { /* poll(2), iocp: none to give */
+    if (strcmp(tu_backend(_i), "epoll") != 0) { /* poll(2), io_uring, iocp: none to give */
         ck_assert_int_eq(rc, NIO_ENOEMBED);
         ck_assert_ptr_nonnull(strstr(nio_strerror(rc), "epoll"));
         job_stop(&j);
@@ -434,6 +746,12 @@ static Suite *loop_suite(void)
     tcase_add_loop_test(tc, repeat_timer_fires_on_schedule, 0, tu_nbackends);
     tcase_add_loop_test(tc, repeat_timer_no_drift_no_burst, 0, tu_nbackends);
     tcase_add_loop_test(tc, stream_timeouts_touch_no_timer_per_io, 0, tu_nbackends);
+    tcase_add_loop_test(tc, timer_race_start_cancel_fire, 0, tu_nbackends);
+#ifndef _WIN32
+    tcase_add_loop_test(tc, timer_race_embedded, 0, tu_nbackends);
+#endif
+    tcase_add_loop_test(tc, timer_race_repeat_cancel, 0, tu_nbackends);
+    tcase_add_loop_test(tc, timer_race_close, 0, tu_nbackends);
 #ifndef _WIN32
     tcase_add_loop_test(tc, signals_while_waiting, 0, tu_nbackends);
     tcase_add_loop_test(tc, signals_coalesce, 0, tu_nbackends);

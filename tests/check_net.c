@@ -659,6 +659,58 @@ START_TEST(close_while_connecting)
 }
 END_TEST
 
+#ifndef _WIN32
+/* A stream's close skips the deregistration where the kernel drops it with
+ * the socket's last descriptor (epoll), but only when no other descriptor
+ * can refer to the socket: once nio_tcp_fd() handed it out (and the
+ * caller dup'ed it), or a fork copied it, close deregisters, so no event
+ * on the closed stream's token follows, though the socket lives on. */
+START_TEST(close_deregisters_a_socket_handed_out)
+{
+    pair pr;
+    nio_socket d;
+    nio_event ev[16];
+    pair_open(&pr, _i);
+    d = dup(nio_tcp_fd(pr.c));
+    ck_assert_int_ge(d, 0);
+    (void)tu_collect(pr.p, ev, 16, 50); /* the events so far, taken */
+    nio_tcp_close(pr.c);
+    pr.c = NULL;
+    write_all(pr.p, pr.s, TOK_S, "x", 1); /* d's socket becomes readable */
+    expect_quiet(pr.p, TOK_C, 200);
+    tu_close(d);
+    pair_close(&pr);
+}
+END_TEST
+
+START_TEST(close_after_fork_deregisters)
+{
+    pair pr;
+    int go[2];
+    pid_t pid;
+    char c;
+    nio_event ev[16];
+    pair_open(&pr, _i);
+    (void)tu_collect(pr.p, ev, 16, 50); /* the events so far, taken */
+    ck_assert_int_eq(pipe(go), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) { /* holds a copy of every descriptor until told */
+        close(go[1]);
+        _exit(read(go[0], &c, 1) < 0);
+    }
+    close(go[0]);
+    nio_tcp_close(pr.c);
+    pr.c = NULL;
+    write_all(pr.p, pr.s, TOK_S, "x", 1); /* the child's copy becomes readable */
+    expect_quiet(pr.p, TOK_C, 200);
+    close(go[1]);
+    ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+    pair_close(&pr);
+}
+END_TEST
+#endif
+
 START_TEST(timeout_does_not_hit_completed_connect)
 {
     nio_tcp_opts o = {.connect_timeout_ms = 50};
@@ -1423,6 +1475,8 @@ static Suite *net_suite(void)
     tcase_add_loop_test(tc, reregister_changes_token, 0, tu_nbackends);
 #ifndef _WIN32
     tcase_add_loop_test(tc, listener_emfile, 0, tu_nbackends);
+    tcase_add_loop_test(tc, close_deregisters_a_socket_handed_out, 0, tu_nbackends);
+    tcase_add_loop_test(tc, close_after_fork_deregisters, 0, tu_nbackends);
 #endif
     tcase_add_loop_test(tc, listener_options, 0, tu_nbackends);
     tcase_add_loop_test(tc, udp_ipv4, 0, tu_nbackends);

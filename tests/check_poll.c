@@ -15,6 +15,19 @@
 
 #include "testutil.h"
 
+#ifndef _WIN32
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#endif
+#ifdef __linux__
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#endif
+
 #define LONG_WAIT 5000 /* generous: a loaded machine must not fail a test */
 
 static void expect_quiet(nio_poll *p, int ms)
@@ -615,6 +628,180 @@ START_TEST(register_during_wait)
 }
 END_TEST
 
+/* nio_deregister() then close: the peer sees the end of stream at once,
+ * whether the waiting thread is between waits or blocked in one (a
+ * backend that holds a reference on the file, as an io_uring poll request
+ * does, must let go of it on deregistration, not at its next wait). */
+struct closer_thread {
+    nio_poll *p;
+    nio_socket fd, peer;
+    nio_waker *w;
+    int peer_saw_eof;
+};
+
+static int eof_within(nio_socket peer, int ms)
+{
+    char c;
+    return (tu_poll_one(peer, POLLIN, ms) & (POLLIN | POLLHUP)) && recv(peer, &c, 1, 0) == 0;
+}
+
+static void *deregister_close_during_wait(void *arg)
+{
+    struct closer_thread *c = arg;
+    tu_sleep_ms(50); /* the main thread is in its wait by now, as a rule */
+    ck_assert_int_eq(nio_deregister(c->p, c->fd), 0);
+    tu_close(c->fd);
+    c->peer_saw_eof = eof_within(c->peer, LONG_WAIT);
+    ck_assert_int_eq(nio_wake(c->w), 0);
+    return NULL;
+}
+
+START_TEST(deregister_then_close_closes)
+{
+    nio_poll *p = tu_poll(_i);
+    nio_socket a[2], b[2];
+    nio_event ev[4];
+    struct closer_thread c;
+    pthread_t t;
+    tu_socketpair(a);
+    tu_socketpair(b);
+    ck_assert_int_eq(nio_register(p, a[0], 1, NIO_READABLE | NIO_WRITABLE), 0);
+    ck_assert_int_eq(nio_register(p, b[0], 2, NIO_READABLE | NIO_WRITABLE), 0);
+    ck_assert_int_eq(nio_poll_wait(p, ev, 4, LONG_WAIT), 2); /* both armed, writable */
+    /* between waits */
+    ck_assert_int_eq(nio_deregister(p, a[0]), 0);
+    tu_close(a[0]);
+    ck_assert_msg(eof_within(a[1], LONG_WAIT), "the peer saw no end of stream");
+    /* from another thread, during a wait */
+    c = (struct closer_thread){p, b[0], b[1], NULL, 0};
+    ck_assert_int_eq(nio_waker_new(p, 9, &c.w), 0);
+    ck_assert_int_eq(pthread_create(&t, NULL, deregister_close_during_wait, &c), 0);
+    ck_assert_int_eq(nio_poll_wait(p, ev, 4, 60000), 1);
+    ck_assert_uint_eq(ev[0].token, 9);
+    pthread_join(t, NULL);
+    ck_assert_msg(c.peer_saw_eof, "the peer saw no end of stream (closed during a wait)");
+    expect_quiet(p, 20);
+    nio_waker_free(c.w);
+    tu_close(a[1]);
+    tu_close(b[1]);
+    nio_poll_free(p);
+}
+END_TEST
+
+/* Once the poll is closed, registration calls fail with -ECANCELED, so a
+ * registered descriptor is closed without being deregistered: the close
+ * still closes it (a backend whose kernel holds the file lets go of it
+ * when the poll is closed), before the poll is freed. */
+START_TEST(closing_the_poll_lets_go_of_descriptors)
+{
+    nio_poll *p = tu_poll(_i);
+    nio_socket a[2];
+    nio_event ev[4];
+    tu_socketpair(a);
+    ck_assert_int_eq(nio_register(p, a[0], 1, NIO_READABLE | NIO_WRITABLE), 0);
+    ck_assert_int_eq(nio_poll_wait(p, ev, 4, LONG_WAIT), 1); /* armed, writable */
+    ck_assert_int_eq(nio_poll_close(p), 0);
+    ck_assert_int_eq(nio_deregister(p, a[0]), -ECANCELED);
+    tu_close(a[0]);
+    ck_assert_msg(eof_within(a[1], LONG_WAIT), "the peer saw no end of stream");
+    tu_close(a[1]);
+    nio_poll_free(p);
+}
+END_TEST
+
+/* A thread that waited once and exited leaves the registrations working
+ * for the next waiting thread (io_uring ends the requests a thread armed
+ * when it exits; the backend arms them again). */
+static void *wait_once(void *arg)
+{
+    nio_event ev[8];
+    ck_assert_int_ge(nio_poll_wait(arg, ev, 8, 0), 0);
+    return NULL;
+}
+
+START_TEST(registrations_outlive_the_waiting_thread)
+{
+    nio_poll *p = tu_poll(_i);
+    nio_socket e[2], l[2];
+    pthread_t t;
+    unsigned f;
+    tu_socketpair(e);
+    tu_socketpair(l);
+    ck_assert_int_eq(nio_register(p, e[0], 1, NIO_READABLE), 0);
+    ck_assert_int_eq(nio_register(p, l[0], 2, NIO_READABLE | NIO_LEVEL), 0);
+    ck_assert_int_eq(pthread_create(&t, NULL, wait_once, p), 0);
+    pthread_join(t, NULL);
+    tu_write_all(e[1], "e", 1);
+    tu_write_all(l[1], "l", 1);
+    f = tu_wait_token(p, 1, LONG_WAIT, NULL);
+    ck_assert_msg(f & NIO_EV_READABLE, "edge: flags %#x", f);
+    f = tu_wait_token(p, 2, LONG_WAIT, NULL);
+    ck_assert_msg(f & NIO_EV_READABLE, "level: flags %#x", f);
+    tu_close(e[0]);
+    tu_close(e[1]);
+    tu_close(l[0]);
+    tu_close(l[1]);
+    nio_poll_free(p);
+}
+END_TEST
+
+/* Thousands of descriptors ready at once, each twice before the wait
+ * collects them (more completions than io_uring's queue of 8192 holds):
+ * every one is reported, and every one reports new data afterwards. */
+#ifndef _WIN32
+START_TEST(thousands_ready_at_once)
+{
+    enum { N = 5000 };
+    static nio_socket sv[N][2];
+    static unsigned char got[N];
+    struct rlimit rl;
+    nio_poll *p;
+    nio_event ev[512];
+    int seen = 0, bad = 0;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < 2 * N + 100) {
+        fprintf(stderr, "SKIP thousands_ready_at_once: descriptor limit %llu\n",
+                (unsigned long long)rl.rlim_max);
+        return;
+    }
+    rl.rlim_cur = 2 * N + 100;
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    p = tu_poll(_i);
+    for (int k = 0; k < N; k++) {
+        tu_socketpair(sv[k]);
+        bad += nio_register(p, sv[k][0], (nio_token)k, NIO_READABLE) != 0;
+    }
+    ck_assert_int_eq(bad, 0);
+    expect_quiet(p, 0); /* armed, nothing ready */
+    for (int round = 0; round < 2; round++) {
+        memset(got, 0, sizeof got);
+        for (int k = 0; k < N; k++) {
+            tu_write_all(sv[k][1], "a", 1);
+            tu_write_all(sv[k][1], "b", 1);
+        }
+        for (seen = 0; seen < N;) {
+            int n = nio_poll_wait(p, ev, 512, LONG_WAIT);
+            ck_assert_int_gt(n, 0);
+            for (int k = 0; k < n; k++) {
+                bad += ev[k].token >= N || !(ev[k].flags & NIO_EV_READABLE);
+                if (ev[k].token < N && got[ev[k].token]++ == 0)
+                    seen++;
+            }
+            ck_assert_int_eq(bad, 0);
+        }
+        for (int k = 0; k < N; k++)
+            bad += tu_drain(p, sv[k][0]) != 2;
+        ck_assert_int_eq(bad, 0);
+    }
+    for (int k = 0; k < N; k++) {
+        tu_close(sv[k][0]);
+        tu_close(sv[k][1]);
+    }
+    nio_poll_free(p);
+}
+END_TEST
+#endif
+
 START_TEST(wakers_coalesce)
 {
     nio_poll *p = tu_poll(_i);
@@ -674,9 +861,11 @@ START_TEST(wake_from_busy_thread)
 }
 END_TEST
 
-/* Deadlines are absolute, and the library reads the clock inside the start
- * call: the test brackets each start with clock readings, so a timer's
- * deadline d lies in [lo, hi].  Deadline order means: when b fires after
+/* Deadlines are absolute.  The starts below come before the poll's first
+ * wait, from the thread that created it: they count from the loop's time
+ * (poll.h), one clock reading taken inside the first start, which the test
+ * brackets with clock readings, so a timer's deadline d lies in [lo, hi]
+ * (the bracket plus its delay).  Deadline order means: when b fires after
  * a, d(a) <= d(b), hence lo(a) <= hi(b).  The check holds however slow
  * the machine is. */
 struct bracket {
@@ -700,12 +889,15 @@ START_TEST(timers_fire_in_deadline_order)
     nio_timer_id id;
     nio_event ev[16];
     int fired = 0;
+    uint64_t t_lo = nio_now_ms(), t_hi = 0;
     srand(1234 + _i);
     for (int k = 0; k < 100; k++) {
         uint64_t ms = (uint64_t)(rand() % 300);
-        lo[k] = nio_now_ms() + ms;
+        lo[k] = t_lo + ms;
         ck_assert_int_eq(nio_timer_start(p, ms, (nio_token)k, &id), 0);
-        hi[k] = nio_now_ms() + ms;
+        if (k == 0)
+            t_hi = nio_now_ms(); /* the loop's time was read in that start */
+        hi[k] = t_hi + ms;
     }
     while (fired < 100) {
         int n = nio_poll_wait(p, ev, 16, LONG_WAIT);
@@ -780,11 +972,14 @@ START_TEST(million_timers)
     static uint64_t lo[NMAX], hi[NMAX];
     struct bracket br = {0};
     long fired = 0;
+    uint64_t t_lo = nio_now_ms(), t_hi = 0;
     for (int k = 0; k < N; k++) {
         uint64_t ms = (uint64_t)(k % 1000);
-        lo[k] = nio_now_ms() + ms;
+        lo[k] = t_lo + ms;
         ck_assert_int_eq(nio_timer_start(p, ms, (nio_token)k, &id), 0);
-        hi[k] = nio_now_ms() + ms;
+        if (k == 0)
+            t_hi = nio_now_ms(); /* the loop's time was read in that start */
+        hi[k] = t_hi + ms;
         if (k == N / 2)
             keep = id;
     }
@@ -913,6 +1108,52 @@ START_TEST(timers_count_from_the_loop_time)
     ck_assert_int_eq(nio_poll_wait(p, ev, 4, LONG_WAIT), 1);
     ck_assert_uint_ge(nio_now_ms(), lo);
     nio_poll_free(p);
+}
+END_TEST
+
+/* Before its first wait, the thread that created the poll has a loop's
+ * time too (as libev and libuv set theirs when the loop is made): read at
+ * its first start, not at the poll's creation, and shared by the starts
+ * after it.  Another thread's start still counts from the clock. */
+struct start_100 {
+    nio_poll *p;
+    uint64_t lo; /* ms: not due before */
+};
+
+static void *start_100ms(void *arg)
+{
+    struct start_100 *o = arg;
+    nio_timer_id id;
+    o->lo = nio_now_ms() + 100;
+    ck_assert_int_eq(nio_timer_start(o->p, 100, 3, &id), 0);
+    return NULL;
+}
+
+START_TEST(timers_before_the_first_wait_share_a_loop_time)
+{
+    struct start_100 o = {tu_poll(_i), 0};
+    nio_event ev[4];
+    nio_timer_id id;
+    pthread_t t;
+    tu_sleep_ms(150); /* after creation: the first start reads the clock */
+    ck_assert_int_eq(nio_timer_start(o.p, 100, 1, &id), 0);
+    ck_assert_int_eq(nio_poll_wait(o.p, ev, 4, 0), 0); /* not due yet */
+    ck_assert_int_eq(nio_timer_cancel(o.p, id), 0);
+    nio_poll_free(o.p);
+
+    o.p = tu_poll(_i);
+    ck_assert_int_eq(nio_timer_start(o.p, 100, 1, &id), 0); /* reads the loop's time */
+    tu_sleep_ms(150);                                         /* "work" */
+    ck_assert_int_eq(nio_timer_start(o.p, 100, 2, &id), 0);  /* due 100 ms after it */
+    ck_assert_int_eq(pthread_create(&t, NULL, start_100ms, &o), 0);
+    pthread_join(t, NULL); /* another thread: from the clock, not due yet */
+    ck_assert_int_eq(nio_poll_wait(o.p, ev, 4, 0), 2);
+    ck_assert_uint_eq(ev[0].flags & ev[1].flags, NIO_EV_TIMER);
+    ck_assert_uint_eq(ev[0].token + ev[1].token, 3);
+    ck_assert_int_eq(nio_poll_wait(o.p, ev, 4, LONG_WAIT), 1);
+    ck_assert_uint_eq(ev[0].token, 3);
+    ck_assert_uint_ge(nio_now_ms(), o.lo);
+    nio_poll_free(o.p);
 }
 END_TEST
 
@@ -1194,6 +1435,58 @@ START_TEST(error_names_take_any_int)
 }
 END_TEST
 
+#if defined(__linux__) && defined(__NR_io_uring_setup)
+/* In a child process: io_uring_setup(2) fails with err from now on, as a
+ * container's seccomp filter makes it fail (EPERM), or a kernel without
+ * io_uring (ENOSYS). */
+static int deny_io_uring(int err)
+{
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((unsigned)err & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {(unsigned short)(sizeof f / sizeof f[0]), f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        return -1;
+    return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+}
+
+/* Where io_uring is refused, asking for it is an error that says why
+ * (the kernel's -EPERM or -ENOSYS), by name or through NIO_BACKEND, and
+ * the default backend is unaffected. */
+START_TEST(io_uring_refused_is_an_error)
+{
+    static const int errs[] = {EPERM, ENOSYS};
+    nio_poll *p = NULL;
+    int rc = nio_poll_new_with(&p, "io_uring"), status;
+    nio_poll_free(p);
+    if (rc == -ENOTSUP) {
+        fprintf(stderr, "SKIP io_uring_refused_is_an_error: no io_uring backend in this build\n");
+        return;
+    }
+    for (int k = 0; k < 2; k++) {
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) { /* no Check assertions here: the exit status says */
+            nio_poll *q = NULL;
+            int ok = deny_io_uring(errs[k]) == 0;
+            ok = ok && nio_poll_new_with(&q, "io_uring") == -errs[k] && q == NULL;
+            ok = ok && nio_poll_new_with(&q, NULL) == 0 && strcmp(nio_poll_backend(q), "epoll") == 0;
+            nio_poll_free(q);
+            q = NULL;
+            ok = ok && setenv("NIO_BACKEND", "io_uring", 1) == 0 && nio_poll_new(&q) == -errs[k];
+            _exit(ok ? 0 : 1);
+        }
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "io_uring denied with %s",
+                      strerror(errs[k]));
+    }
+}
+END_TEST
+#endif
+
 START_TEST(env_selects_backend)
 {
     nio_poll *p;
@@ -1232,6 +1525,9 @@ static Suite *poll_suite(void)
     tcase_add_loop_test(tc, zero_timeout_returns_ready, 0, tu_nbackends);
     tcase_add_loop_test(tc, close_wakes_waiter, 0, tu_nbackends);
     tcase_add_loop_test(tc, register_during_wait, 0, tu_nbackends);
+    tcase_add_loop_test(tc, deregister_then_close_closes, 0, tu_nbackends);
+    tcase_add_loop_test(tc, registrations_outlive_the_waiting_thread, 0, tu_nbackends);
+    tcase_add_loop_test(tc, closing_the_poll_lets_go_of_descriptors, 0, tu_nbackends);
     tcase_add_loop_test(tc, wakers_coalesce, 0, tu_nbackends);
     tcase_add_loop_test(tc, wake_from_busy_thread, 0, tu_nbackends);
     tcase_add_loop_test(tc, timers_fire_in_deadline_order, 0, tu_nbackends);
@@ -1244,17 +1540,24 @@ static Suite *poll_suite(void)
     tcase_add_loop_test(tc, wait_timeout_elapses, 0, tu_nbackends);
     tcase_add_loop_test(tc, timers_count_from_the_loop_time, 0, tu_nbackends);
     tcase_add_loop_test(tc, timer_started_during_a_wait_counts_from_the_clock, 0, tu_nbackends);
+    tcase_add_loop_test(tc, timers_before_the_first_wait_share_a_loop_time, 0, tu_nbackends);
     tcase_add_loop_test(tc, timer_from_other_thread_between_waits_counts_from_the_clock, 0,
                         tu_nbackends);
     tcase_add_loop_test(tc, timers_never_fire_early, 0, tu_nbackends);
     tcase_add_loop_test(tc, second_waiter_is_busy, 0, tu_nbackends);
     tcase_add_loop_test(tc, env_selects_backend, 0, tu_nbackends);
+#if defined(__linux__) && defined(__NR_io_uring_setup)
+    tcase_add_test(tc, io_uring_refused_is_an_error);
+#endif
     tcase_add_test(tc, error_names);
     tcase_add_test(tc, version_hex_agrees);
     tcase_add_test(tc, error_names_take_any_int);
     tcase_add_loop_test(heavy, create_free_no_leak, 0, tu_nbackends);
     tcase_add_loop_test(heavy, register_vs_close_stress, 0, tu_nbackends);
     tcase_add_loop_test(heavy, million_timers, 0, tu_nbackends);
+#ifndef _WIN32
+    tcase_add_loop_test(heavy, thousands_ready_at_once, 0, tu_nbackends);
+#endif
     suite_add_tcase(s, tc);
     suite_add_tcase(s, heavy);
     return s;

@@ -603,7 +603,7 @@ int main(void)
     Suite *s = suite_create("soak");
     TCase *tc = tcase_create("soak");
     tcase_set_timeout(tc, soak_seconds() + 120);
-    tcase_add_loop_test(tc, random_operations, 0, 2);
+    tcase_add_loop_test(tc, random_operations, 0, tu_nbackends);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }

@@ -929,6 +929,37 @@ START_TEST(adopt_listener_and_stream)
 }
 END_TEST
 
+#ifndef _WIN32
+/* The caller's descriptor may have duplicates (systemd keeps its own, a
+ * program a dup): closing the adopted stream must take the socket out of
+ * the poll, or the kernel, which drops a registration only with the last
+ * descriptor of the file, keeps reporting it on a freed stream's token. */
+START_TEST(adopt_duplicated_close_deregisters)
+{
+    int fds = tu_count_fds();
+    nio_poll *p = tu_poll(_i);
+    nio_tcp_stream *c = NULL;
+    nio_socket sv[2], dup_fd;
+    nio_event ev[8];
+    int n;
+    tu_socketpair(sv);
+    dup_fd = dup(sv[0]);
+    ck_assert_int_ge(dup_fd, 0);
+    ck_assert_int_eq(nio_tcp_adopt(p, sv[0], TOK_C, &c), 0);
+    ck_assert_int_ge(nio_poll_wait(p, ev, 8, 0), 0); /* writable, maybe */
+    nio_tcp_close(c); /* closes sv[0]; dup_fd keeps the socket open */
+    tu_write_all(sv[1], "x", 1);
+    n = nio_poll_wait(p, ev, 8, 200);
+    ck_assert_msg(n == 0, "%d event(s) after close, token %llu", n,
+                  n > 0 ? (unsigned long long)ev[0].token : 0ull);
+    tu_close(dup_fd);
+    tu_close(sv[1]);
+    nio_poll_free(p);
+    ck_assert_int_eq(tu_count_fds(), fds);
+}
+END_TEST
+#endif
+
 /* The wrong kind is refused with an error naming the right call, and the
  * descriptor stays the caller's, open. */
 START_TEST(adopt_wrong_kind)
@@ -1209,6 +1240,9 @@ static Suite *stream_suite(void)
 #endif
     tcase_add_loop_test(tc, adopt_listener_and_stream, 0, tu_nbackends);
     tcase_add_loop_test(tc, adopt_wrong_kind, 0, tu_nbackends);
+#ifndef _WIN32
+    tcase_add_loop_test(tc, adopt_duplicated_close_deregisters, 0, tu_nbackends);
+#endif
     tcase_add_loop_test(tc, reuseport_spreads_connections, 0, tu_nbackends);
     suite_add_tcase(s, tc);
     return s;

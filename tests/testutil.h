@@ -21,8 +21,9 @@
 #endif
 
 /* The backends every suite runs on (those of this build, narrowed by
- * NIO_TEST_BACKENDS); tcase_add_loop_test over [0, tu_nbackends) and
- * tu_backend(_i) pick one. */
+ * NIO_TEST_BACKENDS; io_uring only where the kernel lets a ring be made,
+ * testutil.c says so on stderr when it does not); tcase_add_loop_test
+ * over [0, tu_nbackends) and tu_backend(_i) pick one. */
 extern const char *const tu_backends[];
 int tu_nbackends_fn(void);
 #define tu_nbackends (tu_nbackends_fn())

@@ -20,8 +20,9 @@
  * Modes: registrations are edge-triggered unless NIO_LEVEL or NIO_ONESHOT is
  * given.  In edge mode an event is reported when the fd becomes ready; read
  * (or write) until the call fails with EAGAIN, and the next event comes when
- * new readiness arrives.  The epoll and kqueue backends get this from the
- * kernel (kqueue: EV_CLEAR; see nio_poll(3) for what differs there).  The
+ * new readiness arrives.  The epoll, io_uring and kqueue backends get this
+ * from the kernel (kqueue: EV_CLEAR; see nio_poll(3) for what differs
+ * there).  The
  * portable poll(2) backend and the Windows iocp backend emulate it: after
  * reporting, they stop watching the reported condition until the fd is
  * found not ready at the start of a later wait, or until nio_rearm() is
@@ -91,12 +92,18 @@ NIO_EXTERN int nio_poll_new(nio_poll **out);
 
 /* Create a poll on a named backend: "epoll" or "poll" on POSIX systems,
  * "iocp" on Windows (readiness from the AFD driver on an I/O completion
- * port; the poll also starts Winsock, and stops it when freed).  NULL means
- * the default (as nio_poll_new(), ignoring NIO_BACKEND).  -EINVAL for an
- * unknown name, -ENOTSUP for a backend not built on this system. */
+ * port; the poll also starts Winsock, and stops it when freed), and
+ * "io_uring" on Linux when the library was built with liburing (poll
+ * requests on an io_uring, the same semantics as epoll's; never the
+ * default).  NULL means the default (as nio_poll_new(), ignoring
+ * NIO_BACKEND).  -EINVAL for an unknown name, -ENOTSUP for a backend not
+ * built on this system; for "io_uring", the kernel's refusal: -ENOSYS (no
+ * io_uring, or a kernel older than 5.17), -EPERM (io_uring disabled: the
+ * sysctl kernel.io_uring_disabled, a container's seccomp filter), -ENOMEM
+ * (the locked-memory limit of kernels before 5.12). */
 NIO_EXTERN int nio_poll_new_with(nio_poll **out, const char *backend);
 
-/* The backend's name ("epoll", "poll", "iocp").  Never NULL. */
+/* The backend's name ("epoll", "poll", "iocp", "io_uring").  Never NULL. */
 NIO_EXTERN const char *nio_poll_backend(const nio_poll *poll);
 
 /* Wait for events: up to cap of them are written to ev.  timeout_ms < 0
@@ -143,7 +150,9 @@ NIO_EXTERN int nio_register(nio_poll *poll, nio_socket fd, nio_token token, unsi
  * registered; otherwise as nio_register(). */
 NIO_EXTERN int nio_reregister(nio_poll *poll, nio_socket fd, nio_token token, unsigned interest);
 
-/* Remove fd from the poll.  Call it before closing the fd.  After it
+/* Remove fd from the poll.  Call it before closing the fd (on io_uring a
+ * registration holds the descriptor's file: one closed without it stays
+ * open, its peer unaware, until the poll is closed).  After it
  * returns, no event for this registration is reported by a later
  * nio_poll_wait() call.  -ENOENT when fd is not registered. */
 NIO_EXTERN int nio_deregister(nio_poll *poll, nio_socket fd);
@@ -173,16 +182,18 @@ NIO_EXTERN void nio_waker_free(nio_waker *waker);
 /* Timers.  A timer fires once (or repeatedly: nio_timer_start_repeat),
  * ms milliseconds after its start time
  * (CLOCK_MONOTONIC), as one NIO_EV_TIMER event on token.  The start time is
- * the loop's time, as in libev: after nio_poll_wait() returns and until it
- * is called again, every start counts from one clock reading, taken when
- * the wait woke up (or at the first start after it), not from a reading per
- * start.  Work done between two waits therefore makes timers started after
- * it fire early by that work's duration; call nio_poll_wait() with timeout
- * 0 first to count from the present.  The loop's time is the waiting
- * thread's: before the first wait, while a wait is under way, and for a
- * start from any other thread at any time, the start time is the clock's
- * at the call, to the nanosecond, so such a timer never fires before ms
- * have passed since the call.  Timer slots are recycled, so
+ * the loop's time, as in libev and libuv: after nio_poll_wait() returns and
+ * until it is called again, every start counts from one clock reading,
+ * taken when the wait woke up (or at the first start after it), not from a
+ * reading per start; the same holds from the poll's creation to its first
+ * wait, for the thread that created it (one reading, at its first start).
+ * Work done between two waits therefore makes timers started after it fire
+ * early by that work's duration; call nio_poll_wait() with timeout 0 first
+ * to count from the present.  The loop's time is the waiting thread's (or,
+ * before the first wait, the creating thread's): while a wait is under
+ * way, and for a start from any other thread at any time, the start time
+ * is the clock's at the call, to the nanosecond, so such a timer never
+ * fires before ms have passed since the call.  Timer slots are recycled, so
  * starting a timer allocates nothing once the poll has held that many
  * timers before.  The id names the timer until it fires or is cancelled;
  * ids are never reused within a poll's life in practice (32-bit generation
@@ -209,7 +220,10 @@ NIO_EXTERN int nio_timer_start_repeat(nio_poll *poll, uint64_t first_ms, uint64_
 /* Cancel a timer: after 0 is returned its event is never reported.
  * -ENOENT when a one-shot timer already fired (its event was handed to
  * the caller), was cancelled, or never existed.  A repeating timer is
- * cancelled once, by its id, at any time.  Any thread. */
+ * cancelled once, by its id, at any time; cancelled from another thread
+ * while a wait is returning, a tick that wait took before the cancel may
+ * still be among its events (the waiting thread's own cancels, made
+ * between waits, never see one).  Any thread. */
 NIO_EXTERN int nio_timer_cancel(nio_poll *poll, nio_timer_id id);
 
 /* Milliseconds of CLOCK_MONOTONIC as the poll's timers see it. */
@@ -240,7 +254,9 @@ NIO_EXTERN uint64_t nio_now_ms(void);
  * ready).  Owned by the poll: do not close it or read from it; it stays
  * the same for the poll's life.  0 and *out; NIO_ENOEMBED on a backend
  * that has no such descriptor (poll(2), which keeps its set in user
- * space; iocp, whose port is not a socket; kqueue, not yet): create the
+ * space; iocp, whose port is not a socket; io_uring, whose ring is readable
+ * only for changes it has submitted, and those wait for the wait; kqueue,
+ * not yet): create the
  * poll on epoll;
  * -EINVAL for NULL; -ECANCELED once closed.  Any thread. */
 NIO_EXTERN int nio_poll_fd(nio_poll *poll, nio_socket *out);

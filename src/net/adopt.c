@@ -44,7 +44,12 @@ int nio_tcp_adopt(nio_poll *p, nio_socket fd, nio_token token, nio_tcp_stream **
      * polls, and a caller that blocks gets EAGAIN, not a hang. */
     if ((err = nio__sock_prepare(fd)) < 0)
         return err;
-    return nio__stream_new(p, fd, NIO__CONNECTED, token, out);
+    if ((err = nio__stream_new(p, fd, NIO__CONNECTED, token, nio__fork_gen(), out)) < 0)
+        return err;
+    /* The caller's descriptor: it may have duplicates (systemd's, a dup
+     * kept), so close must deregister it, never count on the kernel. */
+    atomic_store_explicit(&(*out)->fd_given, true, memory_order_relaxed);
+    return 0;
 }
 
 int nio_tcp_listener_adopt(nio_poll *p, nio_socket fd, nio_token token, nio_tcp_listener **out)

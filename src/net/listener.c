@@ -203,6 +203,7 @@ int nio_tcp_accept(nio_tcp_listener *l, nio_token token, nio_tcp_stream **out)
 {
     nio_socket fd;
     int err, tries = 0;
+    uint32_t gen = nio__fork_gen(); /* before the descriptor exists */
     if (out != NULL)
         *out = NULL;
     if (l == NULL || out == NULL || token > NIO_TOKEN_MAX)
@@ -217,7 +218,7 @@ int nio_tcp_accept(nio_tcp_listener *l, nio_token token, nio_tcp_stream **out)
      * empty queue also says EMFILE: only shed connections make it news. */
     if ((err == -EMFILE || err == -ENFILE) && l->spare >= 0)
         return emfile_drain(l, err);
-    if (err == 0 && (err = nio__stream_new(l->poll, fd, NIO__CONNECTED, token, out)) < 0)
+    if (err == 0 && (err = nio__stream_new(l->poll, fd, NIO__CONNECTED, token, gen, out)) < 0)
         nio__close(fd);
     if (err < 0)
         report_again(l);

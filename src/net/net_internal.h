@@ -58,6 +58,12 @@ struct nio_tcp_stream {
     int deferred;
     const nio__stream_ext *ext;
     void *ext_arg;
+    /* Whether a descriptor other than fd may refer to the socket, which
+     * close must then deregister: fd_given once nio_tcp_fd() has handed it
+     * out; fork_gen, the fork generation read before the socket was made
+     * (nio__fork_none_since). */
+    atomic_bool fd_given;
+    uint32_t fork_gen;
     /* The stream's callbacks on the waiting thread (its timer, a finish's
      * source) and its own thread meet under cb_lock (stimer.c), a spin
      * lock held for a few system calls at most; the fields below it are
@@ -150,8 +156,10 @@ static inline void *nio__unconst(const void *p)
 #define NIO__STREAM_INTEREST (NIO_READABLE | NIO_WRITABLE)
 
 /* A new stream around a socket (connected or connecting), registered on
- * the poll with token.  On failure the fd is NOT closed. */
-int nio__stream_new(nio_poll *p, nio_socket fd, int state, nio_token token, nio_tcp_stream **out);
+ * the poll with token; gen: nio__fork_gen() read before the socket was
+ * made.  On failure the fd is NOT closed. */
+int nio__stream_new(nio_poll *p, nio_socket fd, int state, nio_token token, uint32_t gen,
+                    nio_tcp_stream **out);
 
 /* ------------------------------------------------------------ streams whose
  * socket is chosen later: connect by name (src/connect) creates the

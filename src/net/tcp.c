@@ -17,13 +17,16 @@
 /* The first published nio_tcp_opts ends after rcvbuf; size == 0 means it. */
 #define TCP_OPTS_V1_SIZE (offsetof(nio_tcp_opts, rcvbuf) + sizeof(int))
 
-static nio_tcp_stream *stream_alloc(nio_poll *p, nio_socket fd, int state, nio_token token)
+static nio_tcp_stream *stream_alloc(nio_poll *p, nio_socket fd, int state, nio_token token,
+                                    uint32_t gen)
 {
     nio_tcp_stream *s = calloc(1, sizeof *s);
     if (s == NULL)
         return NULL;
     s->poll = p;
     s->fd = fd;
+    s->fork_gen = gen;
+    atomic_init(&s->fd_given, false);
     atomic_init(&s->state, state);
     s->interest = NIO__STREAM_INTEREST;
     s->wq_high = NIO_WQ_DEFAULT_HIGH;
@@ -38,10 +41,11 @@ static nio_tcp_stream *stream_alloc(nio_poll *p, nio_socket fd, int state, nio_t
     return s;
 }
 
-int nio__stream_new(nio_poll *p, nio_socket fd, int state, nio_token token, nio_tcp_stream **out)
+int nio__stream_new(nio_poll *p, nio_socket fd, int state, nio_token token, uint32_t gen,
+                    nio_tcp_stream **out)
 {
     int err;
-    nio_tcp_stream *s = stream_alloc(p, fd, state, token);
+    nio_tcp_stream *s = stream_alloc(p, fd, state, token, gen);
     if (s == NULL)
         return -ENOMEM;
     if ((err = nio__register_with(p, fd, NIO__STREAM_INTEREST, &s->done)) < 0) {
@@ -57,7 +61,8 @@ int nio__stream_new(nio_poll *p, nio_socket fd, int state, nio_token token, nio_
 int nio__stream_new_pending(nio_poll *p, nio_token token, const nio__stream_ext *ext, void *arg,
                             nio_tcp_stream **out)
 {
-    nio_tcp_stream *s = stream_alloc(p, NIO_INVALID_SOCKET, NIO__PENDING, token);
+    /* every socket it may adopt is made after this reading */
+    nio_tcp_stream *s = stream_alloc(p, NIO_INVALID_SOCKET, NIO__PENDING, token, nio__fork_gen());
     if (s == NULL)
         return -ENOMEM;
     s->ext = ext;
@@ -265,6 +270,7 @@ int nio_tcp_connect_ex(nio_poll *p, const struct sockaddr *sa, socklen_t len,
     nio_socket fd = NIO_INVALID_SOCKET;
     nio_tcp_opts o;
     int err, rc;
+    uint32_t gen = nio__fork_gen(); /* before the socket exists */
 
     if (out != NULL)
         *out = NULL;
@@ -274,7 +280,8 @@ int nio_tcp_connect_ex(nio_poll *p, const struct sockaddr *sa, socklen_t len,
         return err;
     if ((rc = nio__tcp_connect_socket(sa, len, &o, &fd)) != 0 && rc != -EINPROGRESS)
         return rc;
-    if ((err = nio__stream_new(p, fd, rc == 0 ? NIO__CONNECTED : NIO__CONNECTING, token, &s)) < 0)
+    if ((err = nio__stream_new(p, fd, rc == 0 ? NIO__CONNECTED : NIO__CONNECTING, token, gen,
+                               &s)) < 0)
         goto done;
     fd = NIO_INVALID_SOCKET; /* the stream's now */
     if (rc != 0 && o.connect_timeout_ms > 0 && (err = arm_timer(s, o.connect_timeout_ms)) < 0)
@@ -445,7 +452,13 @@ int nio_tcp_peer_addr(const nio_tcp_stream *s, nio_addr *out)
 
 nio_socket nio_tcp_fd(const nio_tcp_stream *s)
 {
-    return nio__stream_ready(s) < 0 ? NIO_INVALID_SOCKET : s->fd; /* NULL too */
+    if (nio__stream_ready(s) < 0)
+        return NIO_INVALID_SOCKET; /* NULL too */
+    /* The caller may dup it now: close must deregister (flag only, so
+     * the const of a getter's argument is kept in spirit). */
+    atomic_store_explicit(&((nio_tcp_stream *)nio__unconst(s))->fd_given, true,
+                          memory_order_relaxed);
+    return s->fd;
 }
 
 /* Under the poll's lock, the registration and the completion node move
@@ -466,6 +479,14 @@ static void stream_free(void *arg)
     free(arg);
 }
 
+/* Whether only s->fd refers to the socket: never handed out, no fork
+ * since it was made (nio__deregister_closing). */
+static bool stream_fd_sole(nio_tcp_stream *s)
+{
+    return !atomic_load_explicit(&s->fd_given, memory_order_relaxed) &&
+           nio__fork_none_since(s->fork_gen);
+}
+
 size_t nio_tcp_close(nio_tcp_stream *s)
 {
     size_t unsent;
@@ -479,9 +500,9 @@ size_t nio_tcp_close(nio_tcp_stream *s)
     nio__pending_cancel(s->poll, &s->done);
     if (s->fd != NIO_INVALID_SOCKET) {
         /* -ECANCELED after poll close, -ENOENT after a finish's source
-         * deregistered it: fine */
-        (void)nio_deregister(s->poll, s->fd);
-        nio__close(s->fd);
+         * deregistered it: fine; 1: the backend closed it too */
+        if (nio__deregister_closing(s->poll, s->fd, stream_fd_sole(s)) != 1)
+            nio__close(s->fd);
     }
     unsent = nio__wq_release(s);
     if (later)

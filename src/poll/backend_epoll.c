@@ -1,8 +1,9 @@
 /* The epoll backend (Linux).  The datum (user token or tagged source) goes
  * straight into epoll_data.u64, so an event costs no lookup.  Edge mode is
  * EPOLLET, so no epoll_ctl is needed per event; the kernel drops an fd's
- * registration when its last descriptor is closed, so a reused fd number
- * starts clean. */
+ * registration when its file's last descriptor is closed, so a reused fd
+ * number starts clean, and a stream whose socket nothing else refers to
+ * is closed without EPOLL_CTL_DEL (close_drops). */
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
@@ -160,5 +161,6 @@ const nio__backend_ops nio__epoll_ops = {
     .wake_open = nio__wakefd_open,
     .wake_close = nio__wakefd_close,
     .wake_signal = nio__wakefd_signal,
+    .close_drops = true,
     .embed_fd = ep_embed_fd,
 };

@@ -141,7 +141,7 @@ static int pl_add(nio_poll *p, int fd, uint64_t datum, unsigned interest)
     int err;
     if (lookup(s, fd) != NULL)
         return -EEXIST;
-    if ((err = fd_valid(fd)) < 0)
+    if (!(interest & NIO__FD_OK) && (err = fd_valid(fd)) < 0)
         return err;
     if (fd >= s->nregs) {
         int n = s->nregs ? s->nregs : 64;

@@ -40,6 +40,9 @@ int nio_poll_timeout(nio_poll *p, int *timeout_ms)
         nio__poll_unlock(p);
         return -EBUSY;
     }
+    /* The timers' lock too: the heap, blocked and wait_deadline are read
+     * by starts on other threads under it alone (poll_internal.h). */
+    nio__tlock_lock(&p->tlock);
     next = nio__timers_next_locked(p);
     if (p->pending.next != &p->pending) {
         ms = 0; /* completions are queued: step now */
@@ -53,6 +56,7 @@ int nio_poll_timeout(nio_poll *p, int *timeout_ms)
         p->blocked = true;
         p->wait_deadline = next;
     }
+    nio__tlock_unlock(&p->tlock);
     nio__poll_unlock(p);
     *timeout_ms = ms == UINT64_MAX ? -1 : ms > INT32_MAX ? INT32_MAX : (int)ms;
     return 0;

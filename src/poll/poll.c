@@ -57,8 +57,11 @@ static const nio__backend_ops *const backends[] = {
 #else
     &nio__poll_ops,
 #endif
+#ifdef NIO_HAVE_IO_URING
+    &nio__io_uring_ops,
+#endif
 };
-static const char *const known_backends[] = {"epoll", "kqueue", "poll", "iocp"};
+static const char *const known_backends[] = {"epoll", "kqueue", "poll", "iocp", "io_uring"};
 
 static const nio__backend_ops *backend_by_name(const char *name, int *err)
 {
@@ -84,6 +87,9 @@ int nio_poll_new_with(nio_poll **out, const char *backend)
     if (out == NULL)
         return -EINVAL;
     *out = NULL;
+#ifndef _WIN32
+    nio__fork_watch(); /* before any stream of a poll reads the generation */
+#endif
     ops = backend_by_name(backend, &err);
     if (ops == NULL)
         return err;
@@ -91,7 +97,12 @@ int nio_poll_new_with(nio_poll **out, const char *backend)
     if (p == NULL)
         return -ENOMEM;
     p->ops = ops;
-    p->timers.free_head = UINT32_MAX;
+    p->timers.free_head = NIO__TSLOT_END;
+    /* The loop's time starts now, as libev's and libuv's do when their loop
+     * is made: the creator's starts before its first wait share one clock
+     * reading (taken at the first of them) instead of one each. */
+    p->loop_time_ok = true;
+    p->loop_thread = pthread_self();
     p->wake.rfd = p->wake.wfd = -1;
     nio__pending_init(&p->pending);
     p->pending.next = p->pending.prev = &p->pending;
@@ -168,6 +179,8 @@ int nio_poll_close(nio_poll *p)
     if (nio__poll_lock(p) < 0)
         return -ECANCELED;
     p->closed = true;
+    if (p->ops->closing != NULL)
+        p->ops->closing(p);
     /* Always signal: a waiter may be between taking its timeout and
      * entering the backend; the signal makes that wait return at once. */
     p->ops->wake_signal(p);
@@ -220,6 +233,8 @@ void nio_poll_free(nio_poll *p)
     if (p == NULL)
         return;
     pthread_mutex_lock(&p->lock);
+    if (!p->closed && p->ops->closing != NULL)
+        p->ops->closing(p);
     p->closed = true;
     d = take_deferred_locked(p);
     pthread_mutex_unlock(&p->lock);
@@ -246,7 +261,9 @@ static int dispatch_batch(nio_poll *p, nio_event *ev, int from, int to)
      * this very thread: a write(2) per answer and a spurious wake-up. */
     if (n < to && p->blocked) {
         pthread_mutex_lock(&p->lock);
+        nio__tlock_lock(&p->tlock);
         p->blocked = false;
+        nio__tlock_unlock(&p->tlock);
         pthread_mutex_unlock(&p->lock);
     }
     for (int i = n; i < to; i++) {
@@ -265,8 +282,8 @@ static int dispatch_batch(nio_poll *p, nio_event *ev, int from, int to)
     return n;
 }
 
-/* Expired timers into ev (callbacks for internal ones).  Lock held on entry
- * and exit; released around callbacks. */
+/* Expired timers into ev (callbacks for internal ones).  Both locks held
+ * on entry and exit; released around callbacks. */
 static int run_timers_locked(nio_poll *p, nio_event *ev, int cap)
 {
     int n = 0;
@@ -285,16 +302,18 @@ static int run_timers_locked(nio_poll *p, nio_event *ev, int cap)
             n++;
             continue;
         }
+        nio__tlock_unlock(&p->tlock);
         nio__poll_unlock(p);
         cb(arg);
         pthread_mutex_lock(&p->lock);
+        nio__tlock_lock(&p->tlock);
     }
     return n;
 }
 
 /* Milliseconds to block, rounded up (a wait that ends before the next
  * deadline would only go round again): 0 when something is ready now.
- * *end gets when the wait ends (ns; UINT64_MAX: never). */
+ * *end gets when the wait ends (ns; UINT64_MAX: never).  Under both locks. */
 static int block_ms_locked(nio_poll *p, uint64_t deadline, uint64_t *end)
 {
     uint64_t next = nio__timers_next_locked(p), now, ms;
@@ -313,25 +332,41 @@ static int block_ms_locked(nio_poll *p, uint64_t deadline, uint64_t *end)
     return ms > INT32_MAX ? INT32_MAX : (int)ms;
 }
 
-static int wait_once_locked(nio_poll *p, nio_event *ev, int cap, uint64_t deadline)
+/* One round of a wait.  The loop's time is unset while the round blocks
+ * (starts read the clock) and set again after it, to when it woke up if it
+ * ran timers, else to the first start's clock reading: never to an earlier
+ * round's (that round may have run internal timers only, handing the
+ * caller nothing, and blocked long after).  first: the wait's first round,
+ * which makes the loop's time this thread's. */
+static int wait_once_locked(nio_poll *p, nio_event *ev, int cap, uint64_t deadline, bool first)
 {
     uint64_t end;
-    int n, t = block_ms_locked(p, deadline, &end);
+    int n, t;
 
+    /* One section: a start that sees the wait's end sees its heap top */
+    nio__tlock_lock(&p->tlock);
+    p->loop_time_ok = p->loop_now_set = false;
+    if (first)
+        p->loop_thread = pthread_self();
+    t = block_ms_locked(p, deadline, &end);
     p->blocked = t != 0;
     p->wait_deadline = end;
+    nio__tlock_unlock(&p->tlock);
     nio__poll_unlock(p);
     n = p->ops->wait(p, ev, cap, t);
     if (n > 0)
         n = dispatch_batch(p, ev, 0, n);
     pthread_mutex_lock(&p->lock);
+    nio__tlock_lock(&p->tlock);
     p->blocked = false;
     if (n == -EINTR)
         n = 0; /* resumed by the caller's loop with the time left */
-    if (n < 0)
-        return n;
-    n += run_timers_locked(p, ev + n, cap - n);
-    n += nio__pending_drain_locked(p, ev + n, cap - n);
+    if (n >= 0)
+        n += run_timers_locked(p, ev + n, cap - n);
+    p->loop_time_ok = true; /* for when this round ends the wait */
+    nio__tlock_unlock(&p->tlock);
+    if (n >= 0)
+        n += nio__pending_drain_locked(p, ev + n, cap - n);
     return n;
 }
 
@@ -350,11 +385,9 @@ int nio_poll_wait(nio_poll *p, nio_event *ev, int cap, int timeout_ms)
         return -EBUSY;
     }
     p->waiting = true;
-    p->loop_time_ok = p->loop_now_set = false; /* until this wait returns */
-    p->loop_thread = pthread_self();
     deadline = timeout_ms < 0 ? UINT64_MAX : nio__now_ns() + (uint64_t)timeout_ms * 1000000u;
-    for (;;) {
-        n = wait_once_locked(p, ev, cap, deadline);
+    for (bool first = true;; first = false) {
+        n = wait_once_locked(p, ev, cap, deadline, first);
         if (p->closed) {
             n = -ECANCELED;
             break;
@@ -369,7 +402,6 @@ int nio_poll_wait(nio_poll *p, nio_event *ev, int cap, int timeout_ms)
         }
     }
     p->waiting = false;
-    p->loop_time_ok = true;
     d = take_deferred_locked(p);
     nio__poll_unlock(p);
     run_deferred(d);
@@ -380,7 +412,10 @@ int nio__poll_verify(nio_poll *p)
 {
     int line;
     pthread_mutex_lock(&p->lock);
-    if ((line = nio__timers_verify(&p->timers)) == 0 &&
+    nio__tlock_lock(&p->tlock);
+    line = nio__timers_verify(&p->timers);
+    nio__tlock_unlock(&p->tlock);
+    if (line == 0 &&
         (line = nio__pending_verify_locked(p)) == 0 && p->ops->verify != NULL)
         line = p->ops->verify(p);
     pthread_mutex_unlock(&p->lock);

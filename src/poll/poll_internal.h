@@ -33,9 +33,10 @@
  * Callbacks run on the waiting thread, without the poll's lock held, and may
  * call any poll function (register, start timers, post, del sources).
  *
- * Locking: p->lock guards the closed flag, the timer heap, the pending
- * queue, the deferred list, the waiting flag and the poll(2) backend's
- * table.
+ * Locking: p->lock guards the closed flag, the pending queue, the deferred
+ * list, the waiting flag and the poll(2) and io_uring backends' tables;
+ * p->tlock (taken after p->lock when both are) the timer heap and what a
+ * timer start reads of the wait (struct nio_poll says which).
  * The epoll backend's epoll_ctl needs no lock of ours, but registrations
  * still check `closed` under the lock so that one racing nio_poll_close()
  * either lands first or fails with -ECANCELED.
@@ -111,11 +112,27 @@ typedef struct nio__backend_ops {
     /* The backend's own invariants (under p->lock): 0, or the line of the
      * first that fails.  NULL where the kernel keeps the state. */
     int (*verify)(nio_poll *p);
+    /* The kernel drops a registration when the last descriptor of its
+     * file is closed (epoll): closing a socket no other descriptor refers
+     * to needs no del (nio__deregister_closing). */
+    bool close_drops;
+    /* Deregister fd and close it, in one system call where the backend
+     * can (under p->lock): 1 when it closed fd, 0 when it only
+     * deregistered (the caller closes), -errno as del.  NULL: del. */
+    int (*del_close)(nio_poll *p, nio_socket fd);
+    /* The poll is being closed (nio_poll_close, nio_poll_free; under
+     * p->lock): no registration call reaches the backend after it, so a
+     * backend whose kernel holds the registered files (io_uring) lets go
+     * of them here, or the caller's close() would not close them.  NULL
+     * where closing a descriptor is enough. */
+    void (*closing)(nio_poll *p);
     /* One descriptor that is readable while the backend has events, for
      * a loop that embeds the poll (embed.c): 0 and *out.  NULL where the
      * backend has none (poll(2) keeps its set in user space; the IOCP
      * port is no socket; kqueue's descriptor is pollable on the BSDs and
-     * macOS, but not yet offered): nio_poll_fd() says NIO_ENOEMBED then. */
+     * macOS, but not yet offered; io_uring queues registration changes
+     * for the wait to submit, so its ring would not show them to a loop
+     * sleeping on it): nio_poll_fd() says NIO_ENOEMBED then. */
     int (*embed_fd)(nio_poll *p, nio_socket *out);
 } nio__backend_ops;
 
@@ -123,6 +140,12 @@ extern const nio__backend_ops nio__epoll_ops;
 extern const nio__backend_ops nio__kqueue_ops;
 extern const nio__backend_ops nio__poll_ops;
 extern const nio__backend_ops nio__iocp_ops;
+extern const nio__backend_ops nio__io_uring_ops;
+
+/* An interest bit for ops->add from the library's own registrations: the
+ * fd is one it has just made (a socket, the wake channel), so backends
+ * that would check it (a system call) need not. */
+#define NIO__FD_OK 0x10000u
 
 /* Whether s cannot be a socket (a negative fd; INVALID_SOCKET). */
 static inline bool nio__socket_bad(nio_socket s)
@@ -134,29 +157,66 @@ static inline bool nio__socket_bad(nio_socket s)
 #endif
 }
 
-/* Timer slot and heap entry (timer.c). */
+/* Timer slot and heap entry (timer.c).  A slot is free (link: the next
+ * free slot, or NIO__TSLOT_END), live (NIO__TSLOT_LIVE: its entry is in
+ * the heap) or dead (NIO__TSLOT_DEAD: cancelled, its entry still in the
+ * heap until it is popped or the heap is compacted; only then is the slot
+ * free again, so that an entry never outlives its slot's use). */
+#define NIO__TSLOT_END UINT32_MAX
+#define NIO__TSLOT_LIVE (UINT32_MAX - 1)
+#define NIO__TSLOT_DEAD (UINT32_MAX - 2)
 typedef struct nio__tslot {
-    nio_token token;
     nio__timer_cb cb; /* NULL for the caller's timers */
     uint64_t interval; /* ns between expiries of a repeating timer, 0: once */
-    void *arg;
+    union {
+        nio_token token; /* the caller's timers */
+        void *arg;       /* internal ones: cb's argument */
+    } u;
     uint32_t gen;
-    int32_t heap_idx; /* -1 when free */
-    uint32_t next_free;
+    uint32_t link;
 } nio__tslot;
 
 typedef struct nio__heapent {
     uint64_t deadline; /* ns, nio__now_ns() */
     uint32_t slot;
+    uint32_t unused_;
 } nio__heapent;
 
+/* The heap is 4-ary: the children of entry i are 4i+1 .. 4i+4, and
+ * heap + 1 sits on a 64-byte boundary, so that a node's four children
+ * share one cache line (heap points into heap_mem, the allocation). */
 typedef struct nio__timers {
     nio__tslot *slots;
     uint32_t nslots, capslots;
-    uint32_t free_head; /* UINT32_MAX when empty */
+    uint32_t free_head; /* NIO__TSLOT_END when empty */
+    uint32_t dead;      /* entries of dead slots in the heap */
     nio__heapent *heap;
+    void *heap_mem;
     uint32_t nheap, capheap;
 } nio__timers;
+
+/* The timers' lock (timer.c): the heap and what a start reads of the
+ * wait (see struct nio_poll) are guarded by this, not by p->lock, so that
+ * a start or a cancel costs one atomic exchange and a store instead of a
+ * mutex's lock and unlock (a third of a start on a warm heap; libev's
+ * start, single-threaded, takes none).  Held for a heap operation or a
+ * batch of pops, never across a system call: it spins, then yields. */
+typedef struct nio__tlock {
+    atomic_int v;
+} nio__tlock;
+
+void nio__tlock_wait(nio__tlock *l); /* the contended path (timer.c) */
+
+static inline void nio__tlock_lock(nio__tlock *l)
+{
+    if (atomic_exchange_explicit(&l->v, 1, memory_order_acquire) != 0)
+        nio__tlock_wait(l);
+}
+
+static inline void nio__tlock_unlock(nio__tlock *l)
+{
+    atomic_store_explicit(&l->v, 0, memory_order_release);
+}
 
 /* The poll's own wake-up channel: an eventfd, or a pipe (NIO_WAKER=pipe
  * forces it, to test the fallback). */
@@ -172,11 +232,16 @@ struct nio_poll {
     atomic_bool closed; /* set once, under lock; nio__poll_closed() reads it
                          * without the lock (calls that need no poll state) */
     bool waiting; /* a thread is in nio_poll_wait() */
+    /* tlock guards the timers, and blocked, wait_deadline and the loop's
+     * time below, which a start reads; their writers (the waiting thread)
+     * hold p->lock as well, so p->lock alone is enough to read them. */
+    nio__tlock tlock;
     bool blocked; /* ... and in the backend's wait, to be woken */
     uint64_t wait_deadline; /* ns: when the blocked wait ends (UINT64_MAX: never) */
     /* The loop's time, for nio_timer_start() (see poll.h): between the
-     * return of nio_poll_wait() and the next call (loop_time_ok), one clock
-     * reading serves every start made by the thread that waited
+     * return of nio_poll_wait() and the next call, and from the poll's
+     * creation to its first wait (loop_time_ok), one clock reading serves
+     * every start made by the thread that waited or created the poll
      * (loop_thread); loop_now_set once it is read.  Other threads read the
      * clock. */
     bool loop_time_ok, loop_now_set;
@@ -227,6 +292,35 @@ int nio__source_take(nio_poll *p, nio_socket fd, unsigned interest, nio__source_
                      nio__source **out);
 int nio__source_give_back(nio_poll *p, nio__source *src, unsigned interest, nio__pending *n);
 
+/* fd is about to be closed: nio_deregister(), or nothing where the
+ * backend's kernel drops the registration with the file's last descriptor
+ * (ops->close_drops) and sole says no other descriptor refers to it: the
+ * caller never handed the descriptor out, and no fork copied it
+ * (nio__fork_none_since); or the deregistration and the close in one
+ * system call (ops->del_close).  One system call less per connection.
+ * 1 when fd is closed too; else 0 or -errno as nio_deregister(), and the
+ * caller closes fd. */
+int nio__deregister_closing(nio_poll *p, nio_socket fd, bool sole);
+
+/* Forks since a descriptor was made (util.c; POSIX): read the generation
+ * before making it; none_since(gen) is true when no fork can have copied
+ * it since (false when forks cannot be watched).  nio__fork_watch() starts
+ * the count, once, at the first poll's creation. */
+#ifdef _WIN32
+static inline uint32_t nio__fork_gen(void)
+{
+    return 0;
+}
+static inline bool nio__fork_none_since(uint32_t gen)
+{
+    return gen == 0;
+}
+#else
+void nio__fork_watch(void);
+uint32_t nio__fork_gen(void);
+bool nio__fork_none_since(uint32_t gen);
+#endif
+
 /* Deferred frees (see above; poll.c).  Any thread, the poll open or
  * closed; fn(arg) runs without the poll's lock, on this thread or on the
  * waiting one, exactly once.  d is the caller's (embedded in the object
@@ -269,7 +363,8 @@ int nio__timer_start_cb(nio_poll *p, uint64_t ms, nio__timer_cb cb, void *arg, n
  * is about to run on the waiting thread, whatever the poll's state). */
 int nio__timer_cancel_cb(nio_poll *p, nio_timer_id id);
 void nio__timers_free(nio__timers *t);
-/* Earliest deadline (ns), UINT64_MAX when none. */
+/* Earliest deadline (ns), UINT64_MAX when none.  Under p->tlock (as the
+ * pop below). */
 uint64_t nio__timers_next_locked(nio_poll *p);
 /* Pop one timer expired at now (ns): 1 and the event or callback, 0 when
  * none.  A repeating timer is not popped but moved to its next deadline

@@ -64,7 +64,7 @@ int nio__register_with(nio_poll *p, nio_socket fd, unsigned interest, nio__pendi
         return err;
     if ((err = nio__poll_lock(p)) < 0)
         return err;
-    err = p->ops->add(p, fd, n->token, interest);
+    err = p->ops->add(p, fd, n->token, interest | NIO__FD_OK); /* a stream's own socket */
     nio__poll_unlock(p);
     return err;
 }
@@ -77,6 +77,20 @@ int nio_deregister(nio_poll *p, nio_socket fd)
     if ((err = nio__poll_lock(p)) < 0)
         return err;
     err = p->ops->del(p, fd);
+    nio__poll_unlock(p);
+    return err;
+}
+
+int nio__deregister_closing(nio_poll *p, nio_socket fd, bool sole)
+{
+    int err;
+    if (sole && p->ops->close_drops)
+        return nio__poll_closed(p) ? -ECANCELED : 0;
+    if (p->ops->del_close == NULL)
+        return nio_deregister(p, fd);
+    if ((err = nio__poll_lock(p)) < 0)
+        return err;
+    err = p->ops->del_close(p, fd);
     nio__poll_unlock(p);
     return err;
 }

@@ -22,8 +22,8 @@ static int source_make(nio_poll *p, nio_socket fd, unsigned interest, nio__sourc
         goto fail;
     if (take)
         err = p->ops->mod(p, fd, NIO__TAG | (uint64_t)(uintptr_t)src, interest);
-    else
-        err = p->ops->add(p, fd, NIO__TAG | (uint64_t)(uintptr_t)src, interest);
+    else /* a descriptor the library made or checked: no validity check */
+        err = p->ops->add(p, fd, NIO__TAG | (uint64_t)(uintptr_t)src, interest | NIO__FD_OK);
     nio__poll_unlock(p);
     if (err < 0)
         goto fail;

@@ -1,109 +1,194 @@
-/* Timers: a binary min-heap of {deadline, slot} over a slot array with a
- * free list.  The heap entry caches the deadline so sifting never follows a
- * pointer; a slot knows its heap position so cancel is O(log n).  Slots and
- * heap grow by doubling and are never shrunk, so once warm a start
- * allocates nothing.  An id is (generation << 32 | slot + 1): a stale id
- * (fired, cancelled) no longer matches its slot's generation. */
+/* Timers: a 4-ary min-heap of {deadline, slot} over a slot array with a
+ * free list.  The heap entry caches the deadline, so sifting never follows
+ * a pointer, and a node's four children share a cache line: popping from a
+ * heap of a million timers touches about ten lines (a binary heap, twenty).
+ * Slots do not know their heap position (keeping it would cost a write to
+ * a slot at every level of every sift): a cancel marks the slot dead and
+ * leaves its entry, which is dropped when it reaches the top or when dead
+ * entries make up half the heap (compact: one pass and a rebuild, O(n),
+ * so O(1) per cancel amortised, and the heap never holds more than twice
+ * the live timers plus a few).  Slots and heap grow by doubling and are
+ * never shrunk, so once warm a start allocates nothing.  An id is
+ * (generation << 32 | slot + 1): a stale id (fired, cancelled) no longer
+ * matches its slot's generation. */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "poll_internal.h"
 
-static int grow(void **mem, uint32_t *cap, size_t elem)
+#define ARITY 4
+#define LINE 64
+#define MAX_SLOTS (NIO__TSLOT_DEAD - 1)
+#define MAX_HEAP ((uint32_t)1 << 31)
+/* Dead entries worth a compaction, when they are also half the heap. */
+#define COMPACT_MIN 64
+/* Milliseconds beyond which a deadline is "never" (UINT64_MAX - 1): 2^40
+ * ms is 34 years, and the sum cannot overflow for 292 years of uptime. */
+#define MS_NEVER ((uint64_t)1 << 40)
+/* A start is a few dozen instructions: calls and register saves would be
+ * a third of them (callgrind). */
+#if defined(__GNUC__)
+#define HOT inline __attribute__((always_inline))
+#else
+#define HOT inline
+#endif
+
+/* Another thread holds the timers' lock: for a heap operation, as a rule
+ * well under a microsecond.  Spin on a plain read (no cache line
+ * ping-pong), then yield: the holder may have been preempted. */
+void nio__tlock_wait(nio__tlock *l)
 {
-    uint32_t ncap = *cap ? *cap * 2 : 64;
-    void *m;
-    if (ncap <= *cap || (size_t)ncap > SIZE_MAX / elem)
+    for (unsigned spins = 0;; spins++) {
+        if (atomic_load_explicit(&l->v, memory_order_relaxed) == 0 &&
+            atomic_exchange_explicit(&l->v, 1, memory_order_acquire) == 0)
+            return;
+        if (spins >= 64)
+            sched_yield();
+    }
+}
+
+static int grow_slots(nio__timers *t)
+{
+    uint32_t ncap = t->capslots ? t->capslots * 2 : 64;
+    nio__tslot *m;
+    if (ncap <= t->capslots || ncap > MAX_SLOTS)
         return -ENOMEM;
-    m = realloc(*mem, (size_t)ncap * elem);
+    m = realloc(t->slots, (size_t)ncap * sizeof *m);
     if (m == NULL)
         return -ENOMEM;
-    *mem = m;
-    *cap = ncap;
+    t->slots = m;
+    t->capslots = ncap;
     return 0;
 }
 
-static void heap_set(nio__timers *t, uint32_t i, nio__heapent e)
+/* Entries from the start of m to where the heap begins, so that heap + 1
+ * is on a cache line boundary (malloc aligns to 16 bytes, an entry's size). */
+static size_t heap_offset(const void *m)
 {
-    t->heap[i] = e;
-    t->slots[e.slot].heap_idx = (int32_t)i;
+    uintptr_t first_child = (uintptr_t)m + sizeof(nio__heapent);
+    return ((LINE - first_child % LINE) % LINE) / sizeof(nio__heapent);
 }
 
-static void sift_up(nio__timers *t, uint32_t i)
+static int grow_heap(nio__timers *t)
 {
-    nio__heapent e = t->heap[i];
+    uint32_t ncap = t->capheap ? t->capheap * 2 : 64;
+    size_t old_off = t->heap_mem != NULL ? (size_t)(t->heap - (nio__heapent *)t->heap_mem) : 0;
+    size_t off;
+    nio__heapent *m;
+    if (ncap <= t->capheap || ncap > MAX_HEAP)
+        return -ENOMEM;
+    m = realloc(t->heap_mem, ((size_t)ncap + ARITY - 1) * sizeof *m);
+    if (m == NULL)
+        return -ENOMEM;
+    off = heap_offset(m);
+    if (off != old_off) /* the block moved to another alignment */
+        memmove(m + off, m + old_off, (size_t)t->nheap * sizeof *m);
+    t->heap_mem = m;
+    t->heap = m + off;
+    t->capheap = ncap;
+    return 0;
+}
+
+static HOT void sift_up(nio__heapent *h, size_t i)
+{
+    nio__heapent e = h[i];
     while (i > 0) {
-        uint32_t parent = (i - 1) / 2;
-        if (t->heap[parent].deadline <= e.deadline)
+        size_t parent = (i - 1) / ARITY;
+        if (h[parent].deadline <= e.deadline)
             break;
-        heap_set(t, i, t->heap[parent]);
+        h[i] = h[parent];
         i = parent;
     }
-    heap_set(t, i, e);
+    h[i] = e;
 }
 
-static void sift_down(nio__timers *t, uint32_t i)
+static void sift_down(nio__heapent *h, size_t n, size_t i)
 {
-    nio__heapent e = t->heap[i];
+    nio__heapent e = h[i];
     for (;;) {
-        uint32_t c = 2 * i + 1;
-        if (c >= t->nheap)
+        size_t c = ARITY * i + 1, end = c + ARITY, m = c;
+        if (c >= n)
             break;
-        if (c + 1 < t->nheap && t->heap[c + 1].deadline < t->heap[c].deadline)
-            c++;
-        if (t->heap[c].deadline >= e.deadline)
+        if (end > n)
+            end = n;
+        for (size_t k = c + 1; k < end; k++)
+            if (h[k].deadline < h[m].deadline)
+                m = k;
+        if (h[m].deadline >= e.deadline)
             break;
-        heap_set(t, i, t->heap[c]);
-        i = c;
+        h[i] = h[m];
+        i = m;
     }
-    heap_set(t, i, e);
+    h[i] = e;
 }
 
-static void heap_remove(nio__timers *t, uint32_t i)
+static void heap_pop_top(nio__timers *t)
 {
     uint32_t last = --t->nheap;
-    if (i != last) {
-        uint64_t old = t->heap[i].deadline;
-        heap_set(t, i, t->heap[last]);
-        if (t->heap[i].deadline < old)
-            sift_up(t, i);
-        else
-            sift_down(t, i);
+    if (last > 0) {
+        t->heap[0] = t->heap[last];
+        sift_down(t->heap, last, 0);
     }
 }
 
-static void slot_release(nio__timers *t, uint32_t s)
+static void slot_free(nio__timers *t, uint32_t s)
 {
-    t->slots[s].heap_idx = -1;
-    t->slots[s].gen++;
-    t->slots[s].cb = NULL;
-    t->slots[s].next_free = t->free_head;
+    t->slots[s].link = t->free_head;
     t->free_head = s;
 }
 
-static int slot_take(nio__timers *t, uint32_t *out)
+/* Drop every dead entry, free their slots, and rebuild the heap. */
+static void compact(nio__timers *t)
 {
-    if (t->free_head == UINT32_MAX) {
-        if (t->nslots == UINT32_MAX - 1)
-            return -ENOMEM;
-        if (t->nslots == t->capslots && grow((void **)&t->slots, &t->capslots, sizeof *t->slots) < 0)
-            return -ENOMEM;
-        t->slots[t->nslots].gen = 1;
-        t->slots[t->nslots].heap_idx = -1;
-        *out = t->nslots++;
+    size_t n = 0;
+    for (size_t i = 0; i < t->nheap; i++) {
+        uint32_t s = t->heap[i].slot;
+        if (t->slots[s].link == NIO__TSLOT_LIVE)
+            t->heap[n++] = t->heap[i];
+        else
+            slot_free(t, s);
+    }
+    t->nheap = (uint32_t)n;
+    t->dead = 0;
+    for (size_t i = n > 1 ? (n - 2) / ARITY + 1 : 0; i-- > 0;)
+        sift_down(t->heap, n, i);
+}
+
+/* Pop dead entries off the top, so that the top is live (or none is). */
+static void drop_dead_top(nio__timers *t)
+{
+    while (t->nheap > 0 && t->slots[t->heap[0].slot].link != NIO__TSLOT_LIVE) {
+        uint32_t s = t->heap[0].slot;
+        heap_pop_top(t);
+        t->dead--;
+        slot_free(t, s);
+    }
+}
+
+static HOT int slot_take(nio__timers *t, uint32_t *out)
+{
+    uint32_t s = t->free_head;
+    if (s != NIO__TSLOT_END) {
+        t->free_head = t->slots[s].link;
+        *out = s;
         return 0;
     }
-    *out = t->free_head;
-    t->free_head = t->slots[*out].next_free;
+    if (t->nslots == t->capslots && grow_slots(t) < 0)
+        return -ENOMEM;
+    s = t->nslots++;
+    t->slots[s].gen = 1;
+    *out = s;
     return 0;
 }
 
 /* The time a caller's timer counts from: the loop's time (poll.h) when the
- * thread whose wait set it starts the timer between that wait's return
- * and the next wait, read once for every start there; otherwise (no wait
- * yet, one under way, or a start from another thread, whose work the
- * loop's time knows nothing of) the clock. */
-static uint64_t start_time_locked(nio_poll *p)
+ * thread it belongs to starts the timer outside a wait (the thread whose
+ * wait set it, or the poll's creator before the first wait), read once for
+ * every start there; otherwise (a wait under way, or a start from another
+ * thread, whose work the loop's time knows nothing of) the clock. */
+static HOT uint64_t start_time_locked(nio_poll *p)
 {
     if (!p->loop_time_ok || !pthread_equal(p->loop_thread, pthread_self()))
         return nio__now_ns();
@@ -114,81 +199,87 @@ static uint64_t start_time_locked(nio_poll *p)
     return p->loop_now;
 }
 
-/* ms after from, in ns, saturated: "never", in practice. */
+/* ms after from, in ns; "never" beyond MS_NEVER. */
 static uint64_t deadline_after(uint64_t from, uint64_t ms)
 {
-    if (ms > (UINT64_MAX - 1 - from) / 1000000u)
-        return UINT64_MAX - 1;
-    return from + ms * 1000000u;
+    return ms < MS_NEVER ? from + ms * 1000000u : UINT64_MAX - 1;
 }
 
 /* Internal timers (cb set) count from the clock: a connect's or a DNS
- * timeout is never cut short by the loop's time. */
-static int start_locked(nio_poll *p, uint64_t ms, uint64_t every_ms, nio_token token,
-                        nio__timer_cb cb, void *arg, nio_timer_id *id)
+ * timeout is never cut short by the loop's time.  every_ms: the period of
+ * a repeating timer (the caller's only), 0 for one that fires once.  Under
+ * p->tlock; *kick says the waiting thread must be woken (after the lock is
+ * let go: a system call). */
+static HOT int start_locked(nio_poll *p, uint64_t ms, uint64_t every_ms, nio_token token,
+                            nio__timer_cb cb, void *arg, nio_timer_id *id, bool *kick)
 {
     nio__timers *t = &p->timers;
     uint32_t s;
     uint64_t deadline = deadline_after(cb == NULL ? start_time_locked(p) : nio__now_ns(), ms);
-    if (t->nheap == t->capheap && grow((void **)&t->heap, &t->capheap, sizeof *t->heap) < 0)
+    if (t->nheap == t->capheap && grow_heap(t) < 0)
         return -ENOMEM;
     if (slot_take(t, &s) < 0)
         return -ENOMEM;
-    t->slots[s].token = token;
     t->slots[s].cb = cb;
-    t->slots[s].arg = arg;
-    t->slots[s].interval = deadline_after(0, every_ms);
-    t->heap[t->nheap] = (nio__heapent){deadline, s};
-    sift_up(t, t->nheap++);
+    t->slots[s].interval = every_ms != 0 ? deadline_after(0, every_ms) : 0;
+    if (cb == NULL)
+        t->slots[s].u.token = token;
+    else
+        t->slots[s].u.arg = arg;
+    t->slots[s].link = NIO__TSLOT_LIVE;
+    t->heap[t->nheap] = (nio__heapent){deadline, s, 0};
+    sift_up(t->heap, t->nheap++);
     *id = ((uint64_t)t->slots[s].gen << 32) | (s + 1u);
-    if (p->blocked && deadline < p->wait_deadline)
-        nio__poll_kick_locked(p);
+    *kick = p->blocked && deadline < p->wait_deadline;
     return 0;
+}
+
+/* A start racing nio_poll_close() either lands before it or fails with
+ * -ECANCELED: closed is set once, and a start that reads it unset is as
+ * one that completed first (the heap lives until nio_poll_free()). */
+static HOT int start(nio_poll *p, uint64_t ms, uint64_t every_ms, nio_token token,
+                     nio__timer_cb cb, void *arg, nio_timer_id *id)
+{
+    bool kick = false;
+    int err;
+    nio__tlock_lock(&p->tlock);
+    err = nio__poll_closed(p) ? -ECANCELED : start_locked(p, ms, every_ms, token, cb, arg, id, &kick);
+    nio__tlock_unlock(&p->tlock);
+    if (kick)
+        p->ops->wake_signal(p); /* the wait ends later than this timer */
+    return err;
 }
 
 int nio_timer_start(nio_poll *p, uint64_t ms, nio_token token, nio_timer_id *id)
 {
-    int err;
     if (p == NULL || id == NULL || token > NIO_TOKEN_MAX)
         return -EINVAL;
-    if ((err = nio__poll_lock(p)) < 0)
-        return err;
-    err = start_locked(p, ms, 0, token, NULL, NULL, id);
-    nio__poll_unlock(p);
-    return err;
+    return start(p, ms, 0, token, NULL, NULL, id);
 }
 
 int nio_timer_start_repeat(nio_poll *p, uint64_t first_ms, uint64_t every_ms, nio_token token,
                            nio_timer_id *id)
 {
-    int err;
     if (p == NULL || id == NULL || token > NIO_TOKEN_MAX || every_ms == 0)
         return -EINVAL;
-    if ((err = nio__poll_lock(p)) < 0)
-        return err;
-    err = start_locked(p, first_ms, every_ms, token, NULL, NULL, id);
-    nio__poll_unlock(p);
-    return err;
+    return start(p, first_ms, every_ms, token, NULL, NULL, id);
 }
 
 int nio__timer_start_cb(nio_poll *p, uint64_t ms, nio__timer_cb cb, void *arg, nio_timer_id *id)
 {
-    int err;
-    if ((err = nio__poll_lock(p)) < 0)
-        return err;
-    err = start_locked(p, ms, 0, 0, cb, arg, id);
-    nio__poll_unlock(p);
-    return err;
+    return start(p, ms, 0, 0, cb, arg, id);
 }
 
 static int cancel_locked(nio__timers *t, nio_timer_id id)
 {
     uint32_t s = (uint32_t)id - 1u, gen = (uint32_t)(id >> 32);
-    if ((uint32_t)id == 0 || s >= t->nslots || t->slots[s].gen != gen || t->slots[s].heap_idx < 0)
+    if ((uint32_t)id == 0 || s >= t->nslots || t->slots[s].gen != gen ||
+        t->slots[s].link != NIO__TSLOT_LIVE)
         return -ENOENT;
-    NIO__ASSERT(t->heap[t->slots[s].heap_idx].slot == s);
-    heap_remove(t, (uint32_t)t->slots[s].heap_idx);
-    slot_release(t, s);
+    t->slots[s].gen++;
+    t->slots[s].link = NIO__TSLOT_DEAD;
+    if (++t->dead >= COMPACT_MIN && t->dead >= t->nheap / 2)
+        compact(t);
     return 0;
 }
 
@@ -197,25 +288,26 @@ int nio_timer_cancel(nio_poll *p, nio_timer_id id)
     int err;
     if (p == NULL)
         return -EINVAL;
-    if ((err = nio__poll_lock(p)) < 0)
-        return err;
-    err = cancel_locked(&p->timers, id);
-    nio__poll_unlock(p);
+    nio__tlock_lock(&p->tlock);
+    err = nio__poll_closed(p) ? -ECANCELED : cancel_locked(&p->timers, id);
+    nio__tlock_unlock(&p->tlock);
     return err;
 }
 
 int nio__timer_cancel_cb(nio_poll *p, nio_timer_id id)
 {
     int err;
-    pthread_mutex_lock(&p->lock); /* closed or not: the heap lives until free */
+    nio__tlock_lock(&p->tlock); /* closed or not: the heap lives until free */
     err = cancel_locked(&p->timers, id);
-    pthread_mutex_unlock(&p->lock);
+    nio__tlock_unlock(&p->tlock);
     return err;
 }
 
 uint64_t nio__timers_next_locked(nio_poll *p)
 {
-    return p->timers.nheap ? p->timers.heap[0].deadline : UINT64_MAX;
+    nio__timers *t = &p->timers;
+    drop_dead_top(t);
+    return t->nheap ? t->heap[0].deadline : UINT64_MAX;
 }
 
 /* The first deadline of the series from, from + every, ... that lies after
@@ -234,54 +326,88 @@ int nio__timers_pop_expired_locked(nio_poll *p, uint64_t now, nio_event *ev, nio
                                    void **arg)
 {
     nio__timers *t = &p->timers;
+    nio__tslot *sl;
     uint32_t s;
+    drop_dead_top(t);
     if (t->nheap == 0 || t->heap[0].deadline > now)
         return 0;
     s = t->heap[0].slot;
-    NIO__ASSERT(t->slots[s].heap_idx == 0);
-    *cb = t->slots[s].cb;
-    *arg = t->slots[s].arg;
-    ev->token = t->slots[s].token;
+    sl = &t->slots[s];
+    *cb = sl->cb;
+    *arg = sl->cb != NULL ? sl->u.arg : NULL;
+    ev->token = sl->cb != NULL ? 0 : sl->u.token;
     ev->flags = NIO_EV_TIMER;
     ev->reserved_ = 0;
-    if (t->slots[s].interval != 0) {
-        t->heap[0].deadline = next_tick(t->heap[0].deadline, t->slots[s].interval, now);
-        sift_down(t, 0);
+    if (sl->interval != 0) { /* repeating: stays live, its entry moves down */
+        t->heap[0].deadline = next_tick(t->heap[0].deadline, sl->interval, now);
+        sift_down(t->heap, t->nheap, 0);
         return 1;
     }
-    heap_remove(t, 0);
-    slot_release(t, s);
+    heap_pop_top(t);
+    sl->gen++;
+    slot_free(t, s);
     return 1;
 }
 
 void nio__timers_free(nio__timers *t)
 {
     free(t->slots);
-    free(t->heap);
-    t->slots = NULL;
-    t->heap = NULL;
-    t->nslots = t->capslots = t->nheap = t->capheap = 0;
+    free(t->heap_mem);
+    memset(t, 0, sizeof *t);
+    t->free_head = NIO__TSLOT_END;
+}
+
+/* Which slots the heap refers to, for the check that none is there twice;
+ * NULL when there is no memory for it (the check is then skipped). */
+static unsigned char *heap_seen(const nio__timers *t)
+{
+    return calloc((size_t)t->nslots / 8 + 1, 1);
+}
+
+static int verify_heap(const nio__timers *t, unsigned char *seen, uint32_t *ndead)
+{
+    *ndead = 0;
+    if (t->heap_mem != NULL && (uintptr_t)(t->heap + 1) % LINE != 0)
+        return __LINE__; /* children groups off their cache lines */
+    for (uint32_t i = 0; i < t->nheap; i++) {
+        uint32_t s = t->heap[i].slot;
+        if (i > 0 && t->heap[(i - 1) / ARITY].deadline > t->heap[i].deadline)
+            return __LINE__; /* a parent after its child */
+        if (s >= t->nslots)
+            return __LINE__;
+        if (t->slots[s].link != NIO__TSLOT_LIVE && t->slots[s].link != NIO__TSLOT_DEAD)
+            return __LINE__; /* a free slot still in the heap */
+        *ndead += t->slots[s].link == NIO__TSLOT_DEAD;
+        if (seen != NULL && (seen[s / 8] & (1u << (s % 8))))
+            return __LINE__; /* a slot in the heap twice */
+        if (seen != NULL)
+            seen[s / 8] |= (unsigned char)(1u << (s % 8));
+    }
+    return 0;
 }
 
 int nio__timers_verify(const nio__timers *t)
 {
-    uint32_t nfree = 0;
+    uint32_t nfree = 0, ndead, nlive = 0;
+    unsigned char *seen;
+    int line;
     if (t->nheap > t->nslots || t->nslots > t->capslots || t->nheap > t->capheap)
         return __LINE__;
-    for (uint32_t i = 0; i < t->nheap; i++) {
-        uint32_t s = t->heap[i].slot;
-        if (i > 0 && t->heap[(i - 1) / 2].deadline > t->heap[i].deadline)
-            return __LINE__; /* a parent after its child */
-        if (s >= t->nslots || t->slots[s].heap_idx != (int32_t)i)
-            return __LINE__; /* entry and slot disagree */
+    seen = heap_seen(t);
+    line = verify_heap(t, seen, &ndead);
+    for (uint32_t s = t->free_head; line == 0 && s != NIO__TSLOT_END; s = t->slots[s].link) {
+        if (s >= t->nslots || ++nfree > t->nslots)
+            line = __LINE__; /* off the array, or a cycle */
+        else if (seen != NULL && (seen[s / 8] & (1u << (s % 8))))
+            line = __LINE__; /* free, yet in the heap */
     }
-    for (uint32_t s = t->free_head; s != UINT32_MAX; s = t->slots[s].next_free) {
-        if (s >= t->nslots || t->slots[s].heap_idx != -1 || ++nfree > t->nslots)
-            return __LINE__; /* a live slot on the free list, or a cycle */
-    }
+    free(seen);
+    if (line != 0)
+        return line;
+    if (ndead != t->dead)
+        return __LINE__; /* the dead count is off */
     for (uint32_t s = 0; s < t->nslots; s++)
-        if (t->slots[s].heap_idx < -1 || t->slots[s].heap_idx >= (int32_t)t->nheap)
-            return __LINE__;
-    /* every slot is live (in the heap) or free, none both, none neither */
-    return t->nheap + nfree == t->nslots ? 0 : __LINE__;
+        nlive += t->slots[s].link == NIO__TSLOT_LIVE;
+    /* every slot is live, dead (both in the heap) or free, none twice */
+    return nlive + ndead == t->nheap && t->nheap + nfree == t->nslots ? 0 : __LINE__;
 }

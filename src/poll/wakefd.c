@@ -68,7 +68,7 @@ int nio__wakefd_open(nio_poll *p)
     p->wake.src.fd = fds[0];
     p->wake.src.dead = false;
     err = p->ops->add(p, fds[0], NIO__TAG | (uint64_t)(uintptr_t)&p->wake.src,
-                     NIO_READABLE | NIO_LEVEL);
+                     NIO_READABLE | NIO_LEVEL | NIO__FD_OK);
     if (err < 0) {
         nio__wakefd_close(p);
         return err;

@@ -1,6 +1,7 @@
 /* The delayed HTTP server as a program:
  *   nio-test-httpd [-p PORT] [-4|-6] [-k]
- * serves on 127.0.0.1 and [::1] until interrupted; -k keeps HTTP/1.1
+ * serves on 127.0.0.1 and [::1] until interrupted, on the backend
+ * NIO_BACKEND names (the default when unset); -k keeps HTTP/1.1
  * connections alive (HTTPD_KEEPALIVE). */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -25,6 +26,7 @@ int main(int argc, char **argv)
 {
     int families = HTTPD_V4 | HTTPD_V6, opt, rc;
     long port = 0;
+    const char *backend;
     httpd *h;
     while ((opt = getopt(argc, argv, "p:46kh")) != -1) {
         switch (opt) {
@@ -49,7 +51,8 @@ int main(int argc, char **argv)
             return opt == 'h' ? 0 : 2;
         }
     }
-    rc = httpd_start(&h, families, (uint16_t)port, NULL);
+    backend = getenv("NIO_BACKEND");
+    rc = httpd_start(&h, families, (uint16_t)port, backend != NULL && *backend ? backend : NULL);
     if (rc < 0) {
         fprintf(stderr, "nio-test-httpd: cannot start: %s\n", nio_strerror(rc));
         return 1;
