@@ -425,7 +425,7 @@ START_TEST(misuse_is_an_error)
     expect_quiet(p, 30); /* readable no longer wanted */
     {
         nio_poll *none = (nio_poll *)&none;
-        ck_assert_int_eq(nio_poll_new_with(&none, "kqueue-nope"), -EINVAL);
+        ck_assert_int_eq(nio_poll_new_with(&none, "kqueue-nope"), NIO_EBACKEND);
         ck_assert_ptr_null(none);
     }
     tu_close(sv[0]);
@@ -1494,8 +1494,19 @@ START_TEST(env_selects_backend)
     ck_assert_int_eq(nio_poll_new(&p), 0);
     ck_assert_str_eq(nio_poll_backend(p), tu_backend(_i));
     nio_poll_free(p);
+    /* A wrong name says which of the two mistakes it is, in words a user
+     * who set NIO_BACKEND can act on. */
     tu_setenv("NIO_BACKEND", "nonsense");
-    ck_assert_int_eq(nio_poll_new(&p), -EINVAL);
+    ck_assert_int_eq(nio_poll_new(&p), NIO_EBACKEND);
+    ck_assert_ptr_nonnull(strstr(nio_strerror(NIO_EBACKEND), "NIO_BACKEND"));
+#ifdef _WIN32
+    tu_setenv("NIO_BACKEND", "epoll"); /* a backend of other systems */
+#else
+    tu_setenv("NIO_BACKEND", "iocp");
+#endif
+    ck_assert_int_eq(nio_poll_new(&p), NIO_ENOBACKEND);
+    ck_assert_ptr_nonnull(strstr(nio_strerror(NIO_ENOBACKEND), "not built"));
+    ck_assert_str_eq(nio_err_name(NIO_ENOBACKEND), "NIO_ENOBACKEND");
     tu_setenv("NIO_BACKEND", NULL);
 }
 END_TEST

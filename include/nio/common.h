@@ -78,7 +78,13 @@ typedef int nio_socket;
       "the socket is not listening: adopt it with nio_tcp_adopt()")            \
     X(NIO_ENOEMBED, 5103,                                                     \
       "this poll backend has no descriptor another event loop can watch: "     \
-      "create the poll on epoll")
+      "create the poll on epoll")                                             \
+    X(NIO_EBACKEND, 5104,                                                     \
+      "no poll backend of that name (check NIO_BACKEND): the names are "       \
+      "epoll, poll, kqueue, io_uring and iocp")                               \
+    X(NIO_ENOBACKEND, 5105,                                                   \
+      "that poll backend is not built into this library for this system "     \
+      "(check NIO_BACKEND; unset it for the default)")
 
 enum nio_errcode {
 #define NIO_ERR_ENUM_(name, val, msg) name = -(val),

@@ -86,8 +86,8 @@ typedef struct nio_event {
 /* Create a poll on the best backend for this system (epoll on Linux, iocp
  * on Windows), or
  * the one named by the environment variable NIO_BACKEND when it is set.
- * Returns 0 and *out, or -errno (-ENOMEM, -EMFILE, ...); -EINVAL when
- * NIO_BACKEND names no backend built into this library. */
+ * Returns 0 and *out, or -errno (-ENOMEM, -EMFILE, ...); when NIO_BACKEND
+ * is set, the errors of nio_poll_new_with() for its name. */
 NIO_EXTERN int nio_poll_new(nio_poll **out);
 
 /* Create a poll on a named backend: "epoll" or "poll" on POSIX systems,
@@ -96,8 +96,9 @@ NIO_EXTERN int nio_poll_new(nio_poll **out);
  * "io_uring" on Linux when the library was built with liburing (poll
  * requests on an io_uring, the same semantics as epoll's; never the
  * default).  NULL means the default (as nio_poll_new(), ignoring
- * NIO_BACKEND).  -EINVAL for an unknown name, -ENOTSUP for a backend not
- * built on this system; for "io_uring", the kernel's refusal: -ENOSYS (no
+ * NIO_BACKEND).  NIO_EBACKEND for an unknown name, NIO_ENOBACKEND for a
+ * backend this library was not built with (another system's, or io_uring
+ * built without liburing); for "io_uring", the kernel's refusal: -ENOSYS (no
  * io_uring, or a kernel older than 5.17), -EPERM (io_uring disabled: the
  * sysctl kernel.io_uring_disabled, a container's seccomp filter), -ENOMEM
  * (the locked-memory limit of kernels before 5.12). */

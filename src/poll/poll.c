@@ -44,7 +44,8 @@ void nio__assert_fail(const char *expr, const char *file, int line)
 }
 
 /* The backends built into this library, the default first.  A name that
- * some build knows but this one lacks is -ENOTSUP; any other, -EINVAL. */
+ * some build knows but this one lacks is NIO_ENOBACKEND; any other,
+ * NIO_EBACKEND (codes of their own, so that the message names the cause). */
 static const nio__backend_ops *const backends[] = {
 #ifdef NIO_HAVE_EPOLL
     &nio__epoll_ops,
@@ -71,10 +72,10 @@ static const nio__backend_ops *backend_by_name(const char *name, int *err)
     for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++)
         if (strcmp(name, backends[i]->name) == 0)
             return backends[i];
-    *err = -EINVAL;
+    *err = NIO_EBACKEND;
     for (size_t i = 0; i < sizeof known_backends / sizeof known_backends[0]; i++)
         if (strcmp(name, known_backends[i]) == 0)
-            *err = -ENOTSUP;
+            *err = NIO_ENOBACKEND;
     return NULL;
 }
 
