@@ -147,9 +147,19 @@ for h in $(cd "$stage" && find . -name '*.h' | sed 's|^\./|/|'); do
         fail "installed $h differs from include/$rel"
 done
 # ...and every public header is installed (a new one must join
-# nioinclude_HEADERS in Makefile.am).
+# nioinclude_HEADERS in Makefile.am); <nio/tls.h> only by a build with
+# the TLS layer (configured with OpenSSL), and then its man page too.
+if grep -q '^#define NIO_HAVE_TLS 1' "$top_builddir/config.h" 2>/dev/null; then
+    optional=
+else
+    optional=nio/tls.h
+fi
 for src in "$top_srcdir"/include/*.h "$top_srcdir"/include/nio/*.h; do
     rel=${src#"$top_srcdir"/include/}
+    if [ "$rel" = "$optional" ]; then
+        [ ! -f "$incdir/$rel" ] || fail "include/$rel was installed by a build without TLS"
+        continue
+    fi
     [ -f "$incdir/$rel" ] || fail "public header include/$rel was not installed"
 done
 nh=$(cd "$stage" && find . -name '*.h' | grep -c .)
@@ -177,7 +187,9 @@ man3=$(find "$stage" -name nio_tcp.3 -path '*/man3/*')
 [ "$(printf '%s\n' "$man3" | grep -c .)" = 1 ] || fail "expected one man3/nio_tcp.3, found: $man3"
 man3=$(dirname "$man3")
 mandir=$(dirname "$man3")
-funcs=$(cat "$top_srcdir"/include/nio.h "$top_srcdir"/include/nio/*.h |
+funcs=$(for h in "$top_srcdir"/include/nio.h "$top_srcdir"/include/nio/*.h; do
+        [ "${h#"$top_srcdir"/include/}" = "$optional" ] || cat "$h"
+    done |
     sed -n 's/^NIO_EXTERN[^(]*[ *]\(nio_[a-z0-9_]*\)(.*/\1/p' | sort -u)
 [ -n "$funcs" ] || fail "no NIO_EXTERN functions found in the headers"
 nf=0

@@ -127,6 +127,59 @@ static void parse_te(http_resp *p, const char *v, size_t n)
     p->has_te = true;
 }
 
+/* Connection: a list of tokens; close wins over keep-alive. */
+static void parse_connection(http_resp *p, const char *v, size_t n)
+{
+    size_t start = 0, end;
+    for (size_t i = 0; i <= n; i++)
+        if (i == n || v[i] == ',') {
+            end = i;
+            while (start < end && is_ows(v[start]))
+                start++;
+            while (end > start && is_ows(v[end - 1]))
+                end--;
+            if (ieq(v + start, end - start, "close"))
+                p->conn_close = true;
+            else if (ieq(v + start, end - start, "keep-alive"))
+                p->conn_keep_alive = true;
+            start = i + 1;
+        }
+}
+
+/* Retry-After: delay-seconds (RFC 9110 section 10.2.3); an HTTP-date is
+ * ignored (the caller's own backoff applies), as is anything malformed. */
+static void parse_retry_after(http_resp *p, const char *v, size_t n)
+{
+    uint32_t x = 0;
+    if (n == 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return;
+        if (x < HTTP_RETRY_AFTER_MAX)
+            x = x * 10 + (uint32_t)(v[i] - '0');
+    }
+    p->has_retry_after = true;
+    p->retry_after = x < HTTP_RETRY_AFTER_MAX ? x : HTTP_RETRY_AFTER_MAX;
+}
+
+static void keep_location(http_resp *p, const char *v, size_t n)
+{
+    p->location_long = n >= sizeof p->location;
+    if (p->location_long)
+        n = 0;
+    memcpy(p->location, v, n);
+    p->location[n] = '\0';
+}
+
+bool http_reusable(const http_resp *p)
+{
+    if (p->state != HS_DONE || (!p->no_body && !p->chunked && !p->has_length) ||
+        (p->has_te && !p->chunked))
+        return false;
+    return p->minor >= 1 ? !p->conn_close : p->conn_keep_alive && !p->conn_close;
+}
+
 /* "name: value" (RFC 9112 section 5); semantics only for real headers,
  * trailers are checked for syntax and dropped. */
 static int parse_field(http_resp *p, const char *l, size_t n, bool trailer)
@@ -150,6 +203,12 @@ static int parse_field(http_resp *p, const char *l, size_t n, bool trailer)
         return parse_length(p, l + vs, ve - vs);
     if (ieq(l, i, "transfer-encoding"))
         parse_te(p, l + vs, ve - vs);
+    else if (ieq(l, i, "connection"))
+        parse_connection(p, l + vs, ve - vs);
+    else if (ieq(l, i, "retry-after"))
+        parse_retry_after(p, l + vs, ve - vs);
+    else if (ieq(l, i, "location"))
+        keep_location(p, l + vs, ve - vs);
     return 0;
 }
 

@@ -28,6 +28,8 @@
 #define HTTP_LINE_MAX 8192  /* longest status, header, chunk-size or trailer line */
 #define HTTP_HEADERS_MAX 200 /* header plus trailer lines per response */
 #define HTTP_SIZE_MAX ((uint64_t)1 << 60) /* largest Content-Length / chunk size */
+#define HTTP_LOCATION_MAX 4608 /* longest Location kept (a URL and some) */
+#define HTTP_RETRY_AFTER_MAX 86400u /* Retry-After seconds beyond this are clamped */
 
 #define HTTP_ERRORS(X)                                                       \
     X(HTTP_E_STATUS, 1, "malformed status line")                             \
@@ -75,6 +77,13 @@ typedef struct http_resp {
     int lines;             /* header and trailer lines seen */
     size_t scan;           /* nio_buf_line's cursor in the input buffer */
     size_t handed;         /* body bytes handed out, consumed at the next call */
+    /* Connection management (RFC 9112 section 9.3) and redirects: */
+    bool conn_close;       /* "Connection: close" seen */
+    bool conn_keep_alive;  /* "Connection: keep-alive" seen (HTTP/1.0) */
+    bool has_retry_after;  /* Retry-After in delay-seconds form */
+    uint32_t retry_after;  /* its seconds, at most HTTP_RETRY_AFTER_MAX */
+    bool location_long;    /* Location was longer than HTTP_LOCATION_MAX - 1 */
+    char location[HTTP_LOCATION_MAX]; /* the last Location header, or "" */
 } http_resp;
 
 /* Start (or restart) a parser. */
@@ -96,6 +105,13 @@ int http_feed(http_resp *p, nio_buf *in, const char **body, size_t *body_len);
  * close-delimited body, which this completes), else HTTP_E_TRUNCATED (or
  * HTTP_E_STATE after an error). */
 int http_finish(http_resp *p);
+
+/* Whether the connection may carry another request once this response is
+ * complete (HS_DONE): HTTP/1.1 without "Connection: close", or HTTP/1.0
+ * with "Connection: keep-alive"; never after a close-delimited body.
+ * Bytes left in the input after the response are the caller's to judge
+ * (nio-get never pipelines, so it closes such a connection). */
+bool http_reusable(const http_resp *p);
 
 /* A static description of an HTTP_E* code; never NULL. */
 const char *http_strerror(int err);

@@ -11,17 +11,21 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "demo.h"
 #include "fetch.h"
 
-enum { OPT_RESOLVE = 256, OPT_DNS, OPT_HOSTS, OPT_TIMEOUT, OPT_DEMO };
+enum { OPT_RESOLVE = 256, OPT_DNS, OPT_HOSTS, OPT_TIMEOUT, OPT_DEMO, OPT_JSON, OPT_MAXHOST,
+       OPT_IDLE, OPT_NOKA, OPT_MAXREDIR, OPT_RETRY };
 
 static const char usage_line[] =
-    "usage: nio-get [-q] [-c N] [-o DIR] [--timeout MS] [--resolve HOST:PORT:ADDR]\n"
-    "               [--dns-server ADDR[:PORT]] [--hosts FILE] [-4|-6] URL...\n"
+    "usage: nio-get [-q] [--json] [-c N] [-o DIR] [--timeout MS] [--max-per-host N]\n"
+    "               [--idle-timeout MS] [--no-keepalive] [-L] [--max-redirects N]\n"
+    "               [--retry N] [--resolve HOST:PORT:ADDR]\n"
+    "               [--dns-server ADDR[:PORT]] [--hosts FILE] [-4|-6] URL... | -i FILE\n"
     "       nio-get --demo | --help | --version\n";
 
 static void usage(FILE *to)
@@ -34,8 +38,20 @@ static void help(void)
     usage(stdout);
     fputs("\nFetch every URL at once over HTTP/1.1, on nio's event queue, and print\n"
           "each completion as it happens (status, body bytes, DNS, connect, first\n"
-          "byte and total times), then a summary.\n\n"
-          "  -c, --concurrency N    at most N fetches in flight (default: all)\n"
+          "byte and total times), then a summary.  Connections are kept alive and\n"
+          "reused for later URLs of the same scheme, host and port.\n\n"
+          "  -i, --input FILE       read the URLs from FILE, one a line ('-': standard\n"
+          "                         input), only as fast as they are fetched\n"
+          "  -c, --concurrency N    at most N fetches in flight (default: all the\n"
+          "                         command line's URLs; 100 with -i)\n"
+          "      --json             one JSON object per completion on stdout\n"
+          "      --max-per-host N   at most N connections to one host:port\n"
+          "      --idle-timeout MS  close a kept connection idle this long (5000)\n"
+          "      --no-keepalive     a new connection for every URL\n"
+          "  -L, --location         follow redirects (at most --max-redirects, 10)\n"
+          "      --retry N          retry refused or failed connects, 5xx and 429 up\n"
+          "                         to N times, waiting 250 ms doubled each time or\n"
+          "                         as Retry-After says (at most 30 s)\n"
           "  -o, --output-dir DIR   save each body as DIR/<n>-<last path segment>\n"
           "  -q, --quiet            print only errors\n"
           "      --timeout MS       give up on a fetch after MS milliseconds\n"
@@ -121,6 +137,14 @@ static const struct option longopts[] = {
     {"hosts", required_argument, NULL, OPT_HOSTS},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"demo", no_argument, NULL, OPT_DEMO},
+    {"input", required_argument, NULL, 'i'},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"max-per-host", required_argument, NULL, OPT_MAXHOST},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE},
+    {"no-keepalive", no_argument, NULL, OPT_NOKA},
+    {"location", no_argument, NULL, 'L'},
+    {"max-redirects", required_argument, NULL, OPT_MAXREDIR},
+    {"retry", required_argument, NULL, OPT_RETRY},
     {NULL, 0, NULL, 0},
 };
 
@@ -165,6 +189,48 @@ static int take_opt(int opt, get_opts *o, bool *demo)
     case OPT_DEMO:
         *demo = true;
         return 0;
+    case 'i':
+        o->input = optarg;
+        return 0;
+    case OPT_JSON:
+        o->json = true;
+        return 0;
+    case OPT_NOKA:
+        o->no_keepalive = true;
+        return 0;
+    case 'L':
+        o->follow = true;
+        return 0;
+    case OPT_MAXREDIR:
+        if (!parse_uint(optarg, 1000, &v)) {
+            fprintf(stderr, "nio-get: bad --max-redirects '%s': want a count, 0 to 1000\n",
+                    optarg);
+            return -1;
+        }
+        o->max_redirects = (int)v;
+        return 0;
+    case OPT_RETRY:
+        if (!parse_uint(optarg, 100, &v)) {
+            fprintf(stderr, "nio-get: bad --retry '%s': want a count, 0 to 100\n", optarg);
+            return -1;
+        }
+        o->retry = (int)v;
+        return 0;
+    case OPT_MAXHOST:
+        if (!parse_uint(optarg, 1000000, &v) || v == 0) {
+            fprintf(stderr, "nio-get: bad --max-per-host '%s': want a count from 1\n", optarg);
+            return -1;
+        }
+        o->max_per_host = (int)v;
+        return 0;
+    case OPT_IDLE:
+        if (!parse_uint(optarg, UINT32_MAX, &v) || v == 0) {
+            fprintf(stderr, "nio-get: bad --idle-timeout '%s': want milliseconds from 1\n",
+                    optarg);
+            return -1;
+        }
+        o->idle_ms = (uint32_t)v;
+        return 0;
     case 'h':
         help();
         return 1;
@@ -176,17 +242,33 @@ static int take_opt(int opt, get_opts *o, bool *demo)
     }
 }
 
+/* A connection is a descriptor: take all the hard limit allows (the soft
+ * one is often 1024, below a -c 1000 with its idle connections). */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int main(int argc, char **argv)
 {
-    get_opts o = {0};
+    get_opts o = {.idle_ms = GET_DEFAULT_IDLE_MS, .max_redirects = GET_DEFAULT_MAX_REDIRECTS};
     bool demo = false;
     int opt, rc = 0, status = 2;
     struct stat st;
     run r;
-    while (rc == 0 && (opt = getopt_long(argc, argv, "c:o:qhV46", longopts, NULL)) != -1)
+    while (rc == 0 && (opt = getopt_long(argc, argv, "c:o:i:LqhV46", longopts, NULL)) != -1)
         rc = take_opt(opt, &o, &demo);
-    if (rc != 0 || (!demo && optind >= argc)) {
-        if (rc <= 0)
+    if (rc == 0 && o.input != NULL && optind < argc) {
+        fprintf(stderr, "nio-get: give the URLs either with -i or on the command line, "
+                "not both\n");
+        rc = -2; /* reported */
+    }
+    if (rc != 0 || (!demo && optind >= argc && o.input == NULL)) {
+        if (rc <= 0 && rc != -2)
             usage(stderr);
         status = rc > 0 ? 0 : 2;
         goto done;
@@ -196,6 +278,7 @@ int main(int argc, char **argv)
         goto done;
     }
     o.progress = !o.quiet && isatty(STDERR_FILENO);
+    raise_fd_limit();
     if (demo) {
         status = demo_main(&o);
         goto done;
@@ -203,11 +286,11 @@ int main(int argc, char **argv)
     rc = run_init(&r, &o, argv + optind, (size_t)(argc - optind));
     if (rc == 0)
         rc = run_all(&r);
-    if (rc < 0)
+    if (rc < 0 && !r.input_error)
         fprintf(stderr, "nio-get: cannot run: %s\n", nio_strerror(rc));
-    else
+    else if (rc == 0)
         out_summary(&r);
-    status = rc < 0 ? 2 : r.failed > 0 ? 1 : 0;
+    status = rc < 0 ? 2 : r.failed > 0 || r.input_error ? 1 : 0;
     run_free(&r);
 done:
     free(o.rules);

@@ -41,13 +41,13 @@ int save_open(run *r, fetch *f)
     if (asprintf(&f->part_path, "%s/.%s.part", r->o->outdir, name) < 0)
         f->part_path = NULL;
     if (f->final_path == NULL || f->part_path == NULL) {
-        out_fail(r, f, "out of memory");
+        out_fail(r, f, EK_INTERNAL, "out of memory");
         rc = -EIO;
         goto done;
     }
     f->out_fd = open(f->part_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (f->out_fd < 0) {
-        out_fail(r, f, "cannot save the body: %s: %s; does -o name a writable directory?",
+        out_fail(r, f, EK_SAVE, "cannot save the body: %s: %s; does -o name a writable directory?",
                  f->part_path, strerror(errno));
         rc = -EIO;
     }
@@ -62,7 +62,7 @@ int save_write(run *r, fetch *f, const char *p, size_t n)
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0) {
-            out_fail(r, f, "cannot save the body to %s: %s", f->part_path, strerror(errno));
+            out_fail(r, f, EK_SAVE, "cannot save the body to %s: %s", f->part_path, strerror(errno));
             return -EIO;
         }
         p += w;
@@ -76,13 +76,13 @@ int save_close(run *r, fetch *f, bool keep)
     int rc = 0;
     if (f->out_fd >= 0) {
         if (close(f->out_fd) < 0 && keep) {
-            out_fail(r, f, "cannot save the body to %s: %s", f->part_path, strerror(errno));
+            out_fail(r, f, EK_SAVE, "cannot save the body to %s: %s", f->part_path, strerror(errno));
             keep = false;
             rc = -EIO;
         }
         f->out_fd = -1;
         if (keep && rename(f->part_path, f->final_path) < 0) {
-            out_fail(r, f, "cannot rename %s: %s", f->part_path, strerror(errno));
+            out_fail(r, f, EK_SAVE, "cannot rename %s: %s", f->part_path, strerror(errno));
             keep = false;
             rc = -EIO;
         }

@@ -231,3 +231,81 @@ int url_host_header(const url_t *u, char *buf, size_t cap)
         w = snprintf(buf, cap, "%s%s%s", l, host, r);
     return (w < 0 || (size_t)w >= cap) ? -1 : w;
 }
+
+/* RFC 3986 section 5.2.4: remove "." and ".." segments from the path in
+ * p (a NUL-terminated absolute path, rewritten in place). */
+static void remove_dots(char *p)
+{
+    char *in = p, *out = p;
+    while (*in != '\0') {
+        if (strncmp(in, "/./", 3) == 0 || strcmp(in, "/.") == 0) {
+            in += 2;
+            if (*in == '\0')
+                *out++ = '/';
+        } else if (strncmp(in, "/../", 4) == 0 || strcmp(in, "/..") == 0) {
+            in += 3;
+            while (out > p && *--out != '/')
+                ;
+            if (*in == '\0')
+                *out++ = '/';
+        } else {
+            do
+                *out++ = *in++;
+            while (*in != '\0' && *in != '/');
+        }
+    }
+    if (out == p)
+        *out++ = '/';
+    *out = '\0';
+}
+
+/* A URI scheme ("[A-Za-z][A-Za-z0-9+.-]*:") starts ref? */
+static bool has_scheme(const char *ref)
+{
+    size_t i = 0;
+    if (!((ref[0] >= 'a' && ref[0] <= 'z') || (ref[0] >= 'A' && ref[0] <= 'Z')))
+        return false;
+    while (is_alnum(ref[i]) || ref[i] == '+' || ref[i] == '.' || ref[i] == '-')
+        i++;
+    return ref[i] == ':';
+}
+
+int url_resolve(const url_t *base, const char *ref, char *out, size_t cap)
+{
+    char origin[URL_HOST_MAX + 24], path[URL_TARGET_MAX * 2 + 2];
+    const char *scheme = base->scheme == URL_HTTPS ? "https" : "http";
+    size_t plen;
+    int n;
+    if (has_scheme(ref))
+        n = snprintf(out, cap, "%s", ref);
+    else if (ref[0] == '/' && ref[1] == '/')
+        n = snprintf(out, cap, "%s:%s", scheme, ref);
+    else {
+        if (url_host_header(base, origin + 0, sizeof origin) < 0)
+            return URL_E_TOOLONG;
+        if (ref[0] == '/') {
+            n = snprintf(path, sizeof path, "%s", ref);
+        } else if (ref[0] == '?' || ref[0] == '#' || ref[0] == '\0') {
+            plen = strcspn(base->target, "?");
+            n = snprintf(path, sizeof path, "%.*s%s", (int)plen,
+                         base->target, ref[0] == '#' || ref[0] == '\0' ? base->target + plen : ref);
+        } else { /* merge with the base's directory (section 5.2.3) */
+            plen = strcspn(base->target, "?");
+            while (plen > 0 && base->target[plen - 1] != '/')
+                plen--;
+            n = snprintf(path, sizeof path, "%.*s%s", (int)plen, base->target, ref);
+        }
+        if (n < 0 || (size_t)n >= sizeof path)
+            return URL_E_TOOLONG;
+        /* dots only in the path, not the query or fragment */
+        plen = strcspn(path, "?#");
+        {
+            char tail[URL_TARGET_MAX * 2 + 2];
+            snprintf(tail, sizeof tail, "%s", path + plen);
+            path[plen] = '\0';
+            remove_dots(path);
+            n = snprintf(out, cap, "%s://%s%s%s", scheme, origin, path, tail);
+        }
+    }
+    return n < 0 || (size_t)n >= cap ? URL_E_TOOLONG : 0;
+}

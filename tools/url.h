@@ -55,4 +55,12 @@ const char *url_strerror(int err);
  * buf[cap].  Returns its length, or -1 when it does not fit. */
 int url_host_header(const url_t *u, char *buf, size_t cap);
 
+/* Resolve a reference (a Location header) against the URL it came from
+ * (RFC 3986 section 5.2): absolute ("http://h/x"), scheme-relative
+ * ("//h/x"), absolute-path ("/x"), query ("?q") or relative ("x",
+ * "../x") references, with "." and ".." segments removed from the path.
+ * The result, NUL-terminated in out[cap], is to be checked with
+ * url_parse().  0, or URL_E_TOOLONG when it does not fit.  Pure. */
+int url_resolve(const url_t *base, const char *ref, char *out, size_t cap);
+
 #endif

@@ -57,7 +57,7 @@ typedef int nio_socket;
 
 /* Library error codes outside the errno range (errno values stay below
  * 4096 on every supported system): 5001 and up for DNS, 5101 and up for
- * sockets and the poll.  The list macro keeps the enum and
+ * sockets and the poll, 5201 and up for TLS.  The list macro keeps the enum and
  * nio_strerror()/nio_err_name() in step. */
 #define NIO_ERRNO_MAP(X)                                                      \
     X(NIO_ENOTFOUND, 5001, "host name not found (NXDOMAIN)")                  \
@@ -84,7 +84,28 @@ typedef int nio_socket;
       "epoll, poll, kqueue, io_uring and iocp")                               \
     X(NIO_ENOBACKEND, 5105,                                                   \
       "that poll backend is not built into this library for this system "     \
-      "(check NIO_BACKEND; unset it for the default)")
+      "(check NIO_BACKEND; unset it for the default)")                       \
+    X(NIO_ETLS_EXPIRED, 5201, "TLS: the peer's certificate has expired")      \
+    X(NIO_ETLS_NOT_YET_VALID, 5202,                                           \
+      "TLS: the peer's certificate is not valid yet (check the clock)")       \
+    X(NIO_ETLS_UNKNOWN_ISSUER, 5203,                                          \
+      "TLS: the peer's certificate was issued by an unknown authority "       \
+      "(give its CA certificate as a CA file)")                               \
+    X(NIO_ETLS_SELF_SIGNED, 5204,                                             \
+      "TLS: the peer's certificate is self-signed and not trusted")           \
+    X(NIO_ETLS_HOSTNAME, 5205,                                                \
+      "TLS: the peer's certificate is not valid for the host name")           \
+    X(NIO_ETLS_VERIFY, 5206, "TLS: the peer's certificate failed verification") \
+    X(NIO_ETLS_NOCERT, 5207, "TLS: the peer sent no certificate, and one is required") \
+    X(NIO_ETLS_ALERT, 5208, "TLS: the peer refused the handshake (an alert)")  \
+    X(NIO_ETLS_HANDSHAKE, 5209,                                               \
+      "TLS: handshake failed (no common protocol version or cipher, or a "    \
+      "malformed message)")                                                    \
+    X(NIO_ETLS_TRUNCATED, 5210,                                               \
+      "TLS: the connection ended without close_notify (data may be cut short)") \
+    X(NIO_ETLS_PROTOCOL, 5211, "TLS: protocol error (a malformed or unexpected record)") \
+    X(NIO_ETLS_CONFIG, 5212,                                                  \
+      "TLS: a certificate, key or CA file could not be loaded")
 
 enum nio_errcode {
 #define NIO_ERR_ENUM_(name, val, msg) name = -(val),

@@ -129,6 +129,14 @@ void nio__finish_end_locked(nio_tcp_stream *s, int result);
  * bytes sent (>= 0; the queue may still hold data), or -errno. */
 ssize_t nio__wq_flush(nio_tcp_stream *s);
 size_t nio__wq_queued(const nio_tcp_stream *s);
+/* For a layer above that writes a burst in pieces (src/tls: one record
+ * per piece): append len bytes to the write queue without sending, then
+ * send the whole burst with one nio_tcp_flush(), so that the pieces go
+ * out in one system call and one segment instead of small writes that
+ * Nagle's algorithm holds back for the peer's delayed ACK (40 ms).  The
+ * stream's thread.  0, -ENOTCONN, -EBUSY during a finish, -ENOMEM (the
+ * queue unchanged). */
+int nio__wq_append(nio_tcp_stream *s, const void *buf, size_t len);
 
 /* The stream's socket for a call on it: 0, -EINVAL for NULL, -ENOTCONN
  * while a connect by name has not chosen one.  The acquire pairs with

@@ -134,6 +134,25 @@ int nio_tcp_send(nio_tcp_stream *s, const void *buf, size_t len)
     return wq_status(s, before);
 }
 
+int nio__wq_append(nio_tcp_stream *s, const void *buf, size_t len)
+{
+    size_t before;
+    int err = nio__stream_ready(s);
+    if (err < 0)
+        return err;
+    if (nio__stream_busy(s))
+        return -EBUSY;
+    before = queued(s);
+    if (len > 0) {
+        if ((err = wq_reserve(s, len)) < 0)
+            return err;
+        memcpy(s->wq + s->wq_len, buf, len);
+        s->wq_len += len;
+    }
+    write_activity(s, before, false);
+    return 0;
+}
+
 int nio_tcp_flush(nio_tcp_stream *s)
 {
     size_t before;

@@ -18,11 +18,14 @@
 #define REQ_MAX 4096
 #define MAX_DELAY_MS 600000
 
-enum kind { K_TEXT, K_BYTES, K_RESET, K_HALFCLOSE, K_STATUS };
+enum kind { K_TEXT, K_BYTES, K_RESET, K_HALFCLOSE, K_STATUS, K_DROP };
 enum state { READING, DELAYING, WRITING, HALF };
+
+struct httpd;
 
 typedef struct conn {
     struct conn *prev, *next;
+    struct httpd *h;
     nio_tcp_stream *s;
     enum state state;
     enum kind kind;
@@ -31,11 +34,15 @@ typedef struct conn {
     nio_timer_id timer;
     bool timer_on;
     bool dead; /* closed; freed after the batch (a timer event may follow) */
-    char head[192];
+    char head[1024];
     size_t head_len, head_sent;
     char text[64];
     nio_buf req;     /* the request head as it arrives */
     size_t req_scan; /* where the search for its end resumes */
+    size_t head_end; /* the head's length, once complete */
+    bool keep;       /* keep the connection after this response */
+    int code;        /* a status other than 200 for a text response (0: 200) */
+    char extra[600]; /* header lines to add ("Name: value\r\n"...) */
 } conn;
 
 struct httpd {
@@ -46,6 +53,8 @@ struct httpd {
     conn list; /* sentinel */
     conn *dead; /* closed in this batch, linked through next */
     uint64_t accepted, answered;
+    uint64_t flaky, busy; /* /flaky and /busy requests so far */
+    bool keepalive;       /* HTTPD_KEEPALIVE */
 };
 
 /* The connection's token is its address, for its stream and its timer: a
@@ -110,14 +119,44 @@ static bool route(conn *c, const char *path)
         c->stop_at = n;
     } else if (strcmp(path, "/halfclose") == 0) {
         c->kind = K_HALFCLOSE;
+    } else if (strcmp(path, "/drop") == 0) {
+        c->kind = K_DROP;
+    } else if (strncmp(path, "/goto/", 6) == 0 && strlen(path) < 500) {
+        c->code = 302;
+        snprintf(c->extra, sizeof c->extra, "Location: %s\r\n", path + 6);
+    } else if (strcmp(path, "/loop") == 0) {
+        c->code = 302;
+        snprintf(c->extra, sizeof c->extra, "Location: loop\r\n");
+    } else if (strncmp(path, "/flaky/", 7) == 0 || strncmp(path, "/busy/", 6) == 0) {
+        /* the first n of every n + 1 such requests fail */
+        bool flaky = path[1] == 'f';
+        path += flaky ? 7 : 6;
+        if (!parse_u64(&path, &n, 1000) || *path != '\0')
+            return false;
+        if ((flaky ? c->h->flaky++ : c->h->busy++) % (n + 1) < n) {
+            c->code = flaky ? 503 : 429;
+            if (flaky)
+                snprintf(c->extra, sizeof c->extra, "Retry-After: 1\r\n");
+        }
     } else if (*path != '\0' && *path != '/') {
         return false;
     }
-    if (c->kind == K_TEXT || c->kind == K_HALFCLOSE) {
+    if (c->kind == K_TEXT || c->kind == K_HALFCLOSE || c->kind == K_DROP) {
         int len = snprintf(c->text, sizeof c->text, "delayed %" PRIu64 " ms\n", c->delay_ms);
         c->body_len = (uint64_t)len;
     }
     return true;
+}
+
+/* Does the complete head say "Connection: close"?  A simple search: the
+ * tests' clients and the benchmark's write the header one way. */
+static bool wants_close(const conn *c)
+{
+    char head[REQ_MAX];
+    size_t n = c->head_end + 4 < sizeof head ? c->head_end + 4 : sizeof head - 1;
+    memcpy(head, c->req.data, n);
+    head[n] = '\0';
+    return strcasestr(head, "\r\nConnection: close\r\n") != NULL;
 }
 
 /* Parse "GET <target> HTTP/1.x\r\n...\r\n\r\n" (the head is complete).
@@ -139,27 +178,75 @@ static int parse_request(conn *c)
     if (sp2 == NULL || sp2 == sp1 + 1 || strncmp(sp2 + 1, "HTTP/1.", 7) != 0 ||
         (sp2[8] != '0' && sp2[8] != '1') || sp2[9] != '\0' || sp1[1] != '/')
         return 400;
+    /* HTTP/1.1 keeps the connection unless the client says close
+     * (RFC 9112 section 9.3); 1.0 closes.  A simple search: the tests'
+     * clients write the header one way. */
+    c->keep = c->h->keepalive && sp2[8] == '1' && !wants_close(c);
     *sp2 = '\0';
     return route(c, sp1 + 1) ? 0 : 404;
 }
 
+static const char *reason_of(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 302:
+        return "Found";
+    case 404:
+        return "Not Found";
+    case 429:
+        return "Too Many Requests";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Bad Request";
+    }
+}
+
 static void start_response(httpd *h, conn *c)
 {
-    const char *reason = c->status == 200 ? "OK" : c->status == 404 ? "Not Found" : "Bad Request";
-    if (c->status != 200) {
+    const char *reason;
+    if (c->status == 200 && c->code != 0)
+        c->status = c->code;
+    reason = reason_of(c->status);
+    if (c->status != 200 && c->code == 0) {
         c->kind = K_STATUS;
         c->body_len = (uint64_t)snprintf(c->text, sizeof c->text, "%d %s\n", c->status, reason);
     }
+    if (c->kind != K_TEXT && c->kind != K_BYTES && c->kind != K_DROP)
+        c->keep = false;
+    /* K_DROP says nothing and closes: the idle close a client races */
     c->head_len = (size_t)snprintf(c->head, sizeof c->head,
                                    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %" PRIu64
-                                   "\r\nConnection: close\r\n\r\n",
+                                   "\r\n%s%s\r\n",
                                    c->status, reason,
                                    c->kind == K_BYTES || c->kind == K_RESET
                                        ? "application/octet-stream"
                                        : "text/plain",
-                                   c->body_len);
+                                   c->body_len, c->extra,
+                                   c->keep || c->kind == K_DROP ? "" : "Connection: close\r\n");
+    if (c->kind == K_DROP)
+        c->keep = false;
     c->state = WRITING;
     __atomic_add_fetch(&h->answered, 1, __ATOMIC_RELAXED);
+}
+
+static bool on_head(httpd *h, conn *c);
+
+/* The response went out on a kept connection: drop its request and take
+ * the next one, which may be there already. */
+static bool next_request(httpd *h, conn *c)
+{
+    nio_buf_consume(&c->req, c->head_end + 4);
+    c->req_scan = 0;
+    c->state = READING;
+    c->head_sent = c->head_len = 0;
+    c->body_sent = c->body_len = 0;
+    c->stop_at = 0;
+    c->code = 0;
+    c->extra[0] = '\0';
+    return on_head(h, c);
 }
 
 /* Fill buf with the body from offset off; returns the count. */
@@ -207,45 +294,60 @@ static bool write_some(httpd *h, conn *c)
         c->state = HALF;
         return true;
     }
+    if (c->keep)
+        return next_request(h, c);
 gone:
     conn_close(h, c);
     return false;
 }
 
-/* Read (and in later states discard) until -EAGAIN.  false: ended.  The
- * head's end is searched for in what arrived since the last search only
- * (nio_buf_find's cursor), however it is split. */
+/* In READING: start answering once the head is complete (the search
+ * resumes where it stopped, however the head is split).  false: ended. */
+static bool on_head(httpd *h, conn *c)
+{
+    ssize_t end;
+    if (c->state != READING)
+        return true;
+    end = nio_buf_find(&c->req, &c->req_scan, "\r\n\r\n", 4);
+    if (end >= 0) {
+        c->head_end = (size_t)end;
+        c->status = parse_request(c);
+        if (c->status != 0)
+            start_response(h, c);
+        else if (c->delay_ms == 0) /* at once: a timer would add a loop turn's latency */
+            c->status = 200, start_response(h, c);
+        else if (nio_timer_start(h->poll, c->delay_ms, (nio_token)(uintptr_t)c, &c->timer) == 0)
+            c->timer_on = true, c->state = DELAYING, c->status = 200;
+        else
+            c->status = 500, start_response(h, c);
+    } else if (c->req.len >= REQ_MAX - 1) {
+        c->status = 400;
+        start_response(h, c);
+    }
+    return c->state == WRITING ? write_some(h, c) : true;
+}
+
+/* Read until -EAGAIN.  false: ended.  What arrives while a response is
+ * under way stays in the buffer (a client's next request; bounded: past
+ * REQ_MAX reading stops, the buffer is looked at again after the
+ * response). */
 static bool read_some(httpd *h, conn *c)
 {
     for (;;) {
-        char sink[512];
-        bool reading = c->state == READING;
-        ssize_t r = reading ? nio_tcp_read_into(c->s, &c->req, REQ_MAX - 1)
-                            : nio_tcp_read(c->s, sink, sizeof sink);
+        ssize_t r = nio_tcp_read_into(c->s, &c->req, REQ_MAX - 1);
         if (r == -EAGAIN)
             return true;
-        if (r == -ENOBUFS) { /* a head too long: answered below */
-            r = 1;
+        if (r == -ENOBUFS) { /* a head too long: answered in on_head */
+            if (c->state != READING)
+                return true;
         } else if (r <= 0) { /* end of stream or error: the client is gone */
             conn_close(h, c);
             return false;
         }
-        if (!reading)
-            continue;
-        if (nio_buf_find(&c->req, &c->req_scan, "\r\n\r\n", 4) >= 0) {
-            c->status = parse_request(c);
-            if (c->status != 0)
-                start_response(h, c);
-            else if (nio_timer_start(h->poll, c->delay_ms, (nio_token)(uintptr_t)c, &c->timer) == 0)
-                c->timer_on = true, c->state = DELAYING, c->status = 200;
-            else
-                c->status = 500, start_response(h, c);
-        } else if (c->req.len >= REQ_MAX - 1) {
-            c->status = 400;
-            start_response(h, c);
-        }
-        if (c->state == WRITING && !write_some(h, c))
+        if (!on_head(h, c))
             return false;
+        if (r == -ENOBUFS)
+            return true;
     }
 }
 
@@ -280,6 +382,10 @@ static void on_listener(httpd *h, nio_tcp_listener *l)
             continue;
         }
         c->state = READING;
+        c->h = h;
+        /* head and body go out in separate writes: without this, a kept
+         * connection's next response waits for the client's delayed ACK */
+        (void)nio_tcp_set_nodelay(c->s, true);
         c->next = h->list.next;
         c->prev = &h->list;
         h->list.next->prev = c;
@@ -364,6 +470,7 @@ int httpd_start(httpd **out, int families, uint16_t port, const char *backend)
     if (h == NULL)
         return -ENOMEM;
     h->list.next = h->list.prev = &h->list;
+    h->keepalive = (families & HTTPD_KEEPALIVE) != 0;
     if ((rc = nio_poll_new_with(&h->poll, backend)) < 0)
         goto fail;
     /* An ephemeral IPv4 port may be taken on ::1: try a few. */

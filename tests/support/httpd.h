@@ -8,9 +8,28 @@
  *   GET /delay/<ms>/halfclose      after <ms>, a complete response, then
  *                                  shutdown(write) while the connection
  *                                  stays open until the client closes
+ *   GET /delay/<ms>/drop           after <ms>, a complete response that
+ *                                  does not say Connection: close, then
+ *                                  a close: the idle close a keep-alive
+ *                                  client races with its next request
+ *   GET /delay/<ms>/goto/<loc>     after <ms>, 302 with Location: <loc>
+ *                                  (the rest of the target, verbatim)
+ *   GET /delay/<ms>/loop           after <ms>, 302 with Location: loop
+ *                                  (itself, relative): a redirect loop
+ *   GET /delay/<ms>/flaky/<n>      the first n of every n + 1 such
+ *                                  requests (counted server-wide): 503
+ *                                  with Retry-After: 1; the next a 200
+ *   GET /delay/<ms>/busy/<n>       the same with 429, no Retry-After
+ *                                  (its own count)
  *   anything else well-formed      404; a malformed request: 400
  *
- * Every response carries Connection: close.  The server runs on its own
+ * Keep-alive, when started with HTTPD_KEEPALIVE: after a text or bytes
+ * response to an HTTP/1.1 request without "Connection: close", the
+ * connection takes the next request (a request that arrived early waits
+ * its turn).  Every other response (and every response without
+ * HTTPD_KEEPALIVE, which clients reading to the end of stream rely on)
+ * says Connection: close and closes.  httpd_accepted() against
+ * httpd_answered() shows how much clients reused.  The server runs on its own
  * thread and its own nio poll, listening on loopback (IPv4, IPv6 or both on
  * one ephemeral port), and serves many thousands of connections at once. */
 #ifndef NIO_TEST_HTTPD_H
@@ -22,8 +41,10 @@ typedef struct httpd httpd;
 
 #define HTTPD_V4 1
 #define HTTPD_V6 2
+#define HTTPD_KEEPALIVE 4 /* keep HTTP/1.1 connections (see above) */
 
-/* Start on 127.0.0.1 and/or [::1] (HTTPD_V4 | HTTPD_V6) with the named poll
+/* Start on 127.0.0.1 and/or [::1] (HTTPD_V4 | HTTPD_V6, optionally
+ * | HTTPD_KEEPALIVE) with the named poll
  * backend (NULL: default); port 0 picks a free one.  0 or -errno. */
 int httpd_start(httpd **out, int families, uint16_t port, const char *backend);
 

@@ -1,7 +1,8 @@
 /* The delayed HTTP server as a program:
- *   nio-test-httpd [-p PORT] [-4|-6]
+ *   nio-test-httpd [-p PORT] [-4|-6] [-k]
  * serves on 127.0.0.1 and [::1] until interrupted, on the backend
- * NIO_BACKEND names (the default when unset). */
+ * NIO_BACKEND names (the default when unset); -k keeps HTTP/1.1
+ * connections alive (HTTPD_KEEPALIVE). */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdio.h>
@@ -27,7 +28,7 @@ int main(int argc, char **argv)
     long port = 0;
     const char *backend;
     httpd *h;
-    while ((opt = getopt(argc, argv, "p:46h")) != -1) {
+    while ((opt = getopt(argc, argv, "p:46kh")) != -1) {
         switch (opt) {
         case 'p':
             port = strtol(optarg, NULL, 10);
@@ -37,13 +38,16 @@ int main(int argc, char **argv)
             }
             break;
         case '4':
-            families = HTTPD_V4;
+            families = HTTPD_V4 | (families & HTTPD_KEEPALIVE);
             break;
         case '6':
-            families = HTTPD_V6;
+            families = HTTPD_V6 | (families & HTTPD_KEEPALIVE);
+            break;
+        case 'k':
+            families |= HTTPD_KEEPALIVE;
             break;
         default:
-            fprintf(stderr, "usage: nio-test-httpd [-p PORT] [-4|-6]\n");
+            fprintf(stderr, "usage: nio-test-httpd [-p PORT] [-4|-6] [-k]\n");
             return opt == 'h' ? 0 : 2;
         }
     }
