@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dnsenv.h"
 #include "support/fakedns.h"
 #include "testutil.h"
 
@@ -19,49 +20,6 @@
 #else
 #include <net/if.h>
 #endif
-
-#define DEADLINE 20000 /* ms: generous, only a hang reaches it */
-
-typedef struct env {
-    nio_poll *p;
-    fakedns *s;
-    nio_resolver *r;
-    nio_resolver_opts o;
-} env;
-
-static void env_opts(env *e, nio_poll *p)
-{
-    nio_resolver_opts o = NIO_RESOLVER_OPTS_INIT;
-    memset(e, 0, sizeof *e);
-    e->p = p;
-    e->s = fakedns_start();
-    ck_assert_ptr_nonnull(e->s);
-    o.servers = fakedns_addr(e->s);
-    o.flags = NIO_RESOLVER_NO_SEARCH;
-    o.hosts_file = "";
-    o.timeout_ms = 2000;
-    o.tries = 2;
-    e->o = o;
-}
-
-static void env_start(env *e)
-{
-    int rc = nio_resolver_new(e->p, &e->o, &e->r);
-    ck_assert_msg(rc == 0, "nio_resolver_new: %s", nio_strerror(rc));
-}
-
-static void env_up(env *e, int i)
-{
-    env_opts(e, tu_poll(i));
-    env_start(e);
-}
-
-static void env_down(env *e)
-{
-    nio_resolver_free(e->r);
-    nio_poll_free(e->p);
-    fakedns_stop(e->s);
-}
 
 static void addr_str(const nio_addrlist *l, size_t i, char *buf, size_t cap)
 {

@@ -63,26 +63,6 @@ static nio_tcp_listener *listen_on(nio_poll *p, const char *addr, int backlog, n
     return l;
 }
 
-static nio_tcp_stream *accept_one(nio_poll *p, nio_tcp_listener *l, nio_token tok)
-{
-    nio_tcp_stream *s = NULL;
-    uint64_t end = nio_now_ms() + LONG_WAIT;
-    int rc;
-    while ((rc = nio_tcp_accept(l, tok, &s)) == -EAGAIN && nio_now_ms() < end)
-        tu_wait_token(p, TOK_L, 100, NULL);
-    ck_assert_msg(rc == 0, "accept: %s", nio_strerror(rc));
-    return s;
-}
-
-static void connect_done(nio_poll *p, nio_tcp_stream *c, nio_token tok)
-{
-    uint64_t end = nio_now_ms() + LONG_WAIT;
-    int rc;
-    while ((rc = nio_tcp_connect_result(c)) == -EINPROGRESS && nio_now_ms() < end)
-        tu_wait_token(p, tok, 100, NULL);
-    ck_assert_msg(rc == 0, "connect_result: %s", nio_strerror(rc));
-}
-
 static void pair_open_opts(pair *pr, int _i, const char *where, const nio_tcp_opts *o)
 {
     nio_addr a;
@@ -92,8 +72,8 @@ static void pair_open_opts(pair *pr, int _i, const char *where, const nio_tcp_op
     pr->l = listen_on(pr->p, where, 16, &a);
     rc = nio_tcp_connect_ex(pr->p, (struct sockaddr *)&a.ss, a.len, o, TOK_C, &pr->c);
     ck_assert_msg(rc == 0 || rc == -EINPROGRESS, "connect: %s", nio_strerror(rc));
-    pr->s = accept_one(pr->p, pr->l, TOK_S);
-    connect_done(pr->p, pr->c, TOK_C);
+    pr->s = tu_accept_stream(pr->p, pr->l, TOK_L, TOK_S);
+    tu_connect_done(pr->p, pr->c, TOK_C);
 }
 
 static void pair_open(pair *pr, int _i)
@@ -404,10 +384,10 @@ START_TEST(accepted_stream_reports_data_already_there)
     pr.l = listen_on(pr.p, "127.0.0.1:0", 16, &a);
     rc = nio_tcp_connect(pr.p, (struct sockaddr *)&a.ss, a.len, TOK_C, &pr.c);
     ck_assert_msg(rc == 0 || rc == -EINPROGRESS, "connect: %s", nio_strerror(rc));
-    connect_done(pr.p, pr.c, TOK_C);
+    tu_connect_done(pr.p, pr.c, TOK_C);
     write_all(pr.p, pr.c, TOK_C, "early", 5);
     tu_sleep_ms(100); /* in the server side's receive queue by now */
-    pr.s = accept_one(pr.p, pr.l, TOK_S);
+    pr.s = tu_accept_stream(pr.p, pr.l, TOK_L, TOK_S);
     ck_assert(wait_flags(pr.p, TOK_S, NIO_EV_READABLE) & NIO_EV_READABLE);
     ck_assert_int_eq(nio_tcp_read(pr.s, b, sizeof b), 5);
     ck_assert(memcmp(b, "early", 5) == 0);
@@ -1366,8 +1346,8 @@ START_TEST(bulk_64mib_both_ways)
     ck_assert_int_eq(nio_tcp_listener_addr(pr.l, &a), 0);
     ck_assert_int_ge(nio_tcp_connect_ex(pr.p, (struct sockaddr *)&a.ss, a.len, &o, TOK_C, &pr.c),
                      -EINPROGRESS);
-    pr.s = accept_one(pr.p, pr.l, TOK_S);
-    connect_done(pr.p, pr.c, TOK_C);
+    pr.s = tu_accept_stream(pr.p, pr.l, TOK_L, TOK_S);
+    tu_connect_done(pr.p, pr.c, TOK_C);
     for (int k = 0; k < 2; k++) {
         int v = 0;
         socklen_t vl = sizeof v;

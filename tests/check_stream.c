@@ -52,26 +52,6 @@ typedef struct pair {
     char dir[256];
 } pair;
 
-static nio_tcp_stream *accept_one(nio_poll *p, nio_tcp_listener *l, nio_token tok)
-{
-    nio_tcp_stream *s = NULL;
-    uint64_t end = nio_now_ms() + LONG_WAIT;
-    int rc;
-    while ((rc = nio_tcp_accept(l, tok, &s)) == -EAGAIN && nio_now_ms() < end)
-        tu_wait_token(p, TOK_L, 100, NULL);
-    ck_assert_msg(rc == 0, "accept: %s", nio_strerror(rc));
-    return s;
-}
-
-static void connect_done(nio_poll *p, nio_tcp_stream *c, nio_token tok)
-{
-    uint64_t end = nio_now_ms() + LONG_WAIT;
-    int rc;
-    while ((rc = nio_tcp_connect_result(c)) == -EINPROGRESS && nio_now_ms() < end)
-        tu_wait_token(p, tok, 100, NULL);
-    ck_assert_msg(rc == 0, "connect_result: %s", nio_strerror(rc));
-}
-
 static void pair_open_kind(pair *pr, int backend, int kind)
 {
     nio_addr a;
@@ -94,8 +74,8 @@ static void pair_open_kind(pair *pr, int backend, int kind)
         rc = nio_tcp_connect(pr->p, (struct sockaddr *)&a.ss, a.len, TOK_C, &pr->c);
     }
     ck_assert_msg(rc == 0 || rc == -EINPROGRESS, "connect: %s", nio_strerror(rc));
-    pr->s = accept_one(pr->p, pr->l, TOK_S);
-    connect_done(pr->p, pr->c, TOK_C);
+    pr->s = tu_accept_stream(pr->p, pr->l, TOK_L, TOK_S);
+    tu_connect_done(pr->p, pr->c, TOK_C);
 }
 
 /* _i: the backend and the kind of stream. */
@@ -748,7 +728,7 @@ static void unix_roundtrip(nio_poll *p, nio_tcp_listener *l, const char *path)
     nio_tcp_stream *c = NULL, *s;
     char buf[8];
     ck_assert_int_eq(nio_unix_connect(p, path, TOK_C, &c), 0);
-    s = accept_one(p, l, TOK_S);
+    s = tu_accept_stream(p, l, TOK_L, TOK_S);
     ck_assert_int_eq(nio_tcp_send(c, "ping", 4), 0);
     for (uint64_t end = nio_now_ms() + LONG_WAIT; nio_tcp_read(s, buf, 4) != 4;)
         ck_assert_msg(nio_now_ms() < end, "no ping"), pump(p, 50);
@@ -906,7 +886,7 @@ START_TEST(adopt_listener_and_stream)
                      nio_addr_port((struct sockaddr *)&a.ss, a.len));
     rc = nio_tcp_connect(p, (struct sockaddr *)&a.ss, a.len, TOK_C, &c);
     ck_assert(rc == 0 || rc == -EINPROGRESS);
-    s = accept_one(p, l, TOK_S); /* nonblocking now: -EAGAIN, never a hang */
+    s = tu_accept_stream(p, l, TOK_L, TOK_S); /* nonblocking now: -EAGAIN, never a hang */
     ck_assert_int_eq(nio_tcp_accept(l, TOK_S, &a1), -EAGAIN);
     nio_tcp_close(s);
     nio_tcp_close(c);
@@ -999,7 +979,7 @@ START_TEST(adopt_wrong_kind)
     /* each one still open and usable: the accept of a connection works */
     ck_assert(tu_connect_started(fresh, (struct sockaddr *)&a.ss, a.len));
     ck_assert_int_eq(nio_tcp_listener_adopt(p, lfd, TOK_L, &l), 0);
-    c = accept_one(p, l, TOK_S);
+    c = tu_accept_stream(p, l, TOK_L, TOK_S);
     nio_tcp_close(c);
     nio_tcp_listener_close(l);
     tu_close(fresh);

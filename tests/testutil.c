@@ -679,3 +679,23 @@ int tu_run_suite(Suite *s)
     srunner_free(sr);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
+
+nio_tcp_stream *tu_accept_stream(nio_poll *p, nio_tcp_listener *l, nio_token ltok, nio_token tok)
+{
+    nio_tcp_stream *s = NULL;
+    uint64_t end = nio_now_ms() + 10000; /* generous: the machine may be loaded */
+    int rc;
+    while ((rc = nio_tcp_accept(l, tok, &s)) == -EAGAIN && nio_now_ms() < end)
+        tu_wait_token(p, ltok, 100, NULL);
+    ck_assert_msg(rc == 0, "accept: %s", nio_strerror(rc));
+    return s;
+}
+
+void tu_connect_done(nio_poll *p, nio_tcp_stream *c, nio_token tok)
+{
+    uint64_t end = nio_now_ms() + 10000;
+    int rc;
+    while ((rc = nio_tcp_connect_result(c)) == -EINPROGRESS && nio_now_ms() < end)
+        tu_wait_token(p, tok, 100, NULL);
+    ck_assert_msg(rc == 0, "connect_result: %s", nio_strerror(rc));
+}

@@ -92,4 +92,12 @@ unsigned tu_wait_token(nio_poll *p, nio_token token, int deadline_ms, int *other
 /* Collect events for up to ms milliseconds into ev; returns the count. */
 int tu_collect(nio_poll *p, nio_event *ev, int cap, int ms);
 
+/* A stream from nio_tcp_accept() on l as token tok, waiting on the
+ * listener's token ltok up to a generous deadline; aborts the test on any
+ * other result. */
+nio_tcp_stream *tu_accept_stream(nio_poll *p, nio_tcp_listener *l, nio_token ltok, nio_token tok);
+/* Wait (generously) until c's connect completes, c's token being tok;
+ * aborts the test unless nio_tcp_connect_result() says 0. */
+void tu_connect_done(nio_poll *p, nio_tcp_stream *c, nio_token tok);
+
 #endif
