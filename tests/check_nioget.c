@@ -896,6 +896,10 @@ START_TEST(prog_usage)
     ck_assert_int_eq(p.status, 0);
     ck_assert_ptr_nonnull(strstr(p.out, "usage: nio-get"));
     ck_assert_ptr_nonnull(strstr(p.out, "--dns-server"));
+#ifdef NIO_HAVE_TLS
+    ck_assert_ptr_nonnull(strstr(p.out, "--insecure         https: DANGEROUS"));
+    ck_assert_ptr_nonnull(strstr(p.out, "--cacert FILE"));
+#endif
     run_prog(&p, NULL, bad);
     ck_assert_int_eq(p.status, 2);
     ck_assert_ptr_nonnull(strstr(p.err, "usage: nio-get"));
@@ -1067,6 +1071,57 @@ START_TEST(prog_https_insecure)
     const char *b[] = {"--cacert", "/nonexistent/ca.pem", u, NULL};
     expect_one_error(b, u, "cannot load the CA certificates: ca_file /nonexistent/ca.pem");
     httpd_stop(h);
+}
+END_TEST
+
+/* A server that accepts and never answers the ClientHello: --timeout
+ * names the handshake.  One that answers in plain HTTP: the handshake
+ * fails in one line that asks whether the port speaks TLS. */
+static void *answer_plain(void *arg)
+{
+    int l = *(int *)arg, c = accept(l, NULL, NULL);
+    char buf[2048];
+    static const char resp[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+    if (c >= 0) {
+        (void)read(c, buf, sizeof buf);
+        (void)write(c, resp, sizeof resp - 1);
+        close(c);
+    }
+    return NULL;
+}
+
+static int listen_loopback(unsigned *port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int fd = tu_socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(fd, 8), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+START_TEST(prog_https_not_tls)
+{
+    unsigned port;
+    char u[64];
+    int l = listen_loopback(&port);
+    snprintf(u, sizeof u, "https://127.0.0.1:%u/", port);
+    const char *a[] = {"--timeout", "300", u, NULL};
+    expect_one_error(a, u, "timed out after 300 ms while in the TLS handshake");
+    close(l);
+
+    pthread_t t;
+    char want[160];
+    l = listen_loopback(&port);
+    snprintf(u, sizeof u, "https://127.0.0.1:%u/", port);
+    ck_assert_int_eq(pthread_create(&t, NULL, answer_plain, &l), 0);
+    const char *b[] = {"--timeout", "10000", u, NULL};
+    snprintf(want, sizeof want, "127.0.0.1 port %u: TLS: handshake failed", port);
+    expect_one_error(b, u, want);
+    pthread_join(t, NULL);
+    close(l);
 }
 END_TEST
 
@@ -1552,6 +1607,7 @@ int main(void)
     tcase_add_test(prog_tc, prog_https_system_store);
     tcase_add_test(prog_tc, prog_https_insecure);
     tcase_add_test(prog_tc, prog_https_redirect);
+    tcase_add_test(prog_tc, prog_https_not_tls);
 #else
     tcase_add_test(prog_tc, prog_https);
 #endif

@@ -387,7 +387,8 @@ static void fail_tls(run *r, fetch *f, int err)
                  detail[0] != '\0' ? " [" : "", detail, detail[0] != '\0' ? "]" : "",
                  err == NIO_ETLS_UNKNOWN_ISSUER || err == NIO_ETLS_SELF_SIGNED
                      ? "; --cacert FILE trusts a private CA"
-                     : "");
+                 : err == NIO_ETLS_HANDSHAKE ? "; does the server speak TLS on this port?"
+                                             : "");
     else
         out_fail(r, f, EK_CLOSED, "connection lost in the TLS handshake with %s port %u: %s",
                  f->url.host, port, nio_strerror(err));
