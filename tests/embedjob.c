@@ -75,8 +75,11 @@ void job_event(job *j, const nio_event *ev)
         if (j->s == NULL)
             (void)nio_tcp_accept(j->l, T_S, &j->s); /* -EAGAIN: on the next event */
     } else if (ev->token == T_C && j->c != NULL && nio_tcp_connect_result(j->c) == 0) {
-        if (j->in.len == 0 && nio_tcp_queued(j->c) == 0 && !j->echoed)
-            (void)nio_tcp_send(j->c, "echo me", 7);
+        /* Once: any later event on the stream (the echo's readable edge
+         * comes with writable) found the buffer still empty and sent it
+         * again, and a doubled echo is never "echo me". */
+        if (!j->sent)
+            j->sent = nio_tcp_send(j->c, "echo me", 7) >= 0;
         while (nio_tcp_read_into(j->c, &j->in, 64) > 0)
             ;
         j->echoed = j->in.len == 7 && memcmp(j->in.data, "echo me", 7) == 0;

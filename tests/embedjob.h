@@ -20,7 +20,7 @@ typedef struct job {
     nio_tcp_stream *c, *s;
     nio_timer_id tick;
     int ticks;
-    bool resolved, echoed;
+    bool resolved, sent, echoed;
     nio_buf in;
 } job;
 
