@@ -929,13 +929,13 @@ static const char *ca_file(const char *name)
 }
 
 /* The delayed server over TLS with the test CA's certificate cert (all
- * leaves share leaf.key), keep-alive on, on backend. */
-static httpd *tls_server(const char *cert, const char *backend)
+ * leaves share leaf.key), keep-alive on, on the default backend. */
+static httpd *tls_server(const char *cert)
 {
     httpd *h = NULL;
     int fam = HTTPD_V4 | HTTPD_V6 | HTTPD_KEEPALIVE;
-    if (httpd_start_tls(&h, fam, 0, backend, ca_file(cert), ca_file("leaf.key")) != 0)
-        ck_assert_int_eq(httpd_start_tls(&h, HTTPD_V4 | HTTPD_KEEPALIVE, 0, backend,
+    if (httpd_start_tls(&h, fam, 0, NULL, ca_file(cert), ca_file("leaf.key")) != 0)
+        ck_assert_int_eq(httpd_start_tls(&h, HTTPD_V4 | HTTPD_KEEPALIVE, 0, NULL,
                                          ca_file(cert), ca_file("leaf.key")), 0);
     return h;
 }
@@ -958,14 +958,16 @@ static int count_of(const char *s, const char *what)
     return n;
 }
 
-/* https on every backend (server and client): the certificate checked
+/* https on every backend (nio-get's; the in-process server's stays on the
+ * default, as for the other cases: check_tls runs TLS on each backend):
+ * the certificate checked
  * against a name (localhost) and an IP address (127.0.0.1, in its IP
  * names), a 300 kB body whole, one connection per origin with -c 1 (the
  * third fetch reuses the first's TLS connection: no second handshake),
  * the TLS version and handshake time in --json and in the lines. */
 START_TEST(prog_https)
 {
-    httpd *h = tls_server("good.pem", tu_backend(_i));
+    httpd *h = tls_server("good.pem");
     prog p;
     const char *a[] = {"-c", "1", "--json", "--cacert", ca_file("ca.pem"),
                        surl(h, "localhost", "/delay/0/bytes/300000"),
@@ -996,7 +998,7 @@ END_TEST
 static void expect_tls_error(const char *cert, const char *host, const char *cacert,
                              const char *what)
 {
-    httpd *h = tls_server(cert, NULL);
+    httpd *h = tls_server(cert);
     char want[512], rule[300];
     const char *u = surl(h, host, "/delay/0");
     /* a name other than localhost is mapped to 127.0.0.1 */
@@ -1024,7 +1026,7 @@ START_TEST(prog_https_cert_errors)
     expect_tls_error("good.pem", "localhost", "untrusted-ca.pem",
                      "TLS: the peer's certificate was issued by an unknown authority");
     /* one line, ending with the hint */
-    httpd *h = tls_server("good.pem", NULL);
+    httpd *h = tls_server("good.pem");
     const char *a[] = {"--json", "--cacert", ca_file("untrusted-ca.pem"),
                        surl(h, "localhost", "/"), NULL};
     run_prog(&p, NULL, a);
@@ -1040,7 +1042,7 @@ END_TEST
 /* Without --cacert the system's store: the test CA is not in it. */
 START_TEST(prog_https_system_store)
 {
-    httpd *h = tls_server("good.pem", NULL);
+    httpd *h = tls_server("good.pem");
     const char *u = surl(h, "localhost", "/delay/0");
     const char *a[] = {u, NULL};
     char want[200];
@@ -1056,7 +1058,7 @@ END_TEST
  * clear line. */
 START_TEST(prog_https_insecure)
 {
-    httpd *h = tls_server("self.pem", NULL);
+    httpd *h = tls_server("self.pem");
     prog p;
     char rule[64];
     snprintf(rule, sizeof rule, "wrong.nio.test:%u:127.0.0.1", httpd_port(h));
@@ -1129,7 +1131,7 @@ END_TEST
  * final URL shown. */
 START_TEST(prog_https_redirect)
 {
-    httpd *h = server(), *hs = tls_server("good.pem", NULL);
+    httpd *h = server(), *hs = tls_server("good.pem");
     char loc[256], want[300];
     prog p;
     snprintf(loc, sizeof loc, "/delay/0/goto/https://localhost:%u/delay/0/bytes/7",
