@@ -4,6 +4,8 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 
@@ -411,6 +413,49 @@ START_TEST(deregister_closing_skips_only_where_the_kernel_drops)
 }
 END_TEST
 
+/* A close that lands after nio_poll_wait() took its timeout and released
+ * the poll's lock, and before the backend's wait took it again: the
+ * backend's wait must still return (the close's signal is meant for it).
+ * The io_uring backend removed every request at the close, the wake
+ * channel's among them, and its wait then blocked for ever with nothing
+ * armed (check_poll's register_vs_close_stress hung there, rarely).  The
+ * backend is called directly, as wait_once_locked() calls it, from a
+ * thread, so that a hang fails the case instead of stopping the suite. */
+struct backend_wait {
+    nio_poll *p;
+    int n;
+    atomic_int done;
+};
+
+static void *backend_wait_thread(void *arg)
+{
+    struct backend_wait *w = arg;
+    nio_event ev[4];
+    w->n = w->p->ops->wait(w->p, ev, 4, -1);
+    atomic_store(&w->done, 1);
+    return NULL;
+}
+
+START_TEST(close_between_lock_and_backend_wait_returns)
+{
+    struct backend_wait w = {tu_poll(_i), 0, 0};
+    pthread_t t;
+    /* No wait before: on io_uring nothing is armed yet (the wake
+     * channel's request included), so the close leaves no completion
+     * behind that could end the wait by chance.  The close lands in the
+     * first wait's window, as when the closing thread ran first. */
+    ck_assert_int_eq(nio_poll_close(w.p), 0);
+    ck_assert_int_eq(pthread_create(&t, NULL, backend_wait_thread, &w), 0);
+    for (int ms = 0; ms < 10000 && !atomic_load(&w.done); ms += 10)
+        tu_sleep_ms(10);
+    ck_assert_msg(atomic_load(&w.done), "%s: the backend's wait did not return after the close",
+                  tu_backend(_i));
+    pthread_join(t, NULL);
+    ck_assert_int_ge(w.n, 0);
+    nio_poll_free(w.p);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("internal");
@@ -425,6 +470,7 @@ int main(void)
     tcase_add_loop_test(tc, deregister_closing_skips_only_where_the_kernel_drops, 0,
                         tu_nbackends);
     tcase_add_loop_test(tc, loop_time_is_the_last_round, 0, tu_nbackends);
+    tcase_add_loop_test(tc, close_between_lock_and_backend_wait_returns, 0, tu_nbackends);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }

@@ -431,6 +431,11 @@ static int iou_wait(nio_poll *p, nio_event *ev, int cap, int timeout_ms)
     pthread_mutex_lock(&p->lock);
     if (!flush_locked(s))
         timeout_ms = 0; /* come back for the rest */
+    /* A close between nio_poll_wait()'s unlock and here removed every
+     * request, the wake channel's too: its signal has nothing to complete
+     * and a blocking wait would never return.  Closed is final: look. */
+    if (p->closed)
+        timeout_ms = 0;
     s->in_kernel = true;
     s->kicked = false;
     pthread_mutex_unlock(&p->lock);
