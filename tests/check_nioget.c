@@ -1512,8 +1512,17 @@ START_TEST(prog_scale_100k)
     }
     fclose(f);
     ck_assert_int_eq(lines, SCALE_URLS);
-    ck_assert_msg(io.maxrss_kb < SCALE_RSS_KB, "peak RSS %ld KB, bound %ld KB", io.maxrss_kb,
-                  SCALE_RSS_KB);
+    /* The child's peak counts what it shared with this process between
+     * fork and exec: under valgrind (which does not follow the exec) that
+     * is valgrind's own 160 MB.  The bound is nio-get's plus ours. */
+    {
+        struct rusage self;
+        long bound;
+        ck_assert_int_eq(getrusage(RUSAGE_SELF, &self), 0);
+        bound = SCALE_RSS_KB + self.ru_maxrss;
+        ck_assert_msg(io.maxrss_kb < bound, "peak RSS %ld KB, bound %ld KB (%ld KB + this test's %ld KB)",
+                      io.maxrss_kb, bound, SCALE_RSS_KB, self.ru_maxrss);
+    }
     ck_assert_uint_eq(httpd_answered(h), SCALE_URLS);
     ck_assert_msg(httpd_accepted(h) <= SCALE_URLS / 10, "accepted %llu for %d requests",
                   (unsigned long long)httpd_accepted(h), SCALE_URLS);

@@ -836,6 +836,8 @@ START_TEST(context_errors)
     ck_assert_int_eq(nio_tls_ctx_new(&o, &c), NIO_ETLS_CONFIG);
     nio_tls_config_error(why, sizeof why);
     ck_assert_msg(strstr(why, "/nonexistent/cert.pem") != NULL, "%s", why);
+    /* the system's reason, not OpenSSL's "system lib" */
+    ck_assert_msg(strstr(why, nio_strerror(-ENOENT)) != NULL, "%s", why);
     o.cert_file = good_pem;
     o.key_file = cafile("ca.key"); /* not the certificate's key */
     ck_assert_int_eq(nio_tls_ctx_new(&o, &c), NIO_ETLS_CONFIG);
@@ -854,6 +856,9 @@ START_TEST(context_errors)
     o.ca_file = "/nonexistent/ca.pem";
     ck_assert_int_eq(nio_tls_ctx_new(&o, &c), NIO_ETLS_CONFIG);
     ck_assert_ptr_null(c);
+    nio_tls_config_error(why, sizeof why);
+    ck_assert_msg(strstr(why, "/nonexistent/ca.pem") != NULL &&
+                      strstr(why, nio_strerror(-ENOENT)) != NULL, "%s", why);
     o.ca_file = NULL;
     ck_assert_int_eq(nio_tls_ctx_new(&o, &c), 0); /* the system's store */
     ck_assert_int_eq(nio_tls_client(c, NULL, "x", NULL), -EINVAL);

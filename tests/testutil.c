@@ -60,6 +60,14 @@ static bool tu_available(const char *name)
     int rc;
     if (strcmp(name, "io_uring") != 0)
         return true;
+    /* valgrind (3.19) keeps its one-thread-at-a-time lock across
+     * io_uring_enter(): a thread waiting there stops every other thread,
+     * and a test whose wake-up comes from another thread never ends. */
+    if (getenv("NIO_UNDER_VALGRIND") != NULL) {
+        fprintf(stderr, "tests: the io_uring backend's runs are left out under valgrind "
+                        "(it holds its thread lock across io_uring_enter)\n");
+        return false;
+    }
     rc = nio_poll_new_with(&p, name);
     nio_poll_free(p);
     if (rc != 0)

@@ -137,6 +137,10 @@ size_t nio__wq_queued(const nio_tcp_stream *s);
  * stream's thread.  0, -ENOTCONN, -EBUSY during a finish, -ENOMEM (the
  * queue unchanged). */
 int nio__wq_append(nio_tcp_stream *s, const void *buf, size_t len);
+/* Double b's capacity (first when it has none), capped at max: the read
+ * buffers' one growth rule (nio_tcp_read_into, nio_tls_read_into).  0 or
+ * -ENOMEM with b unchanged. */
+int nio__buf_grow(nio_buf *b, size_t max, size_t first);
 
 /* The stream's socket for a call on it: 0, -EINVAL for NULL, -ENOTCONN
  * while a connect by name has not chosen one.  The acquire pairs with

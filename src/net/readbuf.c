@@ -36,10 +36,9 @@ void nio_buf_consume(nio_buf *b, size_t n)
     b->len -= n;
 }
 
-/* Double the capacity, capped at max. */
-static int buf_grow(nio_buf *b, size_t max)
+int nio__buf_grow(nio_buf *b, size_t max, size_t first)
 {
-    size_t cap = b->cap ? b->cap * 2 : BUF_MIN;
+    size_t cap = b->cap ? b->cap * 2 : first;
     char *d;
     if (cap > max || cap < b->cap)
         cap = max;
@@ -66,7 +65,7 @@ ssize_t nio_tcp_read_into(nio_tcp_stream *s, nio_buf *b, size_t max)
     if (b->len >= max)
         return -ENOBUFS;
     while (b->len < max) {
-        if (b->len == b->cap && (err = buf_grow(b, max)) < 0)
+        if (b->len == b->cap && (err = nio__buf_grow(b, max, BUF_MIN)) < 0)
             return total > 0 ? total : err;
         r = nio_tcp_read(s, b->data + b->len, (b->cap < max ? b->cap : max) - b->len);
         if (r <= 0)

@@ -22,14 +22,22 @@ const char *nio_tls_config_error(char *buf, size_t cap)
     return buf;
 }
 
-/* Record what could not be loaded, with OpenSSL's reason. */
+/* Record what could not be loaded, with the reason: the system's when a
+ * system call failed (OpenSSL files it as "system lib", the errno in the
+ * reason field of its ERR_LIB_SYS entry), else OpenSSL's last. */
 static int config_failed(const char *what, const char *file)
 {
-    unsigned long e = ERR_peek_last_error();
-    const char *why = e != 0 ? ERR_reason_error_string(e) : NULL;
+    unsigned long e, last = 0;
+    int sys = 0;
+    const char *why;
+    while ((e = ERR_get_error()) != 0) {
+        if (ERR_GET_LIB(e) == ERR_LIB_SYS && sys == 0)
+            sys = ERR_GET_REASON(e);
+        last = e;
+    }
+    why = sys != 0 ? nio_strerror(-sys) : last != 0 ? ERR_reason_error_string(last) : NULL;
     snprintf(config_error, sizeof config_error, "%s %s: %s", what, file != NULL ? file : "",
              why != NULL ? why : "cannot be used");
-    ERR_clear_error();
     return NIO_ETLS_CONFIG;
 }
 

@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #endif
 
+#include "net/net_internal.h"
 #include "tls/tls_internal.h"
 
 /* The stream failed: every call returns err from now on.  The alert
@@ -188,20 +189,11 @@ ssize_t nio_tls_read(nio_tls_stream *t, void *buf, size_t len)
     return fail(t, rc);
 }
 
-/* Room for at least one more byte in b, doubling, never beyond max. */
+/* Room for at least one more byte in b, doubling, never beyond max; a
+ * first buffer holds a whole TLS record (16 KiB). */
 static int buf_room(nio_buf *b, size_t max)
 {
-    size_t cap = b->cap ? b->cap * 2 : 16384;
-    char *d;
-    if (b->len < b->cap)
-        return 0;
-    if (cap > max || cap < b->cap)
-        cap = max;
-    if ((d = realloc(b->data, cap)) == NULL)
-        return -ENOMEM;
-    b->data = d;
-    b->cap = cap;
-    return 0;
+    return b->len < b->cap ? 0 : nio__buf_grow(b, max, 16384);
 }
 
 ssize_t nio_tls_read_into(nio_tls_stream *t, nio_buf *b, size_t max)

@@ -7,6 +7,7 @@
 #include "config.h" /* NIO_HAVE_TLS */
 #include "httpd.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <nio.h>
@@ -226,9 +227,11 @@ static bool wants_close(const conn *c)
 {
     char head[REQ_MAX];
     size_t n = c->head_end + 4 < sizeof head ? c->head_end + 4 : sizeof head - 1;
-    memcpy(head, c->req.data, n);
+    /* lowercased, then strstr: strcasestr is a GNU extension (no mingw) */
+    for (size_t i = 0; i < n; i++)
+        head[i] = (char)tolower((unsigned char)c->req.data[i]);
     head[n] = '\0';
-    return strcasestr(head, "\r\nConnection: close\r\n") != NULL;
+    return strstr(head, "\r\nconnection: close\r\n") != NULL;
 }
 
 /* Parse "GET <target> HTTP/1.x\r\n...\r\n\r\n" (the head is complete).
