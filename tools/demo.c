@@ -1,6 +1,9 @@
 /* nio-get --demo: five fetches of 3000, 1000, 2000, 0 and 500 ms (the
  * last a 1 MiB body) by host name, all at once: they complete in delay
- * order in about 3 s, where one after another would take 6.5 s.
+ * order in about 3 s, where one after another would take 6.5 s.  With
+ * the TLS layer, a sixth of 1500 ms over https from the same server in
+ * TLS mode, its certificate from a test CA made for the demo (the fetch
+ * trusts that CA as --cacert would): 8 s one after another.
  *
  * The names: "localhost" (the resolver's RFC 6761 fast path) and
  * "delay.nio.test", which a hosts file written to a temporary file gives
@@ -14,6 +17,9 @@
 #include <unistd.h>
 
 #include "../tests/support/httpd.h"
+#ifdef NIO_HAVE_TLS
+#include "../tests/support/testca.h"
+#endif
 
 #define DEMO_NAME "delay.nio.test"
 
@@ -27,7 +33,13 @@ static const struct {
     {DEMO_NAME, "/delay/0"},
     {DEMO_NAME, "/delay/500/bytes/1048576"},
 };
-#define NURLS (sizeof demo_urls / sizeof demo_urls[0])
+#define NPLAIN (sizeof demo_urls / sizeof demo_urls[0])
+#ifdef NIO_HAVE_TLS
+#define HTTPS_PATH "/delay/1500"
+#define NURLS (NPLAIN + 1)
+#else
+#define NURLS NPLAIN
+#endif
 
 /* The hosts file naming the server; its path in path[cap]. */
 static int write_hosts(int families, char *path, size_t cap)
@@ -66,6 +78,23 @@ static int start_server(httpd **h, int *families)
     return rc;
 }
 
+#ifdef NIO_HAVE_TLS
+/* The https server: the test CA's certificate for localhost. */
+static int start_tls_server(httpd **h, int families, testca *ca)
+{
+    char cert[300], key[300];
+    int rc;
+    if (testca_make(ca, TESTCA_EC) != 0) /* said why */
+        return -1;
+    rc = httpd_start_tls(h, families, 0, NULL, testca_path(ca, "good.pem", cert, sizeof cert),
+                         testca_path(ca, "leaf.key", key, sizeof key));
+    if (rc < 0)
+        fprintf(stderr, "nio-get --demo: cannot start the https server: %s\n",
+                nio_strerror(rc));
+    return rc;
+}
+#endif
+
 static int fetch_all(get_opts *o, char **urls)
 {
     run r;
@@ -91,20 +120,38 @@ int demo_main(const get_opts *base)
 {
     get_opts o = *base;
     char hosts[256], *urls[NURLS] = {0};
-    httpd *h = NULL;
+    httpd *h = NULL, *hs = NULL;
     int families, status = 2;
+#ifdef NIO_HAVE_TLS
+    char ca_pem[300];
+    testca ca = {{0}};
+#endif
     if (start_server(&h, &families) < 0 || write_hosts(families, hosts, sizeof hosts) < 0)
         goto done;
-    for (size_t i = 0; i < NURLS; i++)
+    for (size_t i = 0; i < NPLAIN; i++)
         if (asprintf(&urls[i], "http://%s:%u%s", demo_urls[i].host, httpd_port(h),
                      demo_urls[i].path) < 0) {
             urls[i] = NULL;
             goto unlink;
         }
+#ifdef NIO_HAVE_TLS
+    if (start_tls_server(&hs, families, &ca) < 0)
+        goto unlink;
+    if (asprintf(&urls[NPLAIN], "https://localhost:%u%s", httpd_port(hs), HTTPS_PATH) < 0) {
+        urls[NPLAIN] = NULL;
+        goto unlink;
+    }
+    o.cacert = testca_path(&ca, "ca.pem", ca_pem, sizeof ca_pem);
+#endif
     printf("nio-get demo: a delayed HTTP server on %s port %u; %zu fetches by name "
            "(localhost, and %s from the hosts file %s), all at once:\n",
-           families & HTTPD_V6 ? "127.0.0.1 and [::1]" : "127.0.0.1", httpd_port(h), NURLS,
+           families & HTTPD_V6 ? "127.0.0.1 and [::1]" : "127.0.0.1", httpd_port(h), NPLAIN,
            DEMO_NAME, hosts);
+#ifdef NIO_HAVE_TLS
+    printf("and the same server over https on port %u, its certificate from a test CA "
+               "made for the demo in %s (trusted as with --cacert %s): 1 fetch\n",
+               httpd_port(hs), ca.dir, o.cacert);
+#endif
     fflush(stdout);
     o.hosts_file = hosts;
     o.concurrency = 0;
@@ -115,5 +162,10 @@ done:
     for (size_t i = 0; i < NURLS; i++)
         free(urls[i]);
     httpd_stop(h);
+    httpd_stop(hs);
+#ifdef NIO_HAVE_TLS
+    if (ca.dir[0] != '\0')
+        testca_remove(&ca);
+#endif
     return status;
 }

@@ -238,7 +238,7 @@ static int send_request(run *r, fetch *f)
                  r->o->no_keepalive ? "Connection: close\r\n" : "");
     if (n < 0 || (size_t)n >= sizeof req)
         return -ENAMETOOLONG;
-    n = nio_tcp_send(f->c->s, req, (size_t)n);
+    n = conn_send(f->c, req, (size_t)n);
     return n < 0 ? n : 0;
 }
 
@@ -275,8 +275,8 @@ static void begin_request(run *r, fetch *f)
     }
 }
 
-/* Open a new conn for f: the connect step (a TLS layer wraps the stream
- * here, once https exists). */
+/* Open a new conn for f: the connect step (on_connect wraps an https
+ * conn's stream in TLS once it is connected). */
 static void open_conn(run *r, fetch *f)
 {
     nio_connect_opts co = {.size = sizeof co, .family = r->o->family};
@@ -322,6 +322,8 @@ static void acquire(run *r, fetch *f, bool fresh)
         f->reused = true;
         f->info = f->c->info;
         f->t_connect = now_us();
+        f->tls_ms = 0.0; /* no handshake for this fetch */
+        memcpy(f->tls_version, f->c->tls_version, sizeof f->tls_version);
         begin_request(r, f);
         return;
     }
@@ -339,6 +341,99 @@ static void acquire(run *r, fetch *f, bool fresh)
     open_conn(r, f);
 }
 
+#ifdef NIO_HAVE_TLS
+/* The client context of every https fetch, made at the first: the system's
+ * CA store or --cacert, and --insecure's warning.  NULL when it cannot be
+ * made (f is failed; later https fetches fail the same way). */
+static nio_tls_ctx *tls_ctx(run *r, fetch *f)
+{
+    nio_tls_opts to = NIO_TLS_OPTS_INIT;
+    char why[300];
+    int rc;
+    if (r->tls != NULL || r->tls_failed) {
+        if (r->tls == NULL)
+            out_fail(r, f, EK_TLS, "no TLS context (see the first https failure)");
+        return r->tls;
+    }
+    to.ca_file = r->o->cacert;
+    to.dangerously_skip_verification = r->o->insecure;
+    rc = nio_tls_ctx_new(&to, &r->tls);
+    if (rc < 0) {
+        r->tls_failed = true;
+        if (rc == NIO_ETLS_CONFIG)
+            out_fail(r, f, EK_TLS, "cannot load the CA certificates: %s; check --cacert",
+                     nio_tls_config_error(why, sizeof why));
+        else
+            out_fail(r, f, EK_TLS, "cannot set up TLS: %s", nio_strerror(rc));
+        return NULL;
+    }
+    if (r->o->insecure)
+        fprintf(stderr, "nio-get: WARNING: --insecure: https server certificates are NOT "
+                "checked; anyone on the path can read and change these transfers\n");
+    return r->tls;
+}
+
+/* The handshake failed: one line, what failed and OpenSSL's words for it
+ * ("certificate has expired: CN=...").  Not retried: a certificate
+ * failure would fail again. */
+static void fail_tls(run *r, fetch *f, int err)
+{
+    char detail[256] = "";
+    unsigned port = f->url.port;
+    if (f->c->tls != NULL)
+        nio_tls_error_detail(f->c->tls, detail, sizeof detail);
+    if (err <= NIO_ETLS_EXPIRED && err >= NIO_ETLS_CONFIG)
+        out_fail(r, f, EK_TLS, "%s port %u: %s%s%s%s%s", f->url.host, port, nio_strerror(err),
+                 detail[0] != '\0' ? " [" : "", detail, detail[0] != '\0' ? "]" : "",
+                 err == NIO_ETLS_UNKNOWN_ISSUER || err == NIO_ETLS_SELF_SIGNED
+                     ? "; --cacert FILE trusts a private CA"
+                 : err == NIO_ETLS_HANDSHAKE ? "; does the server speak TLS on this port?"
+                                             : "");
+    else
+        out_fail(r, f, EK_CLOSED, "connection lost in the TLS handshake with %s port %u: %s",
+                 f->url.host, port, nio_strerror(err));
+    finish(r, f, false);
+}
+
+/* Drive the handshake; once done, send the request. */
+static void on_handshake(run *r, fetch *f)
+{
+    conn *c = f->c;
+    int rc = nio_tls_handshake(c->tls);
+    if (rc == -EAGAIN)
+        return;
+    if (rc < 0) {
+        fail_tls(r, f, rc);
+        return;
+    }
+    c->tls_ms = (double)(now_us() - f->t_connect) / 1000.0;
+    snprintf(c->tls_version, sizeof c->tls_version, "%s", nio_tls_version(c->tls));
+    f->tls_ms = c->tls_ms;
+    memcpy(f->tls_version, c->tls_version, sizeof f->tls_version);
+    begin_request(r, f);
+}
+
+/* https: TLS over the connected stream, SNI and the certificate's name
+ * checked against the URL's host (not a --resolve address). */
+static void start_tls(run *r, fetch *f)
+{
+    nio_tls_ctx *ctx = tls_ctx(r, f);
+    int rc;
+    if (ctx == NULL) {
+        finish(r, f, false);
+        return;
+    }
+    rc = nio_tls_client(ctx, f->c->s, f->url.host, &f->c->tls);
+    if (rc < 0) {
+        f->c->tls = NULL;
+        fail_tls(r, f, rc);
+        return;
+    }
+    f->state = F_HANDSHAKE;
+    on_handshake(r, f);
+}
+#endif
+
 static void on_connect(run *r, fetch *f, unsigned flags)
 {
     conn *c = f->c;
@@ -353,6 +448,12 @@ static void on_connect(run *r, fetch *f, unsigned flags)
     }
     f->t_connect = now_us();
     (void)nio_tcp_set_nodelay(c->s, true); /* as curl: a request never waits for an ACK */
+#ifdef NIO_HAVE_TLS
+    if (f->url.scheme == URL_HTTPS) {
+        start_tls(r, f);
+        return;
+    }
+#endif
     begin_request(r, f);
 }
 
@@ -403,6 +504,8 @@ static void restart(run *r, fetch *f)
     nio_buf_free(&f->in);
     f->t_first = 0;
     f->reused = false;
+    f->tls_ms = 0.0;
+    f->tls_version[0] = '\0';
     memset(&f->info, 0, sizeof f->info);
     acquire(r, f, false);
 }
@@ -440,12 +543,14 @@ static void follow(run *r, fetch *f)
                                : url_resolve(&f->url, f->resp.location, next, sizeof next);
     if (rc == 0)
         rc = url_parse(next, strlen(next), &u);
+#ifndef NIO_HAVE_TLS
     if (rc == 0 && u.scheme == URL_HTTPS) {
-        out_fail(r, f, EK_URL, "redirected to %s: https is not supported (nio-get speaks "
-                 "plain HTTP only)", next);
+        out_fail(r, f, EK_URL, "redirected to %s: https is not supported (this nio-get was "
+                 "built without TLS: configure found no OpenSSL)", next);
         finish(r, f, true);
         return;
     }
+#endif
     copy = rc == 0 ? strdup(next) : NULL;
     if (rc < 0 || copy == NULL || !switch_origin(r, f, &u)) {
         free(copy);
@@ -481,7 +586,7 @@ static void on_readable(run *r, fetch *f)
     for (;;) {
         /* parsed after every read: what stays between reads is at most
          * one incomplete line, so the bound is never reached by it */
-        ssize_t n = nio_tcp_read_into(f->c->s, &f->in, READ_MAX);
+        ssize_t n = conn_read_into(f->c, &f->in, READ_MAX);
         int rc;
         if (n == -EAGAIN)
             return;
@@ -521,6 +626,7 @@ static void on_timeout(run *r, fetch *f)
     const char *what = f->state == F_BACKOFF    ? "waiting to retry"
                      : f->state == F_WAITING    ? "waiting for a connection to the host"
                      : f->state == F_CONNECTING ? "connecting"
+                     : f->state == F_HANDSHAKE  ? "in the TLS handshake"
                      : f->t_first == 0          ? "waiting for the response"
                                                 : "reading the body";
     f->timer_on = false;
@@ -535,7 +641,7 @@ static void on_idle(run *r, conn *c)
 {
     char b;
     host_pool *hp = c->hp;
-    if (nio_tcp_read(c->s, &b, 1) == -EAGAIN)
+    if (conn_read(c, &b, 1) == -EAGAIN)
         return;
     pool_close(&r->pool, c);
     pool_host_release(&r->pool, hp);
@@ -552,9 +658,13 @@ static void on_conn(run *r, conn *c, unsigned flags)
     }
     if (f->state == F_CONNECTING)
         on_connect(r, f, flags);
+#ifdef NIO_HAVE_TLS
+    else if (f->state == F_HANDSHAKE)
+        on_handshake(r, f);
+#endif
     if (f->state != F_ACTIVE || f->c != c)
         return;
-    if (nio_tcp_queued(c->s) > 0 && nio_tcp_flush(c->s) < 0) {
+    if (conn_queued(c) > 0 && conn_flush(c) < 0) {
         if (retry_fresh(r, f))
             return;
         out_fail(r, f, EK_CLOSED, "connection lost while sending the request");
@@ -606,6 +716,8 @@ static void start(run *r, char *arg)
     f->redirects = f->attempts = 0;
     f->t_start = now_us();
     f->t_connect = f->t_first = f->t_end = 0;
+    f->tls_ms = 0.0;
+    f->tls_version[0] = '\0';
     memset(&f->info, 0, sizeof f->info);
     f->ok = false;
     f->err_kind = EK_NONE;
@@ -619,12 +731,14 @@ static void start(run *r, char *arg)
         finish(r, f, false);
         return;
     }
+#ifndef NIO_HAVE_TLS
     if (f->url.scheme == URL_HTTPS) {
-        out_fail(r, f, EK_URL, "https is not supported (nio-get speaks plain HTTP only); "
-                 "use an http:// URL, or a TLS-capable client such as curl");
+        out_fail(r, f, EK_URL, "https is not supported (this nio-get was built without TLS: "
+                 "configure found no OpenSSL); use an http:// URL, or curl");
         finish(r, f, false);
         return;
     }
+#endif
     f->hp = pool_host(&r->pool, f->url.scheme, f->url.host, f->url.port);
     if (f->hp == NULL) {
         out_fail(r, f, EK_INTERNAL, "out of memory");
@@ -764,6 +878,9 @@ void run_free(run *r)
         free(f->arg);
     }
     pool_free(&r->pool);
+#ifdef NIO_HAVE_TLS
+    nio_tls_ctx_free(r->tls);
+#endif
     source_close(&r->src, r->poll);
     nio_resolver_free(r->res);
     nio_poll_free(r->poll);

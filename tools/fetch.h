@@ -50,6 +50,8 @@ typedef struct get_opts {
     const char *hosts_file; /* NULL: /etc/hosts */
     resolve_rule *rules;
     size_t nrules;
+    const char *cacert;     /* https: trust this PEM file, not the system's store */
+    bool insecure;          /* https: --insecure, no certificate checks */
 } get_opts;
 
 #define GET_DEFAULT_CONCURRENCY 100 /* with -i, when -c is not given */
@@ -68,6 +70,7 @@ typedef struct get_opts {
     X(EK_TIMEOUT, "timeout")     /* --timeout passed */                       \
     X(EK_PROTOCOL, "protocol")   /* a malformed response */                   \
     X(EK_CLOSED, "closed")       /* connection lost or closed too early */    \
+    X(EK_TLS, "tls")             /* TLS handshake or certificate failure */   \
     X(EK_HTTP, "http")           /* status 400 or more */                     \
     X(EK_REDIRECT, "redirect")   /* too many, or a bad Location */            \
     X(EK_SAVE, "save")           /* -o could not write */                     \
@@ -81,7 +84,7 @@ enum err_kind {
 };
 const char *err_kind_name(enum err_kind k);
 
-enum fetch_state { F_FREE, F_WAITING, F_CONNECTING, F_ACTIVE, F_BACKOFF };
+enum fetch_state { F_FREE, F_WAITING, F_CONNECTING, F_HANDSHAKE, F_ACTIVE, F_BACKOFF };
 
 typedef struct fetch {
     uint32_t slot, gen;   /* gen: bumped whenever the slot is taken */
@@ -104,6 +107,8 @@ typedef struct fetch {
     int out_fd;
     char *part_path, *final_path;
     uint64_t t_start, t_connect, t_first, t_end; /* us, monotonic */
+    double tls_ms;        /* https: this attempt's handshake (0: reused conn) */
+    char tls_version[16]; /* https: "TLSv1.3"; "" for http */
     nio_connect_info info;
     bool ok;
     enum err_kind err_kind;
@@ -127,6 +132,10 @@ typedef struct run {
     size_t nslots, nfree;
     size_t conn_cap;      /* open conns beyond this evict the longest idle */
     pool pool;
+#ifdef NIO_HAVE_TLS
+    nio_tls_ctx *tls;     /* made at the first https URL */
+#endif
+    bool tls_failed;      /* making it failed (reported): https fetches fail */
     size_t started, active, done, failed, retries;
     uint64_t t0, bytes, sum_total_us;
     uint64_t status_count[1000];

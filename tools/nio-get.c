@@ -1,4 +1,4 @@
-/* nio-get: fetch HTTP URLs concurrently on nio.
+/* nio-get: fetch HTTP and HTTPS URLs concurrently on nio.
  *
  *   nio-get [options] URL...      see usage() and docs/nio-get.1
  *   nio-get --demo                the README's demo (demo.c)
@@ -19,12 +19,12 @@
 #include "fetch.h"
 
 enum { OPT_RESOLVE = 256, OPT_DNS, OPT_HOSTS, OPT_TIMEOUT, OPT_DEMO, OPT_JSON, OPT_MAXHOST,
-       OPT_IDLE, OPT_NOKA, OPT_MAXREDIR, OPT_RETRY };
+       OPT_IDLE, OPT_NOKA, OPT_MAXREDIR, OPT_RETRY, OPT_CACERT, OPT_INSECURE };
 
 static const char usage_line[] =
     "usage: nio-get [-q] [--json] [-c N] [-o DIR] [--timeout MS] [--max-per-host N]\n"
     "               [--idle-timeout MS] [--no-keepalive] [-L] [--max-redirects N]\n"
-    "               [--retry N] [--resolve HOST:PORT:ADDR]\n"
+    "               [--retry N] [--resolve HOST:PORT:ADDR] [--cacert FILE] [--insecure]\n"
     "               [--dns-server ADDR[:PORT]] [--hosts FILE] [-4|-6] URL... | -i FILE\n"
     "       nio-get --demo | --help | --version\n";
 
@@ -36,10 +36,10 @@ static void usage(FILE *to)
 static void help(void)
 {
     usage(stdout);
-    fputs("\nFetch every URL at once over HTTP/1.1, on nio's event queue, and print\n"
-          "each completion as it happens (status, body bytes, DNS, connect, first\n"
-          "byte and total times), then a summary.  Connections are kept alive and\n"
-          "reused for later URLs of the same scheme, host and port.\n\n"
+    fputs("\nFetch every URL at once over HTTP/1.1 (https: over TLS), on nio's event\n"
+          "queue, and print each completion as it happens (status, body bytes, DNS,\n"
+          "connect, TLS, first byte and total times), then a summary.  Connections\n"
+          "are kept alive and reused for later URLs of the same scheme, host and port.\n\n"
           "  -i, --input FILE       read the URLs from FILE, one a line ('-': standard\n"
           "                         input), only as fast as they are fetched\n"
           "  -c, --concurrency N    at most N fetches in flight (default: all the\n"
@@ -59,10 +59,20 @@ static void help(void)
           "      --dns-server A[:P] ask this DNS server (default: resolv.conf's)\n"
           "      --hosts FILE       use FILE instead of /etc/hosts\n"
           "  -4, -6                 connect over IPv4 only / IPv6 only\n"
+          "      --cacert FILE      https: trust the CA certificates in FILE (PEM)\n"
+          "                         instead of the system's\n"
+          "      --insecure         https: DANGEROUS: do not check server certificates\n"
+          "                         at all (expired, self-signed, another host's):\n"
+          "                         anyone on the path can read and change the\n"
+          "                         transfer; for tests only, never to get past an\n"
+          "                         error\n"
           "      --demo             start a local delayed server and fetch from it\n"
           "  -h, --help             this help;  -V, --version: the version\n\n"
           "Exit status: 0 all fetches succeeded, 1 some failed, 2 usage error.\n"
-          "Only http:// URLs are supported (no TLS).\n",
+#ifndef NIO_HAVE_TLS
+          "Only http:// URLs: this nio-get was built without TLS (no OpenSSL).\n"
+#endif
+          ,
           stdout);
 }
 
@@ -145,6 +155,8 @@ static const struct option longopts[] = {
     {"location", no_argument, NULL, 'L'},
     {"max-redirects", required_argument, NULL, OPT_MAXREDIR},
     {"retry", required_argument, NULL, OPT_RETRY},
+    {"cacert", required_argument, NULL, OPT_CACERT},
+    {"insecure", no_argument, NULL, OPT_INSECURE},
     {NULL, 0, NULL, 0},
 };
 
@@ -231,6 +243,19 @@ static int take_opt(int opt, get_opts *o, bool *demo)
         }
         o->idle_ms = (uint32_t)v;
         return 0;
+    case OPT_CACERT:
+    case OPT_INSECURE:
+#ifndef NIO_HAVE_TLS
+        fprintf(stderr, "nio-get: --%s: this nio-get was built without TLS (no OpenSSL)\n",
+                opt == OPT_CACERT ? "cacert" : "insecure");
+        return -1;
+#else
+        if (opt == OPT_CACERT)
+            o->cacert = optarg;
+        else
+            o->insecure = true;
+        return 0;
+#endif
     case 'h':
         help();
         return 1;

@@ -93,10 +93,18 @@ static void out_json(const run *r, const fetch *f)
     fputs("{\"url\":", stdout);
     json_str(stdout, f->arg);
     printf(",\"index\":%zu,\"ok\":%s,\"status\":%d,\"bytes\":%llu,\"dns_ms\":%.3f,"
-           "\"connect_ms\":%.3f,\"first_byte_ms\":%.3f,\"total_ms\":%.3f,\"address\":",
+           "\"connect_ms\":%.3f,\"first_byte_ms\":%.3f,\"total_ms\":%.3f,",
            f->index + 1, f->ok ? "true" : "false", f->resp.status,
            (unsigned long long)f->resp.body_bytes, f->reused ? 0.0 : dns,
            f->reused ? 0.0 : connect, ms(f->t_start, f->t_first), ms(f->t_start, f->t_end));
+    if (f->tls_version[0] != '\0') { /* https: the handshake (0 on a reused conn) */
+        printf("\"tls_version\":");
+        json_str(stdout, f->tls_version);
+        printf(",\"tls_ms\":%.3f,", f->tls_ms);
+    } else {
+        fputs("\"tls_version\":null,\"tls_ms\":0.000,", stdout);
+    }
+    fputs("\"address\":", stdout);
     if (addr[0] != '\0')
         json_str(stdout, addr);
     else
@@ -129,10 +137,13 @@ void out_done(run *r, fetch *f)
     if (r->o->json) {
         out_json(r, f);
     } else if (!r->o->quiet && (f->err_kind == EK_NONE || f->err_kind == EK_HTTP)) {
+        char tls[48] = "";
         connect = connect > dns ? connect - dns : 0.0;
-        printf("%3d %10llu B  dns %6.1f ms  connect %6.1f ms  first byte %7.1f ms  "
+        if (f->tls_version[0] != '\0') /* https: the version and the handshake's time */
+            snprintf(tls, sizeof tls, "  %s %6.1f ms", f->tls_version, f->tls_ms);
+        printf("%3d %10llu B  dns %6.1f ms  connect %6.1f ms%s  first byte %7.1f ms  "
                "total %7.1f ms  %s%s%s\n",
-               f->resp.status, (unsigned long long)f->resp.body_bytes, dns, connect,
+               f->resp.status, (unsigned long long)f->resp.body_bytes, dns, connect, tls,
                ms(f->t_start, f->t_first), ms(f->t_start, f->t_end), f->arg,
                f->final != NULL ? " -> " : "", f->final != NULL ? f->final : "");
     }

@@ -128,7 +128,13 @@ void pool_close(pool *p, conn *c)
     if (c == NULL || c->dead)
         return;
     unlink_idle(p, c);
-    nio_tcp_close(c->s);
+#ifdef NIO_HAVE_TLS
+    if (c->tls != NULL)
+        nio_tls_close(c->tls); /* closes c->s too */
+    else
+#endif
+        nio_tcp_close(c->s);
+    c->tls = NULL;
     c->s = NULL;
     c->owner = NULL;
     c->dead = true;
@@ -161,3 +167,55 @@ void pool_free(pool *p)
     free(p->buckets);
     memset(p, 0, sizeof *p);
 }
+
+#ifdef NIO_HAVE_TLS
+ssize_t conn_read_into(conn *c, nio_buf *b, size_t max)
+{
+    return c->tls != NULL ? nio_tls_read_into(c->tls, b, max) : nio_tcp_read_into(c->s, b, max);
+}
+
+ssize_t conn_read(conn *c, void *buf, size_t len)
+{
+    return c->tls != NULL ? nio_tls_read(c->tls, buf, len) : nio_tcp_read(c->s, buf, len);
+}
+
+int conn_send(conn *c, const void *buf, size_t len)
+{
+    return c->tls != NULL ? nio_tls_send(c->tls, buf, len) : nio_tcp_send(c->s, buf, len);
+}
+
+int conn_flush(conn *c)
+{
+    return c->tls != NULL ? nio_tls_flush(c->tls) : nio_tcp_flush(c->s);
+}
+
+size_t conn_queued(const conn *c)
+{
+    return c->tls != NULL ? nio_tls_queued(c->tls) : nio_tcp_queued(c->s);
+}
+#else
+ssize_t conn_read_into(conn *c, nio_buf *b, size_t max)
+{
+    return nio_tcp_read_into(c->s, b, max);
+}
+
+ssize_t conn_read(conn *c, void *buf, size_t len)
+{
+    return nio_tcp_read(c->s, buf, len);
+}
+
+int conn_send(conn *c, const void *buf, size_t len)
+{
+    return nio_tcp_send(c->s, buf, len);
+}
+
+int conn_flush(conn *c)
+{
+    return nio_tcp_flush(c->s);
+}
+
+size_t conn_queued(const conn *c)
+{
+    return nio_tcp_queued(c->s);
+}
+#endif

@@ -2,10 +2,12 @@
  * origin (scheme, host, port), so that fetches from one server reuse them
  * instead of connecting again.
  *
- * Bookkeeping only: the pool never reads or writes.  It owns the conn
- * structs and their streams (pool_close closes the stream); the engine
- * (fetch.c) makes the streams (its connect step is the one place a TLS
- * layer would wrap them) and decides when a connection may be kept.
+ * Bookkeeping, and the conn_* calls that read and write a conn's stream
+ * whether it is plain TCP or TLS over it (https).  The pool owns the conn
+ * structs and their streams (pool_close closes the stream, the TLS one
+ * with its TCP stream); the engine (fetch.c) makes the streams (its
+ * connect step wraps an https conn's in TLS) and decides when a
+ * connection may be kept.
  *
  * A conn is owned by one fetch at a time, or idle in its host's list
  * (most recently used first) and in the pool's list (oldest first, for
@@ -22,6 +24,12 @@
 #include <nio.h>
 
 #include <nio/connect.h>
+#include "config.h" /* NIO_HAVE_TLS: the library has the TLS layer */
+#ifdef NIO_HAVE_TLS
+#include <nio/tls.h>
+#else
+typedef struct nio_tls_stream nio_tls_stream; /* never made without the TLS layer */
+#endif
 #include "url.h"
 
 struct fetch;
@@ -33,6 +41,9 @@ typedef struct conn {
     struct conn *dead_next;
     host_pool *hp;
     nio_tcp_stream *s;
+    nio_tls_stream *tls;  /* https, once its handshake started: owns s */
+    char tls_version[16]; /* "TLSv1.3" once the handshake is done, else "" */
+    double tls_ms;        /* how long the handshake took */
     struct fetch *owner;  /* NULL while idle */
     nio_connect_info info; /* how it was connected (address, timings) */
     unsigned uses;        /* responses completed on it */
@@ -83,5 +94,14 @@ void pool_put_idle(pool *p, conn *c, uint64_t now_us);
 void pool_close(pool *p, conn *c);
 /* Free the conns closed since the last call. */
 void pool_reap(pool *p);
+
+/* The stream calls on c, through TLS when c->tls is set (the return
+ * values are nio_tcp_read_into's, nio_tcp_read's, nio_tcp_send's,
+ * nio_tcp_flush's and nio_tcp_queued's, with NIO_ETLS_* codes besides). */
+ssize_t conn_read_into(conn *c, nio_buf *b, size_t max);
+ssize_t conn_read(conn *c, void *buf, size_t len);
+int conn_send(conn *c, const void *buf, size_t len);
+int conn_flush(conn *c);
+size_t conn_queued(const conn *c);
 
 #endif

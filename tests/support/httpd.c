@@ -1,7 +1,10 @@
 /* The delayed HTTP server (see httpd.h).  One thread, one poll, edge-
  * triggered: every handler reads or writes until -EAGAIN.  A connection's
- * token is its own address; the listeners' are 1 and 2. */
+ * token is its own address; the listeners' are 1 and 2.  With TLS
+ * (httpd_start_tls) each accepted stream is wrapped at once and the c_*
+ * calls go through it. */
 #define _GNU_SOURCE
+#include "config.h" /* NIO_HAVE_TLS */
 #include "httpd.h"
 
 #include <ctype.h>
@@ -13,8 +16,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef NIO_HAVE_TLS
+#include <nio/tls.h>
+#else
+typedef struct nio_tls_ctx nio_tls_ctx;
+typedef struct nio_tls_stream nio_tls_stream;
+#endif
 
 #define TOK_L4 1
+/* TLS: a response's next chunk is encrypted only once the last one left
+ * (nio_tls_send queues all it is given), so the queue stays this small. */
+#define TLS_CHUNK 16384
 #define TOK_L6 2
 #define REQ_MAX 4096
 #define MAX_DELAY_MS 600000
@@ -28,6 +40,8 @@ typedef struct conn {
     struct conn *prev, *next;
     struct httpd *h;
     nio_tcp_stream *s;
+    nio_tls_stream *t; /* TLS over s (httpd_start_tls), owns s */
+    bool finishing;    /* TLS: close_notify and the shutdown under way */
     enum state state;
     enum kind kind;
     int status;
@@ -56,6 +70,7 @@ struct httpd {
     uint64_t accepted, answered;
     uint64_t flaky, busy; /* /flaky and /busy requests so far */
     bool keepalive;       /* HTTPD_KEEPALIVE */
+    nio_tls_ctx *tls;     /* httpd_start_tls's server context, or NULL */
 };
 
 /* The connection's token is its address, for its stream and its timer: a
@@ -66,13 +81,70 @@ static void conn_close(httpd *h, conn *c)
 {
     if (c->timer_on)
         nio_timer_cancel(h->poll, c->timer);
-    nio_tcp_close(c->s);
+#ifdef NIO_HAVE_TLS
+    if (c->t != NULL)
+        nio_tls_close(c->t);
+    else
+#endif
+        nio_tcp_close(c->s);
     c->prev->next = c->next;
     c->next->prev = c->prev;
     c->dead = true;
     c->next = h->dead;
     h->dead = c;
 }
+
+#ifdef NIO_HAVE_TLS
+static ssize_t c_read_into(conn *c, nio_buf *b, size_t max)
+{
+    return c->t != NULL ? nio_tls_read_into(c->t, b, max) : nio_tcp_read_into(c->s, b, max);
+}
+
+/* As nio_tcp_write: the count taken, or -EAGAIN.  TLS takes all of it at
+ * once, after the previous chunk's records left. */
+static ssize_t c_write(conn *c, const void *buf, size_t len)
+{
+    int rc;
+    if (c->t == NULL)
+        return nio_tcp_write(c->s, buf, len);
+    if (nio_tls_queued(c->t) > 0) {
+        if ((rc = nio_tls_flush(c->t)) < 0)
+            return rc;
+        if (nio_tls_queued(c->t) > 0)
+            return -EAGAIN; /* the socket said so: a writable event follows */
+    }
+    len = len < TLS_CHUNK ? len : TLS_CHUNK;
+    rc = nio_tls_send(c->t, buf, len);
+    return rc < 0 ? rc : (ssize_t)len;
+}
+
+/* The response is out and the connection ends: TLS sends close_notify
+ * and shuts the write side first (conn_close on its NIO_EV_DONE), so the
+ * client sees a clean end, not a truncation. */
+static void conn_end(httpd *h, conn *c)
+{
+    if (c->t != NULL && nio_tls_finish(c->t, NIO_FINISH_SHUTDOWN, 5000) == -EINPROGRESS) {
+        c->finishing = true;
+        return;
+    }
+    conn_close(h, c);
+}
+#else
+static ssize_t c_read_into(conn *c, nio_buf *b, size_t max)
+{
+    return nio_tcp_read_into(c->s, b, max);
+}
+
+static ssize_t c_write(conn *c, const void *buf, size_t len)
+{
+    return nio_tcp_write(c->s, buf, len);
+}
+
+static void conn_end(httpd *h, conn *c)
+{
+    conn_close(h, c);
+}
+#endif
 
 static void free_dead(httpd *h)
 {
@@ -272,7 +344,7 @@ static bool write_some(httpd *h, conn *c)
     char buf[16384];
     uint64_t end = c->kind == K_RESET ? c->stop_at : c->body_len;
     while (c->head_sent < c->head_len) {
-        ssize_t w = nio_tcp_write(c->s, c->head + c->head_sent, c->head_len - c->head_sent);
+        ssize_t w = c_write(c, c->head + c->head_sent, c->head_len - c->head_sent);
         if (w == -EAGAIN)
             return true;
         if (w < 0)
@@ -281,7 +353,7 @@ static bool write_some(httpd *h, conn *c)
     }
     while (c->body_sent < end) {
         size_t n = body_chunk(c, buf, sizeof buf);
-        ssize_t w = nio_tcp_write(c->s, buf, n);
+        ssize_t w = c_write(c, buf, n);
         if (w == -EAGAIN)
             return true;
         if (w < 0)
@@ -293,12 +365,19 @@ static bool write_some(httpd *h, conn *c)
         goto gone;
     }
     if (c->kind == K_HALFCLOSE) {
-        nio_tcp_shutdown(c->s, SHUT_WR);
+#ifdef NIO_HAVE_TLS
+        if (c->t != NULL) /* close_notify and shutdown(write), the reads stay ours */
+            (void)nio_tls_finish(c->t, NIO_FINISH_SHUTDOWN, 0);
+        else
+#endif
+            nio_tcp_shutdown(c->s, SHUT_WR);
         c->state = HALF;
         return true;
     }
     if (c->keep)
         return next_request(h, c);
+    conn_end(h, c);
+    return false;
 gone:
     conn_close(h, c);
     return false;
@@ -337,7 +416,7 @@ static bool on_head(httpd *h, conn *c)
 static bool read_some(httpd *h, conn *c)
 {
     for (;;) {
-        ssize_t r = nio_tcp_read_into(c->s, &c->req, REQ_MAX - 1);
+        ssize_t r = c_read_into(c, &c->req, REQ_MAX - 1);
         if (r == -EAGAIN)
             return true;
         if (r == -ENOBUFS) { /* a head too long: answered in on_head */
@@ -358,6 +437,20 @@ static void on_conn(httpd *h, conn *c, unsigned flags)
 {
     if (c->dead)
         return;
+    if (c->finishing) { /* TLS: the close_notify went out (or failed) */
+        if (flags & NIO_EV_DONE)
+            conn_close(h, c);
+        return;
+    }
+#ifdef NIO_HAVE_TLS
+    /* records a read queued (the handshake's, session tickets) or a kept
+     * connection's last chunk */
+    if ((flags & NIO_EV_WRITABLE) && c->t != NULL && c->state != WRITING &&
+        nio_tls_queued(c->t) > 0 && nio_tls_flush(c->t) < 0 && c->state != HALF) {
+        conn_close(h, c);
+        return;
+    }
+#endif
     if (flags & NIO_EV_TIMER) {
         c->timer_on = false;
         start_response(h, c);
@@ -389,6 +482,13 @@ static void on_listener(httpd *h, nio_tcp_listener *l)
         /* head and body go out in separate writes: without this, a kept
          * connection's next response waits for the client's delayed ACK */
         (void)nio_tcp_set_nodelay(c->s, true);
+#ifdef NIO_HAVE_TLS
+        if (h->tls != NULL && nio_tls_server(h->tls, c->s, &c->t) < 0) {
+            nio_tcp_close(c->s);
+            free(c);
+            continue;
+        }
+#endif
         c->next = h->list.next;
         c->prev = &h->list;
         h->list.next->prev = c;
@@ -463,7 +563,8 @@ static void free_listeners(httpd *h)
     h->l4 = h->l6 = NULL;
 }
 
-int httpd_start(httpd **out, int families, uint16_t port, const char *backend)
+static int start(httpd **out, int families, uint16_t port, const char *backend,
+                 nio_tls_ctx *tls)
 {
     httpd *h;
     int rc;
@@ -472,6 +573,7 @@ int httpd_start(httpd **out, int families, uint16_t port, const char *backend)
     h = calloc(1, sizeof *h);
     if (h == NULL)
         return -ENOMEM;
+    h->tls = tls;
     h->list.next = h->list.prev = &h->list;
     h->keepalive = (families & HTTPD_KEEPALIVE) != 0;
     if ((rc = nio_poll_new_with(&h->poll, backend)) < 0)
@@ -496,6 +598,36 @@ fail:
     return rc;
 }
 
+int httpd_start(httpd **out, int families, uint16_t port, const char *backend)
+{
+    return start(out, families, port, backend, NULL);
+}
+
+#ifdef NIO_HAVE_TLS
+int httpd_start_tls(httpd **out, int families, uint16_t port, const char *backend,
+                    const char *cert_file, const char *key_file)
+{
+    nio_tls_opts to = NIO_TLS_OPTS_INIT;
+    nio_tls_ctx *ctx;
+    int rc;
+    to.server = true;
+    to.cert_file = cert_file;
+    to.key_file = key_file;
+    if ((rc = nio_tls_ctx_new(&to, &ctx)) < 0)
+        return rc;
+    if ((rc = start(out, families, port, backend, ctx)) < 0)
+        nio_tls_ctx_free(ctx);
+    return rc;
+}
+#else
+int httpd_start_tls(httpd **out, int families, uint16_t port, const char *backend,
+                    const char *cert_file, const char *key_file)
+{
+    (void)out, (void)families, (void)port, (void)backend, (void)cert_file, (void)key_file;
+    return -ENOTSUP; /* the library has no TLS layer */
+}
+#endif
+
 uint16_t httpd_port(const httpd *h)
 {
     return h->port;
@@ -519,5 +651,8 @@ void httpd_stop(httpd *h)
     pthread_join(h->thread, NULL);
     free_listeners(h);
     nio_poll_free(h->poll);
+#ifdef NIO_HAVE_TLS
+    nio_tls_ctx_free(h->tls);
+#endif
     free(h);
 }

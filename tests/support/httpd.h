@@ -31,7 +31,11 @@
  * says Connection: close and closes.  httpd_accepted() against
  * httpd_answered() shows how much clients reused.  The server runs on its own
  * thread and its own nio poll, listening on loopback (IPv4, IPv6 or both on
- * one ephemeral port), and serves many thousands of connections at once. */
+ * one ephemeral port), and serves many thousands of connections at once.
+ *
+ * HTTPS: httpd_start_tls serves the same over TLS (nio's own layer, the
+ * certificate and key given, e.g. from tests/support/testca), each
+ * connection's TLS ended with close_notify. */
 #ifndef NIO_TEST_HTTPD_H
 #define NIO_TEST_HTTPD_H
 
@@ -47,6 +51,12 @@ typedef struct httpd httpd;
  * | HTTPD_KEEPALIVE) with the named poll
  * backend (NULL: default); port 0 picks a free one.  0 or -errno. */
 int httpd_start(httpd **out, int families, uint16_t port, const char *backend);
+
+/* As httpd_start, over TLS with this PEM certificate (chain) and key
+ * (NULL: in cert_file).  0, -errno, NIO_ETLS_CONFIG (a file that does not
+ * load), or -ENOTSUP in a build without the TLS layer. */
+int httpd_start_tls(httpd **out, int families, uint16_t port, const char *backend,
+                    const char *cert_file, const char *key_file);
 
 uint16_t httpd_port(const httpd *h);
 

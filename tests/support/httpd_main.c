@@ -1,8 +1,9 @@
 /* The delayed HTTP server as a program:
- *   nio-test-httpd [-p PORT] [-4|-6] [-k]
+ *   nio-test-httpd [-p PORT] [-4|-6] [-k] [-t CERT.pem [-K KEY.pem]]
  * serves on 127.0.0.1 and [::1] until interrupted, on the backend
  * NIO_BACKEND names (the default when unset); -k keeps HTTP/1.1
- * connections alive (HTTPD_KEEPALIVE). */
+ * connections alive (HTTPD_KEEPALIVE); -t serves HTTPS with that
+ * certificate (and -K's key, else the key in CERT.pem). */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdio.h>
@@ -26,9 +27,9 @@ int main(int argc, char **argv)
 {
     int families = HTTPD_V4 | HTTPD_V6, opt, rc;
     long port = 0;
-    const char *backend;
+    const char *backend, *cert = NULL, *key = NULL;
     httpd *h;
-    while ((opt = getopt(argc, argv, "p:46kh")) != -1) {
+    while ((opt = getopt(argc, argv, "p:46kt:K:h")) != -1) {
         switch (opt) {
         case 'p':
             port = strtol(optarg, NULL, 10);
@@ -46,13 +47,21 @@ int main(int argc, char **argv)
         case 'k':
             families |= HTTPD_KEEPALIVE;
             break;
+        case 't':
+            cert = optarg;
+            break;
+        case 'K':
+            key = optarg;
+            break;
         default:
-            fprintf(stderr, "usage: nio-test-httpd [-p PORT] [-4|-6] [-k]\n");
+            fprintf(stderr, "usage: nio-test-httpd [-p PORT] [-4|-6] [-k] [-t CERT [-K KEY]]\n");
             return opt == 'h' ? 0 : 2;
         }
     }
     backend = getenv("NIO_BACKEND");
-    rc = httpd_start(&h, families, (uint16_t)port, backend != NULL && *backend ? backend : NULL);
+    backend = backend != NULL && *backend ? backend : NULL;
+    rc = cert != NULL ? httpd_start_tls(&h, families, (uint16_t)port, backend, cert, key)
+                      : httpd_start(&h, families, (uint16_t)port, backend);
     if (rc < 0) {
         fprintf(stderr, "nio-test-httpd: cannot start: %s\n", nio_strerror(rc));
         return 1;
