@@ -33,13 +33,7 @@
 
 #include <nio.h>
 
-#define CHECK(c)                                                                     \
-    do {                                                                             \
-        if (!(c)) {                                                                  \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #c); \
-            abort();                                                                 \
-        }                                                                            \
-    } while (0)
+#include "fuzz.h"
 
 #define NAME "fuzz.test"
 #define TOK_UDP 1
@@ -48,8 +42,6 @@
 #define TOK_Q 100   /* + lookup index */
 #define NCONN 8
 #define DEADLINE_MS 5000
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static nio_poll *P;
 static int udp_fd = -1, listen_fd = -1;
