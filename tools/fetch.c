@@ -342,34 +342,44 @@ static void acquire(run *r, fetch *f, bool fresh)
 }
 
 #ifdef NIO_HAVE_TLS
-/* The client context of every https fetch, made at the first: the system's
- * CA store or --cacert, and --insecure's warning.  NULL when it cannot be
- * made (f is failed; later https fetches fail the same way). */
-static nio_tls_ctx *tls_ctx(run *r, fetch *f)
+/* Make the client context: the system's CA store or --cacert, and
+ * --insecure's warning.  A failure's words go to why. */
+static int tls_ctx_make(run *r, char *why, size_t cap)
 {
     nio_tls_opts to = NIO_TLS_OPTS_INIT;
-    char why[300];
+    char detail[300];
     int rc;
+    to.ca_file = r->o->cacert;
+    to.dangerously_skip_verification = r->o->insecure;
+    rc = nio_tls_ctx_new(&to, &r->tls);
+    if (rc == NIO_ETLS_CONFIG)
+        snprintf(why, cap, "cannot load the CA certificates: %s; check --cacert",
+                 nio_tls_config_error(detail, sizeof detail));
+    else if (rc < 0)
+        snprintf(why, cap, "cannot set up TLS: %s", nio_strerror(rc));
+    if (rc < 0) {
+        r->tls_failed = true;
+        return rc;
+    }
+    if (r->o->insecure)
+        fprintf(stderr, "nio-get: WARNING: --insecure: https server certificates are NOT "
+                "checked; anyone on the path can read and change these transfers\n");
+    return 0;
+}
+
+/* The client context of every https fetch, made at the first (or by
+ * run_init when --cacert asks for it).  NULL when it cannot be made (f is
+ * failed; later https fetches fail the same way). */
+static nio_tls_ctx *tls_ctx(run *r, fetch *f)
+{
+    char why[400];
     if (r->tls != NULL || r->tls_failed) {
         if (r->tls == NULL)
             out_fail(r, f, EK_TLS, "no TLS context (see the first https failure)");
         return r->tls;
     }
-    to.ca_file = r->o->cacert;
-    to.dangerously_skip_verification = r->o->insecure;
-    rc = nio_tls_ctx_new(&to, &r->tls);
-    if (rc < 0) {
-        r->tls_failed = true;
-        if (rc == NIO_ETLS_CONFIG)
-            out_fail(r, f, EK_TLS, "cannot load the CA certificates: %s; check --cacert",
-                     nio_tls_config_error(why, sizeof why));
-        else
-            out_fail(r, f, EK_TLS, "cannot set up TLS: %s", nio_strerror(rc));
-        return NULL;
-    }
-    if (r->o->insecure)
-        fprintf(stderr, "nio-get: WARNING: --insecure: https server certificates are NOT "
-                "checked; anyone on the path can read and change these transfers\n");
+    if (tls_ctx_make(r, why, sizeof why) < 0)
+        out_fail(r, f, EK_TLS, "%s", why);
     return r->tls;
 }
 
@@ -864,6 +874,17 @@ int run_init(run *r, const get_opts *o, char **urls, size_t n)
     rc = nio_poll_new(&r->poll);
     if (rc == 0)
         rc = nio_resolver_new(r->poll, &ro, &r->res);
+#ifdef NIO_HAVE_TLS
+    /* A --cacert that cannot be loaded is the command's error, said once
+     * before any fetch, not one failure per https URL. */
+    if (rc == 0 && o->cacert != NULL) {
+        char why[400];
+        if ((rc = tls_ctx_make(r, why, sizeof why)) < 0) {
+            fprintf(stderr, "nio-get: %s\n", why);
+            r->input_error = true;
+        }
+    }
+#endif
     return rc;
 }
 
