@@ -309,6 +309,35 @@ void nio__batch_end_locked(nio_resolver *r);
 typedef void (*nio__resolve_fn)(void *arg, nio_dns_query *q);
 int nio__resolve_cb(nio_resolver *r, const char *name, int family, nio__resolve_fn cb,
                     void *arg, nio_dns_query **q, nio_addrlist **now);
+
+/* ---------------------------------------------------------- callback delivery (qcb.c)
+ * What a callback query (nio__resolve_cb(), nio__query_records_cb())
+ * holds to deliver its result, embedded in both kinds of query.  cb runs
+ * from a zero-delay callback timer, so that it runs without r->lock.
+ * timer is set while that timer is armed and unclaimed; due when a cancel
+ * found it popped but not yet run (another thread's wait), so the timer's
+ * callback still comes and, when zombie (the handle was freed meanwhile),
+ * frees the query with free_fn.  starting while the lookup's start is
+ * still on the stack: a completion then arms nothing, the start returns the
+ * result itself.  Every call with r->lock held. */
+typedef struct nio__qcb {
+    nio__resolve_fn cb; /* NULL: not a callback query (an event instead) */
+    void *cb_arg;
+    nio_dns_query *q; /* the query it is part of, as cb receives it */
+    nio_resolver *r;
+    void (*free_fn)(nio_dns_query *q);
+    nio_timer_id timer;
+    bool starting, due, zombie;
+} nio__qcb;
+void nio__qcb_init(nio__qcb *c, nio_resolver *r, nio_dns_query *q, nio__resolve_fn cb,
+                   void *cb_arg, void (*free_fn)(nio_dns_query *));
+/* The query completed: arm the timer, unless it is starting. */
+void nio__qcb_finish_locked(nio__qcb *c);
+/* Disarm the timer; a popped one still comes (due), and calls nothing. */
+void nio__qcb_cancel_locked(nio__qcb *c);
+/* The handle is being freed: true when the popped timer's callback still
+ * comes and frees the query then, false when the caller frees it now. */
+bool nio__qcb_defer_free_locked(nio__qcb *c);
 /* A caller's family (NIO_AF_* or AF_INET/AF_INET6) as the AF_* a lookup
  * asks for: NIO_AF_UNSPEC is r's default (its opts.family; AF_UNSPEC, both,
  * when r is NULL), NIO_AF_BOTH is AF_UNSPEC.  -EINVAL for anything else.

@@ -44,16 +44,7 @@ struct nio_dns_query {
     bool taken;
     nio__pending done;
     struct nio_dns_query *prev, *next; /* r->queries */
-    /* Internal callback queries (nio__resolve_cb): cb instead of the event,
-     * run from a zero-delay callback timer so that it runs without r->lock.
-     * cb_timer is set while that timer is armed and unclaimed; cb_due when
-     * a cancel found it popped but not yet run (another thread's wait), so
-     * the timer's callback still comes and, when zombie (the handle was
-     * freed meanwhile), frees the query. */
-    nio__resolve_fn cb;
-    void *cb_arg;
-    nio_timer_id cb_timer;
-    bool starting, cb_due, zombie;
+    nio__qcb qcb; /* internal callback queries (nio__resolve_cb): cb.cb set */
     struct nio_dns_query *next_finished; /* r->finished */
     nio__part parts[2]; /* last: query_init clears all but their inline addresses */
 };
@@ -131,8 +122,6 @@ static int combine(const nio__part *parts, nio_addrlist **out)
     return *out != NULL ? 0 : (err < 0 ? err : NIO_ENODATA);
 }
 
-static void query_cb_run(void *arg);
-
 /* The outcome without the list: 0 when there are addresses, else the
  * lookup's error. */
 static int outcome(const nio__part *parts)
@@ -155,12 +144,8 @@ static void query_finish_locked(struct nio_dns_query *q)
 {
     q->err = outcome(q->parts);
     q->state = Q_DONE;
-    if (q->cb != NULL) {
-        /* Ended inside nio__resolve_cb(): it returns the result itself.
-         * A failed start (poll closed, ENOMEM) leaves the owner to its
-         * own timeout: nothing else can tell it from here. */
-        if (!q->starting && nio__timer_start_cb(q->r->poll, 0, query_cb_run, q, &q->cb_timer) < 0)
-            q->cb_timer = 0;
+    if (q->qcb.cb != NULL) {
+        nio__qcb_finish_locked(&q->qcb);
         return;
     }
     if (q->r->batching) {
@@ -244,11 +229,7 @@ static void query_unlink(nio_resolver *r, struct nio_dns_query *q)
 
 static void query_cancel_locked(struct nio_dns_query *q)
 {
-    if (q->cb_timer != 0) {
-        if (nio__timer_cancel_cb(q->r->poll, q->cb_timer) == -ENOENT)
-            q->cb_due = true; /* popped on the waiting thread: still comes */
-        q->cb_timer = 0;
-    }
+    nio__qcb_cancel_locked(&q->qcb);
     if (q->state == Q_RUNNING) {
         nio__flight_unsubscribe(&q->parts[P6]);
         nio__flight_unsubscribe(&q->parts[P4]);
@@ -273,35 +254,8 @@ static void query_destroy_locked(struct nio_dns_query *q)
     if (!q->taken)
         nio_addrlist_free(q->list);
     q->list = NULL;
-    if (q->cb_due)
-        q->zombie = true; /* query_cb_run frees it */
-    else
+    if (!nio__qcb_defer_free_locked(&q->qcb))
         query_free_parts(q);
-}
-
-/* The zero-delay timer of a callback query: on the waiting thread, no lock
- * held.  The callback may meet a concurrent free from another thread: its
- * owner checks its own state before touching q (see dns_internal.h). */
-static void query_cb_run(void *arg)
-{
-    struct nio_dns_query *q = arg;
-    nio_resolver *r = q->r;
-    nio__resolve_fn cb;
-    void *cb_arg;
-
-    pthread_mutex_lock(&r->lock);
-    if (q->cb_timer == 0) { /* cancelled after it popped */
-        q->cb_due = false;
-        if (q->zombie)
-            query_free_parts(q);
-        pthread_mutex_unlock(&r->lock);
-        return;
-    }
-    q->cb_timer = 0;
-    cb = q->cb;
-    cb_arg = q->cb_arg;
-    pthread_mutex_unlock(&r->lock);
-    cb(cb_arg, q);
 }
 
 /* ------------------------------------------------------------ options */
@@ -601,9 +555,7 @@ static void query_init(struct nio_dns_query *q, nio_resolver *r, const lookup *l
         memset(&q->parts[i], 0, offsetof(nio__part, inl));
     q->r = r;
     q->token = lk->token;
-    q->cb = lk->cb;
-    q->cb_arg = lk->cb_arg;
-    q->starting = true;
+    nio__qcb_init(&q->qcb, r, q, lk->cb, lk->cb_arg, query_free_parts);
     q->state = Q_RUNNING;
     q->err = -EAGAIN;
     nio__pending_init(&q->done);
@@ -667,8 +619,8 @@ static int resolve_locked(nio_resolver *r, const lookup *lk, nio_dns_query **qou
         return -ENOMEM;
     if ((err = start_query_locked(r, q, lk)) < 0)
         return err;
-    q->starting = false;
-    if (q->cb != NULL && q->state == Q_DONE) { /* c-ares failed it inside the call */
+    q->qcb.starting = false;
+    if (q->qcb.cb != NULL && q->state == Q_DONE) { /* c-ares failed it inside the call */
         if ((err = q->err) == 0 && (err = query_list_locked(q)) == 0) {
             *now = q->list;
             q->taken = true;

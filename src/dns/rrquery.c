@@ -43,13 +43,7 @@ struct nio__rq {
     struct nio__rq *prev, *next;   /* r->rqueries */
     rflight *f;                    /* while subscribed */
     struct nio__rq *fprev, *fnext; /* the flight's subscribers */
-    /* Callback queries (nio__query_records_cb), as resolver.c's: cb from a
-     * zero-delay timer, without r->lock; cb_due and zombie when a cancel
-     * met the timer already popped. */
-    nio__resolve_fn cb;
-    void *cb_arg;
-    nio_timer_id cb_timer;
-    bool starting, cb_due, zombie;
+    nio__qcb qcb; /* callback queries (nio__query_records_cb): qcb.cb set */
 };
 
 typedef struct nio__rq rq;
@@ -90,18 +84,13 @@ static void subscribe(rq *q, rflight *f)
     f->subs = q;
 }
 
-static void query_cb_run(void *arg);
-
 static void finish_locked(rq *q, int err, nio_dns_answer *ans)
 {
     q->err = err;
     q->ans = ans;
     q->state = R_DONE;
-    if (q->cb != NULL) {
-        /* Ended inside the start: it returns the result itself.  A failed
-         * timer start leaves the owner to its own timeout. */
-        if (!q->starting && nio__timer_start_cb(q->r->poll, 0, query_cb_run, q, &q->cb_timer) < 0)
-            q->cb_timer = 0;
+    if (q->qcb.cb != NULL) {
+        nio__qcb_finish_locked(&q->qcb);
         return;
     }
     /* -ECANCELED: the poll is closed and nobody will wait for the event. */
@@ -213,11 +202,7 @@ static void unlink_query(nio_resolver *r, rq *q)
 
 static void cancel_locked(rq *q)
 {
-    if (q->cb_timer != 0) {
-        if (nio__timer_cancel_cb(q->r->poll, q->cb_timer) == -ENOENT)
-            q->cb_due = true; /* popped on the waiting thread: still comes */
-        q->cb_timer = 0;
-    }
+    nio__qcb_cancel_locked(&q->qcb);
     if (q->state == R_RUNNING) {
         unsubscribe(q);
         q->state = R_CANCELLED;
@@ -233,9 +218,7 @@ static void destroy_locked(rq *q)
     if (!q->taken)
         nio_dns_answer_free(q->ans);
     q->ans = NULL;
-    if (q->cb_due)
-        q->zombie = true; /* query_cb_run frees it */
-    else
+    if (!nio__qcb_defer_free_locked(&q->qcb))
         free(q);
 }
 
@@ -243,29 +226,6 @@ void nio__rqueries_destroy_locked(nio_resolver *r)
 {
     while (r->rqueries != NULL)
         destroy_locked(r->rqueries);
-}
-
-/* The zero-delay timer of a callback query (see resolver.c's). */
-static void query_cb_run(void *arg)
-{
-    rq *q = arg;
-    nio_resolver *r = q->r;
-    nio__resolve_fn cb;
-    void *cb_arg;
-
-    pthread_mutex_lock(&r->lock);
-    if (q->cb_timer == 0) { /* cancelled after it popped */
-        q->cb_due = false;
-        if (q->zombie)
-            free(q);
-        pthread_mutex_unlock(&r->lock);
-        return;
-    }
-    q->cb_timer = 0;
-    cb = q->cb;
-    cb_arg = q->cb_arg;
-    pthread_mutex_unlock(&r->lock);
-    cb(cb_arg, (nio_dns_query *)(void *)q);
 }
 
 /* ------------------------------------------------------------ lookups */
@@ -344,6 +304,11 @@ static int answer_cache_locked(nio_resolver *r, const req *k, uint64_t now_ms,
     return 1;
 }
 
+static void rq_free(nio_dns_query *q)
+{
+    free(q);
+}
+
 static rq *query_new(nio_resolver *r, const req *k)
 {
     rq *q = calloc(1, sizeof *q);
@@ -352,9 +317,7 @@ static rq *query_new(nio_resolver *r, const req *k)
     q->kind = NIO__Q_REC;
     q->r = r;
     q->token = k->token;
-    q->cb = k->cb;
-    q->cb_arg = k->cb_arg;
-    q->starting = true;
+    nio__qcb_init(&q->qcb, r, (nio_dns_query *)(void *)q, k->cb, k->cb_arg, rq_free);
     q->state = R_RUNNING;
     q->err = -EAGAIN;
     nio__pending_init(&q->done);
@@ -385,8 +348,8 @@ static int query_locked(nio_resolver *r, const req *k, nio_dns_query **qout, nio
         destroy_locked(q);
         return err;
     }
-    q->starting = false;
-    if (q->cb != NULL && q->state == R_DONE) { /* c-ares failed it inside the call */
+    q->qcb.starting = false;
+    if (q->qcb.cb != NULL && q->state == R_DONE) { /* c-ares failed it inside the call */
         if ((err = q->err) == 0) {
             *now = q->ans;
             q->taken = true;

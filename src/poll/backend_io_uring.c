@@ -38,6 +38,7 @@
 #include <sys/stat.h>
 
 #include "poll_internal.h"
+#include "pollbits.h"
 
 #define SQ_ENTRIES 512u
 #define CQ_ENTRIES 8192u
@@ -132,24 +133,6 @@ static uint16_t to_poll(unsigned interest)
 static uint16_t to_kernel(uint16_t want)
 {
     return (uint16_t)(want & POLLPRI ? want | POLLRDBAND : want);
-}
-
-static uint32_t from_poll(unsigned r)
-{
-    uint32_t f = 0;
-    if (r & POLLIN)
-        f |= NIO_EV_READABLE;
-    if (r & POLLOUT)
-        f |= NIO_EV_WRITABLE;
-    if (r & POLLPRI)
-        f |= NIO_EV_PRIORITY;
-    if (r & POLLERR)
-        f |= NIO_EV_ERROR;
-    if (r & (POLLHUP | POLLRDHUP))
-        f |= NIO_EV_READ_CLOSED;
-    if (r & POLLHUP)
-        f |= NIO_EV_WRITE_CLOSED;
-    return f;
 }
 
 static uint64_t user_data(uint32_t req, int fd)
@@ -404,7 +387,7 @@ static int collect_locked(ustate *s, nio_event *ev, int cap)
             n++;
         }
         if (got != 0)
-            ev[r->pos].flags |= from_poll(got);
+            ev[r->pos].flags |= nio__from_pollbits(got, POLLRDHUP);
         seen++;
         if (more)
             continue;

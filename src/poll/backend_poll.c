@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "poll_internal.h"
+#include "pollbits.h"
 
 /* POLLRDHUP (Linux) reports the peer's FIN on its own.  Without it
  * (configure: macOS, the BSDs) a FIN is POLLIN, and the caller learns of
@@ -89,24 +90,6 @@ static short to_poll(unsigned interest)
     if (interest & NIO_PRIORITY)
         e |= POLLPRI;
     return e;
-}
-
-static uint32_t from_poll(short r)
-{
-    uint32_t f = 0;
-    if (r & POLLIN)
-        f |= NIO_EV_READABLE;
-    if (r & POLLOUT)
-        f |= NIO_EV_WRITABLE;
-    if (r & POLLPRI)
-        f |= NIO_EV_PRIORITY;
-    if (r & POLLERR)
-        f |= NIO_EV_ERROR;
-    if (r & (POLLHUP | RDHUP))
-        f |= NIO_EV_READ_CLOSED;
-    if (r & POLLHUP)
-        f |= NIO_EV_WRITE_CLOSED;
-    return f;
 }
 
 static preg *lookup(pstate *s, int fd)
@@ -284,7 +267,7 @@ static int collect(pstate *s, int npfd, nio_event *ev, int cap)
             continue;
         }
         ev[n].token = r->datum;
-        ev[n].flags = from_poll(q->revents);
+        ev[n].flags = nio__from_pollbits((unsigned short)q->revents, RDHUP);
         ev[n].reserved_ = 0;
         n++;
         disarm(r, q->revents);
