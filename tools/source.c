@@ -104,6 +104,15 @@ static void compact(url_source *s)
     s->off = 0;
 }
 
+/* A line over SOURCE_LINE_MAX: an error, after which the source is at
+ * its end (nothing of the line is handed out later). */
+static int too_long(url_source *s)
+{
+    s->eof = true;
+    s->off = s->scan = s->buf.len;
+    return -E2BIG;
+}
+
 static int from_file(url_source *s, nio_poll *poll, nio_token token, char **out)
 {
     for (;;) {
@@ -114,6 +123,8 @@ static int from_file(url_source *s, nio_poll *poll, nio_token token, char **out)
             l = (ssize_t)(s->buf.len - s->off);
             next = s->buf.len;
         }
+        if (l > SOURCE_LINE_MAX) /* its LF came in the read that passed the limit */
+            return too_long(s);
         if (l >= 0) {
             int rc = copy_url(s->buf.data + s->off, (size_t)l, out);
             s->line++;
@@ -125,10 +136,8 @@ static int from_file(url_source *s, nio_poll *poll, nio_token token, char **out)
         if (s->eof)
             return 0;
         compact(s);
-        if (s->buf.len > SOURCE_LINE_MAX) {
-            s->eof = true;
-            return -E2BIG;
-        }
+        if (s->buf.len > SOURCE_LINE_MAX)
+            return too_long(s);
         ssize_t n = fill_buf(s);
         if (n == -EAGAIN || n == -EWOULDBLOCK)
             return wait_readable(s, poll, token);
