@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "../tools/http_parse.h"
+#include "../tools/source.h"
 #include "../tools/url.h"
 #include "support/httpd.h"
 #ifdef NIO_HAVE_TLS
@@ -585,6 +586,100 @@ static long line_of(const prog *p, const char *path)
     return at != NULL ? at - p->out : -1;
 }
 
+/* A parser started again (a kept connection's next response) forgets
+ * the last one, its Location too, though http_init no longer clears the
+ * whole buffer. */
+START_TEST(resp_reinit)
+{
+    static const char r302[] = "HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n",
+                      r200[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    http_resp *p = malloc(sizeof *p);
+    nio_buf b = {0};
+    size_t bl;
+    ck_assert_ptr_nonnull(p);
+    memset(p, 0x5a, sizeof *p); /* what a reused fetch might hold */
+    http_init(p);
+    ck_assert_int_eq(feed_str(p, &b, r302, sizeof r302 - 1, &bl), 0);
+    ck_assert_int_eq(p->state, HS_DONE);
+    ck_assert_str_eq(p->location, "/elsewhere");
+    http_init(p);
+    ck_assert_int_eq(feed_str(p, &b, r200, sizeof r200 - 1, &bl), 0);
+    ck_assert_int_eq(p->state, HS_DONE);
+    ck_assert_int_eq(p->status, 200);
+    ck_assert_str_eq(p->location, "");
+    ck_assert(!p->location_long && !p->has_retry_after && !p->conn_close);
+    nio_buf_free(&b);
+    free(p);
+}
+END_TEST
+
+/* -i's reader: lines cut across its 16 KiB reads, comments, blanks,
+ * spaces, CRLF and a last line without LF, each URL once and in order;
+ * the lines before the cursor are dropped per read, not per line. */
+START_TEST(source_lines)
+{
+    char path[] = "/tmp/nio-get-source-XXXXXX", want[400], *u = NULL;
+    int fd = mkstemp(path), n = 0, rc;
+    FILE *f = fdopen(fd, "w");
+    url_source s;
+    ck_assert_ptr_nonnull(f);
+    for (int i = 0; i < 3000; i++) {
+        fprintf(f, i % 7 == 0 ? "  http://h/%d/%.*s\t\r\n" : "http://h/%d/%.*s\n", i, i % 300,
+                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+        if (i % 11 == 0)
+            fputs("# a comment\n\n \t\n", f);
+    }
+    fputs("http://h/last", f);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(source_open(&s, path), 0);
+    while ((rc = source_next(&s, NULL, 0, &u)) == 1) {
+        if (n < 3000)
+            snprintf(want, sizeof want, "http://h/%d/%.*s", n, n % 300,
+                     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+        else
+            snprintf(want, sizeof want, "http://h/last");
+        ck_assert_str_eq(u, want);
+        free(u);
+        n++;
+    }
+    ck_assert_int_eq(rc, 0);
+    ck_assert_int_eq(n, 3001);
+    ck_assert_uint_eq(s.line, 3000 + 3 * 273 + 1); /* 273 multiples of 11 below 3000 */
+    ck_assert_uint_lt(s.buf.cap, 4 * 16384); /* one read and a partial line, not the file */
+    source_close(&s, NULL);
+    ck_assert_int_eq(unlink(path), 0);
+}
+END_TEST
+
+/* A line longer than SOURCE_LINE_MAX ends the source with -E2BIG, after
+ * the lines before it. */
+START_TEST(source_long_line)
+{
+    char path[] = "/tmp/nio-get-source-XXXXXX", *u = NULL;
+    int fd = mkstemp(path);
+    FILE *f = fdopen(fd, "w");
+    url_source s;
+    ck_assert_ptr_nonnull(f);
+    fputs("http://h/first\nhttp://h/", f);
+    for (int i = 0; i < SOURCE_LINE_MAX + 10; i++)
+        fputc('a', f);
+    fputs("\nhttp://h/after\n", f);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(source_open(&s, path), 0);
+    ck_assert_int_eq(source_next(&s, NULL, 0, &u), 1);
+    ck_assert_str_eq(u, "http://h/first");
+    free(u);
+    ck_assert_int_eq(source_next(&s, NULL, 0, &u), -E2BIG);
+    ck_assert_int_eq(source_next(&s, NULL, 0, &u), 0);
+    source_close(&s, NULL);
+    ck_assert_int_eq(unlink(path), 0);
+}
+END_TEST
+
 /* Completions print in delay order, all at once; on both backends. */
 START_TEST(prog_order)
 {
@@ -693,12 +788,16 @@ END_TEST
 
 START_TEST(prog_timeout)
 {
+    /* Margins for a loaded machine: the connection must be up and the
+     * request sent within the timeout for the message to name the
+     * response (1 s, not 0.3), and the process must end well before the
+     * server would answer (20 s of its 30, not 3 of 5). */
     httpd *h = server();
-    const char *u = url(h, "127.0.0.1", "/delay/5000");
-    const char *a[] = {"--timeout", "300", u, NULL};
+    const char *u = url(h, "127.0.0.1", "/delay/30000");
+    const char *a[] = {"--timeout", "1000", u, NULL};
     uint64_t t0 = nio_now_ms();
-    expect_one_error(a, u, "timed out after 300 ms while waiting for the response");
-    ck_assert_uint_lt(nio_now_ms() - t0, 3000);
+    expect_one_error(a, u, "timed out after 1000 ms while waiting for the response");
+    ck_assert_uint_lt(nio_now_ms() - t0, 20000);
     httpd_stop(h);
 }
 END_TEST
@@ -1611,6 +1710,9 @@ int main(void)
     tcase_add_test(unit, url_resolve_bounds);
     tcase_add_loop_test(unit, resp_table, 0, (int)(sizeof resp_cases / sizeof resp_cases[0]));
     tcase_add_test(unit, resp_limits);
+    tcase_add_test(unit, resp_reinit);
+    tcase_add_test(unit, source_lines);
+    tcase_add_test(unit, source_long_line);
     suite_add_tcase(s, unit);
     tcase_set_timeout(prog_tc, 30);
     tcase_add_loop_test(prog_tc, prog_order, 0, tu_nbackends);

@@ -223,23 +223,38 @@ static const char *connect_name(const run *r, const fetch *f)
     return f->url.host;
 }
 
+/* Append the string t at *n in buf (cap bytes, NUL kept): false when it
+ * does not fit.  The request is built from pieces: snprintf took a
+ * seventh of nio-get's instructions per fetch. */
+static bool append(char *buf, size_t cap, size_t *n, const char *t)
+{
+    size_t l = strlen(t);
+    if (l >= cap - *n)
+        return false;
+    memcpy(buf + *n, t, l + 1);
+    *n += l;
+    return true;
+}
+
 static int send_request(run *r, fetch *f)
 {
     char host[URL_HOST_MAX + 8], req[URL_TARGET_MAX + URL_HOST_MAX + 128];
-    int n;
+    size_t n = 0;
+    int rc;
     if (url_host_header(&f->url, host, sizeof host) < 0)
         return -ENAMETOOLONG;
     /* Without keep-alive, Connection: close, so every body ends by the
      * time the server closes and no connection outlives its fetch. */
-    n = snprintf(req, sizeof req,
-                 "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: nio-get/%s\r\n"
-                 "Accept: */*\r\n%s\r\n",
-                 f->url.target, host, nio_version(),
-                 r->o->no_keepalive ? "Connection: close\r\n" : "");
-    if (n < 0 || (size_t)n >= sizeof req)
+    if (!append(req, sizeof req, &n, "GET ") || !append(req, sizeof req, &n, f->url.target) ||
+        !append(req, sizeof req, &n, " HTTP/1.1\r\nHost: ") || !append(req, sizeof req, &n, host) ||
+        !append(req, sizeof req, &n, "\r\nUser-Agent: nio-get/") ||
+        !append(req, sizeof req, &n, nio_version()) ||
+        !append(req, sizeof req, &n, "\r\nAccept: */*\r\n") ||
+        !append(req, sizeof req, &n, r->o->no_keepalive ? "Connection: close\r\n" : "") ||
+        !append(req, sizeof req, &n, "\r\n"))
         return -ENAMETOOLONG;
-    n = conn_send(f->c, req, (size_t)n);
-    return n < 0 ? n : 0;
+    rc = conn_send(f->c, req, n);
+    return rc < 0 ? rc : 0;
 }
 
 /* A reused conn turned out closed before any byte of the response (the

@@ -26,7 +26,8 @@ typedef struct url_source {
     int saved_flags;   /* standard input's flags, restored on close */
     bool registered;   /* fd on the poll */
     bool eof;
-    nio_buf buf;       /* bytes read, not yet handed out */
+    nio_buf buf;       /* bytes read; those before off are handed out */
+    size_t off;        /* where the next line starts in buf */
     size_t scan;       /* nio_buf_line's cursor */
     unsigned long line; /* lines read so far (for messages) */
     const char *name;  /* the file's name for messages ("standard input") */

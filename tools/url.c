@@ -39,26 +39,27 @@ static bool ieq(const char *s, size_t n, const char *w)
     return strlen(w) == n && strncasecmp(s, w, n) == 0;
 }
 
+/* The first byte of [s, end) in set, or end: one memchr per byte of set,
+ * each over what is left before the best so far (a strchr per byte of
+ * the URL cost more than the rest of the parse). */
 static const char *find(const char *s, const char *end, const char *set)
 {
-    for (; s < end; s++)
-        if (strchr(set, *s) != NULL)
-            return s;
-    return end;
+    const char *best = end;
+    for (; *set != '\0'; set++) {
+        const char *p = memchr(s, *set, (size_t)(best - s));
+        if (p != NULL)
+            best = p;
+    }
+    return best;
 }
 
 /* Scheme and "://": sets u->scheme and the default port; returns the
  * offset of the authority, or a URL_E* code. */
 static int parse_scheme(const char *s, size_t len, url_t *u)
 {
-    const char *sep = NULL;
-    size_t i;
-    for (i = 0; i + 3 <= len; i++)
-        if (memcmp(s + i, "://", 3) == 0) {
-            sep = s + i;
-            break;
-        }
-    if (sep == NULL)
+    /* the first ':' (no scheme nio-get knows holds one) */
+    const char *sep = memchr(s, ':', len);
+    if (sep == NULL || (size_t)(s + len - sep) < 3 || memcmp(sep, "://", 3) != 0)
         return URL_E_SCHEME;
     if (ieq(s, (size_t)(sep - s), "http")) {
         u->scheme = URL_HTTP;
@@ -204,7 +205,11 @@ int url_parse(const char *s, size_t len, url_t *out)
     for (i = 0; i < len; i++)
         if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f)
             return URL_E_CHAR;
-    memset(out, 0, sizeof *out);
+    /* the fields, not the arrays' 4 KiB: each is written with its NUL */
+    out->scheme = 0;
+    out->host[0] = out->target[0] = '\0';
+    out->host_v6 = out->port_given = false;
+    out->port = 0;
     rc = parse_scheme(s, len, out);
     if (rc < 0)
         return rc;
@@ -217,19 +222,33 @@ int url_parse(const char *s, size_t len, url_t *out)
     return copy_target(path, frag, out);
 }
 
+/* Without snprintf, which cost more than the rest of a request. */
 int url_host_header(const url_t *u, char *buf, size_t cap)
 {
-    const char *l = u->host_v6 ? "[" : "", *r = u->host_v6 ? "]" : "";
-    char host[URL_HOST_MAX];
     size_t n = strcspn(u->host, "%"); /* a zone never goes on the wire (RFC 6874) */
-    int w;
-    memcpy(host, u->host, n);
-    host[n] = '\0';
-    if (u->port_given && u->port != (u->scheme == URL_HTTPS ? 443 : 80))
-        w = snprintf(buf, cap, "%s%s%s:%u", l, host, r, (unsigned)u->port);
-    else
-        w = snprintf(buf, cap, "%s%s%s", l, host, r);
-    return (w < 0 || (size_t)w >= cap) ? -1 : w;
+    size_t w = 0, plen = 0;
+    char port[8];
+    if (u->port_given && u->port != (u->scheme == URL_HTTPS ? 443 : 80)) {
+        char digits[5];
+        size_t nd = 0;
+        for (unsigned v = u->port; v > 0; v /= 10)
+            digits[nd++] = (char)('0' + v % 10);
+        port[plen++] = ':';
+        while (nd > 0)
+            port[plen++] = digits[--nd];
+    }
+    if (n + plen + (u->host_v6 ? 2 : 0) >= cap)
+        return -1;
+    if (u->host_v6)
+        buf[w++] = '[';
+    memcpy(buf + w, u->host, n);
+    w += n;
+    if (u->host_v6)
+        buf[w++] = ']';
+    memcpy(buf + w, port, plen);
+    w += plen;
+    buf[w] = '\0';
+    return (int)w;
 }
 
 /* RFC 3986 section 5.2.4: remove "." and ".." segments from the path in
