@@ -160,32 +160,18 @@ static void sift_down(nio__heapent *h, size_t n, size_t i)
     h[i] = e;
 }
 
-/* Remove the top.  The entry that fills the hole comes from the heap's
- * end and as a rule belongs near the bottom: the hole goes all the way
- * down along the least children first, with no comparison against that
- * entry, which then goes up from there, as a rule not at all (a level's
- * cost: three comparisons instead of four). */
+/* Remove the top: the last entry fills it and goes down.  Not the hole
+ * to a leaf first and the entry up from there (Floyd's way, one
+ * comparison fewer per level): that made dispatch 6 % fewer instructions
+ * but 15 % more CPU (bench/timers_nio, a million timers), the hole
+ * touching the leaves' cache lines the early stop spares. */
 static void heap_pop_top(nio__timers *t)
 {
-    nio__heapent *h = t->heap;
-    size_t n = --t->nheap, i = 0;
-    if (n == 0)
-        return;
-    for (;;) {
-        size_t c = ARITY * i + 1, m = c;
-        if (c + ARITY <= n) {
-            m = least_of_four(h, c);
-        } else {
-            if (c >= n)
-                break;
-            for (size_t k = c + 1; k < n; k++)
-                if (h[k].deadline < h[m].deadline)
-                    m = k;
-        }
-        h[i] = h[m];
-        i = m;
+    uint32_t last = --t->nheap;
+    if (last > 0) {
+        t->heap[0] = t->heap[last];
+        sift_down(t->heap, last, 0);
     }
-    heap_insert(h, i, h[n].deadline, h[n].slot);
 }
 
 static void slot_free(nio__timers *t, uint32_t s)
