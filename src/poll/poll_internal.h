@@ -228,9 +228,10 @@ typedef struct nio__wakefd {
 /* Which thread runs: a word unique among the live threads, read in one
  * instruction where the thread pointer is (the loop's time below is
  * checked at every timer start: pthread_self() is a call into libc and
- * pthread_equal() another).  Like a pthread_t, a value may be the same
- * for a thread created after another one ended. */
-#if (defined(__x86_64__) || defined(__aarch64__)) &&                                   \
+ * pthread_equal() another; Linux only, where the thread pointer is
+ * known to point at the thread's own block).  Like a pthread_t, a value
+ * may be the same for a thread created after another one ended. */
+#if defined(__linux__) && (defined(__x86_64__) || defined(__aarch64__)) &&            \
     ((defined(__clang__) && __clang_major__ >= 14) ||                                  \
      (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
 #define NIO__THREAD_POINTER 1
