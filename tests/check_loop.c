@@ -410,6 +410,161 @@ START_TEST(timer_race_close)
 }
 END_TEST
 
+/* ------------------------------------------------------------ the start's fast path */
+/* A start by the loop's own thread between waits takes a path of its own
+ * (timer.c, start_fast): the loop's time as the wait left it, a slot from
+ * the free list or the unused end of the array, no growth, no clock.
+ * These cases drive it where it must give way: the heap and slots
+ * growing, timers cancelled and compacted, another thread starting and
+ * cancelling all along (the lock is still the lock: ThreadSanitizer
+ * checks it), the poll closed by either thread. */
+
+enum { FP_ROUNDS = 40, FP_SHORT = 60, FP_LONG = 150 };
+
+typedef struct fp_other {
+    nio_poll *p;
+    atomic_int stop;
+    long n; /* start + cancel pairs made */
+} fp_other;
+
+static void *fp_other_thread(void *arg)
+{
+    fp_other *o = arg;
+    while (!atomic_load(&o->stop)) {
+        nio_timer_id id;
+        ck_assert_int_eq(nio_timer_start(o->p, 60000, NIO_TOKEN_MAX, &id), 0);
+        ck_assert_int_eq(nio_timer_cancel(o->p, id), 0);
+        o->n++;
+        if (o->n % 64 == 0)
+            sched_yield();
+    }
+    return NULL;
+}
+
+typedef struct fp_rec {
+    uint64_t not_before; /* ns: the wait before its start was called, + ms */
+    int cancelled, fired;
+} fp_rec;
+
+static void fp_events(fp_rec *rec, const nio_event *ev, int n)
+{
+    uint64_t now = nio__now_ns();
+    for (int i = 0; i < n; i++) {
+        fp_rec *x;
+        ck_assert_uint_eq(ev[i].flags, NIO_EV_TIMER);
+        ck_assert(ev[i].token >= 1 && ev[i].token <= FP_ROUNDS * FP_SHORT); /* no long one */
+        x = &rec[ev[i].token - 1];
+        ck_assert_msg(!x->cancelled, "timer %llu fired after its cancel",
+                      (unsigned long long)ev[i].token);
+        ck_assert_msg(x->fired++ == 0, "timer %llu fired twice", (unsigned long long)ev[i].token);
+        /* counted from the loop's time, never earlier than the wait's call */
+        ck_assert_uint_ge(now, x->not_before);
+    }
+}
+
+/* One round between two waits: short timers (0 to 2 ms, every third
+ * cancelled at once), long ones kept, so the heap grows through its
+ * doublings while the fast path serves; the heap checked after. */
+static void fp_round(nio_poll *p, int r, uint64_t t_wait, fp_rec *rec, nio_timer_id *longs)
+{
+    for (int k = 0; k < FP_SHORT; k++) {
+        int j = r * FP_SHORT + k;
+        uint64_t ms = (uint64_t)(k % 3);
+        nio_timer_id id;
+        rec[j].not_before = t_wait + ms * 1000000u;
+        ck_assert_int_eq(nio_timer_start(p, ms, (nio_token)(j + 1), &id), 0);
+        if (k % 3 == 0) {
+            ck_assert_int_eq(nio_timer_cancel(p, id), 0);
+            rec[j].cancelled = 1;
+        }
+    }
+    for (int k = 0; k < FP_LONG; k++)
+        ck_assert_int_eq(nio_timer_start(p, 60000 + (uint64_t)k, NIO_TOKEN_MAX - 1,
+                                         &longs[r * FP_LONG + k]), 0);
+    ck_assert_int_eq(nio__poll_verify(p), 0);
+}
+
+static void *close_it(void *arg)
+{
+    ck_assert_int_eq(nio_poll_close(arg), 0);
+    return NULL;
+}
+
+/* The loop's thread starts timers and closes the poll (by its own hand,
+ * or another thread's between two of its waits): every start after the
+ * close says -ECANCELED, whichever path it would have taken. */
+static void fp_close(nio_poll *p, bool by_other)
+{
+    nio_timer_id id;
+    nio_event ev[4];
+    pthread_t th;
+    ck_assert_int_eq(nio_timer_start(p, 60000, 1, &id), 0);
+    ck_assert_int_ge(nio_poll_wait(p, ev, 4, 0), 0);
+    ck_assert_int_eq(nio_timer_start(p, 60000, 2, &id), 0); /* reads the loop's time */
+    ck_assert_int_eq(nio_timer_start(p, 60000, 3, &id), 0); /* counts from it */
+    if (by_other) {
+        ck_assert_int_eq(pthread_create(&th, NULL, close_it, p), 0);
+        pthread_join(th, NULL);
+    } else {
+        ck_assert_int_eq(nio_poll_close(p), 0);
+    }
+    ck_assert_int_eq(nio_timer_start(p, 60000, 4, &id), -ECANCELED);
+    ck_assert_int_eq(nio_timer_start_repeat(p, 1, 1, 5, &id), -ECANCELED);
+    ck_assert_int_eq(nio__poll_verify(p), 0);
+}
+
+START_TEST(timer_starts_between_waits_close_and_grow)
+{
+    nio_poll *p = tu_poll(_i);
+    fp_other o = {p, 0, 0};
+    fp_rec *rec = calloc(FP_ROUNDS * FP_SHORT, sizeof *rec);
+    nio_timer_id *longs = calloc(FP_ROUNDS * FP_LONG, sizeof *longs);
+    uint64_t t_wait = nio__now_ns(), end = nio_now_ms() + 6 * LONG_WAIT;
+    pthread_t th;
+    nio_event ev[64];
+    int due = 0;
+    ck_assert_ptr_nonnull(rec);
+    ck_assert_ptr_nonnull(longs);
+    ck_assert_int_eq(pthread_create(&th, NULL, fp_other_thread, &o), 0);
+    for (int r = 0; r < FP_ROUNDS; r++) {
+        int n;
+        fp_round(p, r, t_wait, rec, longs);
+        t_wait = nio__now_ns();
+        n = nio_poll_wait(p, ev, 64, r % 4 == 0 ? 0 : 1);
+        ck_assert_int_ge(n, 0);
+        fp_events(rec, ev, n);
+    }
+    atomic_store(&o.stop, 1);
+    pthread_join(th, NULL);
+    for (int j = 0; j < FP_ROUNDS * FP_SHORT; j++)
+        due += !rec[j].cancelled;
+    for (int fired = 0;;) {
+        int n;
+        fired = 0;
+        for (int j = 0; j < FP_ROUNDS * FP_SHORT; j++)
+            fired += rec[j].fired;
+        if (fired == due)
+            break;
+        ck_assert_msg(nio_now_ms() < end, "fired %d of %d", fired, due);
+        n = nio_poll_wait(p, ev, 64, 10);
+        ck_assert_int_ge(n, 0);
+        fp_events(rec, ev, n);
+    }
+    ck_assert_int_gt(o.n, 0);
+    for (int k = 0; k < FP_ROUNDS * FP_LONG; k++) /* every id the fast path gave names its timer */
+        ck_assert_int_eq(nio_timer_cancel(p, longs[k]), 0);
+    ck_assert_uint_eq(next_deadline(p, NULL), UINT64_MAX);
+    ck_assert_int_eq(nio__poll_verify(p), 0);
+    fp_close(p, false);
+    nio_poll_free(p);
+    p = tu_poll(_i);
+    fp_close(p, true);
+    nio_poll_free(p);
+    free(rec);
+    free(longs);
+}
+END_TEST
+
 /* ------------------------------------------------------------ stream timeouts */
 
 /* Activity moves a stream's deadline, not its timer: a thousand reads and
@@ -721,6 +876,55 @@ START_TEST(embedded_loop_woken_by_other_threads)
 }
 END_TEST
 
+/* A start by the loop's own thread, while its loop sleeps on nio's
+ * descriptor for what nio_poll_timeout() said (a callback of the other
+ * loop's, say), with a deadline earlier than that sleep's end: the
+ * descriptor becomes readable at once, as for another thread's start. */
+START_TEST(embedded_own_start_wakes_the_sleep)
+{
+    nio_poll *p = tu_poll(_i);
+    nio_socket fd;
+    nio_timer_id distant, near, id;
+    nio_event ev[8];
+    uint64_t t0, end = nio_now_ms() + LONG_WAIT;
+    int ms, got = 0;
+    if (nio_poll_fd(p, &fd) == NIO_ENOEMBED) {
+        nio_poll_free(p);
+        return;
+    }
+    ck_assert_int_eq(nio_poll_step(p, ev, 8), 0);
+    ck_assert_int_eq(nio_timer_start(p, 60000, 9, &distant), 0); /* reads the loop's time */
+    ck_assert_int_eq(nio_timer_start(p, 60001, 10, &id), 0);     /* counts from it */
+    ck_assert_int_eq(nio_poll_timeout(p, &ms), 0);
+    ck_assert_int_gt(ms, 1000); /* the loop is about to sleep for the distant timer */
+    t0 = nio__now_ns();
+    ck_assert_int_eq(nio_timer_start(p, 20, 8, &near), 0);
+    {
+        struct pollfd pf = {fd, POLLIN, 0};
+        ck_assert_int_eq(poll(&pf, 1, 0), 1); /* woken: the sleep would outlast it */
+    }
+    while (got == 0) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        int n;
+        ck_assert_msg(nio_now_ms() < end, "the near timer never came");
+        ck_assert_int_eq(nio_poll_timeout(p, &ms), 0);
+        ck_assert_int_le(ms, 21); /* the near timer's, now */
+        ck_assert_int_ge(poll(&pf, 1, ms), 0);
+        n = nio_poll_step(p, ev, 8);
+        ck_assert_int_ge(n, 0);
+        for (int i = 0; i < n; i++) {
+            ck_assert_uint_eq(ev[i].token, 8);
+            got++;
+        }
+    }
+    ck_assert_uint_ge(nio__now_ns() - t0, 20000000u);
+    ck_assert_int_eq(nio_timer_cancel(p, near), -ENOENT);
+    ck_assert_int_eq(nio_timer_cancel(p, distant), 0);
+    ck_assert_int_eq(nio_timer_cancel(p, id), 0);
+    nio_poll_free(p);
+}
+END_TEST
+
 #else
 /* Windows: the iocp backend has no descriptor to give (its port is no
  * socket another loop could poll). */
@@ -752,6 +956,7 @@ static Suite *loop_suite(void)
 #endif
     tcase_add_loop_test(tc, timer_race_repeat_cancel, 0, tu_nbackends);
     tcase_add_loop_test(tc, timer_race_close, 0, tu_nbackends);
+    tcase_add_loop_test(tc, timer_starts_between_waits_close_and_grow, 0, tu_nbackends);
 #ifndef _WIN32
     tcase_add_loop_test(tc, signals_while_waiting, 0, tu_nbackends);
     tcase_add_loop_test(tc, signals_coalesce, 0, tu_nbackends);
@@ -763,6 +968,7 @@ static Suite *loop_suite(void)
 #ifndef _WIN32
     tcase_add_loop_test(tc, embedded_in_poll_loop, 0, tu_nbackends);
     tcase_add_loop_test(tc, embedded_loop_woken_by_other_threads, 0, tu_nbackends);
+    tcase_add_loop_test(tc, embedded_own_start_wakes_the_sleep, 0, tu_nbackends);
 #else
     tcase_add_loop_test(tc, embed_not_on_iocp, 0, tu_nbackends);
 #endif

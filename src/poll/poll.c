@@ -32,6 +32,14 @@ uint64_t nio__now_ns(void)
 }
 #endif
 
+#ifndef NIO__THREAD_POINTER
+uintptr_t nio__thread_self(void)
+{
+    static _Thread_local char self; /* one per thread, at its own address */
+    return (uintptr_t)&self;
+}
+#endif
+
 uint64_t nio_now_ms(void)
 {
     return nio__now_ns() / 1000000u;
@@ -103,7 +111,7 @@ int nio_poll_new_with(nio_poll **out, const char *backend)
      * is made: the creator's starts before its first wait share one clock
      * reading (taken at the first of them) instead of one each. */
     p->loop_time_ok = true;
-    p->loop_thread = pthread_self();
+    p->loop_thread = nio__thread_self();
     p->wake.rfd = p->wake.wfd = -1;
     nio__pending_init(&p->pending);
     p->pending.next = p->pending.prev = &p->pending;
@@ -180,6 +188,9 @@ int nio_poll_close(nio_poll *p)
     if (nio__poll_lock(p) < 0)
         return -ECANCELED;
     p->closed = true;
+    nio__tlock_lock(&p->tlock);
+    p->loop_owner = 0; /* the fast path's starts fail from now on */
+    nio__tlock_unlock(&p->tlock);
     if (p->ops->closing != NULL)
         p->ops->closing(p);
     /* Always signal: a waiter may be between taking its timeout and
@@ -293,7 +304,6 @@ static int run_timers_locked(nio_poll *p, nio_event *ev, int cap)
         return 0; /* no timers: spare the clock read on every wait */
     now = nio__now_ns();
     p->loop_now = now; /* the loop's time, once this wait returns */
-    p->loop_now_set = true;
     while (n < cap && !p->closed) {
         nio__timer_cb cb = NULL;
         void *arg = NULL;
@@ -346,9 +356,11 @@ static int wait_once_locked(nio_poll *p, nio_event *ev, int cap, uint64_t deadli
 
     /* One section: a start that sees the wait's end sees its heap top */
     nio__tlock_lock(&p->tlock);
-    p->loop_time_ok = p->loop_now_set = false;
+    p->loop_time_ok = false;
+    p->loop_owner = 0;
+    p->loop_now = 0;
     if (first)
-        p->loop_thread = pthread_self();
+        p->loop_thread = nio__thread_self();
     t = block_ms_locked(p, deadline, &end);
     p->blocked = t != 0;
     p->wait_deadline = end;
@@ -365,6 +377,7 @@ static int wait_once_locked(nio_poll *p, nio_event *ev, int cap, uint64_t deadli
     if (n >= 0)
         n += run_timers_locked(p, ev + n, cap - n);
     p->loop_time_ok = true; /* for when this round ends the wait */
+    p->loop_owner = p->loop_now != 0 && !p->closed ? p->loop_thread : 0;
     nio__tlock_unlock(&p->tlock);
     if (n >= 0)
         n += nio__pending_drain_locked(p, ev + n, cap - n);

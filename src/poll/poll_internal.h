@@ -225,30 +225,52 @@ typedef struct nio__wakefd {
     nio__source src;
 } nio__wakefd;
 
+/* Which thread runs: a word unique among the live threads, read in one
+ * instruction where the thread pointer is (the loop's time below is
+ * checked at every timer start: pthread_self() is a call into libc and
+ * pthread_equal() another; Linux only, where the thread pointer is
+ * known to point at the thread's own block).  Like a pthread_t, a value
+ * may be the same for a thread created after another one ended. */
+#if defined(__linux__) && (defined(__x86_64__) || defined(__aarch64__)) &&            \
+    ((defined(__clang__) && __clang_major__ >= 14) ||                                  \
+     (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
+#define NIO__THREAD_POINTER 1
+static inline uintptr_t nio__thread_self(void)
+{
+    return (uintptr_t)__builtin_thread_pointer();
+}
+#else
+uintptr_t nio__thread_self(void); /* poll.c: a thread-local's address */
+#endif
+
+/* The fields a timer start touches come first, the timers' lock at the
+ * head: a start reads one cache line of the poll besides the heap's. */
 struct nio_poll {
-    const nio__backend_ops *ops;
-    void *backend;
-    pthread_mutex_t lock;
-    atomic_bool closed; /* set once, under lock; nio__poll_closed() reads it
-                         * without the lock (calls that need no poll state) */
-    bool waiting; /* a thread is in nio_poll_wait() */
     /* tlock guards the timers, and blocked, wait_deadline and the loop's
      * time below, which a start reads; their writers (the waiting thread)
      * hold p->lock as well, so p->lock alone is enough to read them. */
     nio__tlock tlock;
-    bool blocked; /* ... and in the backend's wait, to be woken */
+    atomic_bool closed; /* set once, under lock; nio__poll_closed() reads it
+                         * without the lock (calls that need no poll state) */
+    bool blocked; /* a thread is in the backend's wait, to be woken */
+    bool waiting; /* a thread is in nio_poll_wait() (under lock) */
     uint64_t wait_deadline; /* ns: when the blocked wait ends (UINT64_MAX: never) */
     /* The loop's time, for nio_timer_start() (see poll.h): between the
      * return of nio_poll_wait() and the next call, and from the poll's
-     * creation to its first wait (loop_time_ok), one clock reading serves
-     * every start made by the thread that waited or created the poll
-     * (loop_thread); loop_now_set once it is read.  Other threads read the
-     * clock. */
-    bool loop_time_ok, loop_now_set;
+     * creation to its first wait (loop_time_ok), one clock reading
+     * (loop_now, 0 until it is read) serves every start made by the thread
+     * that waited or created the poll (loop_thread).  Other threads read
+     * the clock.  loop_owner is loop_thread while its starts may count
+     * from loop_now as it stands (loop_time_ok, loop_now read, the poll
+     * open), else 0: the one test of timer.c's fast path. */
     uint64_t loop_now; /* ns */
-    pthread_t loop_thread;
-    nio__wakefd wake;
+    uintptr_t loop_owner, loop_thread;
+    bool loop_time_ok;
     nio__timers timers;
+    const nio__backend_ops *ops;
+    void *backend;
+    pthread_mutex_t lock;
+    nio__wakefd wake;
     nio__pending pending; /* sentinel of the queued completions */
     nio__deferred *deferred; /* deferred frees, newest first */
 };
