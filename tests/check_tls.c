@@ -1234,6 +1234,15 @@ START_TEST(connect_host_failures)
     ck_assert_ptr_null(t);
     ck_assert_int_eq(nio_tls_connect_host(poll, r, c, "bad..name", 443, NULL, TOK_C, &t),
                      NIO_EBADNAME);
+    char longname[300];
+    memset(longname, 'a', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    ck_assert_int_eq(nio_tls_connect_host(poll, r, c, longname, 443, NULL, TOK_C, &t),
+                     NIO_EBADNAME);
+    ck_assert_int_eq(nio_tls_connect_host(poll, r, c, "localhost", 443, NULL,
+                                          NIO_TOKEN_MAX + 1, &t),
+                     -EINVAL);
+    ck_assert_ptr_null(t);
     nio_tls_ctx *sc = server_ctx(good_pem, false);
     ck_assert_int_eq(nio_tls_connect_host(poll, r, sc, "localhost", 443, NULL, TOK_C, &t),
                      -EINVAL);

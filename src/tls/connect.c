@@ -180,6 +180,7 @@ int nio_tls_connect_host(nio_poll *poll, nio_resolver *r, nio_tls_ctx *ctx, cons
     nio_tls_connect_opts o;
     nio_tls_stream *t = NULL;
     nio_tcp_stream *s = NULL;
+    nio__ip lit;
     int err;
 
     if (out != NULL)
@@ -188,6 +189,10 @@ int nio_tls_connect_host(nio_poll *poll, nio_resolver *r, nio_tls_ctx *ctx, cons
         return -EINVAL;
     if ((err = read_opts(opts, &o)) < 0)
         return err;
+    /* as nio_tcp_connect_host() says it, before the TLS stream (which
+     * refuses a name too long for DNS with -EINVAL) */
+    if (!nio__parse_literal(host, &lit) && nio__check_name(host) < 0)
+        return NIO_EBADNAME;
     if ((c = calloc(1, sizeof *c)) == NULL)
         return -ENOMEM;
     if ((err = nio__mutex_init(&c->mu)) < 0) {
