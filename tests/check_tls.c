@@ -1258,7 +1258,8 @@ START_TEST(connect_host_failures)
 END_TEST
 
 /* A listener that never accepts nor speaks: TCP connects (the backlog),
- * the handshake stalls, handshake_timeout_ms ends it: -ETIMEDOUT. */
+ * the handshake stalls, handshake_timeout_ms ends it: -ETIMEDOUT; so does
+ * the connect's overall timeout without it. */
 START_TEST(connect_host_stalled_handshake)
 {
     nio_poll *poll = tu_poll(_i);
@@ -1278,6 +1279,20 @@ START_TEST(connect_host_stalled_handshake)
     ck_assert_int_eq(nio_tls_handshake(t), -ETIMEDOUT);
     ck_assert_int_eq(nio_tls_connect_info(t, &ci), 0);
     ck_assert_uint_ge(ci.tls_ms, 290);
+    nio_tls_close(t);
+    /* without handshake_timeout_ms, the connect's overall timeout_ms
+     * bounds the handshake too */
+    nio_connect_opts co = {.size = sizeof co, .timeout_ms = 400};
+    o.handshake_timeout_ms = 0;
+    o.connect = &co;
+    start = nio_now_ms();
+    ck_assert_int_eq(nio_tls_connect_host(poll, r, c, "localhost", v.port, &o, TOK_C, &t),
+                     -EINPROGRESS);
+    ck_assert_uint_eq(run_connect(poll, NULL, 0), NIO_EV_DONE | NIO_EV_ERROR);
+    ck_assert_uint_ge(nio_now_ms() - start, 390);
+    ck_assert_int_eq(nio_tls_connect_result(t), -ETIMEDOUT);
+    ck_assert_int_eq(nio_tls_connect_info(t, &ci), 0);
+    ck_assert_uint_gt(ci.tls_ms, 0);
     nio_tls_close(t);
     nsrv_close(&v);
     nio_resolver_free(r);
