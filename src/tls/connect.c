@@ -236,6 +236,10 @@ void nio__tls_conn_close(nio_tls_stream *t)
         nio__stream_hand_over(t->tcp, c->src, 0);
     c->src = NULL;
     pthread_mutex_unlock(&c->mu);
+}
+
+void nio__tls_conn_release(struct nio__tls_conn *c)
+{
     nio__defer(c->poll, &c->gc, conn_free, c);
 }
 

@@ -364,6 +364,8 @@ size_t nio_tls_close(nio_tls_stream *t)
         nio__tls_conn_close(t); /* its callbacks end before the rest goes */
     SSL_free(t->ssl); /* and its BIO */
     left = nio_tcp_close(t->tcp);
+    if (t->conn != NULL)
+        nio__tls_conn_release(t->conn);
     OPENSSL_free(t);
     return left;
 }

@@ -66,8 +66,12 @@ int nio__tls_handshake(nio_tls_stream *t);
 int nio__tls_fail(nio_tls_stream *t, int err);
 
 /* connect.c: nio_tls_close()'s share for a stream made by
- * nio_tls_connect_host(), first: after it no callback touches t. */
+ * nio_tls_connect_host().  close, first: after it no callback touches t
+ * (they find the state closed).  release, once the TCP stream is closed
+ * (so the race, whose hooks hold the state, is over): the state's free,
+ * deferred past any callback still under way. */
 void nio__tls_conn_close(nio_tls_stream *t);
+void nio__tls_conn_release(struct nio__tls_conn *c);
 
 /* bio.c: the transport over the stream's TCP stream (reads with
  * nio_tcp_read, writes with nio_tcp_send); 0 or -ENOMEM. */
