@@ -17,6 +17,11 @@
 
 #include "allocfail.h"
 #include "testutil.h"
+#ifdef NIO_TEST_TLS
+#include <nio/tls.h>
+
+#include "support/testca.h"
+#endif
 
 #define MAX_STEPS 200 /* no public call here allocates more often */
 #define WAIT 10000
@@ -453,6 +458,124 @@ START_TEST(unix_listen_and_adopt)
 END_TEST
 #endif
 
+#ifdef NIO_TEST_TLS
+/* nio_tls_connect_host() with the n-th allocation of nio's own failing
+ * (its state, the connect by name's, sources, timers, streams, on the
+ * calling thread and in the callbacks; OpenSSL's allocations are
+ * check_tls's): -ENOMEM at once with nothing kept, or exactly one
+ * completion, whose flags agree with the result; no descriptor left. */
+static testca ca;
+
+static nio_tls_ctx *tls_ctx(bool server)
+{
+    nio_tls_opts o = NIO_TLS_OPTS_INIT;
+    nio_tls_ctx *c = NULL;
+    char ca_pem[512], cert[512], key[512];
+    o.server = server;
+    o.ca_file = server ? NULL : testca_path(&ca, "ca.pem", ca_pem, sizeof ca_pem);
+    o.cert_file = server ? testca_path(&ca, "good.pem", cert, sizeof cert) : NULL;
+    o.key_file = server ? testca_path(&ca, "leaf.key", key, sizeof key) : NULL;
+    ck_assert_int_eq(nio_tls_ctx_new(&o, &c), 0);
+    return c;
+}
+
+/* The server's handshake; closed when it fails (an allocation of its
+ * own), so that the client hears of it at once. */
+static void server_step(nio_tls_stream **srv)
+{
+    int rc = nio_tls_handshake(*srv);
+    if (rc < 0 && rc != -EAGAIN) {
+        nio_tls_close(*srv);
+        *srv = NULL;
+    }
+}
+
+/* Drive the connect (token 1) and the server (listener 2, stream 3)
+ * until the completion: its flags; 0 when none came in time, or another
+ * event came before it (*bad).  No ck_assert here: Check allocates
+ * through the armed wrappers. */
+static unsigned tls_drive(nio_poll *p, nio_tcp_listener *l, nio_tls_ctx *sc, nio_tls_stream **srv,
+                          unsigned *bad)
+{
+    uint64_t end = nio_now_ms() + WAIT;
+    while (nio_now_ms() < end) {
+        nio_event ev[8];
+        nio_tcp_stream *s = NULL;
+        int n = nio_poll_wait(p, ev, 8, 50);
+        for (int i = 0; i < n; i++) {
+            if (ev[i].token == 1) {
+                if (!(ev[i].flags & NIO_EV_DONE))
+                    *bad = ev[i].flags;
+                return ev[i].flags & NIO_EV_DONE ? ev[i].flags : 0;
+            }
+            if (ev[i].token == 2 && *srv == NULL && nio_tcp_accept(l, 3, &s) == 0) {
+                if (nio_tls_server(sc, s, srv) < 0)
+                    nio_tcp_close(s); /* the client hears of it */
+                else
+                    server_step(srv);
+            } else if (ev[i].token == 3 && *srv != NULL) {
+                server_step(srv);
+            }
+        }
+    }
+    return 0;
+}
+
+START_TEST(tls_connect_host)
+{
+    nio_poll *p = tu_poll(_i);
+    nio_resolver_opts ro = NIO_RESOLVER_OPTS_INIT;
+    nio_resolver *r = NULL;
+    nio_tcp_listener *l = NULL;
+    nio_tls_ctx *cc = tls_ctx(false), *sc = tls_ctx(true);
+    nio_connect_opts co = {.size = sizeof co, .family = NIO_AF_INET};
+    nio_tls_connect_opts o = {.size = sizeof o, .connect = &co};
+    nio_addr a = loopback(0);
+    int injected = 0, fds;
+    ro.hosts_file = ""; /* localhost: the fast path */
+    ck_assert_int_eq(nio_resolver_new(p, &ro, &r), 0);
+    ck_assert_int_eq(nio_tcp_listen(p, (struct sockaddr *)&a.ss, a.len, 16, 2, &l), 0);
+    ck_assert_int_eq(nio_tcp_listener_addr(l, &a), 0);
+    uint16_t port = (uint16_t)nio_addr_port((struct sockaddr *)&a.ss, a.len);
+    fds = tu_count_fds();
+    for (long nth = 1;; nth++) {
+        nio_tls_stream *t = NULL, *srv = NULL;
+        unsigned fl = 0, bad = 0;
+        ck_assert_int_lt(nth, 2 * MAX_STEPS);
+        af_arm(nth);
+        int rc = nio_tls_connect_host(p, r, cc, "localhost", port, &o, 1, &t);
+        if (rc == -EINPROGRESS)
+            fl = tls_drive(p, l, sc, &srv, &bad);
+        bool failed = af_disarm();
+        ck_assert_msg(bad == 0, "allocation %ld: event %#x before the completion", nth, bad);
+        if (rc != -EINPROGRESS) {
+            ck_assert_msg(failed && rc == -ENOMEM, "allocation %ld: %s", nth, nio_strerror(rc));
+            ck_assert_ptr_null(t);
+        } else {
+            ck_assert_msg(fl != 0, "allocation %ld: no completion", nth);
+            ck_assert_int_eq(nio_tls_connect_result(t) == 0, (fl & NIO_EV_WRITABLE) != 0);
+            ck_assert_msg(failed || nio_tls_connect_result(t) == 0, "allocation %ld: %s", nth,
+                          nio_strerror(nio_tls_connect_result(t)));
+        }
+        nio_tls_close(t);
+        nio_tls_close(srv);
+        nio_event ev[8];
+        (void)nio_poll_wait(p, ev, 8, 0); /* the deferred frees */
+        ck_assert_int_eq(tu_count_fds(), fds);
+        if (!failed)
+            break;
+        injected++;
+    }
+    ck_assert_int_gt(injected, 0);
+    nio_tcp_listener_close(l);
+    nio_resolver_free(r);
+    nio_tls_ctx_free(cc);
+    nio_tls_ctx_free(sc);
+    nio_poll_free(p);
+}
+END_TEST
+#endif
+
 /* nio_buf_append(): -ENOMEM, the buffer as it was. */
 START_TEST(buf_append)
 {
@@ -495,5 +618,17 @@ int main(void)
 #endif
     tcase_add_loop_test(tc, buf_append, 0, tu_nbackends);
     suite_add_tcase(s, tc);
-    return tu_run_suite(s);
+#ifdef NIO_TEST_TLS
+    TCase *tt = tcase_create("tls");
+    tcase_set_timeout(tt, 300);
+    tcase_add_loop_test(tt, tls_connect_host, 0, tu_nbackends);
+    suite_add_tcase(s, tt);
+    if (testca_make(&ca, TESTCA_EC) != 0)
+        return EXIT_FAILURE;
+#endif
+    int rc = tu_run_suite(s);
+#ifdef NIO_TEST_TLS
+    testca_remove(&ca);
+#endif
+    return rc;
 }

@@ -22,7 +22,9 @@
 
 #include <nio/tls.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
 
+#include "support/fakedns.h"
 #include "support/testca.h"
 #include "testutil.h"
 
@@ -1020,6 +1022,422 @@ START_TEST(descriptor_exhaustion)
 }
 END_TEST
 
+/* ------------------------------------------------------------ by name */
+
+/* A nio TLS server on 127.0.0.1 for nio_tls_connect_host(), driven by
+ * the same loop: accepts one connection and runs its handshake. */
+typedef struct nsrv {
+    nio_tcp_listener *l;
+    nio_tls_stream *t;
+    nio_tls_ctx *ctx;
+    uint16_t port;
+    int hs; /* 0 running, 1 done, < 0 failed */
+} nsrv;
+
+static void nsrv_open(nsrv *v, nio_poll *poll, const char *cert)
+{
+    nio_addr a;
+    memset(v, 0, sizeof *v);
+    v->ctx = server_ctx(cert, false);
+    ck_assert_int_eq(nio_addr_parse("127.0.0.1:0", &a), 0);
+    ck_assert_int_eq(nio_tcp_listen(poll, (struct sockaddr *)&a.ss, a.len, -1, TOK_L, &v->l), 0);
+    ck_assert_int_eq(nio_tcp_listener_addr(v->l, &a), 0);
+    v->port = (uint16_t)nio_addr_port((struct sockaddr *)&a.ss, a.len);
+}
+
+static void nsrv_close(nsrv *v)
+{
+    nio_tls_close(v->t);
+    nio_tcp_listener_close(v->l);
+    nio_tls_ctx_free(v->ctx);
+}
+
+static void nsrv_event(nsrv *v, nio_token tok)
+{
+    nio_tcp_stream *s = NULL;
+    int rc;
+    if (tok == TOK_L && v->t == NULL && v->hs == 0 && nio_tcp_accept(v->l, TOK_S, &s) == 0 &&
+        (rc = nio_tls_server(v->ctx, s, &v->t)) < 0) {
+        ck_assert_int_eq(rc, -ENOMEM); /* allocation failure cases */
+        nio_tcp_close(s);
+        v->hs = rc;
+    }
+    if (v->t != NULL && v->hs == 0) {
+        rc = nio_tls_handshake(v->t);
+        if (rc != -EAGAIN)
+            v->hs = rc == 0 ? 1 : rc;
+        if (v->hs < 0) { /* the client hears of it at once */
+            nio_tls_close(v->t);
+            v->t = NULL;
+        }
+    }
+}
+
+/* A resolver on poll: the fake DNS server's names (dns may be NULL: a
+ * server that does not answer is never asked, localhost is answered at
+ * once), no hosts file. */
+static nio_resolver *resolver_on(nio_poll *poll, fakedns *dns)
+{
+    nio_resolver_opts o = NIO_RESOLVER_OPTS_INIT;
+    nio_resolver *r = NULL;
+    o.servers = dns != NULL ? fakedns_addr(dns) : "127.0.0.1:9";
+    o.flags = NIO_RESOLVER_NO_SEARCH;
+    o.hosts_file = "";
+    o.timeout_ms = 2000;
+    o.tries = 2;
+    ck_assert_int_eq(nio_resolver_new(poll, &o, &r), 0);
+    return r;
+}
+
+/* Run the loop until the client's one completion on TOK_C (returned;
+ * any other event on TOK_C before it, or a second completion, fails the
+ * case) and the server's
+ * handshake ended (when v is given and accepted, and the client
+ * succeeded), or rounds waits of up
+ * to 50 ms passed (rounds > 0: 0 returned when the completion did not
+ * come). */
+static unsigned run_connect(nio_poll *poll, nsrv *v, int rounds)
+{
+    unsigned done = 0;
+    uint64_t end = nio_now_ms() + LONG_WAIT;
+    for (int k = 0; rounds <= 0 || k < rounds; k++) {
+        nio_event ev[8];
+        if (done != 0 && (v == NULL || v->t == NULL || v->hs != 0 || (done & NIO_EV_ERROR)))
+            break;
+        ck_assert_msg(nio_now_ms() < end, "connect by name: no completion");
+        int n = nio_poll_wait(poll, ev, 8, 50);
+        ck_assert_int_ge(n, 0);
+        for (int i = 0; i < n; i++) {
+            if (ev[i].token == TOK_C && done == 0) {
+                ck_assert_msg(ev[i].flags & NIO_EV_DONE,
+                              "event %#x on the token before its completion",
+                              (unsigned)ev[i].flags);
+                done = ev[i].flags;
+            } else if (ev[i].token == TOK_C) {
+                /* ordinary readiness may follow; another completion not */
+                ck_assert_msg(!(ev[i].flags & NIO_EV_DONE), "a second completion");
+            } else if (v != NULL) {
+                nsrv_event(v, ev[i].token);
+            }
+        }
+    }
+    return done;
+}
+
+static void info_zeros_reserved(const nio_connect_info *ci)
+{
+    for (size_t i = 0; i < sizeof ci->reserved_ / sizeof ci->reserved_[0]; i++)
+        ck_assert(ci->reserved_[i] == 0);
+}
+
+/* "localhost" (both families at once; the server on IPv4 only) with the
+ * CA's certificate for localhost: one DONE | WRITABLE, the result 0, the
+ * info's TLS fields, then data both ways on the same token. */
+START_TEST(connect_host_ok)
+{
+    nio_poll *poll = tu_poll(_i);
+    nio_tls_ctx *c = client_ctx(ca_pem, 0, 0);
+    nio_resolver *r = resolver_on(poll, NULL);
+    nio_tls_stream *t = NULL;
+    nio_connect_info ci;
+    nsrv v;
+    char buf[16];
+    nsrv_open(&v, poll, good_pem);
+    ck_assert_int_eq(nio_tls_connect_host(poll, r, c, "localhost", v.port, NULL, TOK_C, &t),
+                     -EINPROGRESS);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(nio_tls_connect_result(t), -EINPROGRESS);
+    ck_assert_int_eq(nio_tls_send(t, "x", 1), -ENOTCONN);
+    ck_assert_int_eq(nio_tls_handshake(t), -ENOTCONN);
+    ck_assert_str_eq(nio_tls_version(t), "");
+    unsigned fl = run_connect(poll, &v, 0);
+    ck_assert_uint_eq(fl, NIO_EV_DONE | NIO_EV_WRITABLE);
+    ck_assert_int_eq(v.hs, 1);
+    ck_assert_int_eq(nio_tls_connect_result(t), 0);
+    ck_assert_int_eq(nio_tls_handshake(t), 0);
+    ck_assert_int_eq(nio_tls_connect_info(t, &ci), 0);
+    ck_assert_int_ge(ci.attempts, 1);
+    ck_assert_int_eq(ci.addr.ss.ss_family, AF_INET);
+    ck_assert_ptr_nonnull(ci.tls_version);
+    ck_assert_str_eq(ci.tls_version, nio_tls_version(t));
+    ck_assert_str_eq(ci.tls_cipher, nio_tls_cipher(t));
+    ck_assert_str_eq(ci.tls_alpn, "");
+    ck_assert_uint_le(ci.tls_ms, ci.connect_ms + LONG_WAIT);
+    info_zeros_reserved(&ci);
+    ck_assert_int_ge(nio_tls_send(t, "ping", 4), 0);
+    uint64_t end = nio_now_ms() + LONG_WAIT;
+    ssize_t got;
+    while ((got = nio_tls_read(v.t, buf, sizeof buf)) == -EAGAIN && nio_now_ms() < end)
+        (void)tu_wait_token(poll, TOK_S, 1000, NULL);
+    ck_assert_int_eq(got, 4);
+    ck_assert_int_ge(nio_tls_send(v.t, "pong", 4), 0);
+    while ((got = nio_tls_read(t, buf, sizeof buf)) == -EAGAIN && nio_now_ms() < end)
+        (void)tu_wait_token(poll, TOK_C, 1000, NULL);
+    ck_assert_int_eq(got, 4);
+    ck_assert_int_eq(memcmp(buf, "pong", 4), 0);
+    /* a plain connect by name leaves the TLS fields empty */
+    ck_assert_int_eq(nio_tcp_connect_info(nio_tls_tcp(t), &ci), 0);
+    ck_assert_ptr_null(ci.tls_version);
+    ck_assert_uint_eq(ci.tls_ms, 0);
+    nio_tls_close(t);
+    nsrv_close(&v);
+    nio_resolver_free(r);
+    nio_tls_ctx_free(c);
+    nio_poll_free(poll);
+}
+END_TEST
+
+/* A name the certificate does not cover (the fake DNS maps it to the
+ * server): one DONE | ERROR, NIO_ETLS_HOSTNAME; a name that does not
+ * exist: the DNS error; nobody listening: -ECONNREFUSED. */
+START_TEST(connect_host_failures)
+{
+    nio_poll *poll = tu_poll(_i);
+    fakedns *dns = fakedns_start();
+    ck_assert_ptr_nonnull(dns);
+    ck_assert_int_eq(fakedns_add_a(dns, "other.test", "127.0.0.1", 60), 0);
+    nio_tls_ctx *c = client_ctx(ca_pem, 0, 0);
+    nio_resolver *r = resolver_on(poll, dns);
+    nio_tls_stream *t = NULL;
+    nio_connect_info ci;
+    char why[256];
+    nsrv v;
+    nsrv_open(&v, poll, good_pem);
+    ck_assert_int_eq(nio_tls_connect_host(poll, r, c, "other.test", v.port, NULL, TOK_C, &t),
+                     -EINPROGRESS);
+    ck_assert_uint_eq(run_connect(poll, &v, 0), NIO_EV_DONE | NIO_EV_ERROR);
+    ck_assert_int_eq(nio_tls_connect_result(t), NIO_ETLS_HOSTNAME);
+    ck_assert_int_eq(nio_tls_read(t, why, sizeof why), NIO_ETLS_HOSTNAME);
+    ck_assert_str_ne(nio_tls_error_detail(t, why, sizeof why), "");
+    ck_assert_int_eq(nio_tls_connect_info(t, &ci), 0);
+    ck_assert_ptr_null(ci.tls_version);
+    nio_tls_close(t);
+    nsrv_close(&v);
+
+    ck_assert_int_eq(nio_tls_connect_host(poll, r, c, "nx.test", 443, NULL, TOK_C, &t),
+                     -EINPROGRESS);
+    ck_assert_uint_eq(run_connect(poll, NULL, 0), NIO_EV_DONE | NIO_EV_ERROR);
+    ck_assert_int_eq(nio_tls_connect_result(t), NIO_ENOTFOUND);
+    nio_tls_close(t);
+
+    ck_assert_int_eq(nio_tls_connect_host(poll, r, c, "localhost", free_port(), NULL, TOK_C, &t),
+                     -EINPROGRESS);
+    ck_assert_uint_eq(run_connect(poll, NULL, 0), NIO_EV_DONE | NIO_EV_ERROR);
+    ck_assert_int_eq(nio_tls_connect_result(t), -ECONNREFUSED);
+    ck_assert_int_eq(nio_tls_connect_info(t, &ci), 0);
+    ck_assert_uint_eq(ci.tls_ms, 0);
+    nio_tls_close(t);
+
+    /* errors at once leave *out NULL */
+    t = (nio_tls_stream *)&ci;
+    ck_assert_int_eq(nio_tls_connect_host(poll, r, c, "localhost", 0, NULL, TOK_C, &t), -EINVAL);
+    ck_assert_ptr_null(t);
+    ck_assert_int_eq(nio_tls_connect_host(poll, r, c, "bad..name", 443, NULL, TOK_C, &t),
+                     NIO_EBADNAME);
+    char longname[300];
+    memset(longname, 'a', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    ck_assert_int_eq(nio_tls_connect_host(poll, r, c, longname, 443, NULL, TOK_C, &t),
+                     NIO_EBADNAME);
+    ck_assert_int_eq(nio_tls_connect_host(poll, r, c, "localhost", 443, NULL,
+                                          NIO_TOKEN_MAX + 1, &t),
+                     -EINVAL);
+    ck_assert_ptr_null(t);
+    nio_tls_ctx *sc = server_ctx(good_pem, false);
+    ck_assert_int_eq(nio_tls_connect_host(poll, r, sc, "localhost", 443, NULL, TOK_C, &t),
+                     -EINVAL);
+    nio_tls_ctx_free(sc);
+    nio_tls_connect_opts o = {.size = 1};
+    ck_assert_int_eq(nio_tls_connect_host(poll, r, c, "localhost", 443, &o, TOK_C, &t), -EINVAL);
+    ck_assert_int_eq(nio_tls_connect_result(NULL), -EINVAL);
+    nio_resolver_free(r);
+    fakedns_stop(dns);
+    nio_tls_ctx_free(c);
+    nio_poll_free(poll);
+}
+END_TEST
+
+/* A listener that never accepts nor speaks: TCP connects (the backlog),
+ * the handshake stalls, handshake_timeout_ms ends it: -ETIMEDOUT; so does
+ * the connect's overall timeout without it. */
+START_TEST(connect_host_stalled_handshake)
+{
+    nio_poll *poll = tu_poll(_i);
+    nio_tls_ctx *c = client_ctx(ca_pem, 0, 0);
+    nio_resolver *r = resolver_on(poll, NULL);
+    nio_tls_stream *t = NULL;
+    nio_connect_info ci;
+    nsrv v;
+    nio_tls_connect_opts o = {.size = sizeof o, .handshake_timeout_ms = 300};
+    nsrv_open(&v, poll, good_pem);
+    uint64_t start = nio_now_ms();
+    ck_assert_int_eq(nio_tls_connect_host(poll, r, c, "localhost", v.port, &o, TOK_C, &t),
+                     -EINPROGRESS);
+    ck_assert_uint_eq(run_connect(poll, NULL, 0), NIO_EV_DONE | NIO_EV_ERROR);
+    ck_assert_uint_ge(nio_now_ms() - start, 290);
+    ck_assert_int_eq(nio_tls_connect_result(t), -ETIMEDOUT);
+    ck_assert_int_eq(nio_tls_handshake(t), -ETIMEDOUT);
+    ck_assert_int_eq(nio_tls_connect_info(t, &ci), 0);
+    ck_assert_uint_ge(ci.tls_ms, 290);
+    nio_tls_close(t);
+    /* without handshake_timeout_ms, the connect's overall timeout_ms
+     * bounds the handshake too */
+    nio_connect_opts co = {.size = sizeof co, .timeout_ms = 400};
+    o.handshake_timeout_ms = 0;
+    o.connect = &co;
+    start = nio_now_ms();
+    ck_assert_int_eq(nio_tls_connect_host(poll, r, c, "localhost", v.port, &o, TOK_C, &t),
+                     -EINPROGRESS);
+    ck_assert_uint_eq(run_connect(poll, NULL, 0), NIO_EV_DONE | NIO_EV_ERROR);
+    ck_assert_uint_ge(nio_now_ms() - start, 390);
+    ck_assert_int_eq(nio_tls_connect_result(t), -ETIMEDOUT);
+    ck_assert_int_eq(nio_tls_connect_info(t, &ci), 0);
+    ck_assert_uint_gt(ci.tls_ms, 0);
+    nio_tls_close(t);
+    nsrv_close(&v);
+    nio_resolver_free(r);
+    nio_tls_ctx_free(c);
+    nio_poll_free(poll);
+}
+END_TEST
+
+/* Close after k rounds of the loop, for k from 0 (resolving: the fake
+ * DNS delays the answer) until the connect completes on its own: after
+ * the close no event on the token, and every descriptor is back. */
+START_TEST(connect_host_close_at_each_stage)
+{
+    nio_poll *poll = tu_poll(_i);
+    fakedns *dns = fakedns_start();
+    ck_assert_ptr_nonnull(dns);
+    ck_assert_int_eq(fakedns_add_a(dns, "slow.test", "127.0.0.1", 60), 0);
+    fakedns_set_delay(dns, "slow.test", 1 /* A */, 100);
+    nio_tls_ctx *c = client_ctx(ca_pem, 0, 0);
+    nio_resolver *r = resolver_on(poll, dns);
+    nio_connect_opts co = {.size = sizeof co, .family = NIO_AF_INET};
+    nio_tls_connect_opts o = {.size = sizeof o, .connect = &co};
+    int fds = tu_count_fds(), stages = 0;
+    for (int k = 0;; k++) {
+        nio_tls_stream *t = NULL;
+        nio_connect_info ci;
+        nsrv v;
+        nsrv_open(&v, poll, good_pem);
+        ck_assert_int_eq(nio_tls_connect_host(poll, r, c, "slow.test", v.port, &o, TOK_C, &t),
+                         -EINPROGRESS);
+        unsigned fl = k > 0 ? run_connect(poll, &v, k) : 0;
+        int rc = nio_tls_connect_info(t, &ci);
+        /* 1: resolving, 2: connecting, 4: handshaking (the server has it) */
+        stages |= ci.attempts == 0 ? 1 : v.t == NULL ? 2 : 4;
+        nio_tls_close(t);
+        ck_assert_uint_eq(run_connect(poll, &v, 4), 0); /* nothing after the close */
+        nsrv_close(&v);
+        if (fl != 0) {
+            ck_assert_int_eq(rc, 0);
+            break;
+        }
+        ck_assert_int_eq(rc, -EINPROGRESS);
+        ck_assert_int_lt(k, 400);
+    }
+    ck_assert_msg(stages & 1, "never closed while resolving");
+    ck_assert_msg(stages & 4, "never closed while handshaking");
+    ck_assert_int_eq(tu_count_fds(), fds);
+    nio_resolver_free(r);
+    fakedns_stop(dns);
+    nio_tls_ctx_free(c);
+    nio_poll_free(poll);
+}
+END_TEST
+
+typedef struct reader {
+    nio_tls_stream *t;
+    int result, info_rc;
+    long reads;
+} reader;
+
+static void *read_outcome(void *arg)
+{
+    reader *d = arg;
+    nio_connect_info ci;
+    do {
+        d->info_rc = nio_tls_connect_info(d->t, &ci);
+        d->result = nio_tls_connect_result(d->t);
+        d->reads++;
+    } while (d->result == -EINPROGRESS || d->info_rc == -EINPROGRESS);
+    if (d->result == 0 && (ci.tls_version == NULL || ci.tls_cipher == NULL))
+        d->result = -EFAULT; /* done, yet no TLS fields */
+    return NULL;
+}
+
+/* The result and the info read on another thread while the loop runs:
+ * they end as the event says (and TSan finds no race). */
+START_TEST(connect_host_result_from_another_thread)
+{
+    nio_poll *poll = tu_poll(_i);
+    nio_tls_ctx *c = client_ctx(ca_pem, 0, 0);
+    nio_resolver *r = resolver_on(poll, NULL);
+    reader d = {0};
+    pthread_t th;
+    nsrv v;
+    nsrv_open(&v, poll, good_pem);
+    ck_assert_int_eq(nio_tls_connect_host(poll, r, c, "localhost", v.port, NULL, TOK_C, &d.t),
+                     -EINPROGRESS);
+    ck_assert_int_eq(pthread_create(&th, NULL, read_outcome, &d), 0);
+    ck_assert_uint_eq(run_connect(poll, &v, 0), NIO_EV_DONE | NIO_EV_WRITABLE);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(d.result, 0);
+    ck_assert_int_eq(d.info_rc, 0);
+    ck_assert_int_gt(d.reads, 0);
+    nio_tls_close(d.t);
+    nsrv_close(&v);
+    nio_resolver_free(r);
+    nio_tls_ctx_free(c);
+    nio_poll_free(poll);
+}
+END_TEST
+
+/* OpenSSL's n-th allocation along a connect by name fails: an error at
+ * once (nothing left), or one completion, either way; ASan's leak check
+ * and the descriptor count say nothing is left.  Whether the n-th was
+ * reached. */
+static bool connect_failing_at(nio_poll *poll, nio_resolver *r, nio_tls_ctx *c, long n)
+{
+    nio_tls_stream *t = NULL;
+    nsrv v;
+    nsrv_open(&v, poll, good_pem);
+    alloc_count = 0;
+    fail_at = n;
+    int rc = nio_tls_connect_host(poll, r, c, "localhost", v.port, NULL, TOK_C, &t);
+    if (rc != -EINPROGRESS) {
+        ck_assert_int_eq(rc, -ENOMEM);
+        ck_assert_ptr_null(t);
+    } else {
+        unsigned fl = run_connect(poll, &v, 0);
+        ck_assert(fl & NIO_EV_DONE);
+        ck_assert_int_eq(nio_tls_connect_result(t) == 0, (fl & NIO_EV_WRITABLE) != 0);
+    }
+    bool reached = alloc_count >= n;
+    fail_at = 0;
+    nio_tls_close(t);
+    nsrv_close(&v);
+    return reached;
+}
+
+START_TEST(connect_host_allocation_failure)
+{
+    nio_poll *poll = tu_poll(_i);
+    nio_tls_ctx *c = client_ctx(ca_pem, 0, 0);
+    nio_resolver *r = resolver_on(poll, NULL);
+    int fds = tu_count_fds();
+    long step = tu_light() ? 97 : 13, n;
+    for (n = 1; connect_failing_at(poll, r, c, n); n += step)
+        ;
+    ck_assert_int_gt(n, 100);
+    ck_assert_int_eq(tu_count_fds(), fds);
+    nio_resolver_free(r);
+    nio_tls_ctx_free(c);
+    nio_poll_free(poll);
+}
+END_TEST
+
 static Suite *tls_suite(void)
 {
     Suite *s = suite_create("tls");
@@ -1047,6 +1465,12 @@ static Suite *tls_suite(void)
     tcase_add_loop_test(tc, allocation_failure_along_the_handshake, 0, tu_nbackends);
     tcase_add_loop_test(tc, allocation_failure_in_ctx_new, 0, 1);
     tcase_add_loop_test(tc, descriptor_exhaustion, 0, tu_nbackends);
+    tcase_add_loop_test(tc, connect_host_ok, 0, tu_nbackends);
+    tcase_add_loop_test(tc, connect_host_failures, 0, tu_nbackends);
+    tcase_add_loop_test(tc, connect_host_stalled_handshake, 0, tu_nbackends);
+    tcase_add_loop_test(tc, connect_host_close_at_each_stage, 0, tu_nbackends);
+    tcase_add_loop_test(tc, connect_host_result_from_another_thread, 0, tu_nbackends);
+    tcase_add_loop_test(tc, connect_host_allocation_failure, 0, tu_nbackends);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -90,10 +90,14 @@ NIO_EXTERN int nio_tcp_connect_host(nio_poll *poll, nio_resolver *r, const char 
                                     nio_token token, nio_tcp_stream **out);
 
 /* Timing and outcome of a connect by name, for display.  The caller's
- * struct, filled by nio_tcp_connect_info().  reserved_ is room for what a
- * later version reports without changing the struct's size (so a program
- * built against this header keeps working with that library): this
- * version sets it to zeros; do not use it. */
+ * struct, filled by nio_tcp_connect_info() and, with the TLS fields, by
+ * nio_tls_connect_info() (<nio/tls.h>).  The TLS fields took space that
+ * earlier versions reserved, so the struct's size is the same (a program
+ * built against either header works with either library); a plain TCP
+ * connect leaves them 0 and NULL.  The strings are the TLS stream's
+ * (nio_tls_version(), nio_tls_cipher(), nio_tls_alpn()), valid until
+ * nio_tls_close().  reserved_ is room for what a later version reports:
+ * this version sets it to zeros; do not use it. */
 typedef struct nio_connect_info {
     uint32_t dns_ms;     /* from the start until the first attempt could begin
                             (resolution, including any Resolution Delay), or
@@ -102,7 +106,25 @@ typedef struct nio_connect_info {
     int attempts;        /* connection attempts started */
     nio_addr addr;       /* the winning address; after a failure the last one
                             attempted; ss_family 0 (len 0) when none */
-    uint64_t reserved_[8];
+    uint32_t tls_ms;     /* TLS: from connected until the handshake ended
+                            (either way); 0 without TLS or before */
+    /* TLS, once the handshake succeeded (NULL before, on failure, without
+     * TLS): the protocol ("TLSv1.3"), the cipher suite, the protocol ALPN
+     * chose ("" when none).  Each in a union with a 64-bit integer so the
+     * layout is the same where pointers are 32-bit. */
+    union {
+        const char *tls_version;
+        uint64_t tls_version_pad_;
+    };
+    union {
+        const char *tls_cipher;
+        uint64_t tls_cipher_pad_;
+    };
+    union {
+        const char *tls_alpn;
+        uint64_t tls_alpn_pad_;
+    };
+    uint64_t reserved_[4];
 } nio_connect_info;
 
 /* Fill all of *info (the fields not yet known, and reserved_, with

@@ -43,6 +43,8 @@
 #define NIO_TLS_H
 
 #include <nio/common.h>
+#include <nio/connect.h>
+#include <nio/dns.h>
 #include <nio/net.h>
 #include <nio/poll.h>
 
@@ -226,6 +228,73 @@ NIO_EXTERN const char *nio_tls_alpn(const nio_tls_stream *t);
 /* The name the client asked for (SNI), on a server stream after the
  * handshake; NULL when none was sent. */
 NIO_EXTERN const char *nio_tls_server_name(const nio_tls_stream *t);
+
+/* Options for nio_tls_connect_host().  Zero-initialise, then set what you
+ * need.  size: sizeof(nio_tls_connect_opts), or 0 for this (the first)
+ * version of the struct. */
+typedef struct nio_tls_connect_opts {
+    size_t size;
+    const nio_connect_opts *connect; /* the connect by name's (its timeout_ms
+                                        bounds the whole operation, the
+                                        handshake included); NULL: defaults */
+    uint32_t handshake_timeout_ms;   /* bounds the handshake alone as well;
+                                        0: only the overall timeout */
+} nio_tls_connect_opts;
+
+/* Connect by name with TLS in one call: nio_tcp_connect_host() (Happy
+ * Eyeballs on the resolver r, bound to the same poll), then, on the
+ * waiting thread, the client handshake with host as SNI (unless it is an
+ * IP literal) and the server's certificate checked against host as
+ * nio_tls_client() does (RFC 6125 as X509_check_host() applies it).  ctx
+ * is a client context; it and r must outlive the stream.  opts may be
+ * NULL.
+ *
+ * Returns -EINPROGRESS with *out the caller's TLS stream from the start,
+ * or an immediate failure with *out NULL and nothing left behind: -EINVAL
+ * (NULL arguments, a server context, port 0, a token above NIO_TOKEN_MAX,
+ * an opts->size or connect option this library does not know),
+ * NIO_EBADNAME, -ENOMEM, -ECANCELED (poll closed).  Never 0: every other
+ * outcome comes through the event, as for nio_tcp_connect_host().
+ *
+ * Exactly one completion event follows on token:
+ *  - NIO_EV_DONE | NIO_EV_WRITABLE: connected and the handshake done.
+ *    The stream is then an ordinary TLS stream (as after
+ *    nio_tls_handshake() returned 0), its TCP stream registered
+ *    edge-triggered readable | writable on token, and
+ *    nio_tls_connect_result() returns 0;
+ *  - NIO_EV_DONE | NIO_EV_ERROR: failed; nio_tls_connect_result() says
+ *    why: the DNS error (NIO_ENOTFOUND, ...), the connect's (-ECONNREFUSED,
+ *    ...), the handshake's or the verification's (NIO_ETLS_HOSTNAME, ...,
+ *    as nio_tls_handshake(); nio_tls_error_detail() has OpenSSL's words),
+ *    or -ETIMEDOUT when the overall timeout or handshake_timeout_ms passed
+ *    first.  The stream's calls then return that error.
+ * No readiness event reaches token before the completion: the library
+ * drives the socket meanwhile.  Until the event, the I/O calls, the
+ * setters and nio_tls_handshake() return -ENOTCONN, the strings "".
+ *
+ * nio_tls_close() may be called at any time (resolving, connecting,
+ * handshaking): it cancels what runs, closes every descriptor, and no
+ * event for the stream is reported by a nio_poll_wait() that starts after
+ * it returns.  Threads: as for streams; any thread. */
+NIO_EXTERN int nio_tls_connect_host(nio_poll *poll, nio_resolver *r, nio_tls_ctx *ctx,
+                                    const char *host, uint16_t port,
+                                    const nio_tls_connect_opts *opts, nio_token token,
+                                    nio_tls_stream **out);
+
+/* The outcome of nio_tls_connect_host(): -EINPROGRESS until its event, 0
+ * when connected with the handshake done, or the error (see there).
+ * -EINVAL for NULL or a stream not made by nio_tls_connect_host().  Any
+ * thread that may use the stream (it takes a lock: the event and this
+ * agree). */
+NIO_EXTERN int nio_tls_connect_result(const nio_tls_stream *t);
+
+/* As nio_tcp_connect_info(), with the TLS fields: tls_ms (the handshake
+ * so far while it runs), and once it succeeded tls_version, tls_cipher
+ * and tls_alpn (the stream's strings, valid until nio_tls_close()).  0
+ * once the whole operation completed (either way), -EINPROGRESS while it
+ * runs (*info holds what is known), -EINVAL for NULL or a stream not made
+ * by nio_tls_connect_host().  Any thread that may use the stream. */
+NIO_EXTERN int nio_tls_connect_info(const nio_tls_stream *t, nio_connect_info *info);
 
 /* The details of the stream's failure, one line in OpenSSL's words: the
  * verification error and the certificate's subject ("certificate has

@@ -14,6 +14,14 @@
 #define DEFAULT_ATTEMPT_DELAY_MS 250u
 #define DEFAULT_RESOLUTION_DELAY_MS 50u
 #define DEFAULT_MAX_ATTEMPTS 4
+/* The TLS fields took the first half of what was uint64_t reserved_[8]:
+ * the struct's size and the fields before them must not move (ABI). */
+_Static_assert(sizeof(nio_connect_info) - offsetof(nio_connect_info, tls_ms) ==
+                   8 * sizeof(uint64_t),
+               "nio_connect_info changed size");
+_Static_assert(offsetof(nio_connect_info, reserved_) - offsetof(nio_connect_info, tls_ms) ==
+                   4 * sizeof(uint64_t),
+               "nio_connect_info's TLS fields changed size");
 #define OPTS_V1_SIZE (offsetof(nio_connect_opts, tcp) + sizeof(const nio_tcp_opts *))
 
 /* ------------------------------------------------------------ lifetime */
@@ -120,10 +128,28 @@ static int start_host(he *h, void *arg)
     return nio__he_start_lookups(h, *(const char **)arg);
 }
 
-int nio_tcp_connect_host(nio_poll *poll, nio_resolver *r, const char *host, uint16_t port,
-                         const nio_connect_opts *opts, nio_token token, nio_tcp_stream **out)
+/* What start_hooked() needs: the host, and the hook set before the
+ * lookups can end the operation. */
+typedef struct hooked {
+    const char *host;
+    const nio__connect_hook *hook;
+    void *arg;
+} hooked;
+
+static int start_hooked(he *h, void *arg)
+{
+    const hooked *k = arg;
+    h->hook = k->hook;
+    h->hook_arg = k->arg;
+    return nio__he_start_lookups(h, k->host);
+}
+
+int nio__connect_host_hooked(nio_poll *poll, nio_resolver *r, const char *host, uint16_t port,
+                             const nio_connect_opts *opts, nio_token token,
+                             const nio__connect_hook *hook, void *arg, nio_tcp_stream **out)
 {
     nio__ip lit;
+    hooked k = {host, hook, arg};
 
     if (out != NULL)
         *out = NULL;
@@ -132,7 +158,15 @@ int nio_tcp_connect_host(nio_poll *poll, nio_resolver *r, const char *host, uint
         return -EINVAL;
     if (!nio__parse_literal(host, &lit) && nio__check_name(host) < 0)
         return NIO_EBADNAME;
-    return nio__connect_start(poll, r, port, opts, token, start_host, &host, out);
+    if (hook == NULL)
+        return nio__connect_start(poll, r, port, opts, token, start_host, &host, out);
+    return nio__connect_start(poll, r, port, opts, token, start_hooked, &k, out);
+}
+
+int nio_tcp_connect_host(nio_poll *poll, nio_resolver *r, const char *host, uint16_t port,
+                         const nio_connect_opts *opts, nio_token token, nio_tcp_stream **out)
+{
+    return nio__connect_host_hooked(poll, r, host, port, opts, token, NULL, NULL, out);
 }
 
 /* The caller checked the arguments.  start(h, arg) begins the lookups,

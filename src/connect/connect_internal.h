@@ -47,6 +47,18 @@ typedef struct fam {
     size_t n, next;   /* next: the first not yet attempted */
 } fam;
 
+/* A layer above that completes the operation itself (src/tls: the
+ * handshake after TCP).  Called under h->mu on the waiting thread, instead
+ * of the stream's own completion: connected(arg, s, fd, left_ms): TCP
+ * connected on fd, which it now owns, with left_ms of the overall timeout
+ * remaining; failed(arg, s, err): the operation failed.  Each must end s
+ * (nio__stream_adopt_quiet then hand_over, or nio__stream_fail).  The
+ * hook may take a lock of its own; it never calls back into us. */
+typedef struct nio__connect_hook {
+    void (*connected)(void *arg, nio_tcp_stream *s, nio_socket fd, uint32_t left_ms);
+    void (*failed)(void *arg, nio_tcp_stream *s, int err);
+} nio__connect_hook;
+
 typedef struct he {
     pthread_mutex_t mu;
     nio_poll *poll;
@@ -69,6 +81,8 @@ typedef struct he {
     uint32_t dns_ms, connect_ms;
     nio_addr addr;     /* the last attempted, then the winner */
     struct srvc *srv;  /* connect by SRV (srv.c): its targets; NULL by name */
+    const nio__connect_hook *hook; /* NULL: the stream completes as TCP */
+    void *hook_arg;
     nio__deferred gc;  /* the state's own free */
 } he;
 
@@ -92,5 +106,10 @@ void nio__srv_free(struct srvc *s);
 int nio__connect_start(nio_poll *poll, nio_resolver *r, uint16_t port,
                        const nio_connect_opts *opts, nio_token token,
                        int (*start)(he *h, void *arg), void *arg, nio_tcp_stream **out);
+/* connect.c: nio_tcp_connect_host() whose end is hook's (see above),
+ * with arg; its contract otherwise.  For src/tls. */
+int nio__connect_host_hooked(nio_poll *poll, nio_resolver *r, const char *host, uint16_t port,
+                             const nio_connect_opts *opts, nio_token token,
+                             const nio__connect_hook *hook, void *arg, nio_tcp_stream **out);
 
 #endif

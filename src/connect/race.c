@@ -108,7 +108,10 @@ static void finish(he *h, int result)
 void nio__he_fail(he *h, int err)
 {
     finish(h, err);
-    nio__stream_fail(h->s, err);
+    if (h->hook != NULL)
+        h->hook->failed(h->hook_arg, h->s, err);
+    else
+        nio__stream_fail(h->s, err);
 }
 
 /* The attempt connected: its socket becomes the caller's stream. */
@@ -119,6 +122,11 @@ static void win(he *h, attempt *a)
     nio__source_del(h->poll, a->src); /* before the socket changes hands */
     free(a);
     finish(h, 0);
+    if (h->hook != NULL) {
+        uint32_t left = h->connect_ms < h->timeout_ms ? h->timeout_ms - h->connect_ms : 0;
+        h->hook->connected(h->hook_arg, h->s, fd, left);
+        return;
+    }
     if ((h->result = nio__stream_adopt(h->s, fd)) < 0)
         h->last_err = h->result; /* the stream failed with it */
 }

@@ -195,6 +195,19 @@ void *nio__stream_ext_arg(const nio_tcp_stream *s, const nio__stream_ext *ext);
 int nio__stream_adopt(nio_tcp_stream *s, nio_socket fd);
 void nio__stream_fail(nio_tcp_stream *s, int err);
 void nio__stream_discard(nio_tcp_stream *s);
+/* A layer above that has more to do on the connected socket before the
+ * caller hears of it (src/tls: the handshake), on the waiting thread:
+ * adopt_quiet: fd (connected) becomes the stream's and is published
+ * (connect_result 0, the descriptor usable), but its registration is an
+ * internal source (cb, arg; readable | writable, edge-triggered) and
+ * nothing is posted; 0, or -errno with fd closed and the stream still
+ * pending (end it with nio__stream_fail).  hand_over: the registration
+ * back on the stream's token (the source let go as nio__source_del()
+ * does) and NIO_EV_DONE | flags posted; flags 0: nothing posted (a close
+ * under way). */
+int nio__stream_adopt_quiet(nio_tcp_stream *s, nio_socket fd, nio__source_cb cb, void *arg,
+                            nio__source **src);
+void nio__stream_hand_over(nio_tcp_stream *s, nio__source *src, uint32_t flags);
 
 /* TCP options (tcp.c).  read: check a caller's nio_tcp_opts (NULL: the
  * defaults) and copy what its size covers into *out, zero beyond;

@@ -101,6 +101,30 @@ int nio__stream_adopt(nio_tcp_stream *s, nio_socket fd)
     return 0;
 }
 
+int nio__stream_adopt_quiet(nio_tcp_stream *s, nio_socket fd, nio__source_cb cb, void *arg,
+                            nio__source **src)
+{
+    int err;
+    NIO__ASSERT(atomic_load(&s->state) == NIO__PENDING);
+    if ((err = nio__source_new(s->poll, fd, NIO__STREAM_INTEREST, cb, arg, src)) < 0) {
+        nio__close(fd);
+        return err;
+    }
+    s->fd = fd;
+    s->connect_err = 0;
+    atomic_store_explicit(&s->state, NIO__CONNECTED, memory_order_release);
+    return 0;
+}
+
+void nio__stream_hand_over(nio_tcp_stream *s, nio__source *src, uint32_t flags)
+{
+    /* -errno: the backend refused and deregistered the fd (or the poll is
+     * closed): the next call on the stream says what is wrong */
+    (void)nio__source_give_back(s->poll, src, s->interest, &s->done);
+    if (flags != 0) /* -ECANCELED: the poll is closed and nobody waits */
+        (void)nio__pending_post_bound(s->poll, &s->done, NIO_EV_DONE | flags);
+}
+
 void nio__stream_fail(nio_tcp_stream *s, int err)
 {
     NIO__ASSERT(atomic_load(&s->state) == NIO__PENDING && err < 0);

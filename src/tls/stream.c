@@ -19,9 +19,9 @@
 /* The stream failed: every call returns err from now on.  The alert
  * OpenSSL queued for the peer, if any, goes out (best effort: the socket
  * may be what failed). */
-static int fail(nio_tls_stream *t, int err)
+int nio__tls_fail(nio_tls_stream *t, int err)
 {
-    if (nio_tcp_queued(t->tcp) > 0)
+    if (t->tcp != NULL && nio_tcp_queued(t->tcp) > 0)
         (void)nio_tcp_flush(t->tcp);
     t->state = NIO__TLS_FAILED;
     t->err = err;
@@ -65,18 +65,11 @@ static int set_peer_name(nio_tls_stream *t, const char *host)
     return 0;
 }
 
-static int start(nio_tls_ctx *c, nio_tcp_stream *tcp, const char *host, bool server,
-                 nio_tls_stream **out)
+int nio__tls_stream_new(nio_tls_ctx *c, nio_tcp_stream *tcp, const char *host, bool server,
+                        nio_tls_stream **out)
 {
     nio_tls_stream *t;
     int rc;
-    if (out == NULL)
-        return -EINVAL;
-    *out = NULL;
-    if (c == NULL || tcp == NULL || c->server != server)
-        return -EINVAL;
-    if (nio_tcp_connect_result(tcp) != 0)
-        return -ENOTCONN;
     if ((t = OPENSSL_zalloc(sizeof *t)) == NULL)
         return -ENOMEM;
     t->ctx = c;
@@ -87,11 +80,14 @@ static int start(nio_tls_ctx *c, nio_tcp_stream *tcp, const char *host, bool ser
         return -ENOMEM;
     }
     SSL_set_app_data(t->ssl, t);
+    atomic_init(&t->connecting, false);
     /* Each call's records leave in one write already (bio.c); Nagle's
      * algorithm would only hold the next call's (a response after the
      * session tickets) for the peer's delayed ACK: 40 ms a handshake.
-     * A Unix socket has no such option (-EOPNOTSUPP: nothing to do). */
-    (void)nio_tcp_set_nodelay(tcp, true);
+     * A Unix socket has no such option (-EOPNOTSUPP: nothing to do);
+     * connect.c sets it once it has the socket. */
+    if (tcp != NULL)
+        (void)nio_tcp_set_nodelay(tcp, true);
     /* a whole buffer per read(2), not a record header then its body */
     SSL_set_read_ahead(t->ssl, 1);
     if (server)
@@ -109,6 +105,19 @@ static int start(nio_tls_ctx *c, nio_tcp_stream *tcp, const char *host, bool ser
     }
     *out = t;
     return 0;
+}
+
+static int start(nio_tls_ctx *c, nio_tcp_stream *tcp, const char *host, bool server,
+                 nio_tls_stream **out)
+{
+    if (out == NULL)
+        return -EINVAL;
+    *out = NULL;
+    if (c == NULL || tcp == NULL || c->server != server)
+        return -EINVAL;
+    if (nio_tcp_connect_result(tcp) != 0)
+        return -ENOTCONN;
+    return nio__tls_stream_new(c, tcp, host, server, out);
 }
 
 int nio_tls_client(nio_tls_ctx *ctx, nio_tcp_stream *tcp, const char *host, nio_tls_stream **out)
@@ -146,21 +155,26 @@ static void opened(nio_tls_stream *t)
 
 int nio_tls_handshake(nio_tls_stream *t)
 {
-    int r, rc;
     if (t == NULL)
         return -EINVAL;
+    return nio__tls_connecting(t) ? -ENOTCONN : nio__tls_handshake(t);
+}
+
+int nio__tls_handshake(nio_tls_stream *t)
+{
+    int r, rc;
     if (t->state != NIO__TLS_HANDSHAKING)
         return t->state == NIO__TLS_OPEN ? 0 : t->err;
     if ((rc = flush_queue(t)) < 0)
-        return fail(t, rc);
+        return nio__tls_fail(t, rc);
     begin(t);
     if ((r = SSL_do_handshake(t->ssl)) == 1) {
         opened(t);
-        return (rc = flush_queue(t)) < 0 ? fail(t, rc) : 0;
+        return (rc = flush_queue(t)) < 0 ? nio__tls_fail(t, rc) : 0;
     }
     if ((rc = nio__tls_failure(t, r)) == -EAGAIN)
-        return flush_queue(t) < 0 ? fail(t, t->io_err ? t->io_err : -EPIPE) : -EAGAIN;
-    return fail(t, rc == 0 ? NIO_ETLS_TRUNCATED : rc);
+        return flush_queue(t) < 0 ? nio__tls_fail(t, t->io_err ? t->io_err : -EPIPE) : -EAGAIN;
+    return nio__tls_fail(t, rc == 0 ? NIO_ETLS_TRUNCATED : rc);
 }
 
 ssize_t nio_tls_read(nio_tls_stream *t, void *buf, size_t len)
@@ -169,24 +183,26 @@ ssize_t nio_tls_read(nio_tls_stream *t, void *buf, size_t len)
     int rc;
     if (t == NULL || buf == NULL || len == 0)
         return -EINVAL;
+    if (nio__tls_connecting(t))
+        return -ENOTCONN;
     if (t->state == NIO__TLS_FAILED)
         return t->err;
     if (t->eof)
         return 0;
-    if (t->state == NIO__TLS_HANDSHAKING && (rc = nio_tls_handshake(t)) < 0)
+    if (t->state == NIO__TLS_HANDSHAKING && (rc = nio__tls_handshake(t)) < 0)
         return rc;
     if ((rc = flush_queue(t)) < 0)
-        return fail(t, rc);
+        return nio__tls_fail(t, rc);
     begin(t);
     if (SSL_read_ex(t->ssl, buf, len, &n))
-        return (rc = flush_queue(t)) < 0 ? fail(t, rc) : (ssize_t)n;
+        return (rc = flush_queue(t)) < 0 ? nio__tls_fail(t, rc) : (ssize_t)n;
     if ((rc = nio__tls_failure(t, 0)) == -EAGAIN)
-        return (rc = flush_queue(t)) < 0 ? fail(t, rc) : -EAGAIN;
+        return (rc = flush_queue(t)) < 0 ? nio__tls_fail(t, rc) : -EAGAIN;
     if (rc == 0) {
         t->eof = true;
         return 0;
     }
-    return fail(t, rc);
+    return nio__tls_fail(t, rc);
 }
 
 /* Room for at least one more byte in b, doubling, never beyond max; a
@@ -202,6 +218,8 @@ ssize_t nio_tls_read_into(nio_tls_stream *t, nio_buf *b, size_t max)
     ssize_t r;
     if (t == NULL || b == NULL || max == 0 || b->len > b->cap)
         return -EINVAL;
+    if (nio__tls_connecting(t))
+        return -ENOTCONN;
     if (t->deferred != 0) {
         r = t->deferred;
         t->deferred = 0;
@@ -247,6 +265,8 @@ int nio_tls_send(nio_tls_stream *t, const void *buf, size_t len)
     int rc;
     if (t == NULL || (buf == NULL && len > 0))
         return -EINVAL;
+    if (nio__tls_connecting(t))
+        return -ENOTCONN;
     if (t->state != NIO__TLS_OPEN)
         return t->state == NIO__TLS_HANDSHAKING ? -ENOTCONN : t->err;
     before = nio_tcp_queued(t->tcp);
@@ -257,10 +277,10 @@ int nio_tls_send(nio_tls_stream *t, const void *buf, size_t len)
         rc = nio__tls_failure(t, 0);
         if (rc == -EBUSY) /* a finish runs: nothing was written */
             return rc;
-        return fail(t, rc == 0 || rc == -EAGAIN ? -EPIPE : rc);
+        return nio__tls_fail(t, rc == 0 || rc == -EAGAIN ? -EPIPE : rc);
     }
     if ((rc = nio_tcp_flush(t->tcp)) < 0) /* the records, in one write */
-        return fail(t, rc);
+        return nio__tls_fail(t, rc);
     return wq_status(t, before);
 }
 
@@ -268,6 +288,8 @@ int nio_tls_flush(nio_tls_stream *t)
 {
     if (t == NULL)
         return -EINVAL;
+    if (nio__tls_connecting(t))
+        return -ENOTCONN;
     if (t->state == NIO__TLS_FAILED)
         return t->err;
     return nio_tcp_flush(t->tcp);
@@ -275,7 +297,7 @@ int nio_tls_flush(nio_tls_stream *t)
 
 size_t nio_tls_queued(const nio_tls_stream *t)
 {
-    return t != NULL ? nio_tcp_queued(t->tcp) : 0;
+    return t != NULL && !nio__tls_connecting(t) ? nio_tcp_queued(t->tcp) : 0;
 }
 
 int nio_tls_set_high_water(nio_tls_stream *t, size_t bytes)
@@ -283,6 +305,8 @@ int nio_tls_set_high_water(nio_tls_stream *t, size_t bytes)
     int rc;
     if (t == NULL)
         return -EINVAL;
+    if (nio__tls_connecting(t))
+        return -ENOTCONN;
     if ((rc = nio_tcp_set_high_water(t->tcp, bytes)) == 0)
         t->high = bytes;
     return rc;
@@ -293,6 +317,8 @@ int nio_tls_set_low_water(nio_tls_stream *t, size_t bytes)
     int rc;
     if (t == NULL)
         return -EINVAL;
+    if (nio__tls_connecting(t))
+        return -ENOTCONN;
     if ((rc = nio_tcp_set_low_water(t->tcp, bytes)) == 0)
         t->low = bytes;
     return rc;
@@ -300,7 +326,9 @@ int nio_tls_set_low_water(nio_tls_stream *t, size_t bytes)
 
 int nio_tls_set_timeouts(nio_tls_stream *t, uint32_t read_ms, uint32_t write_ms)
 {
-    return t != NULL ? nio_tcp_set_timeouts(t->tcp, read_ms, write_ms) : -EINVAL;
+    if (t == NULL)
+        return -EINVAL;
+    return nio__tls_connecting(t) ? -ENOTCONN : nio_tcp_set_timeouts(t->tcp, read_ms, write_ms);
 }
 
 int nio_tls_finish(nio_tls_stream *t, int how, uint32_t timeout_ms)
@@ -308,19 +336,23 @@ int nio_tls_finish(nio_tls_stream *t, int how, uint32_t timeout_ms)
     int r;
     if (t == NULL || (how != NIO_FINISH_SHUTDOWN && how != NIO_FINISH_CLOSE))
         return -EINVAL;
+    if (nio__tls_connecting(t))
+        return -ENOTCONN;
     if (t->state != NIO__TLS_OPEN)
         return t->state == NIO__TLS_HANDSHAKING ? -ENOTCONN : t->err;
     if (!(SSL_get_shutdown(t->ssl) & SSL_SENT_SHUTDOWN)) {
         begin(t);
         if ((r = SSL_shutdown(t->ssl)) < 0) /* 0: queued, 1: both sides done */
-            return fail(t, nio__tls_failure(t, r));
+            return nio__tls_fail(t, nio__tls_failure(t, r));
     } /* nio_tcp_finish sends it with the rest of the queue */
     return nio_tcp_finish(t->tcp, how, timeout_ms);
 }
 
 int nio_tls_finish_result(const nio_tls_stream *t)
 {
-    return t != NULL ? nio_tcp_finish_result(t->tcp) : -EINVAL;
+    if (t == NULL)
+        return -EINVAL;
+    return nio__tls_connecting(t) ? -ENOENT : nio_tcp_finish_result(t->tcp);
 }
 
 size_t nio_tls_close(nio_tls_stream *t)
@@ -328,8 +360,12 @@ size_t nio_tls_close(nio_tls_stream *t)
     size_t left;
     if (t == NULL)
         return 0;
+    if (t->conn != NULL)
+        nio__tls_conn_close(t); /* its callbacks end before the rest goes */
     SSL_free(t->ssl); /* and its BIO */
     left = nio_tcp_close(t->tcp);
+    if (t->conn != NULL)
+        nio__tls_conn_release(t->conn);
     OPENSSL_free(t);
     return left;
 }
@@ -341,18 +377,22 @@ nio_tcp_stream *nio_tls_tcp(const nio_tls_stream *t)
 
 const char *nio_tls_version(const nio_tls_stream *t)
 {
-    return t != NULL && t->state == NIO__TLS_OPEN ? SSL_get_version(t->ssl) : "";
+    return t != NULL && !nio__tls_connecting(t) && t->state == NIO__TLS_OPEN
+               ? SSL_get_version(t->ssl)
+               : "";
 }
 
 const char *nio_tls_cipher(const nio_tls_stream *t)
 {
-    const char *c = t != NULL && t->state == NIO__TLS_OPEN ? SSL_get_cipher_name(t->ssl) : NULL;
+    const char *c = t != NULL && !nio__tls_connecting(t) && t->state == NIO__TLS_OPEN
+                        ? SSL_get_cipher_name(t->ssl)
+                        : NULL;
     return c != NULL ? c : "";
 }
 
 const char *nio_tls_alpn(const nio_tls_stream *t)
 {
-    return t != NULL ? t->alpn : "";
+    return t != NULL && !nio__tls_connecting(t) ? t->alpn : "";
 }
 
 const char *nio_tls_server_name(const nio_tls_stream *t)
@@ -364,6 +404,7 @@ const char *nio_tls_error_detail(const nio_tls_stream *t, char *buf, size_t cap)
 {
     if (buf == NULL || cap == 0)
         return buf;
-    snprintf(buf, cap, "%s", t != NULL && t->state == NIO__TLS_FAILED ? t->detail : "");
+    snprintf(buf, cap, "%s",
+             t != NULL && !nio__tls_connecting(t) && t->state == NIO__TLS_FAILED ? t->detail : "");
     return buf;
 }

@@ -8,6 +8,7 @@
 #ifndef NIO_TLS_INTERNAL_H
 #define NIO_TLS_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <openssl/ssl.h>
 
@@ -40,7 +41,37 @@ struct nio_tls_stream {
     char vsubject[160]; /* the first certificate that failed verification */
     char alpn[64];
     char sni[256];    /* server: the name the client asked for */
+    /* Connect by name (connect.c): its state, NULL for nio_tls_client();
+     * connecting: true until its one event is posted, while the waiting
+     * thread drives the stream and the caller's calls say -ENOTCONN (the
+     * release that clears it publishes the stream to the caller). */
+    struct nio__tls_conn *conn;
+    atomic_bool connecting;
 };
+
+/* Whether the caller's calls must wait for the connect's event. */
+static inline bool nio__tls_connecting(const nio_tls_stream *t)
+{
+    return t->conn != NULL && atomic_load_explicit(&t->connecting, memory_order_acquire);
+}
+
+/* stream.c: a client or server stream over tcp (connected, or NULL for
+ * connect.c, which sets it later), without nio_tls_client()'s check that
+ * the connect completed; 0, -EINVAL (bad host), -ENOMEM.  handshake: one
+ * step, as nio_tls_handshake() without the connecting check.  fail: the
+ * stream fails with err (returned), which every call returns from now. */
+int nio__tls_stream_new(nio_tls_ctx *c, nio_tcp_stream *tcp, const char *host, bool server,
+                        nio_tls_stream **out);
+int nio__tls_handshake(nio_tls_stream *t);
+int nio__tls_fail(nio_tls_stream *t, int err);
+
+/* connect.c: nio_tls_close()'s share for a stream made by
+ * nio_tls_connect_host().  close, first: after it no callback touches t
+ * (they find the state closed).  release, once the TCP stream is closed
+ * (so the race, whose hooks hold the state, is over): the state's free,
+ * deferred past any callback still under way. */
+void nio__tls_conn_close(nio_tls_stream *t);
+void nio__tls_conn_release(struct nio__tls_conn *c);
 
 /* bio.c: the transport over the stream's TCP stream (reads with
  * nio_tcp_read, writes with nio_tcp_send); 0 or -ENOMEM. */
