@@ -1218,12 +1218,14 @@ START_TEST(connect_host_failures)
                      -EINPROGRESS);
     ck_assert_uint_eq(run_connect(poll, NULL, 0), NIO_EV_DONE | NIO_EV_ERROR);
     ck_assert_int_eq(nio_tls_connect_result(t), NIO_ENOTFOUND);
+    ck_assert_str_eq(nio_tls_error_detail(t, why, sizeof why), ""); /* not TLS's failure */
     nio_tls_close(t);
 
     ck_assert_int_eq(nio_tls_connect_host(poll, r, c, "localhost", free_port(), NULL, TOK_C, &t),
                      -EINPROGRESS);
     ck_assert_uint_eq(run_connect(poll, NULL, 0), NIO_EV_DONE | NIO_EV_ERROR);
     ck_assert_int_eq(nio_tls_connect_result(t), -ECONNREFUSED);
+    ck_assert_str_eq(nio_tls_error_detail(t, why, sizeof why), "");
     ck_assert_int_eq(nio_tls_connect_info(t, &ci), 0);
     ck_assert_uint_eq(ci.tls_ms, 0);
     nio_tls_close(t);

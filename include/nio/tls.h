@@ -300,7 +300,9 @@ NIO_EXTERN int nio_tls_connect_info(const nio_tls_stream *t, nio_connect_info *i
  * verification error and the certificate's subject ("certificate has
  * expired: CN=expired.test"), the peer's alert ("alert: certificate
  * required"), or the reason OpenSSL gave.  Written to buf (cap bytes,
- * NUL-terminated, truncated to fit); "" when the stream has not failed.
+ * NUL-terminated, truncated to fit); "" when the stream has not failed,
+ * or when its failure was not TLS's (a nio_tls_connect_host() ended by
+ * DNS, the TCP connect or a timeout: nio_strerror() says it all).
  * Returns buf. */
 NIO_EXTERN const char *nio_tls_error_detail(const nio_tls_stream *t, char *buf, size_t cap);
 
