@@ -1259,6 +1259,48 @@ START_TEST(connect_host_failures)
 }
 END_TEST
 
+/* Out of descriptors when the connect needs its sockets: -EMFILE, at
+ * once with *out NULL or as the one DONE | ERROR, and no descriptor kept
+ * (the lowest free number is free again after the close). */
+START_TEST(connect_host_out_of_descriptors)
+{
+    nio_poll *poll = tu_poll(_i);
+    nio_tls_ctx *c = client_ctx(ca_pem, 0, 0);
+    nio_resolver *r = resolver_on(poll, NULL);
+    nio_tls_stream *t = NULL;
+    struct rlimit old, lim;
+    uint16_t port = free_port();
+    int fd, rc;
+    if (getenv("NIO_UNDER_VALGRIND") != NULL) /* it emulates the limit: see above */
+        goto out;
+    fd = dup(0);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+    lim = old;
+    lim.rlim_cur = (rlim_t)fd;
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &lim), 0);
+    rc = nio_tls_connect_host(poll, r, c, "localhost", port, NULL, TOK_C, &t);
+    if (rc == -EINPROGRESS) {
+        ck_assert_ptr_nonnull(t);
+        ck_assert_uint_eq(run_connect(poll, NULL, 0), NIO_EV_DONE | NIO_EV_ERROR);
+        rc = nio_tls_connect_result(t);
+        nio_tls_close(t);
+    } else {
+        ck_assert_ptr_null(t);
+    }
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+    ck_assert_msg(rc == -EMFILE, "%d: %s", rc, nio_strerror(rc));
+    int again = dup(0);
+    ck_assert_int_eq(again, fd);
+    close(again);
+out:
+    nio_resolver_free(r);
+    nio_tls_ctx_free(c);
+    nio_poll_free(poll);
+}
+END_TEST
+
 /* A listener that never accepts nor speaks: TCP connects (the backlog),
  * the handshake stalls, handshake_timeout_ms ends it: -ETIMEDOUT; so does
  * the connect's overall timeout without it. */
@@ -1469,6 +1511,7 @@ static Suite *tls_suite(void)
     tcase_add_loop_test(tc, descriptor_exhaustion, 0, tu_nbackends);
     tcase_add_loop_test(tc, connect_host_ok, 0, tu_nbackends);
     tcase_add_loop_test(tc, connect_host_failures, 0, tu_nbackends);
+    tcase_add_loop_test(tc, connect_host_out_of_descriptors, 0, tu_nbackends);
     tcase_add_loop_test(tc, connect_host_stalled_handshake, 0, tu_nbackends);
     tcase_add_loop_test(tc, connect_host_close_at_each_stage, 0, tu_nbackends);
     tcase_add_loop_test(tc, connect_host_result_from_another_thread, 0, tu_nbackends);
