@@ -33,10 +33,18 @@ uint64_t nio__now_ns(void)
 #endif
 
 #ifndef NIO__THREAD_POINTER
+/* Not a thread-local's address: mingw-w64 emulates thread-locals (emutls),
+ * allocating a thread's block with malloc at its first use and aborting
+ * the process when that fails (check_allocfail under wine died at its
+ * first case), and macOS also makes them lazily.  These calls allocate
+ * nothing; pthread_t is a pointer or an integer where nio builds. */
 uintptr_t nio__thread_self(void)
 {
-    static _Thread_local char self; /* one per thread, at its own address */
-    return (uintptr_t)&self;
+#ifdef _WIN32
+    return (uintptr_t)GetCurrentThreadId();
+#else
+    return (uintptr_t)pthread_self();
+#endif
 }
 #endif
 

@@ -240,7 +240,7 @@ static inline uintptr_t nio__thread_self(void)
     return (uintptr_t)__builtin_thread_pointer();
 }
 #else
-uintptr_t nio__thread_self(void); /* poll.c: a thread-local's address */
+uintptr_t nio__thread_self(void); /* poll.c: the system's thread id */
 #endif
 
 /* The fields a timer start touches come first, the timers' lock at the
