@@ -1089,6 +1089,38 @@ static nio_resolver *resolver_on(nio_poll *poll, fakedns *dns)
     return r;
 }
 
+/* What every connect-by-name case starts from: a poll of the case's
+ * backend, a client context trusting the test CA, and a resolver on the
+ * fake DNS server (when asked for; names are added to it afterwards) or
+ * on none (localhost is answered at once). */
+typedef struct byname {
+    nio_poll *poll;
+    fakedns *dns;
+    nio_tls_ctx *c;
+    nio_resolver *r;
+} byname;
+
+static void byname_open(byname *f, int backend, bool with_dns)
+{
+    f->poll = tu_poll(backend);
+    f->dns = NULL;
+    if (with_dns) {
+        f->dns = fakedns_start();
+        ck_assert_ptr_nonnull(f->dns);
+    }
+    f->c = client_ctx(ca_pem, 0, 0);
+    f->r = resolver_on(f->poll, f->dns);
+}
+
+static void byname_close(byname *f)
+{
+    nio_resolver_free(f->r);
+    if (f->dns != NULL)
+        fakedns_stop(f->dns);
+    nio_tls_ctx_free(f->c);
+    nio_poll_free(f->poll);
+}
+
 /* Run the loop until the client's one completion on TOK_C (returned;
  * any other event on TOK_C before it, or a second completion, fails the
  * case) and the server's
@@ -1135,22 +1167,21 @@ static void info_zeros_reserved(const nio_connect_info *ci)
  * info's TLS fields, then data both ways on the same token. */
 START_TEST(connect_host_ok)
 {
-    nio_poll *poll = tu_poll(_i);
-    nio_tls_ctx *c = client_ctx(ca_pem, 0, 0);
-    nio_resolver *r = resolver_on(poll, NULL);
+    byname f;
+    byname_open(&f, _i, false);
     nio_tls_stream *t = NULL;
     nio_connect_info ci;
     nsrv v;
     char buf[16];
-    nsrv_open(&v, poll, good_pem);
-    ck_assert_int_eq(nio_tls_connect_host(poll, r, c, "localhost", v.port, NULL, TOK_C, &t),
+    nsrv_open(&v, f.poll, good_pem);
+    ck_assert_int_eq(nio_tls_connect_host(f.poll, f.r, f.c, "localhost", v.port, NULL, TOK_C, &t),
                      -EINPROGRESS);
     ck_assert_ptr_nonnull(t);
     ck_assert_int_eq(nio_tls_connect_result(t), -EINPROGRESS);
     ck_assert_int_eq(nio_tls_send(t, "x", 1), -ENOTCONN);
     ck_assert_int_eq(nio_tls_handshake(t), -ENOTCONN);
     ck_assert_str_eq(nio_tls_version(t), "");
-    unsigned fl = run_connect(poll, &v, 0);
+    unsigned fl = run_connect(f.poll, &v, 0);
     ck_assert_uint_eq(fl, NIO_EV_DONE | NIO_EV_WRITABLE);
     ck_assert_int_eq(v.hs, 1);
     ck_assert_int_eq(nio_tls_connect_result(t), 0);
@@ -1168,11 +1199,11 @@ START_TEST(connect_host_ok)
     uint64_t end = nio_now_ms() + LONG_WAIT;
     ssize_t got;
     while ((got = nio_tls_read(v.t, buf, sizeof buf)) == -EAGAIN && nio_now_ms() < end)
-        (void)tu_wait_token(poll, TOK_S, 1000, NULL);
+        (void)tu_wait_token(f.poll, TOK_S, 1000, NULL);
     ck_assert_int_eq(got, 4);
     ck_assert_int_ge(nio_tls_send(v.t, "pong", 4), 0);
     while ((got = nio_tls_read(t, buf, sizeof buf)) == -EAGAIN && nio_now_ms() < end)
-        (void)tu_wait_token(poll, TOK_C, 1000, NULL);
+        (void)tu_wait_token(f.poll, TOK_C, 1000, NULL);
     ck_assert_int_eq(got, 4);
     ck_assert_int_eq(memcmp(buf, "pong", 4), 0);
     /* a plain connect by name leaves the TLS fields empty */
@@ -1181,9 +1212,7 @@ START_TEST(connect_host_ok)
     ck_assert_uint_eq(ci.tls_ms, 0);
     nio_tls_close(t);
     nsrv_close(&v);
-    nio_resolver_free(r);
-    nio_tls_ctx_free(c);
-    nio_poll_free(poll);
+    byname_close(&f);
 }
 END_TEST
 
@@ -1192,20 +1221,17 @@ END_TEST
  * exist: the DNS error; nobody listening: -ECONNREFUSED. */
 START_TEST(connect_host_failures)
 {
-    nio_poll *poll = tu_poll(_i);
-    fakedns *dns = fakedns_start();
-    ck_assert_ptr_nonnull(dns);
-    ck_assert_int_eq(fakedns_add_a(dns, "other.test", "127.0.0.1", 60), 0);
-    nio_tls_ctx *c = client_ctx(ca_pem, 0, 0);
-    nio_resolver *r = resolver_on(poll, dns);
+    byname f;
+    byname_open(&f, _i, true);
+    ck_assert_int_eq(fakedns_add_a(f.dns, "other.test", "127.0.0.1", 60), 0);
     nio_tls_stream *t = NULL;
     nio_connect_info ci;
     char why[256];
     nsrv v;
-    nsrv_open(&v, poll, good_pem);
-    ck_assert_int_eq(nio_tls_connect_host(poll, r, c, "other.test", v.port, NULL, TOK_C, &t),
+    nsrv_open(&v, f.poll, good_pem);
+    ck_assert_int_eq(nio_tls_connect_host(f.poll, f.r, f.c, "other.test", v.port, NULL, TOK_C, &t),
                      -EINPROGRESS);
-    ck_assert_uint_eq(run_connect(poll, &v, 0), NIO_EV_DONE | NIO_EV_ERROR);
+    ck_assert_uint_eq(run_connect(f.poll, &v, 0), NIO_EV_DONE | NIO_EV_ERROR);
     ck_assert_int_eq(nio_tls_connect_result(t), NIO_ETLS_HOSTNAME);
     ck_assert_int_eq(nio_tls_read(t, why, sizeof why), NIO_ETLS_HOSTNAME);
     ck_assert_str_ne(nio_tls_error_detail(t, why, sizeof why), "");
@@ -1214,16 +1240,17 @@ START_TEST(connect_host_failures)
     nio_tls_close(t);
     nsrv_close(&v);
 
-    ck_assert_int_eq(nio_tls_connect_host(poll, r, c, "nx.test", 443, NULL, TOK_C, &t),
+    ck_assert_int_eq(nio_tls_connect_host(f.poll, f.r, f.c, "nx.test", 443, NULL, TOK_C, &t),
                      -EINPROGRESS);
-    ck_assert_uint_eq(run_connect(poll, NULL, 0), NIO_EV_DONE | NIO_EV_ERROR);
+    ck_assert_uint_eq(run_connect(f.poll, NULL, 0), NIO_EV_DONE | NIO_EV_ERROR);
     ck_assert_int_eq(nio_tls_connect_result(t), NIO_ENOTFOUND);
     ck_assert_str_eq(nio_tls_error_detail(t, why, sizeof why), ""); /* not TLS's failure */
     nio_tls_close(t);
 
-    ck_assert_int_eq(nio_tls_connect_host(poll, r, c, "localhost", free_port(), NULL, TOK_C, &t),
+    ck_assert_int_eq(nio_tls_connect_host(f.poll, f.r, f.c,
+                                          "localhost", free_port(), NULL, TOK_C, &t),
                      -EINPROGRESS);
-    ck_assert_uint_eq(run_connect(poll, NULL, 0), NIO_EV_DONE | NIO_EV_ERROR);
+    ck_assert_uint_eq(run_connect(f.poll, NULL, 0), NIO_EV_DONE | NIO_EV_ERROR);
     ck_assert_int_eq(nio_tls_connect_result(t), -ECONNREFUSED);
     ck_assert_str_eq(nio_tls_error_detail(t, why, sizeof why), "");
     ck_assert_int_eq(nio_tls_connect_info(t, &ci), 0);
@@ -1232,30 +1259,29 @@ START_TEST(connect_host_failures)
 
     /* errors at once leave *out NULL */
     t = (nio_tls_stream *)&ci;
-    ck_assert_int_eq(nio_tls_connect_host(poll, r, c, "localhost", 0, NULL, TOK_C, &t), -EINVAL);
+    ck_assert_int_eq(nio_tls_connect_host(f.poll, f.r, f.c,
+                                          "localhost", 0, NULL, TOK_C, &t), -EINVAL);
     ck_assert_ptr_null(t);
-    ck_assert_int_eq(nio_tls_connect_host(poll, r, c, "bad..name", 443, NULL, TOK_C, &t),
+    ck_assert_int_eq(nio_tls_connect_host(f.poll, f.r, f.c, "bad..name", 443, NULL, TOK_C, &t),
                      NIO_EBADNAME);
     char longname[300];
     memset(longname, 'a', sizeof longname - 1);
     longname[sizeof longname - 1] = '\0';
-    ck_assert_int_eq(nio_tls_connect_host(poll, r, c, longname, 443, NULL, TOK_C, &t),
+    ck_assert_int_eq(nio_tls_connect_host(f.poll, f.r, f.c, longname, 443, NULL, TOK_C, &t),
                      NIO_EBADNAME);
-    ck_assert_int_eq(nio_tls_connect_host(poll, r, c, "localhost", 443, NULL,
+    ck_assert_int_eq(nio_tls_connect_host(f.poll, f.r, f.c, "localhost", 443, NULL,
                                           NIO_TOKEN_MAX + 1, &t),
                      -EINVAL);
     ck_assert_ptr_null(t);
     nio_tls_ctx *sc = server_ctx(good_pem, false);
-    ck_assert_int_eq(nio_tls_connect_host(poll, r, sc, "localhost", 443, NULL, TOK_C, &t),
+    ck_assert_int_eq(nio_tls_connect_host(f.poll, f.r, sc, "localhost", 443, NULL, TOK_C, &t),
                      -EINVAL);
     nio_tls_ctx_free(sc);
     nio_tls_connect_opts o = {.size = 1};
-    ck_assert_int_eq(nio_tls_connect_host(poll, r, c, "localhost", 443, &o, TOK_C, &t), -EINVAL);
+    ck_assert_int_eq(nio_tls_connect_host(f.poll, f.r, f.c,
+                                          "localhost", 443, &o, TOK_C, &t), -EINVAL);
     ck_assert_int_eq(nio_tls_connect_result(NULL), -EINVAL);
-    nio_resolver_free(r);
-    fakedns_stop(dns);
-    nio_tls_ctx_free(c);
-    nio_poll_free(poll);
+    byname_close(&f);
 }
 END_TEST
 
@@ -1264,9 +1290,8 @@ END_TEST
  * (the lowest free number is free again after the close). */
 START_TEST(connect_host_out_of_descriptors)
 {
-    nio_poll *poll = tu_poll(_i);
-    nio_tls_ctx *c = client_ctx(ca_pem, 0, 0);
-    nio_resolver *r = resolver_on(poll, NULL);
+    byname f;
+    byname_open(&f, _i, false);
     nio_tls_stream *t = NULL;
     struct rlimit old, lim;
     uint16_t port = free_port();
@@ -1280,10 +1305,10 @@ START_TEST(connect_host_out_of_descriptors)
     lim = old;
     lim.rlim_cur = (rlim_t)fd;
     ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &lim), 0);
-    rc = nio_tls_connect_host(poll, r, c, "localhost", port, NULL, TOK_C, &t);
+    rc = nio_tls_connect_host(f.poll, f.r, f.c, "localhost", port, NULL, TOK_C, &t);
     if (rc == -EINPROGRESS) {
         ck_assert_ptr_nonnull(t);
-        ck_assert_uint_eq(run_connect(poll, NULL, 0), NIO_EV_DONE | NIO_EV_ERROR);
+        ck_assert_uint_eq(run_connect(f.poll, NULL, 0), NIO_EV_DONE | NIO_EV_ERROR);
         rc = nio_tls_connect_result(t);
         nio_tls_close(t);
     } else {
@@ -1295,9 +1320,7 @@ START_TEST(connect_host_out_of_descriptors)
     ck_assert_int_eq(again, fd);
     close(again);
 out:
-    nio_resolver_free(r);
-    nio_tls_ctx_free(c);
-    nio_poll_free(poll);
+    byname_close(&f);
 }
 END_TEST
 
@@ -1306,18 +1329,17 @@ END_TEST
  * the connect's overall timeout without it. */
 START_TEST(connect_host_stalled_handshake)
 {
-    nio_poll *poll = tu_poll(_i);
-    nio_tls_ctx *c = client_ctx(ca_pem, 0, 0);
-    nio_resolver *r = resolver_on(poll, NULL);
+    byname f;
+    byname_open(&f, _i, false);
     nio_tls_stream *t = NULL;
     nio_connect_info ci;
     nsrv v;
     nio_tls_connect_opts o = {.size = sizeof o, .handshake_timeout_ms = 300};
-    nsrv_open(&v, poll, good_pem);
+    nsrv_open(&v, f.poll, good_pem);
     uint64_t start = nio_now_ms();
-    ck_assert_int_eq(nio_tls_connect_host(poll, r, c, "localhost", v.port, &o, TOK_C, &t),
+    ck_assert_int_eq(nio_tls_connect_host(f.poll, f.r, f.c, "localhost", v.port, &o, TOK_C, &t),
                      -EINPROGRESS);
-    ck_assert_uint_eq(run_connect(poll, NULL, 0), NIO_EV_DONE | NIO_EV_ERROR);
+    ck_assert_uint_eq(run_connect(f.poll, NULL, 0), NIO_EV_DONE | NIO_EV_ERROR);
     ck_assert_uint_ge(nio_now_ms() - start, 290);
     ck_assert_int_eq(nio_tls_connect_result(t), -ETIMEDOUT);
     ck_assert_int_eq(nio_tls_handshake(t), -ETIMEDOUT);
@@ -1330,18 +1352,16 @@ START_TEST(connect_host_stalled_handshake)
     o.handshake_timeout_ms = 0;
     o.connect = &co;
     start = nio_now_ms();
-    ck_assert_int_eq(nio_tls_connect_host(poll, r, c, "localhost", v.port, &o, TOK_C, &t),
+    ck_assert_int_eq(nio_tls_connect_host(f.poll, f.r, f.c, "localhost", v.port, &o, TOK_C, &t),
                      -EINPROGRESS);
-    ck_assert_uint_eq(run_connect(poll, NULL, 0), NIO_EV_DONE | NIO_EV_ERROR);
+    ck_assert_uint_eq(run_connect(f.poll, NULL, 0), NIO_EV_DONE | NIO_EV_ERROR);
     ck_assert_uint_ge(nio_now_ms() - start, 390);
     ck_assert_int_eq(nio_tls_connect_result(t), -ETIMEDOUT);
     ck_assert_int_eq(nio_tls_connect_info(t, &ci), 0);
     ck_assert_uint_gt(ci.tls_ms, 0);
     nio_tls_close(t);
     nsrv_close(&v);
-    nio_resolver_free(r);
-    nio_tls_ctx_free(c);
-    nio_poll_free(poll);
+    byname_close(&f);
 }
 END_TEST
 
@@ -1350,13 +1370,10 @@ END_TEST
  * the close no event on the token, and every descriptor is back. */
 START_TEST(connect_host_close_at_each_stage)
 {
-    nio_poll *poll = tu_poll(_i);
-    fakedns *dns = fakedns_start();
-    ck_assert_ptr_nonnull(dns);
-    ck_assert_int_eq(fakedns_add_a(dns, "slow.test", "127.0.0.1", 60), 0);
-    fakedns_set_delay(dns, "slow.test", 1 /* A */, 100);
-    nio_tls_ctx *c = client_ctx(ca_pem, 0, 0);
-    nio_resolver *r = resolver_on(poll, dns);
+    byname f;
+    byname_open(&f, _i, true);
+    ck_assert_int_eq(fakedns_add_a(f.dns, "slow.test", "127.0.0.1", 60), 0);
+    fakedns_set_delay(f.dns, "slow.test", 1 /* A */, 100);
     nio_connect_opts co = {.size = sizeof co, .family = NIO_AF_INET};
     nio_tls_connect_opts o = {.size = sizeof o, .connect = &co};
     int fds = tu_count_fds(), stages = 0;
@@ -1364,15 +1381,15 @@ START_TEST(connect_host_close_at_each_stage)
         nio_tls_stream *t = NULL;
         nio_connect_info ci;
         nsrv v;
-        nsrv_open(&v, poll, good_pem);
-        ck_assert_int_eq(nio_tls_connect_host(poll, r, c, "slow.test", v.port, &o, TOK_C, &t),
+        nsrv_open(&v, f.poll, good_pem);
+        ck_assert_int_eq(nio_tls_connect_host(f.poll, f.r, f.c, "slow.test", v.port, &o, TOK_C, &t),
                          -EINPROGRESS);
-        unsigned fl = k > 0 ? run_connect(poll, &v, k) : 0;
+        unsigned fl = k > 0 ? run_connect(f.poll, &v, k) : 0;
         int rc = nio_tls_connect_info(t, &ci);
         /* 1: resolving, 2: connecting, 4: handshaking (the server has it) */
         stages |= ci.attempts == 0 ? 1 : v.t == NULL ? 2 : 4;
         nio_tls_close(t);
-        ck_assert_uint_eq(run_connect(poll, &v, 4), 0); /* nothing after the close */
+        ck_assert_uint_eq(run_connect(f.poll, &v, 4), 0); /* nothing after the close */
         nsrv_close(&v);
         if (fl != 0) {
             ck_assert_int_eq(rc, 0);
@@ -1384,10 +1401,7 @@ START_TEST(connect_host_close_at_each_stage)
     ck_assert_msg(stages & 1, "never closed while resolving");
     ck_assert_msg(stages & 4, "never closed while handshaking");
     ck_assert_int_eq(tu_count_fds(), fds);
-    nio_resolver_free(r);
-    fakedns_stop(dns);
-    nio_tls_ctx_free(c);
-    nio_poll_free(poll);
+    byname_close(&f);
 }
 END_TEST
 
@@ -1415,26 +1429,23 @@ static void *read_outcome(void *arg)
  * they end as the event says (and TSan finds no race). */
 START_TEST(connect_host_result_from_another_thread)
 {
-    nio_poll *poll = tu_poll(_i);
-    nio_tls_ctx *c = client_ctx(ca_pem, 0, 0);
-    nio_resolver *r = resolver_on(poll, NULL);
+    byname f;
+    byname_open(&f, _i, false);
     reader d = {0};
     pthread_t th;
     nsrv v;
-    nsrv_open(&v, poll, good_pem);
-    ck_assert_int_eq(nio_tls_connect_host(poll, r, c, "localhost", v.port, NULL, TOK_C, &d.t),
+    nsrv_open(&v, f.poll, good_pem);
+    ck_assert_int_eq(nio_tls_connect_host(f.poll, f.r, f.c, "localhost", v.port, NULL, TOK_C, &d.t),
                      -EINPROGRESS);
     ck_assert_int_eq(pthread_create(&th, NULL, read_outcome, &d), 0);
-    ck_assert_uint_eq(run_connect(poll, &v, 0), NIO_EV_DONE | NIO_EV_WRITABLE);
+    ck_assert_uint_eq(run_connect(f.poll, &v, 0), NIO_EV_DONE | NIO_EV_WRITABLE);
     ck_assert_int_eq(pthread_join(th, NULL), 0);
     ck_assert_int_eq(d.result, 0);
     ck_assert_int_eq(d.info_rc, 0);
     ck_assert_int_gt(d.reads, 0);
     nio_tls_close(d.t);
     nsrv_close(&v);
-    nio_resolver_free(r);
-    nio_tls_ctx_free(c);
-    nio_poll_free(poll);
+    byname_close(&f);
 }
 END_TEST
 
@@ -1467,18 +1478,15 @@ static bool connect_failing_at(nio_poll *poll, nio_resolver *r, nio_tls_ctx *c, 
 
 START_TEST(connect_host_allocation_failure)
 {
-    nio_poll *poll = tu_poll(_i);
-    nio_tls_ctx *c = client_ctx(ca_pem, 0, 0);
-    nio_resolver *r = resolver_on(poll, NULL);
+    byname f;
+    byname_open(&f, _i, false);
     int fds = tu_count_fds();
     long step = tu_light() ? 97 : 13, n;
-    for (n = 1; connect_failing_at(poll, r, c, n); n += step)
+    for (n = 1; connect_failing_at(f.poll, f.r, f.c, n); n += step)
         ;
     ck_assert_int_gt(n, 100);
     ck_assert_int_eq(tu_count_fds(), fds);
-    nio_resolver_free(r);
-    nio_tls_ctx_free(c);
-    nio_poll_free(poll);
+    byname_close(&f);
 }
 END_TEST
 
