@@ -9,10 +9,8 @@
  * addresses copied out as sockaddrs, a new query issued from the callback
  * of the one that ended.  The loop runs until the run's last answer, which
  * stops it (uv_stop). */
-#include "netbench.h"
+#include "ares_bench.h"
 
-#include <ares.h>
-#include <arpa/nameser.h>
 #include <uv.h>
 
 #define MAX_FD 4096
@@ -27,47 +25,16 @@ typedef struct sock {
 } sock;
 
 struct ctx {
-    ares_channel ch;
+    ares_bench b; /* first: the runs' callbacks cast back */
     uv_loop_t *loop;
     uv_timer_t timer;
     sock *socks[MAX_FD]; /* by descriptor */
-    int run;
-    long next, target, done, fail;
-    struct sockaddr_in addrs[8]; /* the last answer's */
-    int naddrs;
 };
 
-static void issue(ctx *c);
-
-static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+/* The run's last answer stops the loop. */
+static void finished(ares_bench *b)
 {
-    ctx *c = arg;
-    struct ares_addrttl rr[8];
-    int got = 8;
-    (void)timeouts;
-    if (status != ARES_SUCCESS || ares_parse_a_reply(abuf, alen, NULL, rr, &got) != ARES_SUCCESS ||
-        got < 1) {
-        c->fail++;
-        got = 0;
-    }
-    for (c->naddrs = 0; c->naddrs < got; c->naddrs++) {
-        struct sockaddr_in *sin = &c->addrs[c->naddrs];
-        memset(sin, 0, sizeof *sin);
-        sin->sin_family = AF_INET;
-        sin->sin_addr = rr[c->naddrs].ipaddr;
-    }
-    c->done++;
-    if (c->next < c->target)
-        issue(c);
-    else if (c->done >= c->target)
-        uv_stop(c->loop);
-}
-
-static void issue(ctx *c)
-{
-    char name[64];
-    snprintf(name, sizeof name, "r%d-%ld.bench.test", c->run, c->next++);
-    ares_query(c->ch, name, C_IN, T_A, on_answer, c);
+    uv_stop(((ctx *)b)->loop);
 }
 
 /* The timer follows ares_timeout: stopped when c-ares has nothing in
@@ -76,7 +43,7 @@ static void on_timer(uv_timer_t *t);
 
 static void rearm(ctx *c)
 {
-    struct timeval tv, *tvp = ares_timeout(c->ch, NULL, &tv);
+    struct timeval tv, *tvp = ares_timeout(c->b.ch, NULL, &tv);
     if (tvp == NULL) {
         uv_timer_stop(&c->timer);
         return;
@@ -87,7 +54,7 @@ static void rearm(ctx *c)
 static void on_timer(uv_timer_t *t)
 {
     ctx *c = t->data;
-    ares_process_fd(c->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+    ares_process_fd(c->b.ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
     rearm(c);
 }
 
@@ -97,7 +64,7 @@ static void on_poll(uv_poll_t *h, int status, int events)
     ctx *c = s->c;
     ares_socket_t fd = s->fd;
     /* An error (status < 0) goes to c-ares as readable: its read sees it. */
-    ares_process_fd(c->ch, (status < 0 || (events & UV_READABLE)) ? fd : ARES_SOCKET_BAD,
+    ares_process_fd(c->b.ch, (status < 0 || (events & UV_READABLE)) ? fd : ARES_SOCKET_BAD,
                     (status == 0 && (events & UV_WRITABLE)) ? fd : ARES_SOCKET_BAD);
     rearm(c);
 }
@@ -135,15 +102,12 @@ static void sock_state(void *data, ares_socket_t fd, int readable, int writable)
     uv_poll_start(&s->h, (readable ? UV_READABLE : 0) | (writable ? UV_WRITABLE : 0), on_poll);
 }
 
-static void one_run(ctx *c, long n, int conc)
+static void one_run(ares_bench *b, long n, int conc)
 {
-    c->next = 0;
-    c->done = 0;
-    c->target = n;
-    for (int i = 0; i < conc && c->next < n; i++)
-        issue(c);
+    ctx *c = (ctx *)b;
+    ares_bench_start(b, n, conc);
     rearm(c);
-    while (c->done < n)
+    while (b->done < n)
         uv_run(c->loop, UV_RUN_DEFAULT);
     uv_timer_stop(&c->timer);
 }
@@ -151,51 +115,20 @@ static void one_run(ctx *c, long n, int conc)
 int main(int argc, char **argv)
 {
     net_opts o = net_parse(argc, argv);
-    char servers[64];
-    struct ares_options ao;
     ctx *c = calloc(1, sizeof *c);
     int st;
 
     if (c == NULL)
         die("calloc", ENOMEM);
-    memset(&ao, 0, sizeof ao);
-    ao.sock_state_cb = sock_state;
-    ao.sock_state_cb_data = c;
-    ao.timeout = 2000;
-    ao.ndomains = 0;
     c->loop = uv_default_loop();
     uv_timer_init(c->loop, &c->timer);
     c->timer.data = c;
-    if ((st = ares_library_init(ARES_LIB_INIT_ALL)) != ARES_SUCCESS ||
-        (st = ares_init_options(&c->ch, &ao,
-                                ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_DOMAINS)) !=
-            ARES_SUCCESS) {
-        fprintf(stderr, "bench: ares: %s\n", ares_strerror(st));
-        return 2;
-    }
-    snprintf(servers, sizeof servers, "127.0.0.1:%d", o.port);
-    if ((st = ares_set_servers_ports_csv(c->ch, servers)) != ARES_SUCCESS) {
-        fprintf(stderr, "bench: ares servers: %s\n", ares_strerror(st));
-        return 2;
-    }
-    for (int run = -1; run < o.runs; run++) {
-        bench_clock t0;
-        const char *phase = run == 0 ? "dns" : NULL;
-        long n = run < 0 ? (o.warm > 0 ? o.warm : 1) : o.names;
-        c->run = run + 1;
-        bench_begin(phase, &t0);
-        one_run(c, n, o.conc);
-        if (run >= 0)
-            bench_end(phase, &t0, "dns", "c-ares-libuv", o.conc, c->done, c->fail);
-    }
-    if (c->fail)
-        fprintf(stderr, "bench: dns c-ares-libuv: %ld lookups failed\n", c->fail);
-    ares_destroy(c->ch);
-    ares_library_cleanup();
+    c->b.finished = finished;
+    ares_bench_init(&c->b, sock_state, c, o.port);
+    st = ares_bench_main(&c->b, &o, "c-ares-libuv", one_run);
     uv_close((uv_handle_t *)&c->timer, NULL);
     uv_run(c->loop, UV_RUN_DEFAULT); /* the closes */
     uv_loop_close(c->loop);
-    st = c->fail != 0;
     free(c);
     return st;
 }
