@@ -38,55 +38,78 @@ typedef struct nio__stream_ext {
  * only the callbacks (under cb_lock) end it, with a release store. */
 enum { NIO__FIN_NONE, NIO__FIN_RUNNING, NIO__FIN_ENDED };
 
+/* One allocation per stream, and a server holds one per connection: its
+ * size is the library's share of a connection's memory (bench/run scale
+ * and c10k).  Hence fields in size order (no padding holes on LP64: 216
+ * bytes, one 224-byte malloc chunk), the small enums in one byte each,
+ * and the deferred-free node over the write queue, which is dead by then.
+ * The fields a read or write touches come first, in one cache line. */
 struct nio_tcp_stream {
     nio_poll *poll;
     nio_socket fd;
-    _Atomic int state;  /* NIO__PENDING ... */
-    unsigned interest;  /* the caller's registration: a finish hands it back */
-    int connect_err;    /* when NIO__FAILED; written before state */
-    int early_err;      /* a failure the timer's callback read off the socket */
-    nio_timer_id timer;
-    _Atomic int tstate;
-    /* The stream's completion node; it carries the stream's token, read
-     * and written under the poll's lock (nio__pending_bind), so a
-     * reregister racing the timer's callback moves the event with it. */
-    nio__pending done;
-    /* write queue: bytes wq[off, len) wait to be sent */
-    char *wq;
-    size_t wq_off, wq_len, wq_cap, wq_high, wq_low;
     /* read_into: an EOF (1) or error (< 0) met after data, for next call */
     int deferred;
-    const nio__stream_ext *ext;
-    void *ext_arg;
+    _Atomic uint8_t state; /* NIO__PENDING ... */
+    _Atomic uint8_t fin;   /* finish.c: NIO__FIN_*; read unlocked by every call */
+    uint8_t fin_how;       /* finish.c: NIO_FINISH_SHUTDOWN or _CLOSE */
+    bool fin_shut;         /* finish.c: the write side is shut */
     /* Whether a descriptor other than fd may refer to the socket, which
      * close must then deregister: fd_given once nio_tcp_fd() has handed it
      * out; fork_gen, the fork generation read before the socket was made
      * (nio__fork_none_since). */
     atomic_bool fd_given;
-    uint32_t fork_gen;
     /* The stream's callbacks on the waiting thread (its timer, a finish's
      * source) and its own thread meet under cb_lock (stimer.c), a spin
-     * lock held for a few system calls at most; the fields below it are
-     * read and written under it, except where said. */
+     * lock held for a few system calls at most; closing, t_armed, the
+     * timeouts (rd_ns to wr_last), t_id, t_deadline and the finish's
+     * fields are read and written under it, except where said. */
     atomic_flag cb_lock;
-    bool closing;          /* set by close: callbacks do nothing more */
-    bool t_armed;          /* the stream timer, or its popped callback, exists */
-    nio_timer_id t_id;
-    uint64_t t_deadline;   /* ns: when the armed timer fires */
+    bool closing; /* set by close: callbacks do nothing more */
+    bool t_armed; /* the stream timer, or its popped callback, exists */
+    unsigned interest; /* the caller's registration: a finish hands it back */
+    uint32_t fork_gen;
+    union {
+        /* write queue: bytes wq[off, len) wait to be sent */
+        struct {
+            char *wq;
+            size_t wq_off, wq_len, wq_cap;
+        };
+        /* The stream's free, when a callback may still run: set by close
+         * after nio__wq_release(), and a callback that runs after close
+         * reads cb_lock and closing only, so the queue's storage is free
+         * for it. */
+        nio__deferred gc;
+    };
+    size_t wq_high, wq_low;
     uint64_t rd_ns, wr_ns; /* timeouts, 0: off (the stream's thread also
                             * reads them unlocked: it is their only writer) */
     /* Last activity (ns, nio__now_ns); wr_last 0: nothing queued.  Stored
      * by the stream's thread without the lock, read by the timer. */
     _Atomic uint64_t rd_last, wr_last;
-    /* finish.c */
-    _Atomic int fin;       /* NIO__FIN_*; read unlocked by every call */
-    _Atomic int fin_result;
-    int fin_how;
-    bool fin_shut;
-    uint64_t fin_deadline; /* ns, UINT64_MAX: no bound */
-    nio__source *fin_src;
-    nio__deferred gc;      /* the stream's free, when a callback may still run */
+    /* The stream's completion node; it carries the stream's token, read
+     * and written under the poll's lock (nio__pending_bind), so a
+     * reregister racing the timer's callback moves the event with it. */
+    nio__pending done;
+    int connect_err; /* when NIO__FAILED; written before state */
+    int early_err;   /* a failure the timer's callback read off the socket */
+    nio_timer_id timer;
+    _Atomic int tstate;
+    _Atomic int fin_result; /* finish.c */
+    nio_timer_id t_id;
+    uint64_t t_deadline;   /* ns: when the armed timer fires */
+    uint64_t fin_deadline; /* finish.c: ns, UINT64_MAX: no bound */
+    nio__source *fin_src;  /* finish.c */
+    const nio__stream_ext *ext;
+    void *ext_arg;
 };
+
+/* The budget the comment above keeps: on LP64, at most the 248 bytes a
+ * 256-byte malloc chunk holds, the most that keeps bench/run scale's
+ * memory per connection at or below libuv's (a uv_tcp_t: 248 bytes).  A
+ * field that takes the stream past it costs every connection 16 bytes or
+ * more: move rarely used state out first. */
+_Static_assert(sizeof(void *) != 8 || sizeof(struct nio_tcp_stream) <= 248,
+               "struct nio_tcp_stream outgrew a 256-byte malloc chunk");
 
 /* Whether a finish owns the stream: every call but close says -EBUSY ...
  * except reads during a NIO_FINISH_SHUTDOWN, whose reading side stays the
