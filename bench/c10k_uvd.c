@@ -1,13 +1,18 @@
 /* The delayed HTTP server of tests/support/httpd.c, minimal, on libuv, for
  * the c10k memory comparison: GET /delay/<ms> answers 200 with a short
  * text body after <ms>, Connection: close; anything else 404.  The
- * per-connection state is the same as httpd.c's (the request buffer, the
- * head and text buffers, the state fields), with the libuv handles
- * (uv_tcp_t, uv_timer_t, uv_write_t) in place of nio's stream pointer and
- * timer id, so that the memory difference is the libraries'.
+ * per-connection state is httpd.c's struct conn field for field (its
+ * buffers: the request, the 1 KiB head, the text and the 600-byte extra
+ * header lines; its state and counters), with the libuv handles (uv_tcp_t,
+ * uv_timer_t, uv_write_t) in place of nio's stream pointer and timer id
+ * and the request buffer inline (httpd.c reads into an nio_buf, at most
+ * 4095 bytes), so that the memory difference is the libraries'.  Fields
+ * this minimal server leaves unused (httpd.c's TLS stream, keep-alive,
+ * redirects) stay for that reason.
  *   c10k_uvd        prints "port N" once listening on 127.0.0.1. */
 #define _GNU_SOURCE
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,15 +22,24 @@
 
 typedef struct conn {
     struct conn *prev, *next;
-    uv_tcp_t tcp;
-    uv_timer_t timer;
-    uv_write_t wr;
-    int state, kind, status, handles;
-    uint64_t delay_ms, body_len;
-    char head[192];
-    size_t head_len;
+    void *server; /* httpd.c: struct httpd *h */
+    void *tls;    /* httpd.c: nio_tls_stream *t */
+    bool finishing;
+    int state, kind, status;
+    uint64_t delay_ms, body_len, body_sent, stop_at;
+    uv_timer_t timer; /* httpd.c: nio_timer_id timer */
+    bool timer_on, dead;
+    char head[1024];
+    size_t head_len, head_sent;
     char text[64];
-    size_t req_len;
+    size_t req_len; /* httpd.c: nio_buf req (data, len, cap) */
+    size_t req_scan, head_end;
+    bool keep;
+    int code;
+    char extra[600];
+    uv_tcp_t tcp; /* httpd.c: nio_tcp_stream *s */
+    uv_write_t wr;
+    int handles;
     char req[REQ_MAX];
 } conn;
 
@@ -64,8 +78,8 @@ static void respond(conn *c)
         c->body_len = (uint64_t)snprintf(c->text, sizeof c->text, "%d %s\n", c->status, reason);
     c->head_len = (size_t)snprintf(c->head, sizeof c->head,
                                    "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: "
-                                   "%" PRIu64 "\r\nConnection: close\r\n\r\n",
-                                   c->status, reason, c->body_len);
+                                   "%" PRIu64 "\r\n%sConnection: close\r\n\r\n",
+                                   c->status, reason, c->body_len, c->extra);
     b[0] = uv_buf_init(c->head, (unsigned)c->head_len);
     b[1] = uv_buf_init(c->text, (unsigned)c->body_len);
     c->wr.data = c;
