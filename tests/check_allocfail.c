@@ -384,6 +384,34 @@ START_TEST(set_timeouts)
 }
 END_TEST
 
+/* Turning timeouts off allocates nothing (the state of timeouts is made
+ * on first use: a stream that never had one has none to turn off). */
+START_TEST(set_timeouts_off)
+{
+    nio_poll *p = tu_poll(_i);
+    nio_tcp_listener *l;
+    nio_tcp_stream *c, *s;
+    int rc;
+    bool failed;
+    stream_pair(p, &l, &c, &s);
+    af_arm(1); /* the call alone: Check's assertions allocate */
+    rc = nio_tcp_set_timeouts(s, 0, 0);
+    failed = af_disarm();
+    ck_assert_int_eq(rc, 0);
+    ck_assert(!failed);
+    ck_assert_int_eq(nio_tcp_set_timeouts(s, 20, 0), 0);
+    af_arm(1);
+    rc = nio_tcp_set_timeouts(s, 0, 0);
+    failed = af_disarm();
+    ck_assert_int_eq(rc, 0);
+    ck_assert(!failed);
+    nio_tcp_close(c);
+    nio_tcp_close(s);
+    nio_tcp_listener_close(l);
+    nio_poll_free(p);
+}
+END_TEST
+
 #ifndef _WIN32
 #include <signal.h>
 
@@ -612,6 +640,7 @@ int main(void)
     tcase_add_loop_test(tc, read_into, 0, tu_nbackends);
     tcase_add_loop_test(tc, finish, 0, tu_nbackends);
     tcase_add_loop_test(tc, set_timeouts, 0, tu_nbackends);
+    tcase_add_loop_test(tc, set_timeouts_off, 0, tu_nbackends);
 #ifndef _WIN32
     tcase_add_loop_test(tc, signal_watch, 0, tu_nbackends);
     tcase_add_loop_test(tc, unix_listen_and_adopt, 0, tu_nbackends);

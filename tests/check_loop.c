@@ -584,8 +584,8 @@ START_TEST(stream_timeouts_touch_no_timer_per_io)
     ck_assert_int_eq(nio_tcp_set_timeouts(s, 60000, 60000), 0);
     next = next_deadline(p, NULL);
     ck_assert(s->t_armed);
-    id = s->t_id;
-    last = atomic_load(&s->rd_last);
+    id = s->aux->t_id;
+    last = atomic_load(&s->aux->rd_last);
     for (int i = 0; i < 1000; i++) {
         tu_write_all(sv[1], "x", 1);
         while (nio_tcp_read(s, &c, 1) != 1)
@@ -594,9 +594,9 @@ START_TEST(stream_timeouts_touch_no_timer_per_io)
         ck_assert_int_ne(tu_poll_one(sv[1], POLLIN, 1000) & POLLIN, 0);
         ck_assert_uint_eq(tu_drain(NULL, sv[1]), 1);
     }
-    ck_assert_uint_gt(atomic_load(&s->rd_last), last); /* the deadline moved */
+    ck_assert_uint_gt(atomic_load(&s->aux->rd_last), last); /* the deadline moved */
     ck_assert(s->t_armed);
-    ck_assert_uint_eq(s->t_id, id); /* the timer did not */
+    ck_assert_uint_eq(s->aux->t_id, id); /* the timer did not */
     ck_assert_uint_eq(next_deadline(p, &nheap), next);
     ck_assert_uint_eq(nheap, 1);
     nio_tcp_close(s);

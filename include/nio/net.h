@@ -281,8 +281,11 @@ NIO_EXTERN size_t nio_tcp_close(nio_tcp_stream *s);
  * passed.  The timer is internal: no NIO_EV_TIMER event.
  *
  * While a nio_tcp_finish() runs, its own time bound applies instead.
- * 0, or -EINVAL for NULL, -EBUSY while a finish runs, -ENOMEM, -ECANCELED
- * once the poll is closed.  The stream's thread. */
+ * Their state is allocated by the first call that turns one on (a stream
+ * that never has a timeout carries none of it).
+ * 0, or -EINVAL for NULL, -EBUSY while a finish runs, -ENOMEM (never when
+ * both are 0: turning timeouts off allocates nothing), -ECANCELED once the
+ * poll is closed.  The stream's thread. */
 NIO_EXTERN int nio_tcp_set_timeouts(nio_tcp_stream *s, uint32_t read_ms, uint32_t write_ms);
 
 /* ------------------------------------------------------------ finishing

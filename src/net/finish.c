@@ -36,8 +36,8 @@ static int linger(nio_tcp_stream *s)
         if (r < 0)
             return (int)r;
         if ((seen += (size_t)r) >= LINGER_BYTES_PER_STEP) {
-            if (s->fin_src != NULL) /* a new edge if more is waiting */
-                (void)nio__source_mod(s->poll, s->fin_src, NIO_READABLE | NIO_WRITABLE);
+            if (s->aux != NULL && s->aux->fin_src != NULL) /* a new edge if more is waiting */
+                (void)nio__source_mod(s->poll, s->aux->fin_src, NIO_READABLE | NIO_WRITABLE);
             return 0;
         }
     }
@@ -65,16 +65,17 @@ static int step(nio_tcp_stream *s)
 
 void nio__finish_end_locked(nio_tcp_stream *s, int result)
 {
+    nio__stream_aux *a = s->aux; /* made by hand_over */
     uint64_t now = nio__now_ns();
     /* -ECANCELED (the poll is closed: nobody waits) or the backend's
      * refusal, which deregistered the fd: the caller hears of the end
      * either way, and a later call on the socket says what is wrong */
-    (void)nio__source_give_back(s->poll, s->fin_src, s->interest, &s->done);
-    s->fin_src = NULL;
+    (void)nio__source_give_back(s->poll, a->fin_src, s->interest, &s->done);
+    a->fin_src = NULL;
     atomic_store_explicit(&s->fin_result, result, memory_order_relaxed);
     /* timeouts run again, from now */
-    atomic_store_explicit(&s->rd_last, now, memory_order_relaxed);
-    atomic_store_explicit(&s->wr_last, nio__wq_queued(s) > 0 ? now : 0, memory_order_relaxed);
+    atomic_store_explicit(&a->rd_last, now, memory_order_relaxed);
+    atomic_store_explicit(&a->wr_last, nio__wq_queued(s) > 0 ? now : 0, memory_order_relaxed);
     /* published before the event: the caller sees the end with it */
     atomic_store_explicit(&s->fin, NIO__FIN_ENDED, memory_order_release);
     (void)nio__pending_post_bound(s->poll, &s->done, NIO_EV_DONE); /* -ECANCELED: see above */
@@ -94,7 +95,7 @@ static void on_ready(nio__source *src, unsigned flags)
     nio_tcp_stream *s = src->arg;
     int rc;
     nio__cb_lock(s);
-    if (!s->closing && src == s->fin_src &&
+    if (!s->closing && src == s->aux->fin_src &&
         atomic_load_explicit(&s->fin, memory_order_relaxed) == NIO__FIN_RUNNING) {
         if (s->fin_how == NIO_FINISH_SHUTDOWN && (flags & READ_FLAGS) &&
             (s->interest & NIO_READABLE))
@@ -109,18 +110,22 @@ static void on_ready(nio__source *src, unsigned flags)
  * state, all under the lock, so that a callback sees all or none. */
 static int hand_over(nio_tcp_stream *s, uint32_t timeout_ms)
 {
+    nio__stream_aux *a;
     int err;
+    if ((err = nio__stream_aux_get(s)) < 0)
+        return err;
+    a = s->aux;
     nio__cb_lock(s);
-    s->fin_deadline = timeout_ms > 0 ? nio__now_ns() + (uint64_t)timeout_ms * 1000000u : UINT64_MAX;
-    err = nio__source_take(s->poll, s->fd, NIO_READABLE | NIO_WRITABLE, on_ready, s, &s->fin_src);
+    a->fin_deadline = timeout_ms > 0 ? nio__now_ns() + (uint64_t)timeout_ms * 1000000u : UINT64_MAX;
+    err = nio__source_take(s->poll, s->fd, NIO_READABLE | NIO_WRITABLE, on_ready, s, &a->fin_src);
     if (err == 0) {
         atomic_store_explicit(&s->fin_result, -EINPROGRESS, memory_order_relaxed);
         atomic_store_explicit(&s->fin, NIO__FIN_RUNNING, memory_order_relaxed);
         if ((err = nio__stimer_update_locked(s)) < 0) {
             /* no bound: undo, the stream is the caller's again */
             atomic_store_explicit(&s->fin, NIO__FIN_NONE, memory_order_relaxed);
-            (void)nio__source_give_back(s->poll, s->fin_src, s->interest, &s->done);
-            s->fin_src = NULL;
+            (void)nio__source_give_back(s->poll, a->fin_src, s->interest, &s->done);
+            a->fin_src = NULL;
         }
     }
     nio__cb_unlock(s);

@@ -38,12 +38,35 @@ typedef struct nio__stream_ext {
  * only the callbacks (under cb_lock) end it, with a release store. */
 enum { NIO__FIN_NONE, NIO__FIN_RUNNING, NIO__FIN_ENDED };
 
+/* What only a stream with timeouts, or with a finish handed to the
+ * waiting thread, needs (stimer.c, finish.c): made by the first
+ * nio_tcp_set_timeouts() that turns one on, or the first nio_tcp_finish()
+ * that cannot end at once (both may say -ENOMEM), and freed with the
+ * stream.  The pointer is set once, on the stream's thread, before any
+ * callback that reads it can exist (the stream timer, a finish's source),
+ * and never changes: NULL means no timeout was ever set and no finish
+ * ever ran in the background.  Its fields are read and written under
+ * cb_lock, except where said. */
+typedef struct nio__stream_aux {
+    uint64_t rd_ns, wr_ns; /* timeouts, 0: off (the stream's thread also
+                            * reads them unlocked: it is their only writer) */
+    /* Last activity (ns, nio__now_ns); wr_last 0: nothing queued.  Stored
+     * by the stream's thread without the lock, read by the timer. */
+    _Atomic uint64_t rd_last, wr_last;
+    nio_timer_id t_id;     /* the stream timer, while t_armed */
+    uint64_t t_deadline;   /* ns: when the armed timer fires */
+    uint64_t fin_deadline; /* finish.c: ns, UINT64_MAX: no bound */
+    nio__source *fin_src;  /* finish.c: while one runs */
+} nio__stream_aux;
+
 /* One allocation per stream, and a server holds one per connection: its
  * size is the library's share of a connection's memory (bench/run scale
- * and c10k).  Hence fields in size order (no padding holes on LP64: 216
- * bytes, one 224-byte malloc chunk), the small enums in one byte each,
- * and the deferred-free node over the write queue, which is dead by then.
- * The fields a read or write touches come first, in one cache line. */
+ * and c10k).  Hence fields in size order (no padding holes on LP64: 160
+ * bytes, one 176-byte malloc chunk), the small enums in one byte each,
+ * the deferred-free node over the write queue, which is dead by then, and
+ * the state of timeouts and finishing apart (nio__stream_aux), made for
+ * the streams that use them.  The fields a read or write touches come
+ * first, in one cache line. */
 struct nio_tcp_stream {
     nio_poll *poll;
     nio_socket fd;
@@ -60,9 +83,9 @@ struct nio_tcp_stream {
     atomic_bool fd_given;
     /* The stream's callbacks on the waiting thread (its timer, a finish's
      * source) and its own thread meet under cb_lock (stimer.c), a spin
-     * lock held for a few system calls at most; closing, t_armed, the
-     * timeouts (rd_ns to wr_last), t_id, t_deadline and the finish's
-     * fields are read and written under it, except where said. */
+     * lock held for a few system calls at most; closing, t_armed and the
+     * fields of aux are read and written under it, and so are the
+     * finish's while one runs, except where said. */
     atomic_flag cb_lock;
     bool closing; /* set by close: callbacks do nothing more */
     bool t_armed; /* the stream timer, or its popped callback, exists */
@@ -81,11 +104,7 @@ struct nio_tcp_stream {
         nio__deferred gc;
     };
     size_t wq_high, wq_low;
-    uint64_t rd_ns, wr_ns; /* timeouts, 0: off (the stream's thread also
-                            * reads them unlocked: it is their only writer) */
-    /* Last activity (ns, nio__now_ns); wr_last 0: nothing queued.  Stored
-     * by the stream's thread without the lock, read by the timer. */
-    _Atomic uint64_t rd_last, wr_last;
+    nio__stream_aux *aux; /* NULL until timeouts or a finish need it */
     /* The stream's completion node; it carries the stream's token, read
      * and written under the poll's lock (nio__pending_bind), so a
      * reregister racing the timer's callback moves the event with it. */
@@ -95,10 +114,6 @@ struct nio_tcp_stream {
     nio_timer_id timer;
     _Atomic int tstate;
     _Atomic int fin_result; /* finish.c */
-    nio_timer_id t_id;
-    uint64_t t_deadline;   /* ns: when the armed timer fires */
-    uint64_t fin_deadline; /* finish.c: ns, UINT64_MAX: no bound */
-    nio__source *fin_src;  /* finish.c */
     const nio__stream_ext *ext;
     void *ext_arg;
 };
@@ -128,12 +143,14 @@ static inline bool nio__stream_busy_reading(const nio_tcp_stream *s)
  * only on a stream with a read timeout. */
 static inline void nio__stream_read_activity(nio_tcp_stream *s)
 {
-    if (s->rd_ns != 0)
-        atomic_store_explicit(&s->rd_last, nio__now_ns(), memory_order_relaxed);
+    nio__stream_aux *a = s->aux;
+    if (a != NULL && a->rd_ns != 0)
+        atomic_store_explicit(&a->rd_last, nio__now_ns(), memory_order_relaxed);
 }
 
 /* ------------------------------------------------------------ callbacks
- * (stimer.c).  lock/unlock: cb_lock.  update_locked: set the stream timer
+ * (stimer.c).  lock/unlock: cb_lock.  update_locked (s->aux made): set
+ * the stream timer
  * for the earliest deadline the stream has (timeouts, or a finish's
  * bound), or leave an armed one that fires earlier (it sets itself again
  * for the rest): 0 or -errno.  detach: close's share, on the stream's
@@ -142,6 +159,9 @@ static inline void nio__stream_read_activity(nio_tcp_stream *s)
  * case the stream's memory must be freed through nio__defer. */
 void nio__cb_lock(nio_tcp_stream *s);
 void nio__cb_unlock(nio_tcp_stream *s);
+/* s->aux, made when it is still NULL (on the stream's thread): 0, or
+ * -ENOMEM with the stream unchanged. */
+int nio__stream_aux_get(nio_tcp_stream *s);
 int nio__stimer_update_locked(nio_tcp_stream *s);
 bool nio__stream_detach(nio_tcp_stream *s);
 /* finish.c: end a finish under way (the timer's bound passed: -ETIMEDOUT),

@@ -46,13 +46,14 @@ static uint64_t add_sat(uint64_t a, uint64_t b)
  * runs (timeouts are suspended then), else the timeouts' deadlines. */
 static uint64_t next_deadline_locked(const nio_tcp_stream *s)
 {
+    nio__stream_aux *a = s->aux;
     uint64_t d = UINT64_MAX, w;
     if (atomic_load_explicit(&s->fin, memory_order_relaxed) == NIO__FIN_RUNNING)
-        return s->fin_deadline;
-    if (s->rd_ns != 0)
-        d = add_sat(atomic_load_explicit(&s->rd_last, memory_order_relaxed), s->rd_ns);
-    if (s->wr_ns != 0 && (w = atomic_load_explicit(&s->wr_last, memory_order_relaxed)) != 0)
-        d = min_u64(d, add_sat(w, s->wr_ns));
+        return a->fin_deadline;
+    if (a->rd_ns != 0)
+        d = add_sat(atomic_load_explicit(&a->rd_last, memory_order_relaxed), a->rd_ns);
+    if (a->wr_ns != 0 && (w = atomic_load_explicit(&a->wr_last, memory_order_relaxed)) != 0)
+        d = min_u64(d, add_sat(w, a->wr_ns));
     return d;
 }
 
@@ -60,12 +61,15 @@ static void timer_cb(void *arg);
 
 int nio__stimer_update_locked(nio_tcp_stream *s)
 {
-    uint64_t want = next_deadline_locked(s), now, ms;
+    nio__stream_aux *a = s->aux;
+    uint64_t want, now, ms;
     int err;
+    NIO__ASSERT(a != NULL);
+    want = next_deadline_locked(s);
     if (s->t_armed) {
-        if (s->t_deadline <= want)
+        if (a->t_deadline <= want)
             return 0; /* it fires first and sets itself again for the rest */
-        if (nio__timer_cancel_cb(s->poll, s->t_id) != 0)
+        if (nio__timer_cancel_cb(s->poll, a->t_id) != 0)
             return 0; /* popped: its callback is about to run and looks afresh */
         s->t_armed = false;
     }
@@ -73,10 +77,10 @@ int nio__stimer_update_locked(nio_tcp_stream *s)
         return 0;
     now = nio__now_ns();
     ms = want > now ? (want - now + 999999u) / 1000000u : 0; /* rounded up: never early */
-    if ((err = nio__timer_start_cb(s->poll, ms, timer_cb, s, &s->t_id)) < 0)
+    if ((err = nio__timer_start_cb(s->poll, ms, timer_cb, s, &a->t_id)) < 0)
         return err;
     s->t_armed = true;
-    s->t_deadline = add_sat(now, ms * 1000000u);
+    a->t_deadline = add_sat(now, ms * 1000000u);
     return 0;
 }
 
@@ -84,17 +88,18 @@ int nio__stimer_update_locked(nio_tcp_stream *s)
  * from now (a stream that stays idle is reported once per period). */
 static uint32_t expired_locked(nio_tcp_stream *s, uint64_t now)
 {
+    nio__stream_aux *a = s->aux;
     uint32_t flags = 0;
     uint64_t w;
-    if (s->rd_ns != 0 &&
-        now >= add_sat(atomic_load_explicit(&s->rd_last, memory_order_relaxed), s->rd_ns)) {
+    if (a->rd_ns != 0 &&
+        now >= add_sat(atomic_load_explicit(&a->rd_last, memory_order_relaxed), a->rd_ns)) {
         flags |= NIO_EV_READ_TIMEOUT;
-        atomic_store_explicit(&s->rd_last, now, memory_order_relaxed);
+        atomic_store_explicit(&a->rd_last, now, memory_order_relaxed);
     }
-    if (s->wr_ns != 0 && (w = atomic_load_explicit(&s->wr_last, memory_order_relaxed)) != 0 &&
-        now >= add_sat(w, s->wr_ns)) {
+    if (a->wr_ns != 0 && (w = atomic_load_explicit(&a->wr_last, memory_order_relaxed)) != 0 &&
+        now >= add_sat(w, a->wr_ns)) {
         flags |= NIO_EV_WRITE_TIMEOUT;
-        atomic_store_explicit(&s->wr_last, now, memory_order_relaxed);
+        atomic_store_explicit(&a->wr_last, now, memory_order_relaxed);
     }
     return flags;
 }
@@ -114,7 +119,7 @@ static void timer_cb(void *arg)
     s->t_armed = false;
     now = nio__now_ns();
     if (atomic_load_explicit(&s->fin, memory_order_relaxed) == NIO__FIN_RUNNING) {
-        if (now >= s->fin_deadline)
+        if (now >= s->aux->fin_deadline)
             nio__finish_end_locked(s, -ETIMEDOUT);
     } else {
         uint32_t flags = expired_locked(s, now);
@@ -126,8 +131,22 @@ static void timer_cb(void *arg)
     nio__cb_unlock(s);
 }
 
+int nio__stream_aux_get(nio_tcp_stream *s)
+{
+    nio__stream_aux *a;
+    if (s->aux != NULL)
+        return 0;
+    if ((a = calloc(1, sizeof *a)) == NULL)
+        return -ENOMEM;
+    atomic_init(&a->rd_last, 0);
+    atomic_init(&a->wr_last, 0);
+    s->aux = a; /* no callback reads it yet: see nio__stream_aux */
+    return 0;
+}
+
 int nio_tcp_set_timeouts(nio_tcp_stream *s, uint32_t read_ms, uint32_t write_ms)
 {
+    nio__stream_aux *a;
     uint64_t now;
     int err;
     if (s == NULL)
@@ -136,14 +155,19 @@ int nio_tcp_set_timeouts(nio_tcp_stream *s, uint32_t read_ms, uint32_t write_ms)
         return -EBUSY;
     if (nio__poll_closed(s->poll))
         return -ECANCELED;
+    if (read_ms == 0 && write_ms == 0 && s->aux == NULL)
+        return 0; /* none was ever on: nothing to turn off, nothing to make */
+    if ((err = nio__stream_aux_get(s)) < 0)
+        return err;
+    a = s->aux;
     now = nio__now_ns();
     nio__cb_lock(s);
-    s->rd_ns = (uint64_t)read_ms * 1000000u;
-    s->wr_ns = (uint64_t)write_ms * 1000000u;
-    atomic_store_explicit(&s->rd_last, now, memory_order_relaxed);
-    atomic_store_explicit(&s->wr_last, nio__wq_queued(s) > 0 ? now : 0, memory_order_relaxed);
+    a->rd_ns = (uint64_t)read_ms * 1000000u;
+    a->wr_ns = (uint64_t)write_ms * 1000000u;
+    atomic_store_explicit(&a->rd_last, now, memory_order_relaxed);
+    atomic_store_explicit(&a->wr_last, nio__wq_queued(s) > 0 ? now : 0, memory_order_relaxed);
     if ((err = nio__stimer_update_locked(s)) < 0)
-        s->rd_ns = s->wr_ns = 0; /* no timer: no timeouts, as before the call */
+        a->rd_ns = a->wr_ns = 0; /* no timer: no timeouts, as before the call */
     nio__cb_unlock(s);
     return err;
 }
@@ -153,14 +177,14 @@ bool nio__stream_detach(nio_tcp_stream *s)
     bool later = false;
     nio__cb_lock(s);
     s->closing = true;
-    if (s->t_armed && nio__timer_cancel_cb(s->poll, s->t_id) != 0)
+    if (s->t_armed && nio__timer_cancel_cb(s->poll, s->aux->t_id) != 0)
         later = true; /* popped: the callback will run, find `closing` and return */
     s->t_armed = false;
-    if (s->fin_src != NULL) {
+    if (s->aux != NULL && s->aux->fin_src != NULL) {
         /* a finish under way: its source's event may be in the waiting
          * thread's batch, and its callback may run once more */
-        nio__source_del(s->poll, s->fin_src);
-        s->fin_src = NULL;
+        nio__source_del(s->poll, s->aux->fin_src);
+        s->aux->fin_src = NULL;
         later = true;
     }
     nio__cb_unlock(s);

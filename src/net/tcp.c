@@ -32,8 +32,6 @@ static nio_tcp_stream *stream_alloc(nio_poll *p, nio_socket fd, int state, nio_t
     s->wq_high = NIO_WQ_DEFAULT_HIGH;
     atomic_init(&s->tstate, NIO__T_NONE);
     atomic_flag_clear(&s->cb_lock);
-    atomic_init(&s->rd_last, 0);
-    atomic_init(&s->wr_last, 0);
     atomic_init(&s->fin, NIO__FIN_NONE);
     atomic_init(&s->fin_result, -ENOENT);
     nio__pending_init(&s->done);
@@ -133,7 +131,7 @@ void nio__stream_fail(nio_tcp_stream *s, int err)
 
 void nio__stream_discard(nio_tcp_stream *s)
 {
-    NIO__ASSERT(s->fd == NIO_INVALID_SOCKET && s->wq == NULL);
+    NIO__ASSERT(s->fd == NIO_INVALID_SOCKET && s->wq == NULL && s->aux == NULL);
     free(s);
 }
 
@@ -500,7 +498,9 @@ int nio_tcp_reregister(nio_tcp_stream *s, nio_token token, unsigned interest)
 
 static void stream_free(void *arg)
 {
-    free(arg);
+    nio_tcp_stream *s = arg;
+    free(s->aux);
+    free(s);
 }
 
 /* Whether only s->fd refers to the socket: never handed out, no fork
@@ -532,6 +532,6 @@ size_t nio_tcp_close(nio_tcp_stream *s)
     if (later)
         nio__defer(s->poll, &s->gc, stream_free, s); /* after that wait round */
     else
-        free(s);
+        stream_free(s);
     return unsent;
 }

@@ -68,19 +68,20 @@ size_t nio__wq_queued(const nio_tcp_stream *s)
  * One clock reading, only on a stream with a write timeout. */
 static void write_activity(nio_tcp_stream *s, size_t before, bool moved)
 {
-    if (s->wr_ns == 0)
+    nio__stream_aux *a = s->aux;
+    if (a == NULL || a->wr_ns == 0)
         return;
     if (queued(s) == 0) {
-        atomic_store_explicit(&s->wr_last, 0, memory_order_relaxed);
+        atomic_store_explicit(&a->wr_last, 0, memory_order_relaxed);
     } else if (before == 0) {
         /* the period starts: the timer may be idle (only here, when the
          * socket first refuses bytes, not per send) */
-        atomic_store_explicit(&s->wr_last, nio__now_ns(), memory_order_relaxed);
+        atomic_store_explicit(&a->wr_last, nio__now_ns(), memory_order_relaxed);
         nio__cb_lock(s);
         (void)nio__stimer_update_locked(s); /* -ENOMEM: no report, the queue still works */
         nio__cb_unlock(s);
     } else if (moved) {
-        atomic_store_explicit(&s->wr_last, nio__now_ns(), memory_order_relaxed);
+        atomic_store_explicit(&a->wr_last, nio__now_ns(), memory_order_relaxed);
     }
 }
 
