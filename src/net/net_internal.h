@@ -65,8 +65,8 @@ typedef struct nio__stream_aux {
  * bytes, one 176-byte malloc chunk), the small enums in one byte each,
  * the deferred-free node over the write queue, which is dead by then, and
  * the state of timeouts and finishing apart (nio__stream_aux), made for
- * the streams that use them.  The fields a read or write touches come
- * first, in one cache line. */
+ * the streams that use them.  The fields a read or write touches are in
+ * the first 64 bytes (wq_cap only when the queue grows). */
 struct nio_tcp_stream {
     nio_poll *poll;
     nio_socket fd;
@@ -91,6 +91,7 @@ struct nio_tcp_stream {
     bool t_armed; /* the stream timer, or its popped callback, exists */
     unsigned interest; /* the caller's registration: a finish hands it back */
     uint32_t fork_gen;
+    nio__stream_aux *aux; /* NULL until timeouts or a finish need it */
     union {
         /* write queue: bytes wq[off, len) wait to be sent */
         struct {
@@ -104,7 +105,6 @@ struct nio_tcp_stream {
         nio__deferred gc;
     };
     size_t wq_high, wq_low;
-    nio__stream_aux *aux; /* NULL until timeouts or a finish need it */
     /* The stream's completion node; it carries the stream's token, read
      * and written under the poll's lock (nio__pending_bind), so a
      * reregister racing the timer's callback moves the event with it. */
