@@ -87,12 +87,16 @@ static void publish(nio_tcp_stream *s, int state, int err, uint32_t flags)
     (void)nio__pending_post_bound(s->poll, &s->done, NIO_EV_DONE | flags);
 }
 
-int nio__stream_adopt(nio_tcp_stream *s, nio_socket fd)
+/* The socket the library watched through src becomes the stream's: the
+ * registration moves to the stream's token in one backend call (a modify,
+ * where a delete and an add would be two system calls per connect). */
+int nio__stream_adopt(nio_tcp_stream *s, nio__source *src)
 {
+    nio_socket fd = src->fd;
     int err;
     NIO__ASSERT(atomic_load(&s->state) == NIO__PENDING);
-    if ((err = nio__register_with(s->poll, fd, NIO__STREAM_INTEREST, &s->done)) < 0) {
-        nio__close(fd);
+    if ((err = nio__source_give_back(s->poll, src, NIO__STREAM_INTEREST, &s->done)) < 0) {
+        nio__close(fd); /* the backend no longer holds it (give_back's contract) */
         nio__stream_fail(s, err);
         return err;
     }
