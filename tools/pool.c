@@ -168,10 +168,40 @@ void pool_free(pool *p)
     memset(p, 0, sizeof *p);
 }
 
-#ifdef NIO_HAVE_TLS
-ssize_t conn_read_into(conn *c, nio_buf *b, size_t max)
+/* One read into b's room, not a read until EAGAIN: on a fetch's conns a
+ * short read (the kernel gave less than asked) is all there was, and
+ * what comes later is a new readable edge, so the EAGAIN that would
+ * follow a complete response costs a system call for nothing.  The
+ * caller reads again whenever the response is incomplete.  (Short
+ * before the end is also TCP urgent data's mark, with data behind it and
+ * no new edge: the fetch then parses up to it, reads on while
+ * incomplete, and an idle conn's leftover is found at its next use.)
+ * b grows (never beyond max) through a scratch read when full, so a
+ * fetch's first read allocates only once it has bytes. */
+static ssize_t tcp_read_some(nio_tcp_stream *s, nio_buf *b, size_t max)
 {
-    return c->tls != NULL ? nio_tls_read_into(c->tls, b, max) : nio_tcp_read_into(c->s, b, max);
+    char scratch[4096];
+    size_t room;
+    ssize_t n;
+    int err;
+    if (b->len >= max)
+        return -ENOBUFS;
+    if (b->cap > b->len) {
+        room = (b->cap < max ? b->cap : max) - b->len;
+        if ((n = nio_tcp_read(s, b->data + b->len, room)) > 0)
+            b->len += (size_t)n;
+        return n;
+    }
+    room = max - b->len < sizeof scratch ? max - b->len : sizeof scratch;
+    if ((n = nio_tcp_read(s, scratch, room)) > 0 && (err = nio_buf_append(b, scratch, (size_t)n)) < 0)
+        return err; /* -ENOMEM: the fetch fails with it */
+    return n;
+}
+
+#ifdef NIO_HAVE_TLS
+ssize_t conn_read_some(conn *c, nio_buf *b, size_t max)
+{
+    return c->tls != NULL ? nio_tls_read_into(c->tls, b, max) : tcp_read_some(c->s, b, max);
 }
 
 ssize_t conn_read(conn *c, void *buf, size_t len)
@@ -194,9 +224,9 @@ size_t conn_queued(const conn *c)
     return c->tls != NULL ? nio_tls_queued(c->tls) : nio_tcp_queued(c->s);
 }
 #else
-ssize_t conn_read_into(conn *c, nio_buf *b, size_t max)
+ssize_t conn_read_some(conn *c, nio_buf *b, size_t max)
 {
-    return nio_tcp_read_into(c->s, b, max);
+    return tcp_read_some(c->s, b, max);
 }
 
 ssize_t conn_read(conn *c, void *buf, size_t len)
