@@ -168,16 +168,17 @@ void pool_free(pool *p)
     memset(p, 0, sizeof *p);
 }
 
-/* One read into b's room, not a read until EAGAIN: on a fetch's conns a
- * short read (the kernel gave less than asked) is all there was, and
- * what comes later is a new readable edge, so the EAGAIN that would
- * follow a complete response costs a system call for nothing.  The
- * caller reads again whenever the response is incomplete.  (Short
- * before the end is also TCP urgent data's mark, with data behind it and
- * no new edge: the fetch then parses up to it, reads on while
- * incomplete, and an idle conn's leftover is found at its next use.)
- * b grows (never beyond max) through a scratch read when full, so a
- * fetch's first read allocates only once it has bytes. */
+/* One read into b's room, not a read until EAGAIN: a short read (the
+ * kernel gave less than asked) took all the socket had, and what comes
+ * later is a new readable edge, so the EAGAIN read that would follow a
+ * complete response costs a system call for nothing.  The caller reads
+ * again whenever the response is incomplete, so it never waits for an
+ * edge it consumed.  (TCP urgent data also ends a read short, at its
+ * mark, with bytes behind it and no new edge: a fetch still incomplete
+ * reads on; an idle conn's leftover is found at its next use, as a FIN
+ * that came with the last bytes is.)  b grows (never beyond max)
+ * through a scratch read when full, so a fetch's first read allocates
+ * only once it has bytes. */
 static ssize_t tcp_read_some(nio_tcp_stream *s, nio_buf *b, size_t max)
 {
     char scratch[4096];
@@ -193,7 +194,8 @@ static ssize_t tcp_read_some(nio_tcp_stream *s, nio_buf *b, size_t max)
         return n;
     }
     room = max - b->len < sizeof scratch ? max - b->len : sizeof scratch;
-    if ((n = nio_tcp_read(s, scratch, room)) > 0 && (err = nio_buf_append(b, scratch, (size_t)n)) < 0)
+    n = nio_tcp_read(s, scratch, room);
+    if (n > 0 && (err = nio_buf_append(b, scratch, (size_t)n)) < 0)
         return err; /* -ENOMEM: the fetch fails with it */
     return n;
 }

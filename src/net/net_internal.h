@@ -186,9 +186,9 @@ int nio__stream_new(nio_poll *p, nio_socket fd, int state, nio_token token, uint
  * registration moved to the stream's token (src let go as
  * nio__source_del() does, in the same backend call), published
  * (release: nio_tcp_connect_result() and nio__stream_ready() from any
- * thread see the descriptor once they see the state), and NIO_EV_DONE | NIO_EV_WRITABLE is posted; 0, or the
- * registration's error, with the socket closed and the stream failed
- * with it.
+ * thread see the descriptor once they see the state), and NIO_EV_DONE |
+ * NIO_EV_WRITABLE is posted; 0, or the registration's error, with the
+ * socket closed and the stream failed with it.
  * fail: published as failed with err; NIO_EV_DONE | NIO_EV_ERROR posted.
  * discard: free a pending stream never handed to the caller (nothing
  * posted, no descriptor), without ext->close. */
