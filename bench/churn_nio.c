@@ -1,5 +1,6 @@
-/* churn on nio: nio_tcp_connect (token = slot), nio_tcp_connect_result on
- * the first writable event, nio_tcp_write, nio_tcp_read, nio_tcp_close.
+/* churn on nio: nio_tcp_connect (token = slot), nio_tcp_connect_event on
+ * the first writable event (its flags say connected: no system call),
+ * nio_tcp_write, nio_tcp_read, nio_tcp_close.
  * EOF variant: nio_tcp_read until end of stream (or -EAGAIN: the next
  * edge), then close. */
 #include "netbench.h"
@@ -48,7 +49,7 @@ static void on_event(ctx *c, int i, uint32_t f)
         ssize_t w;
         if (!(f & (NIO_EV_WRITABLE | NIO_EV_ERROR)))
             return;
-        err = nio_tcp_connect_result(s->s);
+        err = nio_tcp_connect_event(s->s, f);
         if (err == -EINPROGRESS)
             return;
         if (err < 0)

@@ -175,6 +175,14 @@ static nio_connect_info connect_ok(env *e, const char *host, const nio_connect_o
     finished_info(s, &ci);
     ck_assert_int_eq(nio_tcp_peer_addr(s, &peer), 0);
     ck_assert_int_eq(peer.ss.ss_family, family_of(&ci));
+    { /* the winner's address, also when the event said connected */
+        char want[NIO_ADDRSTRLEN], got[NIO_ADDRSTRLEN];
+        ck_assert_int_gt(nio_addr_format((struct sockaddr *)&peer.ss, peer.len, want, sizeof want),
+                         0);
+        ck_assert_int_gt(nio_addr_format((struct sockaddr *)&ci.addr.ss, ci.addr.len, got,
+                                         sizeof got), 0);
+        ck_assert_str_eq(got, want);
+    }
     if (family != 0)
         ck_assert_msg(family_of(&ci) == family, "%s: connected over family %d, not %d", host,
                       family_of(&ci), family);

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "net/net_internal.h"
 #include "poll/poll_internal.h"
 #include "testutil.h"
 
@@ -413,6 +414,62 @@ START_TEST(deregister_closing_skips_only_where_the_kernel_drops)
 }
 END_TEST
 
+/* Connect by name takes an attempt's result from its event when the
+ * event tells (nio__connect_event_ok: no SO_ERROR, no getpeername), so
+ * every backend must report a refused connect with an error or a
+ * hang-up beside writability, and a good one as writable alone.  The
+ * registration is the race's: an internal source, writable, edge. */
+struct connect_src {
+    int calls;
+    unsigned flags;
+};
+
+static void on_connect_event(nio__source *src, unsigned flags)
+{
+    struct connect_src *c = src->arg;
+    c->calls++;
+    c->flags |= flags;
+}
+
+/* The flags of the first event of a nonblocking connect to a. */
+static unsigned connect_event(nio_poll *p, const nio_addr *a)
+{
+    struct connect_src c = {0, 0};
+    nio__source *src = NULL;
+    nio_socket fd = tu_socket(AF_INET, SOCK_STREAM, 1);
+    nio_event ev[4];
+    uint64_t end = tu_now_ns() + 5000000000u;
+    ck_assert(tu_connect_started(fd, (const struct sockaddr *)&a->ss, a->len));
+    ck_assert_int_eq(nio__source_new(p, fd, NIO_WRITABLE, on_connect_event, &c, &src), 0);
+    while (c.calls == 0 && tu_now_ns() < end)
+        ck_assert_int_eq(nio_poll_wait(p, ev, 4, 100), 0); /* sources never reach ev */
+    ck_assert_int_eq(c.calls, 1);
+    nio__source_del(p, src);
+    tu_close(fd);
+    return c.flags;
+}
+
+START_TEST(connect_event_tells_refused_from_connected)
+{
+    nio_poll *p = tu_poll(_i);
+    nio_addr a;
+    socklen_t len = sizeof a.ss;
+    nio_socket l = tu_socket(AF_INET, SOCK_STREAM, 0);
+    unsigned f;
+    ck_assert_int_eq(nio_addr_from_ip("127.0.0.1", 0, &a), 0);
+    ck_assert_int_eq(bind(l, (struct sockaddr *)&a.ss, a.len), 0);
+    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&a.ss, &len), 0);
+    f = connect_event(p, &a); /* bound, not listening: refused */
+    ck_assert_msg(!nio__connect_event_ok(f), "%s: refused connect reported as %#x",
+                  tu_backend(_i), f);
+    ck_assert_int_eq(listen(l, 4), 0);
+    f = connect_event(p, &a);
+    ck_assert_msg(nio__connect_event_ok(f), "%s: connect reported as %#x", tu_backend(_i), f);
+    tu_close(l);
+    nio_poll_free(p);
+}
+END_TEST
+
 /* A close that lands after nio_poll_wait() took its timeout and released
  * the poll's lock, and before the backend's wait took it again: the
  * backend's wait must still return (the close's signal is meant for it).
@@ -470,6 +527,7 @@ int main(void)
     tcase_add_loop_test(tc, deregister_closing_skips_only_where_the_kernel_drops, 0,
                         tu_nbackends);
     tcase_add_loop_test(tc, loop_time_is_the_last_round, 0, tu_nbackends);
+    tcase_add_loop_test(tc, connect_event_tells_refused_from_connected, 0, tu_nbackends);
     tcase_add_loop_test(tc, close_between_lock_and_backend_wait_returns, 0, tu_nbackends);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);

@@ -450,6 +450,65 @@ static void close_all(nio_socket *fds, int n)
         tu_close(fds[i]);
 }
 
+/* nio_tcp_connect_event(): the event's flags decide when they say
+ * connected (no system call), and never make a refused or timed-out
+ * connect look connected; the result sticks as connect_result's. */
+START_TEST(connect_event_flags)
+{
+    int fds = tu_count_fds(), nfill;
+    nio_poll *p = tu_poll(_i);
+    nio_tcp_stream *c = NULL;
+    nio_tcp_listener *l;
+    nio_addr a;
+    nio_socket hold, fill[64];
+    nio_tcp_opts o = {.connect_timeout_ms = 300};
+    unsigned f;
+    int rc;
+    /* refused: a bound socket that never listens */
+    ck_assert_int_eq(nio_addr_parse("127.0.0.1:0", &a), 0);
+    hold = tu_socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_eq(bind(hold, (struct sockaddr *)&a.ss, a.len), 0);
+    a.len = sizeof a.ss;
+    ck_assert_int_eq(getsockname(hold, (struct sockaddr *)&a.ss, &a.len), 0);
+    rc = nio_tcp_connect(p, (struct sockaddr *)&a.ss, a.len, TOK_C, &c);
+    if (rc == -EINPROGRESS) {
+        f = wait_flags(p, TOK_C, NIO_EV_WRITABLE | NIO_EV_ERROR);
+        ck_assert_msg(nio_tcp_connect_event(c, f) == -ECONNREFUSED, "%s: flags %#x",
+                      tu_backend(_i), f);
+        ck_assert_int_eq(nio_tcp_connect_event(c, NIO_EV_WRITABLE), -ECONNREFUSED); /* sticks */
+        ck_assert_int_eq(nio_tcp_connect_result(c), -ECONNREFUSED);
+        nio_tcp_close(c);
+    } else {
+        ck_assert_int_eq(rc, -ECONNREFUSED);
+    }
+    tu_close(hold);
+    /* connected: the event alone says so */
+    l = listen_on(p, "127.0.0.1:0", 16, &a);
+    ck_assert_int_eq(nio_tcp_connect(p, (struct sockaddr *)&a.ss, a.len, TOK_C, &c),
+                     -EINPROGRESS);
+    f = wait_flags(p, TOK_C, NIO_EV_WRITABLE | NIO_EV_ERROR);
+    ck_assert_int_eq(nio_tcp_connect_event(c, f), 0);
+    ck_assert_int_eq(nio_tcp_connect_result(c), 0);
+    ck_assert_int_eq(nio_tcp_write(c, "x", 1), 1);
+    nio_tcp_close(c);
+    nio_tcp_listener_close(l);
+    /* timed out: the timer's event carries an error, and its verdict wins */
+    l = listen_on(p, "127.0.0.1:0", 0, &a);
+    nfill = fill_backlog(&a, fill, 64);
+    ck_assert_int_eq(nio_tcp_connect_ex(p, (struct sockaddr *)&a.ss, a.len, &o, TOK_C, &c),
+                     -EINPROGRESS);
+    f = wait_flags(p, TOK_C, NIO_EV_ERROR);
+    ck_assert_int_eq(nio_tcp_connect_event(c, f), -ETIMEDOUT);
+    ck_assert_int_eq(nio_tcp_connect_event(c, NIO_EV_WRITABLE), -ETIMEDOUT);
+    nio_tcp_close(c);
+    close_all(fill, nfill);
+    nio_tcp_listener_close(l);
+    ck_assert_int_eq(nio_tcp_connect_event(NULL, 0), -EINVAL);
+    nio_poll_free(p);
+    ck_assert_int_eq(tu_count_fds(), fds);
+}
+END_TEST
+
 START_TEST(connect_timeout)
 {
     int fds = tu_count_fds(), nfill;
@@ -1441,6 +1500,7 @@ static Suite *net_suite(void)
     tcase_add_loop_test(tc, tcp_opts_init_macro, 0, tu_nbackends);
     tcase_add_loop_test(tc, accepted_stream_reports_data_already_there, 0, tu_nbackends);
     tcase_add_loop_test(tc, connect_timeout, 0, tu_nbackends);
+    tcase_add_loop_test(tc, connect_event_flags, 0, tu_nbackends);
     tcase_add_loop_test(tc, queued_timeout_completion_follows_reregister, 0, tu_nbackends);
     tcase_add_loop_test(tc, reregister_races_connect_timeout, 0, tu_nbackends);
     tcase_add_loop_test(tc, refused_connect_past_its_deadline_is_refused, 0, tu_nbackends);

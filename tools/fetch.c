@@ -611,7 +611,7 @@ static void on_readable(run *r, fetch *f)
     for (;;) {
         /* parsed after every read: what stays between reads is at most
          * one incomplete line, so the bound is never reached by it */
-        ssize_t n = conn_read_into(f->c, &f->in, READ_MAX);
+        ssize_t n = conn_read_some(f->c, &f->in, READ_MAX);
         int rc;
         if (n == -EAGAIN)
             return;
@@ -696,6 +696,12 @@ static void on_conn(run *r, conn *c, unsigned flags)
         finish(r, f, false);
         return;
     }
+    /* Plain TCP is edge-triggered: what arrives after an event that did
+     * not say readable comes as an edge of its own, so a read now (the
+     * request just sent after the connect, a send queue drained) would
+     * only meet EAGAIN.  TLS may hold bytes read during the handshake. */
+    if (c->tls == NULL && !(flags & (NIO_EV_READABLE | NIO_EV_READ_CLOSED | NIO_EV_ERROR)))
+        return;
     on_readable(r, f);
 }
 

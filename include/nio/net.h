@@ -176,6 +176,19 @@ NIO_EXTERN int nio_tcp_connect_ex(nio_poll *poll, const struct sockaddr *sa, soc
  * a connect that returned -EINPROGRESS; -EINVAL for NULL. */
 NIO_EXTERN int nio_tcp_connect_result(nio_tcp_stream *s);
 
+/* nio_tcp_connect_result() told the flags of the event on the stream's
+ * token that is being handled: when they say writable with no error and
+ * no hang-up (NIO_EV_ERROR, _READ_CLOSED, _WRITE_CLOSED all clear), the
+ * connect succeeded and no system call is made (nio_tcp_connect_result()
+ * asks the socket: one); an error event asks SO_ERROR first (one call
+ * where a refused connect costs nio_tcp_connect_result() two); flags 0
+ * is nio_tcp_connect_result().  The flags must be this stream's: an event
+ * still in the batch from a stream closed earlier under the same token
+ * would be taken for this one's (nio_tcp_connect_result() asks the socket
+ * and cannot be misled).  Returns as nio_tcp_connect_result(); the same
+ * threads may call it. */
+NIO_EXTERN int nio_tcp_connect_event(nio_tcp_stream *s, uint32_t flags);
+
 /* Read up to len bytes.  Returns the count (> 0), 0 at end of stream,
  * -EAGAIN when nothing is available (wait for the next readable event), or
  * -errno (-ECONNRESET, ...).  -EINVAL for NULL or len == 0 (0 would read as

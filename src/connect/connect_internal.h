@@ -37,6 +37,7 @@ typedef struct attempt {
     nio__source *src;
     nio_socket fd;
     uint64_t deadline; /* per-attempt timeout (tcp.connect_timeout_ms), 0: none */
+    nio_addr addr;     /* where it connects: the peer's address once it has */
 } attempt;
 
 typedef struct fam {

@@ -114,20 +114,23 @@ void nio__he_fail(he *h, int err)
         nio__stream_fail(h->s, err);
 }
 
-/* The attempt connected: its socket becomes the caller's stream. */
+/* The attempt connected: its socket becomes the caller's stream, its
+ * registration moved to the stream's token (a hook registers its own). */
 static void win(he *h, attempt *a)
 {
     nio_socket fd = a->fd;
+    nio__source *src = a->src;
     attempt_unlink(h, a);
-    nio__source_del(h->poll, a->src); /* before the socket changes hands */
+    h->addr = a->addr;
     free(a);
     finish(h, 0);
     if (h->hook != NULL) {
         uint32_t left = h->connect_ms < h->timeout_ms ? h->timeout_ms - h->connect_ms : 0;
+        nio__source_del(h->poll, src); /* before the socket changes hands */
         h->hook->connected(h->hook_arg, h->s, fd, left);
         return;
     }
-    if ((h->result = nio__stream_adopt(h->s, fd)) < 0)
+    if ((h->result = nio__stream_adopt(h->s, src)) < 0)
         h->last_err = h->result; /* the stream failed with it */
 }
 
@@ -188,6 +191,7 @@ static int start_attempt(he *h)
         goto fail;
     }
     at->fd = fd;
+    at->addr = *a;
     if (h->attempt_timeout_ms > 0)
         at->deadline = nio_now_ms() + h->attempt_timeout_ms;
     if ((err = nio__source_new(h->poll, fd, NIO_WRITABLE, on_attempt, h, &at->src)) < 0)
@@ -235,15 +239,15 @@ static void attempt_failed(he *h, attempt *a, int err)
     h->delay_due = true;
 }
 
+/* An attempt's event: connected (the event says so, else the socket),
+ * failed, or early. */
 static void on_attempt(nio__source *src, unsigned flags)
 {
     he *h = src->arg;
     attempt *a;
     int soerr;
-    nio_addr peer;
     int rc;
 
-    (void)flags;
     pthread_mutex_lock(&h->mu);
     if (h->closed || h->finished)
         goto done;
@@ -251,10 +255,13 @@ static void on_attempt(nio__source *src, unsigned flags)
         ;
     if (a == NULL)
         goto done; /* an attempt already dropped */
+    if (nio__connect_event_ok(flags)) {
+        win(h, a);
+        goto done;
+    }
     if ((soerr = nio__so_error(a->fd)) != 0) {
         attempt_failed(h, a, soerr);
-    } else if ((rc = nio__sockname(a->fd, &peer, true)) == 0) {
-        h->addr = peer;
+    } else if ((rc = nio__sockname(a->fd, &a->addr, true)) == 0) {
         win(h, a);
         goto done;
     } else if (rc == -ENOTCONN) {

@@ -224,18 +224,21 @@ int nio__stream_new(nio_poll *p, nio_socket fd, int state, nio_token token, uint
  *
  * new_pending: the stream, with ext->close(arg) run first by
  * nio_tcp_close().  ext_arg: the arg, when s was made with ext; else NULL.
- * adopt: on the waiting thread: fd (connected) is registered on the
- * stream's token, published (release: nio_tcp_connect_result() and
- * nio__stream_ready() from any thread see the descriptor once they see
- * the state), and NIO_EV_DONE | NIO_EV_WRITABLE is posted; 0, or the
- * registration's error, with fd closed and the stream failed with it.
+ * adopt: on the waiting thread: the connected socket watched through
+ * src (an internal source of this poll) becomes the stream's, its
+ * registration moved to the stream's token (src let go as
+ * nio__source_del() does, in the same backend call), published
+ * (release: nio_tcp_connect_result() and nio__stream_ready() from any
+ * thread see the descriptor once they see the state), and NIO_EV_DONE |
+ * NIO_EV_WRITABLE is posted; 0, or the registration's error, with the
+ * socket closed and the stream failed with it.
  * fail: published as failed with err; NIO_EV_DONE | NIO_EV_ERROR posted.
  * discard: free a pending stream never handed to the caller (nothing
  * posted, no descriptor), without ext->close. */
 int nio__stream_new_pending(nio_poll *p, nio_token token, const nio__stream_ext *ext, void *arg,
                             nio_tcp_stream **out);
 void *nio__stream_ext_arg(const nio_tcp_stream *s, const nio__stream_ext *ext);
-int nio__stream_adopt(nio_tcp_stream *s, nio_socket fd);
+int nio__stream_adopt(nio_tcp_stream *s, nio__source *src);
 void nio__stream_fail(nio_tcp_stream *s, int err);
 void nio__stream_discard(nio_tcp_stream *s);
 /* A layer above that has more to do on the connected socket before the
@@ -302,6 +305,19 @@ int nio__bind_listen(nio_socket fd, const struct sockaddr *sa, socklen_t len, in
 int nio__connect(nio_socket fd, const struct sockaddr *sa, socklen_t len);
 /* The failure of a connect (SO_ERROR): 0 when none (yet), or -errno. */
 int nio__so_error(nio_socket fd);
+/* Whether an event of a connecting socket's registration (flags, as the
+ * backend reported them) already says the connect succeeded: writable
+ * with no error and neither side closed.  Every backend reads the flags
+ * from the socket's state when it reports them, and reports a failed
+ * connect with NIO_EV_ERROR or a hang-up (epoll, poll(2) and io_uring:
+ * POLLERR | POLLHUP beside POLLOUT; kqueue: EV_EOF; AFD: CONNECT_FAIL),
+ * so no SO_ERROR or getpeername is needed then: two system calls less
+ * per connect.  Any other event is asked of the socket as before. */
+static inline bool nio__connect_event_ok(uint32_t flags)
+{
+    return (flags & (NIO_EV_WRITABLE | NIO_EV_ERROR | NIO_EV_READ_CLOSED |
+                     NIO_EV_WRITE_CLOSED)) == NIO_EV_WRITABLE;
+}
 int nio__setsockopt(nio_socket fd, int level, int name, const void *v, socklen_t len);
 int nio__setsockopt_int(nio_socket fd, int level, int name, int v); /* tcpopt.c */
 int nio__shutdown(nio_socket fd, int how);

@@ -85,12 +85,16 @@ static void publish(nio_tcp_stream *s, int state, int err, uint32_t flags)
     (void)nio__pending_post_bound(s->poll, &s->done, NIO_EV_DONE | flags);
 }
 
-int nio__stream_adopt(nio_tcp_stream *s, nio_socket fd)
+/* The socket the library watched through src becomes the stream's: the
+ * registration moves to the stream's token in one backend call (a modify,
+ * where a delete and an add would be two system calls per connect). */
+int nio__stream_adopt(nio_tcp_stream *s, nio__source *src)
 {
+    nio_socket fd = src->fd;
     int err;
     NIO__ASSERT(atomic_load(&s->state) == NIO__PENDING);
-    if ((err = nio__register_with(s->poll, fd, NIO__STREAM_INTEREST, &s->done)) < 0) {
-        nio__close(fd);
+    if ((err = nio__source_give_back(s->poll, src, NIO__STREAM_INTEREST, &s->done)) < 0) {
+        nio__close(fd); /* the backend no longer holds it (give_back's contract) */
         nio__stream_fail(s, err);
         return err;
     }
@@ -211,16 +215,22 @@ static int finish_connect(nio_tcp_stream *s, int result)
     return result;
 }
 
-/* A plain connect still under way: ask the socket, one system call on the
- * common path.  The timer's callback may be reading the socket at the
- * same moment (and clearing SO_ERROR): a failure it took is in
- * early_err once it has ended. */
-static int connect_poll(nio_tcp_stream *s)
+/* A plain connect still under way: the event's flags when they tell
+ * (nio__connect_event_ok), else ask the socket: one system call on the
+ * common paths (getpeername on success; SO_ERROR first after an error
+ * event).  The timer's callback may be reading the socket at the same
+ * moment (and clearing SO_ERROR): a failure it took is in early_err once
+ * it has ended, and finish_connect() takes its verdict over ours. */
+static int connect_poll(nio_tcp_stream *s, uint32_t flags)
 {
     int rc, t = atomic_load(&s->tstate);
     nio_addr peer;
     if (t == NIO__T_FIRED || (t == NIO__T_MOOT && s->early_err != 0))
         return finish_connect(s, 0); /* the timer's verdict */
+    if (nio__connect_event_ok(flags))
+        return finish_connect(s, 0);
+    if ((flags & NIO_EV_ERROR) && (rc = nio__so_error(s->fd)) != 0)
+        return finish_connect(s, rc);
     if ((rc = nio__sockname(s->fd, &peer, true)) == 0)
         return finish_connect(s, 0);
     if (rc != -ENOTCONN)
@@ -228,11 +238,11 @@ static int connect_poll(nio_tcp_stream *s)
     if ((rc = nio__so_error(s->fd)) != 0)
         return finish_connect(s, rc);
     if (atomic_load(&s->tstate) == NIO__T_FIRING && timer_wait_firing(s) != NIO__T_NONE)
-        return connect_poll(s); /* it ended meanwhile: its verdict */
+        return connect_poll(s, 0); /* it ended meanwhile: its verdict */
     return -EINPROGRESS;
 }
 
-int nio_tcp_connect_result(nio_tcp_stream *s)
+int nio_tcp_connect_event(nio_tcp_stream *s, uint32_t flags)
 {
     int st;
     if (s == NULL)
@@ -242,7 +252,12 @@ int nio_tcp_connect_result(nio_tcp_stream *s)
         return -EINPROGRESS;
     if (st != NIO__CONNECTING)
         return s->connect_err;
-    return connect_poll(s);
+    return connect_poll(s, flags);
+}
+
+int nio_tcp_connect_result(nio_tcp_stream *s)
+{
+    return nio_tcp_connect_event(s, 0);
 }
 
 int nio__tcp_opts_read(const nio_tcp_opts *in, nio_tcp_opts *out)
