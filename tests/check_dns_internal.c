@@ -95,6 +95,45 @@ static void ip_str(const nio__ip *ip, char *buf)
     inet_ntop(ip->family, ip->b, buf, INET6_ADDRSTRLEN);
 }
 
+/* The table's buckets are a power of two, found by masking the hash:
+ * every node sits in the bucket of its hash's low bits, across growth, for
+ * any requested size; every node is found, and removed. */
+START_TEST(htab_buckets)
+{
+    static const size_t sizes[] = {0, 4, 16, 17, 100, 256};
+    enum { N = 600 };
+    static char names[N][16];
+    static nio__hnode nodes[N];
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        nio__htab t;
+        ck_assert_int_eq(nio__htab_init(&t, sizes[s]), 0);
+        ck_assert_uint_ge(t.nb, sizes[s] < 16 ? 16 : sizes[s]);
+        ck_assert_uint_lt(t.nb, 2 * (sizes[s] < 16 ? 16 : sizes[s]));
+        for (int i = 0; i < N; i++) {
+            snprintf(names[i], sizeof names[i], "n%d.test", i);
+            nodes[i] = (nio__hnode){NULL, nio__hash(names[i], NIO__T_A), NIO__T_A, names[i]};
+            nio__htab_insert(&t, &nodes[i]);
+        }
+        ck_assert_uint_eq(t.nb & (t.nb - 1), 0);
+        ck_assert_uint_ge(t.nb, N / 2);
+        for (size_t b = 0; b < t.nb; b++)
+            for (const nio__hnode *n = t.b[b]; n != NULL; n = n->next)
+                ck_assert_uint_eq(n->hash & (t.nb - 1), b);
+        for (int i = 0; i < N; i++) {
+            ck_assert_ptr_eq(nio__htab_find(&t, nodes[i].hash, names[i], NIO__T_A), &nodes[i]);
+            ck_assert_ptr_null(nio__htab_find(&t, nio__hash(names[i], NIO__T_AAAA), names[i],
+                                              NIO__T_AAAA));
+        }
+        for (int i = 0; i < N; i++) {
+            nio__htab_remove(&t, &nodes[i]);
+            ck_assert_ptr_null(nio__htab_find(&t, nodes[i].hash, names[i], NIO__T_A));
+        }
+        ck_assert_uint_eq(t.n, 0);
+        nio__htab_fini(&t);
+    }
+}
+END_TEST
+
 START_TEST(hosts_parser)
 {
     static const char text[] =
@@ -652,6 +691,7 @@ static Suite *dns_internal_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, cache_bounded_under_100k_names);
     tcase_add_test(tc, cache_lru_and_expiry);
+    tcase_add_test(tc, htab_buckets);
     tcase_add_test(tc, hosts_parser);
     tcase_add_test(tc, hosts_one_name_many_addresses);
     tcase_add_test(tc, names_and_literals);

@@ -45,7 +45,7 @@ typedef struct nio__hnode {
 
 typedef struct nio__htab {
     nio__hnode **b;
-    size_t nb, n;
+    size_t nb, n; /* nb: a power of two (nio__htab_init rounds up) */
 } nio__htab;
 
 int nio__htab_init(nio__htab *t, size_t nbuckets); /* 0 or -ENOMEM */
