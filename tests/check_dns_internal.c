@@ -339,7 +339,7 @@ END_TEST
  * rules out a literal nio__parse_literal accepts. */
 static void scan_like_helpers(const char *name)
 {
-    char lname[NIO__NAME_MAX], low[NIO__NAME_MAX];
+    char lname[NIO__SCAN_MAX], low[NIO__NAME_MAX];
     uint64_t h;
     size_t len;
     bool maybe_lit;
@@ -348,6 +348,8 @@ static void scan_like_helpers(const char *name)
     nio__lower_name(low, name, false);
     ck_assert_str_eq(lname, low);
     ck_assert_uint_eq(len, strlen(low));
+    for (size_t k = len; k < len + 8; k++) /* the word after the name: zeros */
+        ck_assert_int_eq(lname[k], 0);
     ck_assert(h == nio__hash_name(low));
     ck_assert(maybe_lit || !nio__parse_literal(name, &ip));
 }

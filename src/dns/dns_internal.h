@@ -25,6 +25,9 @@
 #define NIO__T_AAAA 28 /* RFC 3596 section 2.1 */
 #define NIO__T_REC 0x10000 /* NIO__T_REC | type: the cache key of a record query (rrquery.c) */
 #define NIO__NAME_MAX 254 /* 253 octets of text (RFC 1035 section 2.3.4) + NUL */
+/* A buffer nio__scan_name() writes: the name, rounded up to whole words
+ * (8 bytes) of which the first past the name holds its NUL. */
+#define NIO__SCAN_MAX (NIO__NAME_MAX + 8)
 
 /* One address: family AF_INET (first 4 bytes of b) or AF_INET6. */
 typedef struct nio__ip {
@@ -77,7 +80,8 @@ int nio__check_name(const char *name);
 void nio__lower_name(char *dst, const char *name, bool strip_dot);
 /* nio__lower_name(lname, name, false), *len = strlen(lname), *hash =
  * nio__hash_name(lname) and the result of nio__check_name(name), in one
- * pass; *maybe_lit is false when nio__parse_literal(name) cannot succeed. */
+ * pass; *maybe_lit is false when nio__parse_literal(name) cannot succeed.
+ * lname holds NIO__SCAN_MAX bytes (the bytes after its NUL are zeros). */
 int nio__scan_name(const char *name, char *lname, size_t *len, uint64_t *hash, bool *maybe_lit);
 /* true and *ip for an IPv4 dotted quad or an IPv6 literal (with %scope). */
 bool nio__parse_literal(const char *s, nio__ip *ip);

@@ -11,8 +11,9 @@
 #include <net/if.h>
 #endif
 
-/* Words are handled little-endian: nothing to do on a little-endian
- * machine, a swap on a big-endian one (configure's AC_C_BIGENDIAN).  Not
+/* Dot masks are read little-endian (byte k at bits 8k, for the bit
+ * scans): nothing to do on a little-endian machine, a swap on a
+ * big-endian one (configure's AC_C_BIGENDIAN).  Not
  * <endian.h>'s le64toh: macOS has no such header and FreeBSD's is
  * <sys/endian.h>. */
 #ifdef WORDS_BIGENDIAN
@@ -100,43 +101,29 @@ static inline uint64_t dots_of(uint64_t w)
     return ~(((t & ~HIGHS) + ~HIGHS) | t) & HIGHS;
 }
 
-/* The word of s at i, byte k at bits 8k (n - i bytes, zero-padded, when
- * fewer than 8 are left), and back. */
-static inline uint64_t load_word(const char *s, size_t i, size_t n)
-{
-    uint64_t w = 0;
-    if (n - i >= 8) {
-        memcpy(&w, s + i, 8);
-        return LE64(w);
-    }
-    for (size_t k = 0; k < n - i; k++)
-        w |= (uint64_t)(unsigned char)s[i + k] << (8 * k);
-    return w;
-}
-
-static inline void store_word(char *s, size_t i, size_t n, uint64_t w)
-{
-    if (n - i >= 8) {
-        w = LE64(w);
-        memcpy(s + i, &w, 8);
-        return;
-    }
-    for (size_t k = 0; k < n - i; k++)
-        s[i + k] = (char)(w >> (8 * k));
-}
-
-/* lname = name's first n bytes lowercased and *hash as nio__hash_name()
- * makes it, a word at a time; returns where the last label starts, or
- * SIZE_MAX for an empty label or one longer than 63 before it. */
-static size_t lower_hash_labels(char *lname, const char *name, size_t n, uint64_t *hash)
+/* The resolver's hot path reads the caller's name once, a word at a time.
+ * The name is first copied into lname with a word of zeros after it, so
+ * that every word is read and written whole, in place: the caller's
+ * string cannot be read past its end (the next page may not be mapped),
+ * and a byte loop for the last word costs more than the copy.  Zero
+ * bytes are neither letters nor dots, and the hash pads the last word
+ * with zeros anyway (nio__hash_name).
+ *
+ * This lowercases lname's first n bytes and makes *hash as
+ * nio__hash_name() does; returns where the last label starts, or SIZE_MAX
+ * for an empty label or one longer than 63 before it. */
+static size_t lower_hash_labels(char *lname, size_t n, uint64_t *hash)
 {
     uint64_t h = NIO__HASH_SEED;
     size_t start = 0; /* of the current label */
     bool bad = false;
     for (size_t i = 0; i < n; i += 8) {
-        uint64_t w = lower_word(load_word(name, i, n)), m = dots_of(w);
-        store_word(lname, i, n, w);
-        h = nio__hash_word(h, LE64(w));
+        uint64_t w, m;
+        memcpy(&w, lname + i, 8);
+        w = lower_word(w); /* bytewise: the same in either byte order */
+        memcpy(lname + i, &w, 8);
+        h = nio__hash_word(h, w);
+        m = LE64(dots_of(w)); /* byte k of the name at bits 8k */
         if (m == 0)
             continue;
         /* the label ending at the word's first dot; those between its
@@ -144,21 +131,23 @@ static size_t lower_hash_labels(char *lname, const char *name, size_t n, uint64_
         bad |= i + (size_t)__builtin_ctzll(m) / 8 - start - 1 >= 63 || (m & (m << 8)) != 0;
         start = i + (size_t)(63 - __builtin_clzll(m)) / 8 + 1;
     }
-    lname[n] = '\0';
     *hash = nio__hash_word(h, n);
     return bad ? SIZE_MAX : start;
 }
 
-/* The resolver's hot path reads the caller's name once, a word at a time:
- * this is nio__lower_name(lname, name, false), nio__hash_name(lname) and
- * nio__check_name(name). */
+/* nio__lower_name(lname, name, false), nio__hash_name(lname) and
+ * nio__check_name(name) in one pass (above). */
 int nio__scan_name(const char *name, char *lname, size_t *lname_len, uint64_t *hash,
                    bool *maybe_lit)
 {
+    static const char zeros[8];
     size_t len = strnlen(name, NIO__NAME_MAX + 1);
     size_t n = len < NIO__NAME_MAX - 1 ? len : NIO__NAME_MAX - 1; /* 253 at most */
-    size_t last = lower_hash_labels(lname, name, n, hash);
+    size_t last;
 
+    memcpy(lname, name, n);
+    memcpy(lname + n, zeros, 8); /* lname[n] is the NUL */
+    last = lower_hash_labels(lname, n, hash);
     *lname_len = n;
     *maybe_lit = maybe_literal(name);
     if (len == 0 || last == SIZE_MAX || n - last > 63)

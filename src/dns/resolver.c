@@ -635,7 +635,7 @@ static int resolve_locked(nio_resolver *r, const lookup *lk, nio_dns_query **qou
 static int resolve(nio_resolver *r, const char *name, int family, nio_token token,
                    nio__resolve_fn cb, void *cb_arg, nio_dns_query **q, nio_addrlist **now)
 {
-    char lname[NIO__NAME_MAX];
+    char lname[NIO__SCAN_MAX];
     lookup lk = {lname, 0, 0, 0, token, cb, cb_arg};
     bool maybe_literal;
     int fam, ret, bad;
