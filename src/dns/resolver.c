@@ -34,14 +34,17 @@
 enum { P6 = 0, P4 = 1 }; /* part index: IPv6 first, as lists are ordered */
 enum qstate { Q_RUNNING, Q_DONE, Q_CANCELLED };
 
+/* state and err are written under r->lock, state last and with release
+ * order: once a query has left Q_RUNNING it never changes again but for
+ * taken, and its outcome (err, the parts) can be read without the lock by
+ * whoever reads that state with acquire order (nio_dns_query_result). */
 struct nio_dns_query {
     int kind; /* NIO__Q_ADDR (0, set by query_init); first: dns_internal.h */
     nio_resolver *r;
     nio_token token;
-    enum qstate state;
+    _Atomic int state; /* enum qstate */
     int err;
-    nio_addrlist *list;
-    bool taken;
+    atomic_bool taken; /* the list was handed out */
     nio__pending done;
     struct nio_dns_query *prev, *next; /* r->queries */
     nio__qcb qcb; /* internal callback queries (nio__resolve_cb): cb.cb set */
@@ -131,19 +134,10 @@ static int outcome(const nio__part *parts)
     return combine_errors(&parts[P6], &parts[P4]);
 }
 
-/* A completed query's list, made on first demand (r->lock held): 0, or
- * -ENOMEM with the query unchanged.  Not at completion: the caller's thread
- * allocates it next to where it frees the previous one, not amid c-ares'
- * own frees inside ares_process_fd(). */
-static int query_list_locked(struct nio_dns_query *q)
-{
-    return q->list != NULL ? 0 : combine(q->parts, &q->list);
-}
-
 static void query_finish_locked(struct nio_dns_query *q)
 {
     q->err = outcome(q->parts);
-    q->state = Q_DONE;
+    atomic_store_explicit(&q->state, Q_DONE, memory_order_release);
     if (q->qcb.cb != NULL) {
         nio__qcb_finish_locked(&q->qcb);
         return;
@@ -181,7 +175,8 @@ static void part_fill(nio__part *p, int err, const nio__ip *ips, size_t n)
 void nio__part_answer_locked(nio__part *p, int err, const nio__ip *ips, size_t n)
 {
     part_fill(p, err, ips, n);
-    if (p->q->state == Q_RUNNING && query_complete(p->q))
+    if (atomic_load_explicit(&p->q->state, memory_order_relaxed) == Q_RUNNING &&
+        query_complete(p->q))
         query_finish_locked(p->q);
 }
 
@@ -230,11 +225,11 @@ static void query_unlink(nio_resolver *r, struct nio_dns_query *q)
 static void query_cancel_locked(struct nio_dns_query *q)
 {
     nio__qcb_cancel_locked(&q->qcb);
-    if (q->state == Q_RUNNING) {
+    if (atomic_load_explicit(&q->state, memory_order_relaxed) == Q_RUNNING) {
         nio__flight_unsubscribe(&q->parts[P6]);
         nio__flight_unsubscribe(&q->parts[P4]);
-        q->state = Q_CANCELLED;
         q->err = NIO_ECANCELLED_DNS;
+        atomic_store_explicit(&q->state, Q_CANCELLED, memory_order_release);
     }
     nio__pending_cancel(q->r->poll, &q->done);
 }
@@ -251,9 +246,6 @@ static void query_destroy_locked(struct nio_dns_query *q)
 {
     query_cancel_locked(q);
     query_unlink(q->r, q);
-    if (!q->taken)
-        nio_addrlist_free(q->list);
-    q->list = NULL;
     if (!nio__qcb_defer_free_locked(&q->qcb))
         query_free_parts(q);
 }
@@ -556,7 +548,8 @@ static void query_init(struct nio_dns_query *q, nio_resolver *r, const lookup *l
     q->r = r;
     q->token = lk->token;
     nio__qcb_init(&q->qcb, r, q, lk->cb, lk->cb_arg, query_free_parts);
-    q->state = Q_RUNNING;
+    atomic_init(&q->state, Q_RUNNING);
+    atomic_init(&q->taken, false);
     q->err = -EAGAIN;
     nio__pending_init(&q->done);
     for (int i = 0; i < 2; i++)
@@ -620,11 +613,10 @@ static int resolve_locked(nio_resolver *r, const lookup *lk, nio_dns_query **qou
     if ((err = start_query_locked(r, q, lk)) < 0)
         return err;
     q->qcb.starting = false;
-    if (q->qcb.cb != NULL && q->state == Q_DONE) { /* c-ares failed it inside the call */
-        if ((err = q->err) == 0 && (err = query_list_locked(q)) == 0) {
-            *now = q->list;
-            q->taken = true;
-        }
+    if (q->qcb.cb != NULL && atomic_load_explicit(&q->state, memory_order_relaxed) == Q_DONE) {
+        /* c-ares failed it inside the call */
+        if ((err = q->err) == 0)
+            err = combine(q->parts, now);
         query_destroy_locked(q);
         return err;
     }
@@ -685,26 +677,36 @@ nio_poll *nio__resolver_poll(const nio_resolver *r)
     return r->poll;
 }
 
+/* Without r->lock: an ended query no longer changes (struct
+ * nio_dns_query).  The list is made here, on the caller's thread next to
+ * where it frees the previous one, not at completion amid c-ares' own
+ * frees inside ares_process_fd().  Two threads asking at once may both
+ * make one: the one that marks it taken hands its list out, the other
+ * frees its own and says -EALREADY. */
 int nio_dns_query_result(nio_dns_query *q, nio_addrlist **out)
 {
+    nio_addrlist *l;
+    bool no = false;
     int err;
     if (out != NULL)
         *out = NULL;
     if (q == NULL || out == NULL || nio__query_is_rec(q))
         return -EINVAL;
-    pthread_mutex_lock(&q->r->lock);
-    if (q->state == Q_RUNNING) {
-        err = -EAGAIN;
-    } else if (q->err != 0) {
-        err = q->err;
-    } else if (q->taken) {
-        err = -EALREADY;
-    } else if ((err = query_list_locked(q)) == 0) {
-        *out = q->list;
-        q->taken = true;
+    if (atomic_load_explicit(&q->state, memory_order_acquire) == Q_RUNNING)
+        return -EAGAIN;
+    if (q->err != 0)
+        return q->err;
+    if (atomic_load_explicit(&q->taken, memory_order_relaxed))
+        return -EALREADY;
+    if ((err = combine(q->parts, &l)) != 0)
+        return err; /* -ENOMEM: the query as it was */
+    if (!atomic_compare_exchange_strong_explicit(&q->taken, &no, true, memory_order_relaxed,
+                                                 memory_order_relaxed)) {
+        nio_addrlist_free(l);
+        return -EALREADY;
     }
-    pthread_mutex_unlock(&q->r->lock);
-    return err;
+    *out = l;
+    return 0;
 }
 
 int nio_dns_cancel(nio_dns_query *q)
