@@ -101,25 +101,40 @@ static inline uint64_t dots_of(uint64_t w)
     return ~(((t & ~HIGHS) + ~HIGHS) | t) & HIGHS;
 }
 
-/* The resolver's hot path reads the caller's name once, a word at a time.
- * The name is first copied into lname with a word of zeros after it, so
- * that every word is read and written whole, in place: the caller's
- * string cannot be read past its end (the next page may not be mapped),
- * and a byte loop for the last word costs more than the copy.  Zero
- * bytes are neither letters nor dots, and the hash pads the last word
- * with zeros anyway (nio__hash_name).
- *
- * This lowercases lname's first n bytes and makes *hash as
- * nio__hash_name() does; returns where the last label starts, or SIZE_MAX
- * for an empty label or one longer than 63 before it. */
-static size_t lower_hash_labels(char *lname, size_t n, uint64_t *hash)
+/* The k = n - i bytes of s from i, the last of the string (1 to 7), as a
+ * word zero-padded as nio__hash_name() pads it.  The caller's string is
+ * not read past its end (the next page may not be mapped): from a name of
+ * 8 bytes or more, the 8 ending at n are read and shifted. */
+static inline uint64_t load_tail(const char *s, size_t i, size_t n)
 {
+    uint64_t w = 0;
+    if (n >= 8) {
+        memcpy(&w, s + n - 8, 8);
+        return LE64(LE64(w) >> (8 * (8 - (n - i))));
+    }
+    memcpy(&w, s + i, n - i);
+    return w;
+}
+
+/* The resolver's hot path reads the caller's name once, a word at a time,
+ * and writes lname a whole word at a time, the last one with its zero
+ * padding (which holds the NUL): no byte loop.
+ *
+ * lname = name's first n bytes lowercased and *hash as nio__hash_name()
+ * makes it; returns where the last label starts, or SIZE_MAX for an empty
+ * label or one longer than 63 before it. */
+static size_t lower_hash_labels(char *lname, const char *name, size_t n, uint64_t *hash)
+{
+    static const char zeros[8];
     uint64_t h = NIO__HASH_SEED;
     size_t start = 0; /* of the current label */
     bool bad = false;
     for (size_t i = 0; i < n; i += 8) {
         uint64_t w, m;
-        memcpy(&w, lname + i, 8);
+        if (n - i >= 8)
+            memcpy(&w, name + i, 8);
+        else
+            w = load_tail(name, i, n);
         w = lower_word(w); /* bytewise: the same in either byte order */
         memcpy(lname + i, &w, 8);
         h = nio__hash_word(h, w);
@@ -131,6 +146,7 @@ static size_t lower_hash_labels(char *lname, size_t n, uint64_t *hash)
         bad |= i + (size_t)__builtin_ctzll(m) / 8 - start - 1 >= 63 || (m & (m << 8)) != 0;
         start = i + (size_t)(63 - __builtin_clzll(m)) / 8 + 1;
     }
+    memcpy(lname + n, zeros, 8); /* the NUL, and zeros to the word's end */
     *hash = nio__hash_word(h, n);
     return bad ? SIZE_MAX : start;
 }
@@ -140,14 +156,10 @@ static size_t lower_hash_labels(char *lname, size_t n, uint64_t *hash)
 int nio__scan_name(const char *name, char *lname, size_t *lname_len, uint64_t *hash,
                    bool *maybe_lit)
 {
-    static const char zeros[8];
     size_t len = strnlen(name, NIO__NAME_MAX + 1);
     size_t n = len < NIO__NAME_MAX - 1 ? len : NIO__NAME_MAX - 1; /* 253 at most */
-    size_t last;
+    size_t last = lower_hash_labels(lname, name, n, hash);
 
-    memcpy(lname, name, n);
-    memcpy(lname + n, zeros, 8); /* lname[n] is the NUL */
-    last = lower_hash_labels(lname, n, hash);
     *lname_len = n;
     *maybe_lit = maybe_literal(name);
     if (len == 0 || last == SIZE_MAX || n - last > 63)
