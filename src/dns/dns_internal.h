@@ -229,7 +229,7 @@ typedef struct nio__part {
     struct nio__flight *f;             /* while subscribed */
     struct nio__part *fprev, *fnext;   /* the flight's subscribers */
     struct nio_dns_query *q;
-    nio__ip inl[NIO__PART_INLINE]; /* last (see query_init) */
+    nio__ip inl[NIO__PART_INLINE]; /* written before read: query_init() leaves it */
 } nio__part;
 
 /* c-ares' sockets, each an internal fd source, and one timer for its
