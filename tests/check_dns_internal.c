@@ -584,6 +584,80 @@ START_TEST(allocation_failure_with_spare_records)
 }
 END_TEST
 
+/* nio_dns_query_free() of a query whose event was delivered takes no
+ * lock: the query goes onto r->zombies and the next lookup that takes the
+ * lock returns it to the pool (nio_resolver_free too: the sanitizer run
+ * checks the leaks).  A query still running, or cancelled, is freed under
+ * the lock at once. */
+static const nio_dns_query *zombies(nio_resolver *r)
+{
+    return atomic_load(&r->zombies);
+}
+
+static nio_dns_query *lookup_done(nio_poll *p, nio_resolver *r, const char *name)
+{
+    nio_dns_query *q = NULL;
+    nio_addrlist *l = NULL;
+    ck_assert_int_eq(nio_resolve(r, name, NIO_AF_INET, 5, &q, &l), -EINPROGRESS);
+    ck_assert_uint_eq(tu_wait_token(p, 5, 10000, NULL), NIO_EV_DONE);
+    ck_assert_int_eq(nio_dns_query_result(q, &l), 0);
+    nio_addrlist_free(l);
+    return q;
+}
+
+START_TEST(query_free_without_lock)
+{
+    fakedns *s = fakedns_start();
+    nio_poll *p = tu_poll(_i);
+    nio_resolver *r = NULL;
+    nio_resolver_opts o = NIO_RESOLVER_OPTS_INIT;
+    nio_dns_query *q;
+    nio_addrlist *l = NULL;
+    size_t spares;
+    ck_assert_ptr_nonnull(s);
+    fakedns_add_a(s, "z1.test", "127.0.0.1", 60);
+    fakedns_add_a(s, "z2.test", "127.0.0.1", 60);
+    fakedns_add_a(s, "z3.test", "127.0.0.1", 60);
+    fakedns_set_delay(s, "z2.test", 0, 300);
+    o.servers = fakedns_addr(s);
+    o.flags = NIO_RESOLVER_NO_SEARCH;
+    o.hosts_file = "";
+    ck_assert_int_eq(nio_resolver_new(p, &o, &r), 0);
+
+    q = lookup_done(p, r, "z1.test");
+    spares = r->qpool.n;
+    nio_dns_query_free(q);
+    ck_assert_ptr_eq(zombies(r), q); /* no lock: pushed */
+    ck_assert_uint_eq(r->qpool.n, spares);
+    /* a cached answer takes the lock, and the zombie back, making none */
+    ck_assert_int_eq(nio_resolve(r, "z1.test", NIO_AF_INET, 6, &q, &l), 0);
+    nio_addrlist_free(l);
+    ck_assert_ptr_null(zombies(r));
+    ck_assert_uint_eq(r->qpool.n, spares + 1);
+
+    /* running, then cancelled: under the lock, straight to the pool */
+    ck_assert_int_eq(nio_resolve(r, "z2.test", NIO_AF_INET, 7, &q, &l), -EINPROGRESS);
+    ck_assert_uint_eq(r->qpool.n, spares);
+    nio_dns_query_free(q);
+    ck_assert_ptr_null(zombies(r));
+    ck_assert_uint_eq(r->qpool.n, spares + 1);
+    ck_assert_int_eq(nio_resolve(r, "z2.test", NIO_AF_INET, 8, &q, &l), -EINPROGRESS);
+    ck_assert_int_eq(nio_dns_cancel(q), 0);
+    nio_dns_query_free(q);
+    ck_assert_ptr_null(zombies(r));
+    ck_assert_uint_eq(r->qpool.n, spares + 1);
+    ck_assert_int_eq(tu_collect(p, (nio_event[4]){{0}}, 4, 500), 0); /* no event */
+
+    /* a zombie left at nio_resolver_free */
+    q = lookup_done(p, r, "z3.test");
+    nio_dns_query_free(q);
+    ck_assert_ptr_eq(zombies(r), q);
+    nio_resolver_free(r);
+    nio_poll_free(p);
+    fakedns_stop(s);
+}
+END_TEST
+
 /* The record pool: spares are reused last in, first out, at most max are
  * kept, and fini frees them (the sanitizer run checks the leaks). */
 /* A record query (SRV, through c-ares' parser and nio's answer arena)
@@ -703,6 +777,7 @@ static Suite *dns_internal_suite(void)
     tcase_add_loop_test(tc, allocation_failure_with_spare_records, 0, tu_nbackends);
     tcase_add_loop_test(tc, record_query_allocation_failure, 0, tu_nbackends);
     tcase_add_test(tc, record_pool);
+    tcase_add_loop_test(tc, query_free_without_lock, 0, tu_nbackends);
     suite_add_tcase(s, tc);
     return s;
 }

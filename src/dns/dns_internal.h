@@ -12,6 +12,7 @@
 
 #include <ares.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -261,6 +262,10 @@ struct nio_resolver {
     nio__htab rflights; /* record queries' upstream queries (rrquery.c) */
     struct nio__rq *rqueries; /* record queries (rrquery.c) */
     struct nio_dns_query *queries;
+    /* Queries the caller freed without r->lock (nio_dns_query_free's fast
+     * path), still on queries: pushed by any thread, taken back to the
+     * pool by the next holder of r->lock that looks (resolver.c). */
+    _Atomic(struct nio_dns_query *) zombies;
     nio__pool qpool, fpool; /* spare queries and flights */
     /* Completions during one ares_process_fd() call, posted together
      * after it (one poll lock for the batch), in order; batching while

@@ -45,10 +45,12 @@ struct nio_dns_query {
     _Atomic int state; /* enum qstate */
     int err;
     atomic_bool taken; /* the list was handed out */
+    atomic_bool settled; /* ended, and its event posted (or never to be) */
     nio__pending done;
     struct nio_dns_query *prev, *next; /* r->queries */
     nio__qcb qcb; /* internal callback queries (nio__resolve_cb): cb.cb set */
     struct nio_dns_query *next_finished; /* r->finished */
+    struct nio_dns_query *next_zombie;   /* r->zombies */
     nio__part parts[2]; /* last */
 };
 
@@ -150,6 +152,7 @@ static void query_finish_locked(struct nio_dns_query *q)
     }
     /* -ECANCELED: the poll is closed and nobody will wait for the event. */
     (void)nio__pending_post(q->r->poll, &q->done, q->token, NIO_EV_DONE);
+    atomic_store_explicit(&q->settled, true, memory_order_release);
 }
 
 /* Fill a part with an answer: a copy of n addresses (in the part itself
@@ -196,8 +199,12 @@ void nio__batch_end_locked(nio_resolver *r)
     r->batching = false;
     if ((q = r->finished) == NULL || nio__poll_lock(r->poll) < 0)
         return; /* none, or the poll is closed: nobody waits for the events */
-    for (; q != NULL; q = q->next_finished)
+    for (; q != NULL; q = q->next_finished) {
         nio__pending_post_locked(r->poll, &q->done, q->token, NIO_EV_DONE);
+        /* Freed from here on by another thread, q stays on r->queries
+         * until a holder of r->lock reclaims it: next_finished stays. */
+        atomic_store_explicit(&q->settled, true, memory_order_release);
+    }
     nio__poll_unlock(r->poll);
 }
 
@@ -240,6 +247,44 @@ static void query_free_parts(struct nio_dns_query *q)
         if (q->parts[i].owned != NULL) /* rare: more than NIO__PART_INLINE */
             free(q->parts[i].owned);
     nio__pool_put(&q->r->qpool, q);
+}
+
+/* The queries freed without the lock, back to the pool. */
+static void zombies_reclaim_locked(nio_resolver *r)
+{
+    struct nio_dns_query *q;
+    if (atomic_load_explicit(&r->zombies, memory_order_relaxed) == NULL)
+        return;
+    q = atomic_exchange_explicit(&r->zombies, NULL, memory_order_acquire);
+    while (q != NULL) {
+        struct nio_dns_query *next = q->next_zombie;
+        query_unlink(r, q);
+        query_free_parts(q);
+        q = next;
+    }
+}
+
+/* nio_dns_query_free() without r->lock, for a query that ended and whose
+ * event was posted and delivered: nothing of the resolver's refers to it
+ * any more but r->queries (a flight drops its subscribers when it
+ * answers, and a delivered event is off the poll's queue), so it is only
+ * pushed onto r->zombies.  A callback query (its timer), one still
+ * running or cancelled (no event: settled stays false) or one whose event
+ * is still queued (to withdraw, under the poll's lock) takes the lock.
+ * false: not freed. */
+static bool query_free_unlocked(struct nio_dns_query *q)
+{
+    nio_resolver *r = q->r;
+    struct nio_dns_query *head;
+    if (q->qcb.cb != NULL || !atomic_load_explicit(&q->settled, memory_order_acquire) ||
+        atomic_load_explicit(&q->done.queued, memory_order_acquire))
+        return false;
+    head = atomic_load_explicit(&r->zombies, memory_order_relaxed);
+    do
+        q->next_zombie = head;
+    while (!atomic_compare_exchange_weak_explicit(&r->zombies, &head, q, memory_order_release,
+                                                  memory_order_relaxed));
+    return true;
 }
 
 static void query_destroy_locked(struct nio_dns_query *q)
@@ -402,6 +447,7 @@ int nio_resolver_new(nio_poll *poll, const nio_resolver_opts *opts, nio_resolver
     if ((r = calloc(1, sizeof *r)) == NULL)
         return -ENOMEM;
     r->poll = poll;
+    atomic_init(&r->zombies, NULL);
     nio__pool_init(&r->qpool, sizeof(struct nio_dns_query), NIO__POOL_MAX);
     apply_opts(r, &o);
     if ((err = nio__mutex_init(&r->lock)) < 0) {
@@ -421,6 +467,7 @@ void nio_resolver_free(nio_resolver *r)
     if (r == NULL)
         return;
     pthread_mutex_lock(&r->lock);
+    zombies_reclaim_locked(r); /* freed already: off r->queries first */
     while (r->queries != NULL)
         query_destroy_locked(r->queries);
     nio__rqueries_destroy_locked(r);
@@ -563,10 +610,11 @@ static void query_init(struct nio_dns_query *q, nio_resolver *r, const lookup *l
     atomic_init(&q->state, Q_RUNNING);
     q->err = -EAGAIN;
     atomic_init(&q->taken, false);
+    atomic_init(&q->settled, false);
     nio__pending_init(&q->done);
     q->prev = q->next = NULL; /* query_link() */
     nio__qcb_init(&q->qcb, r, q, lk->cb, lk->cb_arg, query_free_parts);
-    q->next_finished = NULL;
+    q->next_finished = q->next_zombie = NULL;
     part_init(&q->parts[P6], q, lk->fam != AF_INET);
     part_init(&q->parts[P4], q, lk->fam != AF_INET6);
 }
@@ -609,6 +657,7 @@ static int resolve_locked(nio_resolver *r, const lookup *lk, nio_dns_query **qou
     uint64_t t = lookup_clock(r);
     int err;
 
+    zombies_reclaim_locked(r);
     if (r->hosts.path != NULL) {
         nio__hosts_refresh(&r->hosts, t);
         if ((he = nio__hosts_find_h(&r->hosts, lk->lname, lk->len, lk->hname)) != NULL &&
@@ -743,6 +792,8 @@ void nio_dns_query_free(nio_dns_query *q)
         nio__rq_free(q);
         return;
     }
+    if (query_free_unlocked(q))
+        return;
     r = q->r;
     pthread_mutex_lock(&r->lock);
     query_destroy_locked(q);
