@@ -548,6 +548,8 @@ static bool cache_hits_locked(nio_resolver *r, const lookup *lk, uint64_t now,
     static const int types[2] = {NIO__T_AAAA, NIO__T_A};
     const bool want[2] = {lk->fam != AF_INET, lk->fam != AF_INET6};
     bool all = true;
+    if (r->cache.max == 0)
+        return false; /* off (cache_size < 0): no entry, no lookups */
     for (int i = 0; i < 2; i++) {
         if (!want[i])
             continue;
