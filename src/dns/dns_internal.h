@@ -222,7 +222,7 @@ void nio__pool_fini(nio__pool *p);         /* frees the spares */
 /* One record type of a caller query: subscribed to the flight that asks
  * for it, then filled with its answer, or filled from the cache. */
 typedef struct nio__part {
-    bool want, done;
+    bool done;
     int err;
     const nio__ip *ips; /* inl, owned, or borrowed from the cache (see resolver.c) */
     nio__ip *owned;     /* when more than NIO__PART_INLINE */

@@ -31,27 +31,37 @@
 #define DEFAULT_MAX_TTL 3600
 #define DEFAULT_NEG_TTL 30
 
-enum { P6 = 0, P4 = 1 }; /* part index: IPv6 first, as lists are ordered */
+/* Part indices.  A first: an A-only lookup (the common one) then uses the
+ * part next to the query's header.  Lists still put IPv6 first (combine),
+ * and AAAA is still asked first (start_query_locked, RFC 8305 section 3). */
+enum { P4 = 0, P6 = 1 };
 enum qstate { Q_RUNNING, Q_DONE, Q_CANCELLED };
 
 /* state and err are written under r->lock, state last and with release
  * order: once a query has left Q_RUNNING it never changes again but for
  * taken, and its outcome (err, the parts) can be read without the lock by
  * whoever reads that state with acquire order (nio_dns_query_result). */
+/* The fields an answer, its event, the result and the free read come
+ * first, then the parts (A's first), then those only the start and the
+ * reclaim touch: with 100 lookups in flight the records do not stay in
+ * L1, and each line less read is a miss less (callgrind's cache
+ * simulation of bench/dns_nio). */
 struct nio_dns_query {
     int kind; /* NIO__Q_ADDR (0, set by query_init); first: dns_internal.h */
-    nio_resolver *r;
-    nio_token token;
     _Atomic int state; /* enum qstate */
     int err;
     atomic_bool taken; /* the list was handed out */
     atomic_bool settled; /* ended, and its event posted (or never to be) */
-    nio__pending done;
-    struct nio_dns_query *prev, *next; /* r->queries */
-    nio__qcb qcb; /* internal callback queries (nio__resolve_cb): cb.cb set */
+    unsigned char want; /* 1 << P6 | 1 << P4: the parts in use (qpart) */
+    bool has_cb; /* qcb.cb != NULL: a callback query */
+    nio_resolver *r;
+    nio_token token;
     struct nio_dns_query *next_finished; /* r->finished */
     struct nio_dns_query *next_zombie;   /* r->zombies */
-    nio__part parts[2]; /* last */
+    nio__pending done;
+    nio__part parts[2];
+    struct nio_dns_query *prev, *next; /* r->queries */
+    nio__qcb qcb; /* internal callback queries (nio__resolve_cb): cb.cb set */
 };
 
 /* One lookup's request, as resolve() prepared it. */
@@ -87,60 +97,80 @@ static int ares_init_once(void)
 
 /* ------------------------------------------------------------ queries */
 
+/* A query's part for record type i, or NULL when the lookup does not want
+ * it.  An unwanted part is never written nor read (query_init): with 100
+ * lookups in flight a query's lines do not stay in L1, and an A-only
+ * lookup then touches one part's, not both. */
+static nio__part *qpart(struct nio_dns_query *q, int i)
+{
+    return (q->want & (1u << i)) ? &q->parts[i] : NULL;
+}
+
+static const nio__part *qpart_c(const struct nio_dns_query *q, int i)
+{
+    return (q->want & (1u << i)) ? &q->parts[i] : NULL;
+}
+
 static bool query_complete(const struct nio_dns_query *q)
 {
     for (int i = 0; i < 2; i++)
-        if (q->parts[i].want && !q->parts[i].done)
+        if (qpart_c(q, i) != NULL && !q->parts[i].done)
             return false;
     return true;
 }
 
 static bool part_has_addrs(const nio__part *p)
 {
-    return p->want && p->err == 0 && p->n > 0;
+    return p != NULL && p->err == 0 && p->n > 0;
 }
 
-/* The failure of a lookup with no addresses (documented in dns.h). */
+/* The failure of a lookup with no addresses (documented in dns.h); a
+ * NULL part is one not wanted. */
 static int combine_errors(const nio__part *p6, const nio__part *p4)
 {
     const nio__part *order[2] = {p4, p6};
     for (int i = 0; i < 2; i++)
-        if (order[i]->want && order[i]->err == NIO_ENOTFOUND)
+        if (order[i] != NULL && order[i]->err == NIO_ENOTFOUND)
             return NIO_ENOTFOUND;
     for (int i = 0; i < 2; i++)
-        if (order[i]->want && order[i]->err != 0 && order[i]->err != NIO_ENODATA)
+        if (order[i] != NULL && order[i]->err != 0 && order[i]->err != NIO_ENODATA)
             return order[i]->err;
     return NIO_ENODATA;
 }
 
-/* 0 and *out, or the lookup's error. */
-static int combine(const nio__part *parts, nio_addrlist **out)
+/* 0 and *out, or the lookup's error (p6, p4: NULL when not wanted). */
+static int combine(const nio__part *p6, const nio__part *p4, nio_addrlist **out)
 {
-    const nio__part *p6 = &parts[P6], *p4 = &parts[P4];
+    bool h6 = part_has_addrs(p6), h4 = part_has_addrs(p4);
     int err;
     *out = NULL;
-    if (!part_has_addrs(p6) && !part_has_addrs(p4))
+    if (!h6 && !h4)
         return combine_errors(p6, p4);
-    *out = nio__addrlist_new(part_has_addrs(p6) ? p6->ips : NULL, part_has_addrs(p6) ? p6->n : 0,
-                             part_has_addrs(p4) ? p4->ips : NULL, part_has_addrs(p4) ? p4->n : 0,
-                             AF_UNSPEC, &err);
+    *out = nio__addrlist_new(h6 ? p6->ips : NULL, h6 ? p6->n : 0, h4 ? p4->ips : NULL,
+                             h4 ? p4->n : 0, AF_UNSPEC, &err);
     return *out != NULL ? 0 : (err < 0 ? err : NIO_ENODATA);
+}
+
+static int query_combine(const struct nio_dns_query *q, nio_addrlist **out)
+{
+    return combine(qpart_c(q, P6), qpart_c(q, P4), out);
 }
 
 /* The outcome without the list: 0 when there are addresses, else the
  * lookup's error. */
-static int outcome(const nio__part *parts)
+static int outcome(const struct nio_dns_query *q)
 {
-    if (part_has_addrs(&parts[P6]) || part_has_addrs(&parts[P4]))
+    const nio__part *p6 = qpart_c(q, P6), *p4 = qpart_c(q, P4);
+    if (part_has_addrs(p6) || part_has_addrs(p4))
         return 0;
-    return combine_errors(&parts[P6], &parts[P4]);
+    return combine_errors(p6, p4);
 }
 
 static void query_finish_locked(struct nio_dns_query *q)
 {
-    q->err = outcome(q->parts);
+    q->err = outcome(q);
     atomic_store_explicit(&q->state, Q_DONE, memory_order_release);
-    if (q->qcb.cb != NULL) {
+    if (q->has_cb) {
         nio__qcb_finish_locked(&q->qcb);
         return;
     }
@@ -233,8 +263,9 @@ static void query_cancel_locked(struct nio_dns_query *q)
 {
     nio__qcb_cancel_locked(&q->qcb);
     if (atomic_load_explicit(&q->state, memory_order_relaxed) == Q_RUNNING) {
-        nio__flight_unsubscribe(&q->parts[P6]);
-        nio__flight_unsubscribe(&q->parts[P4]);
+        for (int i = 0; i < 2; i++)
+            if (qpart(q, i) != NULL)
+                nio__flight_unsubscribe(&q->parts[i]);
         q->err = NIO_ECANCELLED_DNS;
         atomic_store_explicit(&q->state, Q_CANCELLED, memory_order_release);
     }
@@ -244,7 +275,7 @@ static void query_cancel_locked(struct nio_dns_query *q)
 static void query_free_parts(struct nio_dns_query *q)
 {
     for (int i = 0; i < 2; i++)
-        if (q->parts[i].owned != NULL) /* rare: more than NIO__PART_INLINE */
+        if (qpart(q, i) != NULL && q->parts[i].owned != NULL) /* rare: > NIO__PART_INLINE */
             free(q->parts[i].owned);
     nio__pool_put(&q->r->qpool, q);
 }
@@ -276,7 +307,7 @@ static bool query_free_unlocked(struct nio_dns_query *q)
 {
     nio_resolver *r = q->r;
     struct nio_dns_query *head;
-    if (q->qcb.cb != NULL || !atomic_load_explicit(&q->settled, memory_order_acquire) ||
+    if (q->has_cb || !atomic_load_explicit(&q->settled, memory_order_acquire) ||
         atomic_load_explicit(&q->done.queued, memory_order_acquire))
         return false;
     head = atomic_load_explicit(&r->zombies, memory_order_relaxed);
@@ -545,8 +576,8 @@ static int hosts_list(const nio__hostent *e, int fam, nio_addrlist **now)
 static bool cache_hits_locked(nio_resolver *r, const lookup *lk, uint64_t now,
                               const nio__centry *hit[2])
 {
-    static const int types[2] = {NIO__T_AAAA, NIO__T_A};
-    const bool want[2] = {lk->fam != AF_INET, lk->fam != AF_INET6};
+    static const int types[2] = {[P6] = NIO__T_AAAA, [P4] = NIO__T_A};
+    const bool want[2] = {[P6] = lk->fam != AF_INET, [P4] = lk->fam != AF_INET6};
     bool all = true;
     if (r->cache.max == 0)
         return false; /* off (cache_size < 0): no entry, no lookups */
@@ -565,21 +596,23 @@ static int combine_hits(const nio__centry *const hit[2], nio_addrlist **now)
 {
     nio__part p[2];
     for (int i = 0; i < 2; i++) {
-        p[i].want = hit[i] != NULL;
-        p[i].err = p[i].want ? hit[i]->err : 0;
-        p[i].ips = p[i].want ? hit[i]->ips : NULL;
-        p[i].n = p[i].want ? hit[i]->n : 0;
+        if (hit[i] == NULL)
+            continue;
+        p[i].err = hit[i]->err;
+        p[i].ips = hit[i]->ips;
+        p[i].n = hit[i]->n;
     }
-    return combine(p, now);
+    return combine(hit[P6] != NULL ? &p[P6] : NULL, hit[P4] != NULL ? &p[P4] : NULL, now);
 }
 
 static int start_query_locked(nio_resolver *r, struct nio_dns_query *q, const lookup *lk)
 {
-    static const int types[2] = {NIO__T_AAAA, NIO__T_A};
+    static const int types[2] = {[P6] = NIO__T_AAAA, [P4] = NIO__T_A};
+    static const int order[2] = {P6, P4}; /* AAAA first: RFC 8305 section 3 */
     int err = 0;
     query_link(r, q);
-    for (int i = 0; i < 2 && err == 0; i++)
-        if (q->parts[i].want && !q->parts[i].done)
+    for (int k = 0, i; k < 2 && err == 0; k++)
+        if (qpart(q, i = order[k]) != NULL && !q->parts[i].done)
             err = nio__flight_subscribe_locked(r, &q->parts[i], lk->lname, lk->len, lk->hname,
                                                types[i]);
     if (err < 0)
@@ -591,9 +624,8 @@ static int start_query_locked(nio_resolver *r, struct nio_dns_query *q, const lo
  * be an inlined string store (rep stos), whose start-up costs more than
  * these stores on the x86-64 cores measured.  The parts' inline addresses
  * are written before they are read. */
-static void part_init(nio__part *p, struct nio_dns_query *q, bool want)
+static void part_init(nio__part *p, struct nio_dns_query *q)
 {
-    p->want = want;
     p->done = false;
     p->err = 0;
     p->ips = NULL;
@@ -616,9 +648,13 @@ static void query_init(struct nio_dns_query *q, nio_resolver *r, const lookup *l
     nio__pending_init(&q->done);
     q->prev = q->next = NULL; /* query_link() */
     nio__qcb_init(&q->qcb, r, q, lk->cb, lk->cb_arg, query_free_parts);
+    q->has_cb = lk->cb != NULL;
     q->next_finished = q->next_zombie = NULL;
-    part_init(&q->parts[P6], q, lk->fam != AF_INET);
-    part_init(&q->parts[P4], q, lk->fam != AF_INET6);
+    q->want = (unsigned char)((lk->fam != AF_INET ? 1u << P6 : 0) |
+                              (lk->fam != AF_INET6 ? 1u << P4 : 0));
+    for (int i = 0; i < 2; i++)
+        if (qpart(q, i) != NULL)
+            part_init(&q->parts[i], q);
 }
 
 /* A query in a record of the resolver's pool, with copies of the answers
@@ -632,7 +668,7 @@ static struct nio_dns_query *query_new(nio_resolver *r, const lookup *lk,
     query_init(q, r, lk);
     for (int i = 0; i < 2; i++) {
         nio__part *p = &q->parts[i];
-        if (!p->want || hit[i] == NULL)
+        if (qpart(q, i) == NULL || hit[i] == NULL)
             continue;
         part_fill(p, hit[i]->err, hit[i]->ips, hit[i]->n);
         if (p->err == -ENOMEM) {
@@ -676,11 +712,15 @@ static int resolve_locked(nio_resolver *r, const lookup *lk, nio_dns_query **qou
         return -ENOMEM;
     if ((err = start_query_locked(r, q, lk)) < 0)
         return err;
+    if (!q->has_cb) {
+        *qout = q;
+        return -EINPROGRESS;
+    }
     q->qcb.starting = false;
-    if (q->qcb.cb != NULL && atomic_load_explicit(&q->state, memory_order_relaxed) == Q_DONE) {
+    if (atomic_load_explicit(&q->state, memory_order_relaxed) == Q_DONE) {
         /* c-ares failed it inside the call */
         if ((err = q->err) == 0)
-            err = combine(q->parts, now);
+            err = query_combine(q, now);
         query_destroy_locked(q);
         return err;
     }
@@ -762,7 +802,7 @@ int nio_dns_query_result(nio_dns_query *q, nio_addrlist **out)
         return q->err;
     if (atomic_load_explicit(&q->taken, memory_order_relaxed))
         return -EALREADY;
-    if ((err = combine(q->parts, &l)) != 0)
+    if ((err = query_combine(q, &l)) != 0)
         return err; /* -ENOMEM: the query as it was */
     if (!atomic_compare_exchange_strong_explicit(&q->taken, &no, true, memory_order_relaxed,
                                                  memory_order_relaxed)) {
