@@ -113,10 +113,8 @@ static const nio__part *qpart_c(const struct nio_dns_query *q, int i)
 
 static bool query_complete(const struct nio_dns_query *q)
 {
-    for (int i = 0; i < 2; i++)
-        if (qpart_c(q, i) != NULL && !q->parts[i].done)
-            return false;
-    return true;
+    return (qpart_c(q, P4) == NULL || q->parts[P4].done) &&
+           (qpart_c(q, P6) == NULL || q->parts[P6].done);
 }
 
 static bool part_has_addrs(const nio__part *p)
@@ -274,9 +272,11 @@ static void query_cancel_locked(struct nio_dns_query *q)
 
 static void query_free_parts(struct nio_dns_query *q)
 {
-    for (int i = 0; i < 2; i++)
-        if (qpart(q, i) != NULL && q->parts[i].owned != NULL) /* rare: > NIO__PART_INLINE */
-            free(q->parts[i].owned);
+    /* owned: rare, more than NIO__PART_INLINE addresses */
+    if (qpart(q, P4) != NULL && q->parts[P4].owned != NULL)
+        free(q->parts[P4].owned);
+    if (qpart(q, P6) != NULL && q->parts[P6].owned != NULL)
+        free(q->parts[P6].owned);
     nio__pool_put(&q->r->qpool, q);
 }
 
@@ -607,14 +607,15 @@ static int combine_hits(const nio__centry *const hit[2], nio_addrlist **now)
 
 static int start_query_locked(nio_resolver *r, struct nio_dns_query *q, const lookup *lk)
 {
-    static const int types[2] = {[P6] = NIO__T_AAAA, [P4] = NIO__T_A};
-    static const int order[2] = {P6, P4}; /* AAAA first: RFC 8305 section 3 */
     int err = 0;
     query_link(r, q);
-    for (int k = 0, i; k < 2 && err == 0; k++)
-        if (qpart(q, i = order[k]) != NULL && !q->parts[i].done)
-            err = nio__flight_subscribe_locked(r, &q->parts[i], lk->lname, lk->len, lk->hname,
-                                               types[i]);
+    /* AAAA first: RFC 8305 section 3 */
+    if (qpart(q, P6) != NULL && !q->parts[P6].done)
+        err = nio__flight_subscribe_locked(r, &q->parts[P6], lk->lname, lk->len, lk->hname,
+                                           NIO__T_AAAA);
+    if (err == 0 && qpart(q, P4) != NULL && !q->parts[P4].done)
+        err = nio__flight_subscribe_locked(r, &q->parts[P4], lk->lname, lk->len, lk->hname,
+                                           NIO__T_A);
     if (err < 0)
         query_destroy_locked(q); /* withdraws an event posted meanwhile */
     return err;
@@ -652,9 +653,10 @@ static void query_init(struct nio_dns_query *q, nio_resolver *r, const lookup *l
     q->next_finished = q->next_zombie = NULL;
     q->want = (unsigned char)((lk->fam != AF_INET ? 1u << P6 : 0) |
                               (lk->fam != AF_INET6 ? 1u << P4 : 0));
-    for (int i = 0; i < 2; i++)
-        if (qpart(q, i) != NULL)
-            part_init(&q->parts[i], q);
+    if (qpart(q, P4) != NULL)
+        part_init(&q->parts[P4], q);
+    if (qpart(q, P6) != NULL)
+        part_init(&q->parts[P6], q);
 }
 
 /* A query in a record of the resolver's pool, with copies of the answers
