@@ -6,6 +6,8 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -869,6 +871,160 @@ START_TEST(concurrent_resolves_from_threads)
 }
 END_TEST
 
+/* nio_dns_query_result() from threads other than the waiting one, which
+ * it serves without the resolver's lock: a thread polling a query while
+ * the waiter completes it sees the whole outcome (under TSan: no race
+ * with the completion), and when several threads ask for one completed
+ * query at once, exactly one gets the list and the others -EALREADY. */
+struct taker {
+    nio_dns_query *q;
+    atomic_int *go;
+    int ret;
+    size_t count;
+};
+
+static void *take_result(void *arg)
+{
+    struct taker *t = arg;
+    nio_addrlist *l = NULL;
+    while (atomic_load(t->go) == 0)
+        sched_yield();
+    while ((t->ret = nio_dns_query_result(t->q, &l)) == -EAGAIN)
+        sched_yield();
+    t->count = nio_addrlist_count(l);
+    nio_addrlist_free(l);
+    return NULL;
+}
+
+START_TEST(result_taken_once_across_threads)
+{
+    enum { ROUNDS = 20, TAKERS = 3 };
+    env e;
+    env_up(&e, _i);
+    for (int round = 0; round < ROUNDS; round++) {
+        struct taker t[TAKERS];
+        pthread_t th[TAKERS];
+        atomic_int go = 0;
+        nio_dns_query *q;
+        nio_addrlist *l;
+        int got = 0, already = 0;
+        char name[32];
+        /* a new name each round: the cache would answer at once */
+        snprintf(name, sizeof name, "take%d.test", round);
+        fakedns_add_a(e.s, name, "127.0.14.1", 60);
+        fakedns_add_aaaa(e.s, name, "::1", 60);
+        ck_assert_int_eq(nio_resolve(e.r, name, NIO_AF_UNSPEC, 7, &q, &l), -EINPROGRESS);
+        for (int i = 0; i < TAKERS; i++) {
+            t[i] = (struct taker){q, &go, 0, 0};
+            ck_assert_int_eq(pthread_create(&th[i], NULL, take_result, &t[i]), 0);
+        }
+        if (round % 2 == 0) /* half the rounds: the takers poll while it runs */
+            atomic_store(&go, 1);
+        ck_assert_uint_eq(tu_wait_token(e.p, 7, DEADLINE, NULL), NIO_EV_DONE);
+        atomic_store(&go, 1);
+        for (int i = 0; i < TAKERS; i++) {
+            pthread_join(th[i], NULL);
+            if (t[i].ret == 0) {
+                got++;
+                ck_assert_uint_eq(t[i].count, 2);
+            } else {
+                ck_assert_int_eq(t[i].ret, -EALREADY);
+                already++;
+            }
+        }
+        ck_assert_int_eq(got, 1);
+        ck_assert_int_eq(already, TAKERS - 1);
+        ck_assert_int_eq(nio_dns_query_result(q, &l), -EALREADY);
+        nio_dns_query_free(q);
+    }
+    env_down(&e);
+}
+END_TEST
+
+/* Queries freed on another thread than the waiting one while it goes on
+ * resolving: nio_dns_query_free() of a delivered query takes no lock and
+ * leaves the record to the next lookup (under TSan: the hand-over is
+ * race-free; under ASan: nothing leaks or is freed twice). */
+enum { FREER_N = 200, FREER_CONC = 10 };
+
+struct freer {
+    pthread_mutex_t m;
+    pthread_cond_t c;
+    nio_dns_query *q[FREER_N];
+    int head, tail, ok;
+};
+
+static void *free_queries(void *arg)
+{
+    struct freer *f = arg;
+    for (int done = 0; done < FREER_N; done++) {
+        nio_dns_query *q;
+        nio_addrlist *l = NULL;
+        pthread_mutex_lock(&f->m);
+        while (f->head == f->tail)
+            pthread_cond_wait(&f->c, &f->m);
+        q = f->q[f->head++];
+        pthread_mutex_unlock(&f->m);
+        if (nio_dns_query_result(q, &l) == 0 && nio_addrlist_count(l) == 1)
+            f->ok++;
+        nio_addrlist_free(l);
+        nio_dns_query_free(q);
+    }
+    return NULL;
+}
+
+START_TEST(queries_freed_on_another_thread)
+{
+    static struct freer f;
+    nio_dns_query *slot[FREER_CONC];
+    pthread_t th;
+    env e;
+    int started = 0, ended = 0;
+    env_up(&e, _i);
+    for (int i = 0; i < FREER_N; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "f%d.test", i);
+        fakedns_add_a(e.s, name, "127.0.15.1", 60);
+    }
+    memset(&f, 0, sizeof f);
+    pthread_mutex_init(&f.m, NULL);
+    pthread_cond_init(&f.c, NULL);
+    ck_assert_int_eq(pthread_create(&th, NULL, free_queries, &f), 0);
+    for (; started < FREER_CONC; started++) {
+        nio_addrlist *l;
+        char name[32];
+        snprintf(name, sizeof name, "f%d.test", started);
+        ck_assert_int_eq(nio_resolve(e.r, name, NIO_AF_INET, (nio_token)started, &slot[started], &l),
+                         -EINPROGRESS);
+    }
+    while (ended < FREER_N) {
+        nio_event ev[FREER_CONC];
+        int n = nio_poll_wait(e.p, ev, FREER_CONC, DEADLINE);
+        ck_assert_int_gt(n, 0);
+        for (int k = 0; k < n; k++) {
+            int i = (int)ev[k].token;
+            pthread_mutex_lock(&f.m);
+            f.q[f.tail++] = slot[i];
+            pthread_cond_signal(&f.c);
+            pthread_mutex_unlock(&f.m);
+            ended++;
+            if (started < FREER_N) {
+                nio_addrlist *l;
+                char name[32];
+                snprintf(name, sizeof name, "f%d.test", started++);
+                ck_assert_int_eq(nio_resolve(e.r, name, NIO_AF_INET, (nio_token)i, &slot[i], &l),
+                                 -EINPROGRESS);
+            }
+        }
+    }
+    pthread_join(th, NULL);
+    ck_assert_int_eq(f.ok, FREER_N);
+    pthread_mutex_destroy(&f.m);
+    pthread_cond_destroy(&f.c);
+    env_down(&e);
+}
+END_TEST
+
 static Suite *dns_suite(void)
 {
     Suite *s = suite_create("dns");
@@ -903,6 +1059,8 @@ static Suite *dns_suite(void)
     tcase_add_loop_test(tc, cancel_inside_event_handling, 0, tu_nbackends);
     tcase_add_loop_test(tc, free_resolver_with_250_in_flight, 0, tu_nbackends);
     tcase_add_loop_test(tc, concurrent_resolves_from_threads, 0, tu_nbackends);
+    tcase_add_loop_test(tc, result_taken_once_across_threads, 0, tu_nbackends);
+    tcase_add_loop_test(tc, queries_freed_on_another_thread, 0, tu_nbackends);
     suite_add_tcase(s, tc);
     return s;
 }

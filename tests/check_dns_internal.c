@@ -95,6 +95,45 @@ static void ip_str(const nio__ip *ip, char *buf)
     inet_ntop(ip->family, ip->b, buf, INET6_ADDRSTRLEN);
 }
 
+/* The table's buckets are a power of two, found by masking the hash:
+ * every node sits in the bucket of its hash's low bits, across growth, for
+ * any requested size; every node is found, and removed. */
+START_TEST(htab_buckets)
+{
+    static const size_t sizes[] = {0, 4, 16, 17, 100, 256};
+    enum { N = 600 };
+    static char names[N][16];
+    static nio__hnode nodes[N];
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        nio__htab t;
+        ck_assert_int_eq(nio__htab_init(&t, sizes[s]), 0);
+        ck_assert_uint_ge(t.nb, sizes[s] < 16 ? 16 : sizes[s]);
+        ck_assert_uint_lt(t.nb, 2 * (sizes[s] < 16 ? 16 : sizes[s]));
+        for (int i = 0; i < N; i++) {
+            snprintf(names[i], sizeof names[i], "n%d.test", i);
+            nodes[i] = (nio__hnode){NULL, nio__hash(names[i], NIO__T_A), NIO__T_A, names[i]};
+            nio__htab_insert(&t, &nodes[i]);
+        }
+        ck_assert_uint_eq(t.nb & (t.nb - 1), 0);
+        ck_assert_uint_ge(t.nb, N / 2);
+        for (size_t b = 0; b < t.nb; b++)
+            for (const nio__hnode *n = t.b[b]; n != NULL; n = n->next)
+                ck_assert_uint_eq(n->hash & (t.nb - 1), b);
+        for (int i = 0; i < N; i++) {
+            ck_assert_ptr_eq(nio__htab_find(&t, nodes[i].hash, names[i], NIO__T_A), &nodes[i]);
+            ck_assert_ptr_null(nio__htab_find(&t, nio__hash(names[i], NIO__T_AAAA), names[i],
+                                              NIO__T_AAAA));
+        }
+        for (int i = 0; i < N; i++) {
+            nio__htab_remove(&t, &nodes[i]);
+            ck_assert_ptr_null(nio__htab_find(&t, nodes[i].hash, names[i], NIO__T_A));
+        }
+        ck_assert_uint_eq(t.n, 0);
+        nio__htab_fini(&t);
+    }
+}
+END_TEST
+
 START_TEST(hosts_parser)
 {
     static const char text[] =
@@ -300,7 +339,7 @@ END_TEST
  * rules out a literal nio__parse_literal accepts. */
 static void scan_like_helpers(const char *name)
 {
-    char lname[NIO__NAME_MAX], low[NIO__NAME_MAX];
+    char lname[NIO__SCAN_MAX], low[NIO__NAME_MAX];
     uint64_t h;
     size_t len;
     bool maybe_lit;
@@ -309,6 +348,8 @@ static void scan_like_helpers(const char *name)
     nio__lower_name(low, name, false);
     ck_assert_str_eq(lname, low);
     ck_assert_uint_eq(len, strlen(low));
+    for (size_t k = len; k < len + 8; k++) /* the word after the name: zeros */
+        ck_assert_int_eq(lname[k], 0);
     ck_assert(h == nio__hash_name(low));
     ck_assert(maybe_lit || !nio__parse_literal(name, &ip));
 }
@@ -543,6 +584,80 @@ START_TEST(allocation_failure_with_spare_records)
 }
 END_TEST
 
+/* nio_dns_query_free() of a query whose event was delivered takes no
+ * lock: the query goes onto r->zombies and the next lookup that takes the
+ * lock returns it to the pool (nio_resolver_free too: the sanitizer run
+ * checks the leaks).  A query still running, or cancelled, is freed under
+ * the lock at once. */
+static const nio_dns_query *zombies(nio_resolver *r)
+{
+    return atomic_load(&r->zombies);
+}
+
+static nio_dns_query *lookup_done(nio_poll *p, nio_resolver *r, const char *name)
+{
+    nio_dns_query *q = NULL;
+    nio_addrlist *l = NULL;
+    ck_assert_int_eq(nio_resolve(r, name, NIO_AF_INET, 5, &q, &l), -EINPROGRESS);
+    ck_assert_uint_eq(tu_wait_token(p, 5, 10000, NULL), NIO_EV_DONE);
+    ck_assert_int_eq(nio_dns_query_result(q, &l), 0);
+    nio_addrlist_free(l);
+    return q;
+}
+
+START_TEST(query_free_without_lock)
+{
+    fakedns *s = fakedns_start();
+    nio_poll *p = tu_poll(_i);
+    nio_resolver *r = NULL;
+    nio_resolver_opts o = NIO_RESOLVER_OPTS_INIT;
+    nio_dns_query *q;
+    nio_addrlist *l = NULL;
+    size_t spares;
+    ck_assert_ptr_nonnull(s);
+    fakedns_add_a(s, "z1.test", "127.0.0.1", 60);
+    fakedns_add_a(s, "z2.test", "127.0.0.1", 60);
+    fakedns_add_a(s, "z3.test", "127.0.0.1", 60);
+    fakedns_set_delay(s, "z2.test", 0, 300);
+    o.servers = fakedns_addr(s);
+    o.flags = NIO_RESOLVER_NO_SEARCH;
+    o.hosts_file = "";
+    ck_assert_int_eq(nio_resolver_new(p, &o, &r), 0);
+
+    q = lookup_done(p, r, "z1.test");
+    spares = r->qpool.n;
+    nio_dns_query_free(q);
+    ck_assert_ptr_eq(zombies(r), q); /* no lock: pushed */
+    ck_assert_uint_eq(r->qpool.n, spares);
+    /* a cached answer takes the lock, and the zombie back, making none */
+    ck_assert_int_eq(nio_resolve(r, "z1.test", NIO_AF_INET, 6, &q, &l), 0);
+    nio_addrlist_free(l);
+    ck_assert_ptr_null(zombies(r));
+    ck_assert_uint_eq(r->qpool.n, spares + 1);
+
+    /* running, then cancelled: under the lock, straight to the pool */
+    ck_assert_int_eq(nio_resolve(r, "z2.test", NIO_AF_INET, 7, &q, &l), -EINPROGRESS);
+    ck_assert_uint_eq(r->qpool.n, spares);
+    nio_dns_query_free(q);
+    ck_assert_ptr_null(zombies(r));
+    ck_assert_uint_eq(r->qpool.n, spares + 1);
+    ck_assert_int_eq(nio_resolve(r, "z2.test", NIO_AF_INET, 8, &q, &l), -EINPROGRESS);
+    ck_assert_int_eq(nio_dns_cancel(q), 0);
+    nio_dns_query_free(q);
+    ck_assert_ptr_null(zombies(r));
+    ck_assert_uint_eq(r->qpool.n, spares + 1);
+    ck_assert_int_eq(tu_collect(p, (nio_event[4]){{0}}, 4, 500), 0); /* no event */
+
+    /* a zombie left at nio_resolver_free */
+    q = lookup_done(p, r, "z3.test");
+    nio_dns_query_free(q);
+    ck_assert_ptr_eq(zombies(r), q);
+    nio_resolver_free(r);
+    nio_poll_free(p);
+    fakedns_stop(s);
+}
+END_TEST
+
 /* The record pool: spares are reused last in, first out, at most max are
  * kept, and fini frees them (the sanitizer run checks the leaks). */
 /* A record query (SRV, through c-ares' parser and nio's answer arena)
@@ -652,6 +767,7 @@ static Suite *dns_internal_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, cache_bounded_under_100k_names);
     tcase_add_test(tc, cache_lru_and_expiry);
+    tcase_add_test(tc, htab_buckets);
     tcase_add_test(tc, hosts_parser);
     tcase_add_test(tc, hosts_one_name_many_addresses);
     tcase_add_test(tc, names_and_literals);
@@ -661,6 +777,7 @@ static Suite *dns_internal_suite(void)
     tcase_add_loop_test(tc, allocation_failure_with_spare_records, 0, tu_nbackends);
     tcase_add_loop_test(tc, record_query_allocation_failure, 0, tu_nbackends);
     tcase_add_test(tc, record_pool);
+    tcase_add_loop_test(tc, query_free_without_lock, 0, tu_nbackends);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -12,6 +12,7 @@
 
 #include <ares.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -25,6 +26,9 @@
 #define NIO__T_AAAA 28 /* RFC 3596 section 2.1 */
 #define NIO__T_REC 0x10000 /* NIO__T_REC | type: the cache key of a record query (rrquery.c) */
 #define NIO__NAME_MAX 254 /* 253 octets of text (RFC 1035 section 2.3.4) + NUL */
+/* A buffer nio__scan_name() writes: the name, rounded up to whole words
+ * (8 bytes) of which the first past the name holds its NUL. */
+#define NIO__SCAN_MAX (NIO__NAME_MAX + 8)
 
 /* One address: family AF_INET (first 4 bytes of b) or AF_INET6. */
 typedef struct nio__ip {
@@ -45,7 +49,7 @@ typedef struct nio__hnode {
 
 typedef struct nio__htab {
     nio__hnode **b;
-    size_t nb, n;
+    size_t nb, n; /* nb: a power of two (nio__htab_init rounds up) */
 } nio__htab;
 
 int nio__htab_init(nio__htab *t, size_t nbuckets); /* 0 or -ENOMEM */
@@ -77,7 +81,8 @@ int nio__check_name(const char *name);
 void nio__lower_name(char *dst, const char *name, bool strip_dot);
 /* nio__lower_name(lname, name, false), *len = strlen(lname), *hash =
  * nio__hash_name(lname) and the result of nio__check_name(name), in one
- * pass; *maybe_lit is false when nio__parse_literal(name) cannot succeed. */
+ * pass; *maybe_lit is false when nio__parse_literal(name) cannot succeed.
+ * lname holds NIO__SCAN_MAX bytes (the bytes after its NUL are zeros). */
 int nio__scan_name(const char *name, char *lname, size_t *len, uint64_t *hash, bool *maybe_lit);
 /* true and *ip for an IPv4 dotted quad or an IPv6 literal (with %scope). */
 bool nio__parse_literal(const char *s, nio__ip *ip);
@@ -217,7 +222,7 @@ void nio__pool_fini(nio__pool *p);         /* frees the spares */
 /* One record type of a caller query: subscribed to the flight that asks
  * for it, then filled with its answer, or filled from the cache. */
 typedef struct nio__part {
-    bool want, done;
+    bool done;
     int err;
     const nio__ip *ips; /* inl, owned, or borrowed from the cache (see resolver.c) */
     nio__ip *owned;     /* when more than NIO__PART_INLINE */
@@ -225,7 +230,7 @@ typedef struct nio__part {
     struct nio__flight *f;             /* while subscribed */
     struct nio__part *fprev, *fnext;   /* the flight's subscribers */
     struct nio_dns_query *q;
-    nio__ip inl[NIO__PART_INLINE]; /* last (see query_init) */
+    nio__ip inl[NIO__PART_INLINE]; /* written before read: query_init() leaves it */
 } nio__part;
 
 /* c-ares' sockets, each an internal fd source, and one timer for its
@@ -257,6 +262,10 @@ struct nio_resolver {
     nio__htab rflights; /* record queries' upstream queries (rrquery.c) */
     struct nio__rq *rqueries; /* record queries (rrquery.c) */
     struct nio_dns_query *queries;
+    /* Queries the caller freed without r->lock (nio_dns_query_free's fast
+     * path), still on queries: pushed by any thread, taken back to the
+     * pool by the next holder of r->lock that looks (resolver.c). */
+    _Atomic(struct nio_dns_query *) zombies;
     nio__pool qpool, fpool; /* spare queries and flights */
     /* Completions during one ares_process_fd() call, posted together
      * after it (one poll lock for the batch), in order; batching while

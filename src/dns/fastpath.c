@@ -11,8 +11,9 @@
 #include <net/if.h>
 #endif
 
-/* Words are handled little-endian: nothing to do on a little-endian
- * machine, a swap on a big-endian one (configure's AC_C_BIGENDIAN).  Not
+/* Dot masks are read little-endian (byte k at bits 8k, for the bit
+ * scans): nothing to do on a little-endian machine, a swap on a
+ * big-endian one (configure's AC_C_BIGENDIAN).  Not
  * <endian.h>'s le64toh: macOS has no such header and FreeBSD's is
  * <sys/endian.h>. */
 #ifdef WORDS_BIGENDIAN
@@ -100,43 +101,44 @@ static inline uint64_t dots_of(uint64_t w)
     return ~(((t & ~HIGHS) + ~HIGHS) | t) & HIGHS;
 }
 
-/* The word of s at i, byte k at bits 8k (n - i bytes, zero-padded, when
- * fewer than 8 are left), and back. */
-static inline uint64_t load_word(const char *s, size_t i, size_t n)
+/* The k = n - i bytes of s from i, the last of the string (1 to 7), as a
+ * word zero-padded as nio__hash_name() pads it.  The caller's string is
+ * not read past its end (the next page may not be mapped): from a name of
+ * 8 bytes or more, the 8 ending at n are read and shifted. */
+static inline uint64_t load_tail(const char *s, size_t i, size_t n)
 {
     uint64_t w = 0;
-    if (n - i >= 8) {
-        memcpy(&w, s + i, 8);
-        return LE64(w);
+    if (n >= 8) {
+        memcpy(&w, s + n - 8, 8);
+        return LE64(LE64(w) >> (8 * (8 - (n - i))));
     }
-    for (size_t k = 0; k < n - i; k++)
-        w |= (uint64_t)(unsigned char)s[i + k] << (8 * k);
+    memcpy(&w, s + i, n - i);
     return w;
 }
 
-static inline void store_word(char *s, size_t i, size_t n, uint64_t w)
-{
-    if (n - i >= 8) {
-        w = LE64(w);
-        memcpy(s + i, &w, 8);
-        return;
-    }
-    for (size_t k = 0; k < n - i; k++)
-        s[i + k] = (char)(w >> (8 * k));
-}
-
-/* lname = name's first n bytes lowercased and *hash as nio__hash_name()
- * makes it, a word at a time; returns where the last label starts, or
- * SIZE_MAX for an empty label or one longer than 63 before it. */
+/* The resolver's hot path reads the caller's name once, a word at a time,
+ * and writes lname a whole word at a time, the last one with its zero
+ * padding (which holds the NUL): no byte loop.
+ *
+ * lname = name's first n bytes lowercased and *hash as nio__hash_name()
+ * makes it; returns where the last label starts, or SIZE_MAX for an empty
+ * label or one longer than 63 before it. */
 static size_t lower_hash_labels(char *lname, const char *name, size_t n, uint64_t *hash)
 {
+    static const char zeros[8];
     uint64_t h = NIO__HASH_SEED;
     size_t start = 0; /* of the current label */
     bool bad = false;
     for (size_t i = 0; i < n; i += 8) {
-        uint64_t w = lower_word(load_word(name, i, n)), m = dots_of(w);
-        store_word(lname, i, n, w);
-        h = nio__hash_word(h, LE64(w));
+        uint64_t w, m;
+        if (n - i >= 8)
+            memcpy(&w, name + i, 8);
+        else
+            w = load_tail(name, i, n);
+        w = lower_word(w); /* bytewise: the same in either byte order */
+        memcpy(lname + i, &w, 8);
+        h = nio__hash_word(h, w);
+        m = LE64(dots_of(w)); /* byte k of the name at bits 8k */
         if (m == 0)
             continue;
         /* the label ending at the word's first dot; those between its
@@ -144,14 +146,13 @@ static size_t lower_hash_labels(char *lname, const char *name, size_t n, uint64_
         bad |= i + (size_t)__builtin_ctzll(m) / 8 - start - 1 >= 63 || (m & (m << 8)) != 0;
         start = i + (size_t)(63 - __builtin_clzll(m)) / 8 + 1;
     }
-    lname[n] = '\0';
+    memcpy(lname + n, zeros, 8); /* the NUL, and zeros to the word's end */
     *hash = nio__hash_word(h, n);
     return bad ? SIZE_MAX : start;
 }
 
-/* The resolver's hot path reads the caller's name once, a word at a time:
- * this is nio__lower_name(lname, name, false), nio__hash_name(lname) and
- * nio__check_name(name). */
+/* nio__lower_name(lname, name, false), nio__hash_name(lname) and
+ * nio__check_name(name) in one pass (above). */
 int nio__scan_name(const char *name, char *lname, size_t *lname_len, uint64_t *hash,
                    bool *maybe_lit)
 {

@@ -1,7 +1,11 @@
 /* The (name, type) hash table shared by the hosts file, the cache and the
  * in-flight queries: chained, intrusive, grown by doubling.  Growth is
  * opportunistic so that inserting never fails: a table that could not grow
- * only gets longer chains. */
+ * only gets longer chains.  The bucket count is a power of two, so that a
+ * bucket is a mask of the hash, not a division: an uncached lookup finds,
+ * inserts and removes its flight, and a 64-bit division costs tens of
+ * cycles on the x86-64 cores measured (the hash's high bits are folded
+ * into the low ones, nio__hash_word). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +15,9 @@
 int nio__htab_init(nio__htab *t, size_t nbuckets)
 {
     t->n = 0;
-    t->nb = nbuckets < 16 ? 16 : nbuckets;
+    t->nb = 16;
+    while (t->nb < nbuckets)
+        t->nb *= 2;
     t->b = calloc(t->nb, sizeof *t->b);
     return t->b == NULL ? -ENOMEM : 0;
 }
@@ -44,6 +50,11 @@ uint64_t nio__hash_name(const char *name)
     return nio__hash_word(h, n);
 }
 
+static inline size_t bucket(const nio__htab *t, uint64_t hash)
+{
+    return (size_t)hash & (t->nb - 1);
+}
+
 uint64_t nio__hash(const char *name, int type)
 {
     return nio__hash_type(nio__hash_name(name), type);
@@ -51,7 +62,7 @@ uint64_t nio__hash(const char *name, int type)
 
 nio__hnode *nio__htab_find(const nio__htab *t, uint64_t hash, const char *name, int type)
 {
-    for (nio__hnode *n = t->b[hash % t->nb]; n != NULL; n = n->next)
+    for (nio__hnode *n = t->b[bucket(t, hash)]; n != NULL; n = n->next)
         if (n->hash == hash && n->type == type && strcmp(n->name, name) == 0)
             return n;
     return NULL;
@@ -67,8 +78,8 @@ static void grow(nio__htab *t)
         while (t->b[i] != NULL) {
             nio__hnode *n = t->b[i];
             t->b[i] = n->next;
-            n->next = b[n->hash % nb];
-            b[n->hash % nb] = n;
+            n->next = b[n->hash & (nb - 1)];
+            b[n->hash & (nb - 1)] = n;
         }
     }
     free(t->b);
@@ -80,14 +91,14 @@ void nio__htab_insert(nio__htab *t, nio__hnode *node)
 {
     if (t->n >= t->nb)
         grow(t);
-    node->next = t->b[node->hash % t->nb];
-    t->b[node->hash % t->nb] = node;
+    node->next = t->b[bucket(t, node->hash)];
+    t->b[bucket(t, node->hash)] = node;
     t->n++;
 }
 
 void nio__htab_remove(nio__htab *t, nio__hnode *node)
 {
-    nio__hnode **pp = &t->b[node->hash % t->nb];
+    nio__hnode **pp = &t->b[bucket(t, node->hash)];
     while (*pp != NULL && *pp != node)
         pp = &(*pp)->next;
     if (*pp == NULL)

@@ -231,7 +231,7 @@ void nio__rqueries_destroy_locked(nio_resolver *r)
 /* ------------------------------------------------------------ lookups */
 
 typedef struct req {
-    char lname[NIO__NAME_MAX];
+    char lname[NIO__SCAN_MAX];
     size_t len;
     uint64_t hname;
     int type;

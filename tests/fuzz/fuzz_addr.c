@@ -88,7 +88,7 @@ static void split_round_trip(const char *s, size_t cap)
 /* The resolver's one-pass scan agrees with the helpers it stands for. */
 static void scan_agrees(const char *s)
 {
-    char lname[NIO__NAME_MAX], low[NIO__NAME_MAX];
+    char lname[NIO__SCAN_MAX], low[NIO__NAME_MAX];
     uint64_t h;
     size_t len;
     bool maybe_lit;
