@@ -395,6 +395,19 @@ START_TEST(accepted_stream_reports_data_already_there)
 }
 END_TEST
 
+/* A bound socket on 127.0.0.1 that never listens: its port (in *a)
+ * refuses connects, and stays ours while it is held. */
+static nio_socket refusing_socket(nio_addr *a)
+{
+    nio_socket hold;
+    ck_assert_int_eq(nio_addr_parse("127.0.0.1:0", a), 0);
+    hold = tu_socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_eq(bind(hold, (struct sockaddr *)&a->ss, a->len), 0);
+    a->len = sizeof a->ss;
+    ck_assert_int_eq(getsockname(hold, (struct sockaddr *)&a->ss, &a->len), 0);
+    return hold;
+}
+
 START_TEST(connect_refused)
 {
     int fds = tu_count_fds();
@@ -403,12 +416,7 @@ START_TEST(connect_refused)
     nio_addr a;
     int rc;
     nio_socket hold;
-    /* a bound socket that never listens: its port refuses, and stays ours */
-    ck_assert_int_eq(nio_addr_parse("127.0.0.1:0", &a), 0);
-    hold = tu_socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_eq(bind(hold, (struct sockaddr *)&a.ss, a.len), 0);
-    a.len = sizeof a.ss;
-    ck_assert_int_eq(getsockname(hold, (struct sockaddr *)&a.ss, &a.len), 0);
+    hold = refusing_socket(&a);
     rc = nio_tcp_connect(p, (struct sockaddr *)&a.ss, a.len, TOK_C, &c);
     if (rc == -ECONNREFUSED) {
         ck_assert_ptr_null(c); /* immediate failure: nothing to close */
@@ -464,12 +472,7 @@ START_TEST(connect_event_flags)
     nio_tcp_opts o = {.connect_timeout_ms = 300};
     unsigned f;
     int rc;
-    /* refused: a bound socket that never listens */
-    ck_assert_int_eq(nio_addr_parse("127.0.0.1:0", &a), 0);
-    hold = tu_socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_eq(bind(hold, (struct sockaddr *)&a.ss, a.len), 0);
-    a.len = sizeof a.ss;
-    ck_assert_int_eq(getsockname(hold, (struct sockaddr *)&a.ss, &a.len), 0);
+    hold = refusing_socket(&a); /* refused */
     rc = nio_tcp_connect(p, (struct sockaddr *)&a.ss, a.len, TOK_C, &c);
     if (rc == -EINPROGRESS) {
         f = wait_flags(p, TOK_C, NIO_EV_WRITABLE | NIO_EV_ERROR);
