@@ -892,12 +892,14 @@ START_TEST(embedded_own_start_wakes_the_sleep)
         nio_poll_free(p);
         return;
     }
+    /* t0 before the step: the step reads the loop's time, which the starts
+     * below count from, so no deadline is earlier than t0 + their delay */
+    t0 = nio__now_ns();
     ck_assert_int_eq(nio_poll_step(p, ev, 8), 0);
     ck_assert_int_eq(nio_timer_start(p, 60000, 9, &distant), 0); /* reads the loop's time */
     ck_assert_int_eq(nio_timer_start(p, 60001, 10, &id), 0);     /* counts from it */
     ck_assert_int_eq(nio_poll_timeout(p, &ms), 0);
     ck_assert_int_gt(ms, 1000); /* the loop is about to sleep for the distant timer */
-    t0 = nio__now_ns();
     ck_assert_int_eq(nio_timer_start(p, 20, 8, &near), 0);
     {
         struct pollfd pf = {fd, POLLIN, 0};
@@ -917,8 +919,9 @@ START_TEST(embedded_own_start_wakes_the_sleep)
             got++;
         }
     }
-    /* not early, to the loop's millisecond (its time is read before the
-     * start: under valgrind it fired 26 us short of 20 ms on this clock) */
+    /* not early, to the loop's millisecond (the loop's time is whole
+     * milliseconds; t0 was taken after the step in CI's valgrind runs, and
+     * the timer was seen 26 us, then 1.3 ms, short of 20 ms from it) */
     ck_assert_uint_ge(nio__now_ns() - t0, 19000000u);
     ck_assert_int_eq(nio_timer_cancel(p, near), -ENOENT);
     ck_assert_int_eq(nio_timer_cancel(p, distant), 0);
