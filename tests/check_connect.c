@@ -73,8 +73,30 @@ static void env_down(env *e)
     httpd_stop(e->h);
 }
 
-/* A socket bound to ip:port and never listening: connects are refused. */
-static nio_socket refuse_on(const char *ip, uint16_t port)
+/* A test that needs one port on both 127.0.0.1 and ::1 lets the kernel
+ * pick it on one family and binds the other to it.  That bind can fail:
+ * the suites run side by side, and the port may be another test's on the
+ * second family (a listener, or a connection's local end; CI's TSan run
+ * hit it).  Such a test picks again, up to PORT_TRIES times. */
+#define PORT_TRIES 20
+
+static int pick_again(int tries)
+{
+    ck_assert_msg(tries + 1 < PORT_TRIES, "no port free on both 127.0.0.1 and ::1 in %d tries",
+                  PORT_TRIES);
+    return tries + 1;
+}
+
+/* The server of a failed pairing, stopped before picking again. */
+static void httpd_again(env *e)
+{
+    httpd_stop(e->h);
+    e->h = NULL;
+}
+
+/* A socket bound to ip:port and never listening: connects are refused.
+ * False when the port is taken (see PORT_TRIES). */
+static bool refuse_on(const char *ip, uint16_t port, nio_socket *out)
 {
     nio_addr a;
     nio_socket fd;
@@ -85,8 +107,13 @@ static nio_socket refuse_on(const char *ip, uint16_t port)
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, (const void *)&one, sizeof one);
 #endif
     (void)one;
-    ck_assert_msg(bind(fd, (struct sockaddr *)&a.ss, a.len) == 0, "bind %s:%u", ip, port);
-    return fd;
+    if (bind(fd, (struct sockaddr *)&a.ss, a.len) != 0) {
+        ck_assert_msg(port != 0, "bind %s:0", ip);
+        tu_close(fd);
+        return false;
+    }
+    *out = fd;
+    return true;
 }
 
 /* A blackhole: a listener with backlog 0 that never accepts, filled until
@@ -99,28 +126,34 @@ typedef struct hole {
     uint16_t port;
 } hole;
 
-static void hole_open(nio_poll *p, hole *b, const char *ip, uint16_t port, nio_token base)
+/* False when the port is taken (see PORT_TRIES). */
+static bool hole_open(nio_poll *p, hole *b, const char *ip, uint16_t port, nio_token base)
 {
     nio_addr a;
     nio_tcp_opts o = {.size = sizeof o, .connect_timeout_ms = 300};
+    int rc;
     memset(b, 0, sizeof *b);
     ck_assert_int_eq(nio_addr_from_ip(ip, port, &a), 0);
-    ck_assert_int_eq(nio_tcp_listen(p, (struct sockaddr *)&a.ss, a.len, 0, base, &b->l), 0);
+    rc = nio_tcp_listen(p, (struct sockaddr *)&a.ss, a.len, 0, base, &b->l);
+    if (rc == -EADDRINUSE && port != 0)
+        return false;
+    ck_assert_msg(rc == 0, "listen on %s:%u: %s", ip, (unsigned)port, nio_strerror(rc));
     ck_assert_int_eq(nio_tcp_listener_addr(b->l, &a), 0);
     b->port = (uint16_t)nio_addr_port((struct sockaddr *)&a.ss, a.len);
     for (; b->n < 64; b->n++) {
         nio_token t = base + 1 + (nio_token)b->n;
-        int rc = nio_tcp_connect_ex(p, (struct sockaddr *)&a.ss, a.len, &o, t, &b->fill[b->n]);
+        rc = nio_tcp_connect_ex(p, (struct sockaddr *)&a.ss, a.len, &o, t, &b->fill[b->n]);
         ck_assert(rc == 0 || rc == -EINPROGRESS);
         if (rc == -EINPROGRESS) {
             ck_assert_uint_ne(tu_wait_token(p, t, DEADLINE, NULL), 0);
             if (nio_tcp_connect_result(b->fill[b->n]) != 0) {
                 b->n++;
-                return; /* this one timed out: the backlog is full */
+                return true; /* this one timed out: the backlog is full */
             }
         }
     }
     ck_abort_msg("could not fill the backlog of %s", ip);
+    return false;
 }
 
 static void hole_close(hole *b)
@@ -128,6 +161,16 @@ static void hole_close(hole *b)
     for (int k = 0; k < b->n; k++)
         nio_tcp_close(b->fill[k]);
     nio_tcp_listener_close(b->l);
+}
+
+/* Blackholes on one port of both 127.0.0.1 and ::1. */
+static void holes_open(nio_poll *p, hole *b4, hole *b6)
+{
+    for (int k = 0;; k = pick_again(k), hole_close(b4)) {
+        ck_assert(hole_open(p, b4, "127.0.0.1", 0, 1000));
+        if (hole_open(p, b6, "::1", b4->port, 2000))
+            return;
+    }
 }
 
 /* Start a connect by name and wait for its completion: the event's flags.
@@ -377,8 +420,11 @@ START_TEST(he_v6_refused)
     nio_connect_info ci;
     nio_socket fd;
     env_up(&e, _i);
-    env_httpd(&e, _i, HTTPD_V4, 0);
-    fd = refuse_on("::1", e.port);
+    for (int k = 0;; k = pick_again(k), httpd_again(&e)) {
+        env_httpd(&e, _i, HTTPD_V4, 0);
+        if (refuse_on("::1", e.port, &fd))
+            break;
+    }
     ci = connect_ok(&e, "dual.test", NULL, AF_INET);
     ck_assert_int_eq(ci.attempts, 2);
     ck_assert_uint_lt(ci.connect_ms, RACE_BOUND);
@@ -397,8 +443,11 @@ START_TEST(he_v4_refused)
     nio_socket fd;
     env_up(&e, _i);
     fakedns_set_delay(e.dns, "dual.test", FAKEDNS_T_AAAA, 300);
-    env_httpd(&e, _i, HTTPD_V6, 0);
-    fd = refuse_on("127.0.0.1", e.port);
+    for (int k = 0;; k = pick_again(k), httpd_again(&e)) {
+        env_httpd(&e, _i, HTTPD_V6, 0);
+        if (refuse_on("127.0.0.1", e.port, &fd))
+            break;
+    }
     ci = connect_ok(&e, "dual.test", NULL, AF_INET6);
     ck_assert_int_eq(ci.attempts, 2);
     ck_assert_uint_lt(ci.connect_ms, RACE_BOUND);
@@ -415,8 +464,11 @@ START_TEST(he_v6_blackholed)
     hole b;
     nio_connect_info ci;
     env_up(&e, _i);
-    env_httpd(&e, _i, HTTPD_V4, 0);
-    hole_open(e.p, &b, "::1", e.port, 1000);
+    for (int k = 0;; k = pick_again(k), httpd_again(&e)) {
+        env_httpd(&e, _i, HTTPD_V4, 0);
+        if (hole_open(e.p, &b, "::1", e.port, 1000))
+            break;
+    }
     ci = connect_ok(&e, "dual.test", NULL, AF_INET);
     ck_assert_int_eq(ci.attempts, 2);
     ck_assert_uint_lt(ci.connect_ms, RACE_BOUND);
@@ -434,8 +486,11 @@ START_TEST(he_v4_blackholed)
     nio_connect_info ci;
     env_up(&e, _i);
     fakedns_set_delay(e.dns, "dual.test", FAKEDNS_T_AAAA, 300);
-    env_httpd(&e, _i, HTTPD_V6, 0);
-    hole_open(e.p, &b, "127.0.0.1", e.port, 1000);
+    for (int k = 0;; k = pick_again(k), httpd_again(&e)) {
+        env_httpd(&e, _i, HTTPD_V6, 0);
+        if (hole_open(e.p, &b, "127.0.0.1", e.port, 1000))
+            break;
+    }
     ci = connect_ok(&e, "dual.test", NULL, AF_INET6);
     ck_assert_int_eq(ci.attempts, 2);
     ck_assert_uint_lt(ci.connect_ms, RACE_BOUND);
@@ -454,8 +509,11 @@ START_TEST(he_attempt_timeout)
     nio_tcp_opts t = {.size = sizeof t, .connect_timeout_ms = 200, .nodelay = true};
     nio_connect_opts o = {.size = sizeof o, .attempt_delay_ms = 10000, .tcp = &t};
     env_up(&e, _i);
-    env_httpd(&e, _i, HTTPD_V4, 0);
-    hole_open(e.p, &b, "::1", e.port, 1000);
+    for (int k = 0;; k = pick_again(k), httpd_again(&e)) {
+        env_httpd(&e, _i, HTTPD_V4, 0);
+        if (hole_open(e.p, &b, "::1", e.port, 1000))
+            break;
+    }
     ci = connect_ok(&e, "dual.test", &o, AF_INET);
     ck_assert_int_eq(ci.attempts, 2);
     ck_assert_uint_lt(ci.connect_ms, RACE_BOUND);
@@ -488,14 +546,15 @@ START_TEST(all_refused)
     nio_connect_info ci;
     nio_socket fd4, fd6;
     env_up(&e, _i);
-    fd4 = refuse_on("127.0.0.1", 0);
-    {
+    for (int k = 0;; k = pick_again(k), tu_close(fd4)) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
+        ck_assert(refuse_on("127.0.0.1", 0, &fd4));
         ck_assert_int_eq(getsockname(fd4, (struct sockaddr *)&ss, &len), 0);
         e.port = (uint16_t)nio_addr_port((struct sockaddr *)&ss, len);
+        if (refuse_on("::1", e.port, &fd6))
+            break;
     }
-    fd6 = refuse_on("::1", e.port);
     ci = connect_fails(&e, "dual.test", e.port, NULL, -ECONNREFUSED);
     ck_assert_int_eq(ci.attempts, 2);
     ci = connect_fails(&e, "localhost", e.port, NULL, -ECONNREFUSED);
@@ -537,8 +596,7 @@ START_TEST(overall_timeout)
     nio_connect_opts o = {.size = sizeof o, .timeout_ms = 500, .attempt_delay_ms = 100};
     uint64_t t0;
     env_up(&e, _i);
-    hole_open(e.p, &b4, "127.0.0.1", 0, 1000);
-    hole_open(e.p, &b6, "::1", b4.port, 2000);
+    holes_open(e.p, &b4, &b6);
     t0 = nio_now_ms();
     ci = connect_fails(&e, "dual.test", b4.port, &o, -ETIMEDOUT);
     ck_assert_uint_ge(nio_now_ms() - t0, 400);
@@ -642,8 +700,7 @@ START_TEST(close_while_connecting)
     nio_connect_opts o = {.size = sizeof o, .attempt_delay_ms = 100};
     int fds;
     env_up(&e, _i);
-    hole_open(e.p, &b4, "127.0.0.1", 0, 1000);
-    hole_open(e.p, &b6, "::1", b4.port, 2000);
+    holes_open(e.p, &b4, &b6);
     assert_no_event(&e, 9, 400); /* let the fill connects' timeouts pass */
     fds = tu_count_fds();
     ck_assert_int_eq(nio_tcp_connect_host(e.p, e.r, "localhost", b4.port, &o, 9, &s),
