@@ -193,6 +193,38 @@ int nio__cache_put_raw_h(nio__cache *c, const char *name, uint64_t h, int type, 
                          const unsigned char *raw, size_t rawlen, uint64_t ttl_ms, uint64_t now);
 size_t nio__cache_count(const nio__cache *c);
 
+/* ---------------------------------------------------------- intrusive lists
+ * The resolver's lists of caller queries (resolver.c, rrquery.c) and each
+ * flight's subscribers (flight.c, rrquery.c): unordered, doubly linked
+ * through a nio__link inside the element, the list a pointer to its first
+ * link (NULL: empty); NIO__LINK_OF gives the element back. */
+typedef struct nio__link {
+    struct nio__link *prev, *next;
+} nio__link;
+
+#define NIO__LINK_OF(type, field, l) ((type *)(void *)((char *)(l) - offsetof(type, field)))
+
+static inline void nio__link_push(nio__link **list, nio__link *l)
+{
+    l->prev = NULL;
+    l->next = *list;
+    if (*list != NULL)
+        (*list)->prev = l;
+    *list = l;
+}
+
+/* l must be on list. */
+static inline void nio__link_remove(nio__link **list, nio__link *l)
+{
+    if (l->prev != NULL)
+        l->prev->next = l->next;
+    else
+        *list = l->next;
+    if (l->next != NULL)
+        l->next->prev = l->prev;
+    l->prev = l->next = NULL;
+}
+
 /* ---------------------------------------------------------- record pools (pool.c)
  * A bounded free list of records of one size.  get: a spare record, else
  * malloc (NULL on ENOMEM); put: keep it as a spare, or free it when max
@@ -227,8 +259,8 @@ typedef struct nio__part {
     const nio__ip *ips; /* inl, owned, or borrowed from the cache (see resolver.c) */
     nio__ip *owned;     /* when more than NIO__PART_INLINE */
     size_t n;
-    struct nio__flight *f;             /* while subscribed */
-    struct nio__part *fprev, *fnext;   /* the flight's subscribers */
+    struct nio__flight *f; /* while subscribed */
+    nio__link sub;         /* on f's subscribers */
     struct nio_dns_query *q;
     nio__ip inl[NIO__PART_INLINE]; /* written before read: query_init() leaves it */
 } nio__part;
@@ -260,8 +292,8 @@ struct nio_resolver {
     nio__cache cache;
     nio__htab flights; /* flight.c */
     nio__htab rflights; /* record queries' upstream queries (rrquery.c) */
-    struct nio__rq *rqueries; /* record queries (rrquery.c) */
-    struct nio_dns_query *queries;
+    nio__link *rqueries; /* record queries (rrquery.c) */
+    nio__link *queries;
     /* Queries the caller freed without r->lock (nio_dns_query_free's fast
      * path), still on queries: pushed by any thread, taken back to the
      * pool by the next holder of r->lock that looks (resolver.c). */
@@ -280,6 +312,19 @@ void nio__ares_sock_state_cb(void *data, ares_socket_t fd, int readable, int wri
 /* After a call into c-ares that starts queries: re-arm the timeout timer
  * when it could fire too late. */
 void nio__ares_rearm_lazy_locked(nio_resolver *r);
+/* Ask c-ares for (name, type) in class IN, through its search list
+ * unless the name is absolute or the resolver has NIO_RESOLVER_NO_SEARCH,
+ * then re-arm the sockets (lazily).  cb may run inside the call. */
+static inline void nio__ares_ask_locked(nio_resolver *r, const char *name, int type,
+                                        bool absolute, ares_callback cb, void *arg)
+{
+    enum { CLASS_IN = 1 }; /* RFC 1035 section 3.2.4 */
+    if (absolute || (r->flags & NIO_RESOLVER_NO_SEARCH))
+        ares_query(r->ch, name, CLASS_IN, type, cb, arg);
+    else
+        ares_search(r->ch, name, CLASS_IN, type, cb, arg);
+    nio__ares_rearm_lazy_locked(r);
+}
 /* After ares_destroy(): the sources c-ares did not report closed, and the
  * timer, are removed; the socket table freed. */
 void nio__ares_io_close_locked(nio_resolver *r);

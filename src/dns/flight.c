@@ -17,13 +17,12 @@
 
 #include "dns_internal.h"
 
-#define CLASS_IN 1 /* RFC 1035 section 3.2.4 */
 #define ANSWER_STACK 16 /* answer records parsed on the stack; more are allocated */
 
 typedef struct nio__flight {
     nio__hnode node; /* key: name (below), record type */
     nio_resolver *r;
-    nio__part *subs;
+    nio__link *subs; /* nio__part.sub */
     char name[NIO__NAME_MAX]; /* lowercased */
 } flight;
 
@@ -45,24 +44,14 @@ void nio__flight_unsubscribe(nio__part *p)
 {
     if (p->f == NULL)
         return;
-    if (p->fprev != NULL)
-        p->fprev->fnext = p->fnext;
-    else
-        p->f->subs = p->fnext;
-    if (p->fnext != NULL)
-        p->fnext->fprev = p->fprev;
+    nio__link_remove(&p->f->subs, &p->sub);
     p->f = NULL;
-    p->fprev = p->fnext = NULL;
 }
 
 static void subscribe(nio__part *p, flight *f)
 {
     p->f = f;
-    p->fprev = NULL;
-    p->fnext = f->subs;
-    if (f->subs != NULL)
-        f->subs->fprev = p;
-    f->subs = p;
+    nio__link_push(&f->subs, &p->sub);
 }
 
 /* ------------------------------------------------------------ answers */
@@ -231,7 +220,7 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
     cache_store(r, f, err, ips, n, ttl_ms);
     nio__htab_remove(&r->flights, &f->node);
     while (f->subs != NULL) {
-        nio__part *p = f->subs;
+        nio__part *p = NIO__LINK_OF(nio__part, sub, f->subs);
         nio__flight_unsubscribe(p);
         nio__part_answer_locked(p, err, ips, n);
     }
@@ -262,10 +251,6 @@ int nio__flight_subscribe_locked(nio_resolver *r, nio__part *p, const char *lnam
     nio__htab_insert(&r->flights, &f->node);
     subscribe(p, f);
     /* From here on f may be gone: c-ares can answer inside the call. */
-    if (r->flags & NIO_RESOLVER_NO_SEARCH)
-        ares_query(r->ch, lname, CLASS_IN, type, on_answer, f);
-    else
-        ares_search(r->ch, lname, CLASS_IN, type, on_answer, f);
-    nio__ares_rearm_lazy_locked(r);
+    nio__ares_ask_locked(r, lname, type, false, on_answer, f);
     return 0;
 }

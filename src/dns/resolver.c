@@ -60,7 +60,7 @@ struct nio_dns_query {
     struct nio_dns_query *next_zombie;   /* r->zombies */
     nio__pending done;
     nio__part parts[2];
-    struct nio_dns_query *prev, *next; /* r->queries */
+    nio__link link; /* on r->queries */
     nio__qcb qcb; /* internal callback queries (nio__resolve_cb): cb.cb set */
 };
 
@@ -240,21 +240,12 @@ void nio__batch_end_locked(nio_resolver *r)
 
 static void query_link(nio_resolver *r, struct nio_dns_query *q)
 {
-    q->prev = NULL;
-    q->next = r->queries;
-    if (r->queries != NULL)
-        r->queries->prev = q;
-    r->queries = q;
+    nio__link_push(&r->queries, &q->link);
 }
 
 static void query_unlink(nio_resolver *r, struct nio_dns_query *q)
 {
-    if (q->prev != NULL)
-        q->prev->next = q->next;
-    else
-        r->queries = q->next;
-    if (q->next != NULL)
-        q->next->prev = q->prev;
+    nio__link_remove(&r->queries, &q->link);
 }
 
 static void query_cancel_locked(struct nio_dns_query *q)
@@ -500,7 +491,7 @@ void nio_resolver_free(nio_resolver *r)
     pthread_mutex_lock(&r->lock);
     zombies_reclaim_locked(r); /* freed already: off r->queries first */
     while (r->queries != NULL)
-        query_destroy_locked(r->queries);
+        query_destroy_locked(NIO__LINK_OF(struct nio_dns_query, link, r->queries));
     nio__rqueries_destroy_locked(r);
     r->destroying = true;
     /* Answers flights with ARES_EDESTRUCTION (they free themselves) and
@@ -633,7 +624,7 @@ static void part_init(nio__part *p, struct nio_dns_query *q)
     p->owned = NULL;
     p->n = 0;
     p->f = NULL;
-    p->fprev = p->fnext = NULL;
+    p->sub.prev = p->sub.next = NULL;
     p->q = q;
 }
 
@@ -647,7 +638,7 @@ static void query_init(struct nio_dns_query *q, nio_resolver *r, const lookup *l
     atomic_init(&q->taken, false);
     atomic_init(&q->settled, false);
     nio__pending_init(&q->done);
-    q->prev = q->next = NULL; /* query_link() */
+    q->link.prev = q->link.next = NULL; /* query_link() */
     nio__qcb_init(&q->qcb, r, q, lk->cb, lk->cb_arg, query_free_parts);
     q->has_cb = lk->cb != NULL;
     q->next_finished = q->next_zombie = NULL;

@@ -19,7 +19,6 @@
 #include "dns_internal.h"
 #include "poll/poll_internal.h"
 
-#define CLASS_IN 1
 #define FLAGS_KNOWN (NIO_DNS_NO_HOSTS | NIO_DNS_NO_CACHE)
 
 enum rstate { R_RUNNING, R_DONE, R_CANCELLED };
@@ -27,7 +26,7 @@ enum rstate { R_RUNNING, R_DONE, R_CANCELLED };
 typedef struct rflight {
     nio__hnode node; /* name, NIO__T_REC | type */
     nio_resolver *r;
-    struct nio__rq *subs;
+    nio__link *subs; /* nio__rq.sub */
     char name[NIO__NAME_MAX];
 } rflight;
 
@@ -40,9 +39,9 @@ struct nio__rq {
     nio_dns_answer *ans; /* one reference, the caller's once taken */
     bool taken;
     nio__pending done;
-    struct nio__rq *prev, *next;   /* r->rqueries */
-    rflight *f;                    /* while subscribed */
-    struct nio__rq *fprev, *fnext; /* the flight's subscribers */
+    nio__link link; /* on r->rqueries */
+    rflight *f;     /* while subscribed */
+    nio__link sub;  /* on f's subscribers */
     nio__qcb qcb; /* callback queries (nio__query_records_cb): qcb.cb set */
 };
 
@@ -64,24 +63,14 @@ static void unsubscribe(rq *q)
 {
     if (q->f == NULL)
         return;
-    if (q->fprev != NULL)
-        q->fprev->fnext = q->fnext;
-    else
-        q->f->subs = q->fnext;
-    if (q->fnext != NULL)
-        q->fnext->fprev = q->fprev;
+    nio__link_remove(&q->f->subs, &q->sub);
     q->f = NULL;
-    q->fprev = q->fnext = NULL;
 }
 
 static void subscribe(rq *q, rflight *f)
 {
     q->f = f;
-    q->fprev = NULL;
-    q->fnext = f->subs;
-    if (f->subs != NULL)
-        f->subs->fprev = q;
-    f->subs = q;
+    nio__link_push(&f->subs, &q->sub);
 }
 
 static void finish_locked(rq *q, int err, nio_dns_answer *ans)
@@ -140,7 +129,7 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
     cache_store(r, f, err, abuf, alen, ttl);
     nio__htab_remove(&r->rflights, &f->node);
     while (f->subs != NULL) {
-        rq *q = f->subs;
+        rq *q = NIO__LINK_OF(rq, sub, f->subs);
         unsubscribe(q);
         finish_locked(q, err, ans != NULL ? nio__answer_ref(ans) : NULL);
     }
@@ -171,11 +160,7 @@ static int flight_subscribe_locked(nio_resolver *r, rq *q, const char *lname, si
     nio__htab_insert(&r->rflights, &f->node);
     subscribe(q, f);
     /* From here on f may be gone: c-ares can answer inside the call. */
-    if (absolute || (r->flags & NIO_RESOLVER_NO_SEARCH))
-        ares_query(r->ch, lname, CLASS_IN, type, on_answer, f);
-    else
-        ares_search(r->ch, lname, CLASS_IN, type, on_answer, f);
-    nio__ares_rearm_lazy_locked(r);
+    nio__ares_ask_locked(r, lname, type, absolute, on_answer, f);
     return 0;
 }
 
@@ -183,21 +168,12 @@ static int flight_subscribe_locked(nio_resolver *r, rq *q, const char *lname, si
 
 static void link_query(nio_resolver *r, rq *q)
 {
-    q->prev = NULL;
-    q->next = r->rqueries;
-    if (r->rqueries != NULL)
-        r->rqueries->prev = q;
-    r->rqueries = q;
+    nio__link_push(&r->rqueries, &q->link);
 }
 
 static void unlink_query(nio_resolver *r, rq *q)
 {
-    if (q->prev != NULL)
-        q->prev->next = q->next;
-    else
-        r->rqueries = q->next;
-    if (q->next != NULL)
-        q->next->prev = q->prev;
+    nio__link_remove(&r->rqueries, &q->link);
 }
 
 static void cancel_locked(rq *q)
@@ -225,7 +201,7 @@ static void destroy_locked(rq *q)
 void nio__rqueries_destroy_locked(nio_resolver *r)
 {
     while (r->rqueries != NULL)
-        destroy_locked(r->rqueries);
+        destroy_locked(NIO__LINK_OF(rq, link, r->rqueries));
 }
 
 /* ------------------------------------------------------------ lookups */
