@@ -13,8 +13,9 @@
  * and exits 0.
  *
  *  - Lines: bytes are read into the connection's buffer with
- *    nio_tcp_read_into(), and nio_buf_line() finds each line's end (LF;
- *    a CR before it belongs to the end) without scanning again what an
+ *    nio_tcp_read_into(), which stops after a short read (no read that
+ *    would say -EAGAIN), and nio_buf_line() finds each line's end (LF; a
+ *    CR before it belongs to the end) without scanning again what an
  *    earlier search saw, however the line was split.  A line longer than
  *    MAX_LINE ends the connection.
  *  - Backpressure: echoed lines wait in the write queue; at its high-water
@@ -52,6 +53,7 @@
 enum { LISTENER = 0, SIGNALS = 1 }; /* a connection's token is its address */
 
 #define MAX_LINE 8192
+#define READ_MAX (MAX_LINE + 4096) /* a whole line fits, with what follows it */
 #define IDLE_MS 30000
 #define STALL_MS 30000
 #define FINISH_MS 5000
@@ -124,11 +126,17 @@ static int echo_lines(struct server *srv, struct conn *c)
     return rc;
 }
 
-/* Read and echo until -EAGAIN, the high mark, or the client's end. */
-static void read_some(struct server *srv, struct conn *c)
+/* Read and echo until -EAGAIN, a short read, the high mark, or the
+ * client's end.  A short read (room left in the buffer) took all the
+ * socket had: the next bytes bring a new event, so the read that would
+ * say -EAGAIN is saved; but an end that came with the data (the event
+ * said NIO_EV_READ_CLOSED or NIO_EV_ERROR) brings none: read on to it. */
+static void read_some(struct server *srv, struct conn *c, unsigned flags)
 {
+    bool until_end = flags & (NIO_EV_READ_CLOSED | NIO_EV_ERROR);
     while (c->reading) {
-        ssize_t got = nio_tcp_read_into(c->s, &c->in, MAX_LINE + 4096);
+        ssize_t got = nio_tcp_read_into(c->s, &c->in, READ_MAX);
+        bool drained = got > 0 && c->in.len < READ_MAX && c->in.len < c->in.cap;
         int rc;
         if (got == -EAGAIN)
             return; /* the next readable event brings more */
@@ -145,6 +153,8 @@ static void read_some(struct server *srv, struct conn *c)
             conn_close(srv, c);
             return;
         }
+        if (drained && !until_end)
+            return;
     }
 }
 
@@ -180,7 +190,7 @@ static void on_conn(struct server *srv, struct conn *c, unsigned flags)
         if (wq & (NIO_WQ_LOW | NIO_WQ_DRAINED))
             c->reading = 1; /* and read now: no new edge for what waited */
     }
-    read_some(srv, c);
+    read_some(srv, c, flags);
 }
 
 static void accept_all(struct server *srv)

@@ -312,6 +312,39 @@ START_TEST(read_into)
 }
 END_TEST
 
+/* The buffer cannot grow after a read filled it: the bytes read are
+ * returned with b->len == b->cap (the contract's "call again": the
+ * socket was not emptied and no event will come for it) and the next
+ * call says -ENOMEM; the one after reads on. */
+START_TEST(read_into_growth_fails_after_bytes)
+{
+    static char chunk[10000];
+    nio_poll *p = tu_poll(_i);
+    nio_tcp_listener *l;
+    nio_tcp_stream *c, *s;
+    nio_buf b;
+    ssize_t r;
+    memset(chunk, 'g', sizeof chunk);
+    stream_pair(p, &l, &c, &s);
+    ck_assert_int_eq(nio_tcp_write(c, chunk, sizeof chunk), (ssize_t)sizeof chunk);
+    nio_buf_init(&b);
+    ck_assert(tu_wait_token(p, 3, WAIT, NULL) & NIO_EV_READABLE);
+    af_arm(2); /* the first buffer (4096) is made; doubling it fails */
+    r = nio_tcp_read_into(s, &b, 1 << 20);
+    ck_assert(af_disarm());
+    ck_assert_int_eq(r, 4096);
+    ck_assert_uint_eq(b.len, b.cap);
+    ck_assert_int_eq(nio_tcp_read_into(s, &b, 1 << 20), -ENOMEM);
+    ck_assert_uint_eq(b.len, 4096);
+    ck_assert_int_eq(nio_tcp_read_into(s, &b, 1 << 20), (ssize_t)sizeof chunk - 4096);
+    nio_buf_free(&b);
+    nio_tcp_close(c);
+    nio_tcp_close(s);
+    nio_tcp_listener_close(l);
+    nio_poll_free(p);
+}
+END_TEST
+
 /* Whether an event on tok with flag comes (readiness may come first). */
 static bool wait_flag(nio_poll *p, nio_token tok, unsigned flag)
 {
@@ -638,6 +671,7 @@ int main(void)
     tcase_add_loop_test(tc, udp_bind, 0, tu_nbackends);
     tcase_add_loop_test(tc, write_queue, 0, tu_nbackends);
     tcase_add_loop_test(tc, read_into, 0, tu_nbackends);
+    tcase_add_loop_test(tc, read_into_growth_fails_after_bytes, 0, tu_nbackends);
     tcase_add_loop_test(tc, finish, 0, tu_nbackends);
     tcase_add_loop_test(tc, set_timeouts, 0, tu_nbackends);
     tcase_add_loop_test(tc, set_timeouts_off, 0, tu_nbackends);

@@ -7,7 +7,9 @@
  *    then the poll closed: every deferred free still runs (a count of the
  *    blocks alive, before and after);
  *  - accept(2) failing with each error the kernel may return while
- *    connections stay queued: the listener reports them again. */
+ *    connections stay queued: the listener reports them again;
+ *  - recv(2) counted: nio_tcp_read_into() stops after a short read,
+ *    without the read that would return EAGAIN. */
 #define _GNU_SOURCE
 #include "config.h" /* NIO_HAVE_ACCEPT4: which accept the library calls */
 #include <check.h>
@@ -17,6 +19,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -240,6 +243,76 @@ START_TEST(deferred_frees_survive_poll_close)
 }
 END_TEST
 
+/* ------------------------------------------------------------ recv */
+
+static atomic_int recv_calls; /* the library's recv calls while counted */
+
+ssize_t __real_recv(int fd, void *buf, size_t len, int flags);
+ssize_t __wrap_recv(int fd, void *buf, size_t len, int flags);
+
+ssize_t __wrap_recv(int fd, void *buf, size_t len, int flags)
+{
+    atomic_fetch_add(&recv_calls, 1);
+    return __real_recv(fd, buf, len, flags);
+}
+
+enum { TOK_RL = 1, TOK_RC = 2, TOK_RS = 3 };
+
+/* Wait until s's socket holds n bytes (loopback may still be delivering
+ * them when the readable event comes). */
+static void wait_queued(nio_tcp_stream *s, int n)
+{
+    uint64_t end = nio_now_ms() + LONG_WAIT;
+    int q = 0;
+    while (nio_now_ms() < end && ioctl(nio_tcp_fd(s), FIONREAD, &q) == 0 && q < n)
+        usleep(1000);
+    ck_assert_int_eq(q, n);
+}
+
+/* The system calls one nio_tcp_read_into() makes for what is queued: a
+ * short read ends it, one that fills its room grows b and reads on. */
+START_TEST(read_into_stops_after_a_short_read)
+{
+    static const struct {
+        int bytes, reads; /* 4096 + 4096 (b grown to 8192) + 1808 of 8192 */
+    } cases[] = {{100, 1}, {10000, 3}};
+    static char data[10000];
+    nio_poll *p = tu_poll(_i);
+    nio_tcp_listener *l = NULL;
+    nio_tcp_stream *c = NULL, *s;
+    nio_addr a;
+    ck_assert_int_eq(nio_addr_parse("127.0.0.1:0", &a), 0);
+    ck_assert_int_eq(nio_tcp_listen(p, (struct sockaddr *)&a.ss, a.len, 4, TOK_RL, &l), 0);
+    ck_assert_int_eq(nio_tcp_listener_addr(l, &a), 0);
+    int rc = nio_tcp_connect(p, (struct sockaddr *)&a.ss, a.len, TOK_RC, &c);
+    ck_assert(rc == 0 || rc == -EINPROGRESS);
+    s = tu_accept_stream(p, l, TOK_RL, TOK_RS);
+    tu_connect_done(p, c, TOK_RC);
+    memset(data, 'r', sizeof data);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        nio_buf b;
+        ssize_t r;
+        nio_buf_init(&b);
+        ck_assert_int_eq(nio_tcp_write(c, data, (size_t)cases[k].bytes), cases[k].bytes);
+        ck_assert(tu_wait_token(p, TOK_RS, LONG_WAIT, NULL) & NIO_EV_READABLE);
+        wait_queued(s, cases[k].bytes);
+        atomic_store(&recv_calls, 0);
+        r = nio_tcp_read_into(s, &b, 1 << 20);
+        ck_assert_int_eq(r, cases[k].bytes);
+        ck_assert_uint_lt(b.len, b.cap); /* the contract's "short": wait */
+        ck_assert_msg(atomic_load(&recv_calls) == cases[k].reads,
+                      "%d bytes: %d recv calls, %d expected", cases[k].bytes,
+                      atomic_load(&recv_calls), cases[k].reads);
+        ck_assert_int_eq(nio_tcp_read_into(s, &b, 1 << 20), -EAGAIN);
+        nio_buf_free(&b);
+    }
+    nio_tcp_close(c);
+    nio_tcp_close(s);
+    nio_tcp_listener_close(l);
+    nio_poll_free(p);
+}
+END_TEST
+
 /* ------------------------------------------------------------ listener */
 
 enum { TOK_L = 1, TOK_S = 2 };
@@ -348,6 +421,7 @@ static Suite *inject_suite(void)
     tcase_add_loop_test(tc, deferred_frees_survive_poll_close, 0, tu_nbackends);
     tcase_add_loop_test(tc, accept_retries_transient_errors, 0, tu_nbackends);
     tcase_add_loop_test(tc, listener_reports_again_after_an_error, 0, tu_nbackends);
+    tcase_add_loop_test(tc, read_into_stops_after_a_short_read, 0, tu_nbackends);
     suite_add_tcase(s, tc);
     return s;
 }

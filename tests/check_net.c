@@ -1252,6 +1252,77 @@ START_TEST(read_into_limits)
 }
 END_TEST
 
+/* What makes stopping after a short read safe: with the socket left
+ * unread past it (no read until EAGAIN), the peer's next bytes still give
+ * a new readable event, on every backend (the poll(2) and iocp emulations
+ * only because the short read re-armed them). */
+START_TEST(read_into_short_then_new_event)
+{
+    pair pr;
+    nio_buf b;
+    char msg[100];
+    memset(msg, 's', sizeof msg);
+    nio_buf_init(&b);
+    pair_open(&pr, _i);
+    for (int round = 0; round < 20; round++) {
+        write_all(pr.p, pr.c, TOK_C, msg, sizeof msg);
+        ck_assert_msg(wait_flags(pr.p, TOK_S, NIO_EV_READABLE) & NIO_EV_READABLE,
+                      "round %d: no readable event after a short read", round);
+        ck_assert_int_eq(nio_tcp_read_into(pr.s, &b, 1 << 20), (ssize_t)sizeof msg);
+        ck_assert(b.len < b.cap); /* short: the contract says wait */
+        nio_buf_consume(&b, b.len);
+    }
+    nio_buf_free(&b);
+    pair_close(&pr);
+}
+END_TEST
+
+/* Data and the FIN in one event: the data first, the end from the next
+ * call, made without waiting (no new event comes for the FIN). */
+START_TEST(read_into_data_and_fin_in_one_event)
+{
+    pair pr;
+    nio_buf b;
+    unsigned f;
+    nio_buf_init(&b);
+    pair_open(&pr, _i);
+    write_all(pr.p, pr.c, TOK_C, "0123456789", 10);
+    ck_assert_int_eq(nio_tcp_shutdown(pr.c, SHUT_WR), 0);
+    f = wait_flags(pr.p, TOK_S, NIO_EV_READABLE);
+    ck_assert_msg(f & NIO_EV_READ_CLOSED, "flags %#x", f);
+    ck_assert_int_eq(nio_tcp_read_into(pr.s, &b, 1 << 20), 10);
+    ck_assert(b.len < b.cap);
+    ck_assert_int_eq(nio_tcp_read_into(pr.s, &b, 1 << 20), 0);
+    ck_assert_int_eq(memcmp(b.data, "0123456789", 10), 0);
+    nio_buf_free(&b);
+    pair_close(&pr);
+}
+END_TEST
+
+/* At max the call stops with data still waiting: after a consume the
+ * next calls take it without an event, up to -EAGAIN. */
+START_TEST(read_into_at_max_reads_on_without_an_event)
+{
+    pair pr;
+    nio_buf b;
+    char msg[300];
+    memset(msg, 'm', sizeof msg);
+    nio_buf_init(&b);
+    pair_open(&pr, _i);
+    write_all(pr.p, pr.c, TOK_C, msg, sizeof msg);
+    wait_flags(pr.p, TOK_S, NIO_EV_READABLE); /* one write, one loopback segment */
+    for (int k = 0; k < 3; k++) {
+        ck_assert_int_eq(nio_tcp_read_into(pr.s, &b, 100), 100);
+        ck_assert_uint_eq(b.len, 100);
+        ck_assert_int_eq(nio_tcp_read_into(pr.s, &b, 100), -ENOBUFS);
+        nio_buf_consume(&b, 100);
+    }
+    ck_assert_int_eq(nio_tcp_read_into(pr.s, &b, 100), -EAGAIN);
+    nio_buf_free(&b);
+    pair_close(&pr);
+}
+END_TEST
+
 START_TEST(write_queue_marks_and_close_count)
 {
     pair pr;
@@ -1526,6 +1597,9 @@ static Suite *net_suite(void)
     tcase_add_loop_test(tc, udp_ipv6, 0, tu_nbackends);
     tcase_add_loop_test(tc, tcp_ipv6, 0, tu_nbackends);
     tcase_add_loop_test(tc, read_into_limits, 0, tu_nbackends);
+    tcase_add_loop_test(tc, read_into_short_then_new_event, 0, tu_nbackends);
+    tcase_add_loop_test(tc, read_into_data_and_fin_in_one_event, 0, tu_nbackends);
+    tcase_add_loop_test(tc, read_into_at_max_reads_on_without_an_event, 0, tu_nbackends);
     tcase_add_loop_test(tc, write_queue_marks_and_close_count, 0, tu_nbackends);
     tcase_add_loop_test(tc, write_queue_drains, 0, tu_nbackends);
     tcase_add_loop_test(heavy, bulk_64mib_both_ways, 0, tu_nbackends);

@@ -168,42 +168,10 @@ void pool_free(pool *p)
     memset(p, 0, sizeof *p);
 }
 
-/* One read into b's room, not a read until EAGAIN: a short read (the
- * kernel gave less than asked) took all the socket had, and what comes
- * later is a new readable edge, so the EAGAIN read that would follow a
- * complete response costs a system call for nothing.  The caller reads
- * again whenever the response is incomplete, so it never waits for an
- * edge it consumed.  (TCP urgent data also ends a read short, at its
- * mark, with bytes behind it and no new edge: a fetch still incomplete
- * reads on; an idle conn's leftover is found at its next use, as a FIN
- * that came with the last bytes is.)  b grows (never beyond max)
- * through a scratch read when full, so a fetch's first read allocates
- * only once it has bytes. */
-static ssize_t tcp_read_some(nio_tcp_stream *s, nio_buf *b, size_t max)
-{
-    char scratch[4096];
-    size_t room;
-    ssize_t n;
-    int err;
-    if (b->len >= max)
-        return -ENOBUFS;
-    if (b->cap > b->len) {
-        room = (b->cap < max ? b->cap : max) - b->len;
-        if ((n = nio_tcp_read(s, b->data + b->len, room)) > 0)
-            b->len += (size_t)n;
-        return n;
-    }
-    room = max - b->len < sizeof scratch ? max - b->len : sizeof scratch;
-    n = nio_tcp_read(s, scratch, room);
-    if (n > 0 && (err = nio_buf_append(b, scratch, (size_t)n)) < 0)
-        return err; /* -ENOMEM: the fetch fails with it */
-    return n;
-}
-
 #ifdef NIO_HAVE_TLS
 ssize_t conn_read_some(conn *c, nio_buf *b, size_t max)
 {
-    return c->tls != NULL ? nio_tls_read_into(c->tls, b, max) : tcp_read_some(c->s, b, max);
+    return c->tls != NULL ? nio_tls_read_into(c->tls, b, max) : nio_tcp_read_into(c->s, b, max);
 }
 
 ssize_t conn_read(conn *c, void *buf, size_t len)
@@ -228,7 +196,7 @@ size_t conn_queued(const conn *c)
 #else
 ssize_t conn_read_some(conn *c, nio_buf *b, size_t max)
 {
-    return tcp_read_some(c->s, b, max);
+    return nio_tcp_read_into(c->s, b, max);
 }
 
 ssize_t conn_read(conn *c, void *buf, size_t len)

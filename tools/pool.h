@@ -98,9 +98,10 @@ void pool_reap(pool *p);
 /* The stream calls on c, through TLS when c->tls is set (the return
  * values are nio_tcp_read_into's, nio_tcp_read's, nio_tcp_send's,
  * nio_tcp_flush's and nio_tcp_queued's, with NIO_ETLS_* codes besides).
- * read_some appends to b as nio_tcp_read_into() does, but on plain TCP
- * with one read: it may return after a short read without the EAGAIN
- * (pool.c says why that loses no edge). */
+ * read_some is nio_tcp_read_into() or nio_tls_read_into(): on plain TCP
+ * it returns after a short read, without the EAGAIN (nio_tcp(3) says why
+ * that loses no edge), so a caller reads again while the response is
+ * incomplete. */
 ssize_t conn_read_some(conn *c, nio_buf *b, size_t max);
 ssize_t conn_read(conn *c, void *buf, size_t len);
 int conn_send(conn *c, const void *buf, size_t len);

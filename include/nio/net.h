@@ -5,10 +5,11 @@
  * on a nio_poll with the caller's token as soon as it exists; the caller
  * learns about readiness from nio_poll_wait() and then calls the I/O
  * functions here.  Registrations are edge-triggered unless the caller asks
- * otherwise with a reregister call: read or write until -EAGAIN, then wait
- * for the next event.  Every I/O function that returns -EAGAIN has already
- * re-armed the poll(2) backend's edge emulation (nio_rearm), so nothing is
- * missed.
+ * otherwise with a reregister call: read or write until -EAGAIN (or, with
+ * nio_tcp_read_into, a short read: see there), then wait for the next
+ * event.  Every I/O function that returns -EAGAIN, or fewer bytes than
+ * asked, has already re-armed the poll(2) backend's edge emulation
+ * (nio_rearm), so nothing is missed.
  *
  * Errors: negative errno values, as everywhere in nio, on Windows too
  * (Winsock's codes are mapped: WSAECONNREFUSED is -ECONNREFUSED).  Nothing
@@ -424,14 +425,32 @@ NIO_EXTERN void nio_buf_free(nio_buf *b);
 /* Drop the first n bytes (all of them when n >= len). */
 NIO_EXTERN void nio_buf_consume(nio_buf *b, size_t n);
 
-/* Read from s into b until the socket has nothing more (EAGAIN), the end
- * of stream, an error, or b->len reaches max.  Grows b as needed (never
- * beyond max).  Returns the bytes appended (> 0); when it stopped because
- * b->len == max, consume and call again: no new edge comes for data
- * already waiting.  With nothing appended: 0 at end of stream, -EAGAIN,
- * -ENOBUFS when b->len >= max already, -ENOMEM, or the read's -errno.  An
- * error or EOF met after some bytes were appended is reported by the next
- * call.  -EINVAL for NULL or max == 0. */
+/* Read from s into b until a read returns less than the room it was
+ * given, the end of stream, an error, or b->len reaches max.  Grows b as
+ * needed (never beyond max).  With nothing appended: 0 at end of stream,
+ * -EAGAIN, -ENOBUFS when b->len >= max already, -ENOMEM, or the read's
+ * -errno.  Otherwise the bytes appended (> 0), and then b says whether to
+ * call again before the next event:
+ *
+ *   b->len < max and b->len < b->cap: the last read was short, so the
+ *       socket held nothing more at that moment (epoll(7): a stream
+ *       socket's short read exhausted it) and no read until -EAGAIN is
+ *       needed: data that arrives later gives a new readable event, on
+ *       every backend.  Wait for it.  (TCP urgent data also ends a read
+ *       short, at its mark, with bytes behind it: a protocol that uses it
+ *       reads until -EAGAIN.)
+ *   b->len == max: consume and call again: no new edge comes for data
+ *       already waiting.
+ *   b->len == b->cap < max: b could not grow; call again (it returns
+ *       -ENOMEM).
+ *
+ * An end of stream or error met after some bytes were appended is
+ * reported by the next call.  An end or error that came with the data
+ * brings no new event: after an event with NIO_EV_READ_CLOSED or
+ * NIO_EV_ERROR, call until it returns 0 or an error.  A caller that comes
+ * back to the stream without an event (after a pause for backpressure)
+ * calls until -EAGAIN or a short read as above.  -EINVAL for NULL or
+ * max == 0. */
 NIO_EXTERN ssize_t nio_tcp_read_into(nio_tcp_stream *s, nio_buf *b, size_t max);
 
 /* Append len bytes to b, growing it (at least doubling).  0, -EINVAL for

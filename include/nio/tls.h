@@ -168,10 +168,12 @@ NIO_EXTERN int nio_tls_handshake(nio_tls_stream *t);
  * Drives an unfinished handshake first.  -EINVAL for NULL or len 0. */
 NIO_EXTERN ssize_t nio_tls_read(nio_tls_stream *t, void *buf, size_t len);
 
-/* As nio_tcp_read_into(): read into b until -EAGAIN, the end, an error or
- * b->len reaching max; the bytes appended, or, with none, what
- * nio_tls_read() returns (-ENOBUFS when b->len >= max already, -ENOMEM).
- * An end or error met after some bytes is reported by the next call. */
+/* As nio_tcp_read_into(), but reading into b until -EAGAIN, the end, an
+ * error or b->len reaching max (a short read from OpenSSL says nothing
+ * about the socket: on a readable event call it until -EAGAIN, the end or
+ * an error); the bytes appended, or, with none, what nio_tls_read()
+ * returns (-ENOBUFS when b->len >= max already, -ENOMEM).  An end or
+ * error met after some bytes is reported by the next call. */
 NIO_EXTERN ssize_t nio_tls_read_into(nio_tls_stream *t, nio_buf *b, size_t max);
 
 /* Encrypt and send len bytes, queueing what the socket does not take: a

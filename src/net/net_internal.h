@@ -70,7 +70,7 @@ typedef struct nio__stream_aux {
 struct nio_tcp_stream {
     nio_poll *poll;
     nio_socket fd;
-    /* read_into: an EOF (1) or error (< 0) met after data, for next call */
+    /* read_into: an error (< 0) met after data, for the next call */
     int deferred;
     _Atomic uint8_t state; /* NIO__PENDING ... */
     _Atomic uint8_t fin;   /* finish.c: NIO__FIN_*; read unlocked by every call */

@@ -1,4 +1,4 @@
-/* The growable read buffer: its drain-until-EAGAIN helper, and finding
+/* The growable read buffer: its read-until-short helper, and finding
  * delimiters in it without scanning a byte twice. */
 #include <errno.h>
 #include <limits.h>
@@ -49,9 +49,17 @@ int nio__buf_grow(nio_buf *b, size_t max, size_t first)
     return 0;
 }
 
+/* Reads until a read comes back short: on a stream socket that read took
+ * everything the receive queue held (epoll(7)), and whatever arrives next
+ * is a new readable event on every backend (epoll and kqueue by their
+ * edges; poll(2) and iocp because nio_tcp_read re-arms their emulation on
+ * a short read), so the read until EAGAIN that would follow costs a
+ * system call for nothing.  A read that fills the room it was given says
+ * nothing about what is left: grow and read on. */
 ssize_t nio_tcp_read_into(nio_tcp_stream *s, nio_buf *b, size_t max)
 {
     ssize_t total = 0, r = 0;
+    size_t room;
     int err = nio__stream_ready(s);
     if (err < 0)
         return err;
@@ -65,18 +73,23 @@ ssize_t nio_tcp_read_into(nio_tcp_stream *s, nio_buf *b, size_t max)
     if (b->len >= max)
         return -ENOBUFS;
     while (b->len < max) {
-        if (b->len == b->cap && (err = nio__buf_grow(b, max, BUF_MIN)) < 0)
-            return total > 0 ? total : err;
-        r = nio_tcp_read(s, b->data + b->len, (b->cap < max ? b->cap : max) - b->len);
+        if (b->len == b->cap && (err = nio__buf_grow(b, max, BUF_MIN)) < 0) {
+            r = err; /* data may still wait: the next call must be made */
+            break;
+        }
+        room = (b->cap < max ? b->cap : max) - b->len;
+        r = nio_tcp_read(s, b->data + b->len, room);
         if (r <= 0)
             break;
         b->len += (size_t)r;
         total += r;
+        if ((size_t)r < room)
+            break;
     }
     if (total == 0)
-        return r; /* 0 (EOF), -EAGAIN or the error */
+        return r; /* 0 (EOF), -EAGAIN, -ENOMEM or the error */
     if (r < 0 && r != -EAGAIN)
-        s->deferred = (int)r; /* consumed by the kernel: keep it for next call */
+        s->deferred = (int)r; /* consumed by the kernel, or -ENOMEM: for next call */
     return total;
 }
 

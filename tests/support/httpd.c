@@ -420,14 +420,29 @@ static bool on_head(httpd *h, conn *c)
     return c->state == WRITING ? write_some(h, c) : true;
 }
 
-/* Read until -EAGAIN.  false: ended.  What arrives while a response is
- * under way stays in the buffer (a client's next request; bounded: past
- * REQ_MAX reading stops, the buffer is looked at again after the
- * response). */
-static bool read_some(httpd *h, conn *c)
+/* Whether the read that returned r > 0 left the socket empty, so that no
+ * read until -EAGAIN is needed (nio_tcp_read_into(3)): a short read on
+ * plain TCP, on an event that brought no end or error with the data.
+ * TLS reads until -EAGAIN. */
+static bool read_drained(const conn *c, unsigned flags)
+{
+#ifdef NIO_HAVE_TLS
+    if (c->t != NULL)
+        return false;
+#endif
+    return c->req.len < REQ_MAX - 1 && c->req.len < c->req.cap &&
+           !(flags & (NIO_EV_READ_CLOSED | NIO_EV_ERROR));
+}
+
+/* Read until -EAGAIN or a short read (flags: the event's, 0 for none).
+ * false: ended.  What arrives while a response is under way stays in the
+ * buffer (a client's next request; bounded: past REQ_MAX reading stops,
+ * the buffer is looked at again after the response). */
+static bool read_some(httpd *h, conn *c, unsigned flags)
 {
     for (;;) {
         ssize_t r = c_read_into(c, &c->req, REQ_MAX - 1);
+        bool drained = r > 0 && read_drained(c, flags);
         if (r == -EAGAIN)
             return true;
         if (r == -ENOBUFS) { /* a head too long: answered in on_head */
@@ -439,7 +454,7 @@ static bool read_some(httpd *h, conn *c)
         }
         if (!on_head(h, c))
             return false;
-        if (r == -ENOBUFS)
+        if (r == -ENOBUFS || drained)
             return true;
     }
 }
@@ -468,7 +483,7 @@ static void on_conn(httpd *h, conn *c, unsigned flags)
         if (!write_some(h, c))
             return;
     }
-    if ((flags & (NIO_EV_READABLE | NIO_EV_READ_CLOSED | NIO_EV_ERROR)) && !read_some(h, c))
+    if ((flags & (NIO_EV_READABLE | NIO_EV_READ_CLOSED | NIO_EV_ERROR)) && !read_some(h, c, flags))
         return;
     if ((flags & NIO_EV_WRITABLE) && c->state == WRITING)
         write_some(h, c);
@@ -507,7 +522,7 @@ static void on_listener(httpd *h, nio_tcp_listener *l)
         h->list.next = c;
         __atomic_add_fetch(&h->accepted, 1, __ATOMIC_RELAXED);
         /* the request may be there already: its edge came before registration */
-        read_some(h, c);
+        read_some(h, c, 0);
     }
 }
 
