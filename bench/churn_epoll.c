@@ -2,8 +2,10 @@
  * EPOLL_CTL_ADD (EPOLLIN | EPOLLOUT | EPOLLET); on the writable edge
  * getsockopt(SO_ERROR) (connect(2)'s documented completion check) and
  * send; on the readable edge recv; close (the kernel drops the
- * registration with the last reference).  EOF variant: on readable
- * edges, recv until end of stream (or EAGAIN: wait for the next edge). */
+ * registration with the last reference); the slots closed in a batch of
+ * events start their next connection after the batch.  EOF variant: on
+ * readable edges, recv until end of stream (or EAGAIN: wait for the next
+ * edge). */
 #include "netbench.h"
 
 #include <sys/epoll.h>
@@ -19,6 +21,7 @@ typedef struct ctx {
     struct sockaddr_in a;
     int ep, conc, eof;
     slot *s;
+    int *freed, nfreed; /* slots closed in this batch: restarted after it */
 } ctx;
 
 static void start(ctx *c, int i)
@@ -78,8 +81,19 @@ static void on_event(ctx *c, int i, uint32_t e)
     close(s->fd);
     c->ch.active--;
     c->ch.done++;
-    if (c->ch.to_start > 0)
-        start(c, i);
+    c->freed[c->nfreed++] = i;
+}
+
+/* The next connections start once the whole batch of events is handled,
+ * not from inside it (libuv's order too: its slots restart from the close
+ * callbacks, which run after the batch).  Measured on loopback against
+ * echod: the client's CPU per connection is 5 to 10 % lower this way than
+ * with each connect made right after its slot's close (bench/NOTES.md). */
+static void restart(ctx *c)
+{
+    for (int k = 0; k < c->nfreed && c->ch.to_start > 0; k++)
+        start(c, c->freed[k]);
+    c->nfreed = 0;
 }
 
 static void loop(void *arg)
@@ -92,6 +106,7 @@ static void loop(void *arg)
             die("epoll_wait", errno);
         for (int i = 0; i < n; i++)
             on_event(c, (int)ev[i].data.u64, ev[i].events);
+        restart(c);
     }
 }
 
@@ -104,11 +119,13 @@ int main(int argc, char **argv)
     c.conc = o.conc;
     c.eof = o.eof;
     c.s = calloc((size_t)o.conc, sizeof *c.s);
+    c.freed = calloc((size_t)o.conc, sizeof *c.freed);
     c.ep = epoll_create1(EPOLL_CLOEXEC);
-    if (c.s == NULL || c.ep < 0)
+    if (c.s == NULL || c.freed == NULL || c.ep < 0)
         die("setup", errno);
     churn_main(&c.ch, &o, "epoll", kick, loop, &c);
     close(c.ep);
+    free(c.freed);
     free(c.s);
     return 0;
 }

@@ -1,6 +1,7 @@
 /* churn on nio: nio_tcp_connect (token = slot), nio_tcp_connect_event on
  * the first writable event (its flags say connected: no system call),
- * nio_tcp_write, nio_tcp_read, nio_tcp_close.
+ * nio_tcp_write, nio_tcp_read, nio_tcp_close; the slots closed in a
+ * batch of events start their next connection after the batch.
  * EOF variant: nio_tcp_read until end of stream (or -EAGAIN: the next
  * edge), then close. */
 #include "netbench.h"
@@ -20,6 +21,7 @@ typedef struct ctx {
     nio_poll *p;
     int conc, eof;
     slot *s;
+    int *freed, nfreed; /* slots closed in this batch: restarted after it */
 } ctx;
 
 static void start(ctx *c, int i)
@@ -77,8 +79,19 @@ static void on_event(ctx *c, int i, uint32_t f)
     nio_tcp_close(s->s);
     c->ch.active--;
     c->ch.done++;
-    if (c->ch.to_start > 0)
-        start(c, i);
+    c->freed[c->nfreed++] = i;
+}
+
+/* The next connections start once the whole batch of events is handled,
+ * not from inside it (libuv's order too: its slots restart from the close
+ * callbacks, which run after the batch).  Measured on loopback against
+ * echod: the client's CPU per connection is 5 to 10 % lower this way than
+ * with each connect made right after its slot's close (bench/NOTES.md). */
+static void restart(ctx *c)
+{
+    for (int k = 0; k < c->nfreed && c->ch.to_start > 0; k++)
+        start(c, c->freed[k]);
+    c->nfreed = 0;
 }
 
 static void loop(void *arg)
@@ -91,6 +104,7 @@ static void loop(void *arg)
             die("nio_poll_wait", n);
         for (int i = 0; i < n; i++)
             on_event(c, (int)ev[i].token, ev[i].flags);
+        restart(c);
     }
 }
 
@@ -104,12 +118,14 @@ int main(int argc, char **argv)
     c.conc = o.conc;
     c.eof = o.eof;
     c.s = calloc((size_t)o.conc, sizeof *c.s);
-    if (c.s == NULL)
+    c.freed = calloc((size_t)o.conc, sizeof *c.freed);
+    if (c.s == NULL || c.freed == NULL)
         die("calloc", ENOMEM);
     if ((err = nio_poll_new(&c.p)) < 0)
         die("nio_poll_new", err);
     churn_main(&c.ch, &o, bench_impl("nio"), kick, loop, &c);
     nio_poll_free(c.p);
+    free(c.freed);
     free(c.s);
     return 0;
 }
