@@ -1278,7 +1278,12 @@ START_TEST(read_into_short_then_new_event)
 END_TEST
 
 /* Data and the FIN in one event: the data first, the end from the next
- * call, made without waiting (no new event comes for the FIN). */
+ * call, made without waiting (no new event comes for the FIN).  Both are
+ * given time to land before the wait, so that one event reports them; on
+ * Linux they have landed when the calls return.  Under wine the data was
+ * once reported before the FIN had landed (flags 0x3, CI of 7379008):
+ * then the contract's other path is taken and checked, the short read
+ * re-arming the iocp emulation and the FIN coming as an event of its own. */
 START_TEST(read_into_data_and_fin_in_one_event)
 {
     pair pr;
@@ -1288,10 +1293,16 @@ START_TEST(read_into_data_and_fin_in_one_event)
     pair_open(&pr, _i);
     write_all(pr.p, pr.c, TOK_C, "0123456789", 10);
     ck_assert_int_eq(nio_tcp_shutdown(pr.c, SHUT_WR), 0);
+    tu_sleep_ms(100);
     f = wait_flags(pr.p, TOK_S, NIO_EV_READABLE);
-    ck_assert_msg(f & NIO_EV_READ_CLOSED, "flags %#x", f);
     ck_assert_int_eq(nio_tcp_read_into(pr.s, &b, 1 << 20), 10);
     ck_assert(b.len < b.cap);
+    if (!(f & NIO_EV_READ_CLOSED)) {
+#ifndef _WIN32
+        ck_abort_msg("data and FIN reported apart: flags %#x", f);
+#endif
+        f = wait_flags(pr.p, TOK_S, NIO_EV_READ_CLOSED);
+    }
     ck_assert_int_eq(nio_tcp_read_into(pr.s, &b, 1 << 20), 0);
     ck_assert_int_eq(memcmp(b.data, "0123456789", 10), 0);
     nio_buf_free(&b);
