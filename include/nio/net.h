@@ -447,7 +447,9 @@ NIO_EXTERN void nio_buf_consume(nio_buf *b, size_t n);
  * An end of stream or error met after some bytes were appended is
  * reported by the next call.  An end or error that came with the data
  * brings no new event: after an event with NIO_EV_READ_CLOSED or
- * NIO_EV_ERROR, call until it returns 0 or an error.  A caller that comes
+ * NIO_EV_ERROR, call until it returns 0 or an error.  (A FIN that lands
+ * after the data was reported, as on Windows it can, is an event of its
+ * own: the short read re-armed the stream.)  A caller that comes
  * back to the stream without an event (after a pause for backpressure)
  * calls until -EAGAIN or a short read as above.  -EINVAL for NULL or
  * max == 0. */
