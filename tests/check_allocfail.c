@@ -250,6 +250,16 @@ static void stream_pair(nio_poll *p, nio_tcp_listener **l, nio_tcp_stream **c, n
     ck_assert_int_eq(nio_tcp_accept(*l, 3, s), 0);
 }
 
+/* stream_pair's undoing, and the poll's. */
+static void stream_pair_free(nio_poll *p, nio_tcp_listener *l, nio_tcp_stream *c,
+                             nio_tcp_stream *s)
+{
+    nio_tcp_close(c);
+    nio_tcp_close(s);
+    nio_tcp_listener_close(l);
+    nio_poll_free(p);
+}
+
 /* The write queue's buffer: -ENOMEM for that call; the queue is as before. */
 START_TEST(write_queue)
 {
@@ -305,10 +315,7 @@ START_TEST(read_into)
     ck_assert_int_eq(nio_tcp_read_into(s, &b, 1 << 20), 5);
     ck_assert_int_eq(memcmp(b.data, "hello", 5), 0);
     nio_buf_free(&b);
-    nio_tcp_close(c);
-    nio_tcp_close(s);
-    nio_tcp_listener_close(l);
-    nio_poll_free(p);
+    stream_pair_free(p, l, c, s);
 }
 END_TEST
 
@@ -338,10 +345,7 @@ START_TEST(read_into_growth_fails_after_bytes)
     ck_assert_uint_eq(b.len, 4096);
     ck_assert_int_eq(nio_tcp_read_into(s, &b, 1 << 20), (ssize_t)sizeof chunk - 4096);
     nio_buf_free(&b);
-    nio_tcp_close(c);
-    nio_tcp_close(s);
-    nio_tcp_listener_close(l);
-    nio_poll_free(p);
+    stream_pair_free(p, l, c, s);
 }
 END_TEST
 
@@ -438,10 +442,7 @@ START_TEST(set_timeouts_off)
     failed = af_disarm();
     ck_assert_int_eq(rc, 0);
     ck_assert(!failed);
-    nio_tcp_close(c);
-    nio_tcp_close(s);
-    nio_tcp_listener_close(l);
-    nio_poll_free(p);
+    stream_pair_free(p, l, c, s);
 }
 END_TEST
 
